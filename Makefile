@@ -1,0 +1,31 @@
+# The two commands users run: `make demo` and `make test`. Everything else is plumbing they call.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= edge,cloud,dev
+
+.PHONY: demo test setup protos lint typecheck pytest clean
+
+demo: setup
+	$(VENV)/bin/edgeinspect demo
+
+test: setup lint typecheck pytest
+
+setup:
+	@scripts/bootstrap.sh "$(VENV)" "$(EXTRAS)"
+
+protos:
+	$(PY) -m edgeinspect.core.protobuild
+
+lint:
+	$(VENV)/bin/ruff check lib services cloud tests bench
+	$(VENV)/bin/ruff format --check lib services cloud tests bench
+
+typecheck:
+	$(VENV)/bin/mypy lib/edgeinspect services/*/edgeinspect_*
+
+pytest:
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .stamp-* .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,39 @@
+"""The domain error hierarchy: every error a factory engineer may read says what was wrong and what to do.
+
+Services map these to gRPC/HTTP status codes in one place each; nothing raises bare ``Exception``.
+"""
+
+from __future__ import annotations
+
+
+class EdgeInspectError(Exception):
+    """Base of every edgeinspect error; ``hint`` tells the reader what to do about it."""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} ({hint})" if hint else message)
+
+
+class ConfigError(EdgeInspectError):
+    """A setting is missing or invalid."""
+
+
+class MessageError(EdgeInspectError):
+    """A stream entry or MQTT payload does not match its schema."""
+
+
+class ImageError(EdgeInspectError):
+    """Image bytes cannot be decoded, or are larger than allowed."""
+
+
+class StorageError(EdgeInspectError):
+    """An object store operation failed (missing object, unreachable endpoint, checksum mismatch)."""
+
+
+class PackageError(EdgeInspectError):
+    """A model package is malformed, unsigned, tampered with, or unsafe to unpack."""
+
+
+class MqttError(EdgeInspectError):
+    """The MQTT broker is unreachable or refused us."""
