@@ -34,9 +34,8 @@ def is_stale() -> bool:
 
 def build() -> None:
     """Run protoc (from grpcio-tools) over every proto; raise with protoc's exit code on failure."""
-    from grpc_tools import protoc  # build-time dependency only
-
     import grpc_tools
+    from grpc_tools import protoc  # build-time dependency only
 
     include = str(Path(grpc_tools.__file__).parent / "_proto")
     args = [

@@ -1,0 +1,32 @@
+"""Every Redis stream and consumer-group name in one place (MQTT topics live in ``topics``)."""
+
+from __future__ import annotations
+
+PREFIX = "ei"
+INFERENCE_GROUP = "inference"
+UPLOADER_GROUP = "uploader"
+
+
+def frames_stream(line: str) -> str:
+    """Frames from the camera of ``line``; read by the inference workers' group."""
+    return f"{PREFIX}:frames:{line}"
+
+
+def results_stream(line: str) -> str:
+    """Verdicts for ``line``; read by the UI and alerting."""
+    return f"{PREFIX}:results:{line}"
+
+
+def capture_stream() -> str:
+    """Frames chosen by the capture policy, for the uploader."""
+    return f"{PREFIX}:capture"
+
+
+def events_stream() -> str:
+    """Model lifecycle, job status, alerts and errors from every service."""
+    return f"{PREFIX}:events"
+
+
+def lines_key() -> str:
+    """A Redis set of every line id seen, so the UI can offer a line selector."""
+    return f"{PREFIX}:lines"

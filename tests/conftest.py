@@ -1,0 +1,3 @@
+"""Root conftest: loads the real-server fixtures (redis, mosquitto, S3) for every test."""
+
+pytest_plugins = ["tests.fixtures.plugin"]
