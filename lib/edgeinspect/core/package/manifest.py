@@ -1,0 +1,272 @@
+"""The model package manifest: what a model expects, what it outputs, and the hash of every file.
+
+The manifest is the one place where preprocessing, thresholds and evaluation results travel from the
+cloud to the edge, so that the device computes exactly what evaluation measured. It is signed as
+bytes, so its serialisation must be deterministic: :meth:`Manifest.to_json_bytes` sorts keys and
+fixes separators, and a device verifies the bytes it received, never a re-serialisation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    model_validator,
+)
+
+from edgeinspect.core.errors import PackageError
+from edgeinspect.core.package.version import parse_version
+
+SCHEMA_VERSION: Literal[1] = 1
+"""The only manifest schema this code reads and writes; anything else is refused, not guessed at."""
+
+MANIFEST_FILE = "manifest.json"
+SIGNATURE_FILE = "manifest.sig"
+MODEL_FILE = "model.onnx"
+INT8_MODEL_FILE = "model.int8.onnx"
+GOLDEN_INPUT_FILE = "golden/input.npy"
+UNHASHED_FILES = frozenset({MANIFEST_FILE, SIGNATURE_FILE})
+"""Files that cannot list their own hash: the manifest and the signature over it."""
+
+NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
+"""Model names: the same rule as SageMaker Edge ``LoadModel`` names, so a name works on both APIs."""
+
+_SHA256_PATTERN = r"^[0-9a-f]{64}$"
+_RELPATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+Task = Literal["classification", "segmentation"]
+Colour = Literal["RGB", "BGR", "GRAY"]
+InputDtype = Literal["uint8", "float16", "float32"]
+OutputMeaning = Literal[
+    "defect_probability",
+    "defect_logit",
+    "class_probabilities",
+    "class_logits",
+    "mask_probability",
+    "mask_logit",
+]
+
+
+def _check_version(value: str) -> str:
+    """Re-raise a bad version as ``ValueError`` so pydantic reports it with the field's location."""
+    try:
+        parse_version(value)
+    except PackageError as exc:
+        raise ValueError(exc.message) from exc
+    return value
+
+
+def _check_relpath(value: str) -> str:
+    """Accept only plain relative POSIX paths, so a manifest can never point outside its package."""
+    parts = value.split("/")
+    if not all(_RELPATH_PART.match(part) for part in parts):
+        raise ValueError(f"{value!r} is not a plain relative path (letters, digits, '_', '.', '-', '/')")
+    return value
+
+
+RelPath = Annotated[str, AfterValidator(_check_relpath)]
+Sha256Hex = Annotated[str, Field(pattern=_SHA256_PATTERN)]
+Dim = Annotated[int, Field(ge=-1)]
+
+
+class _Strict(BaseModel):
+    """Base of every manifest model: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Framework(_Strict):
+    """The training framework the model came from, for provenance (e.g. ``torch`` ``2.13.0``)."""
+
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+
+
+class Resize(_Strict):
+    """How a camera frame becomes the model's height x width.
+
+    ``stretch`` ignores aspect ratio; ``letterbox`` scales to fit and centres on a padded canvas;
+    ``pad`` pads (or crops) without scaling. The edge must use the same policy as evaluation did.
+    """
+
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    mode: Literal["stretch", "letterbox", "pad"]
+
+
+class Normalisation(_Strict):
+    """``x = (pixel * scale - mean) / std`` per channel, in the input's colour order."""
+
+    mean: list[float] = Field(min_length=1)
+    std: list[float] = Field(min_length=1)
+    scale: float = Field(default=1.0 / 255.0, gt=0)
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> Normalisation:
+        if len(self.mean) != len(self.std):
+            raise ValueError(f"mean has {len(self.mean)} values but std has {len(self.std)}")
+        if any(value == 0 for value in self.std):
+            raise ValueError("std must not contain 0 (it divides)")
+        return self
+
+
+class InputSpec(_Strict):
+    """The model's single image input: tensor name, NCHW shape (-1 = dynamic), dtype and preprocessing.
+
+    ``normalisation_in_graph`` means the ONNX graph takes raw ``uint8`` pixels and normalises inside;
+    the edge then must not normalise again (``normalisation`` is kept for documentation and parity).
+    """
+
+    name: str = Field(min_length=1)
+    shape: list[Dim] = Field(min_length=4, max_length=4)
+    dtype: InputDtype
+    colour: Colour
+    resize: Resize
+    normalisation: Normalisation
+    normalisation_in_graph: bool = False
+
+    @property
+    def channels(self) -> int:
+        """Channels implied by the colour order (1 for GRAY, else 3)."""
+        return 1 if self.colour == "GRAY" else 3
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InputSpec:
+        _, channels, height, width = self.shape
+        if channels not in (-1, self.channels):
+            raise ValueError(f"shape has {channels} channels but colour {self.colour} has {self.channels}")
+        if (height, width) != (self.resize.height, self.resize.width) and -1 not in (height, width):
+            raise ValueError(
+                f"shape H x W {height}x{width} differs from resize {self.resize.height}x{self.resize.width}"
+            )
+        if len(self.normalisation.mean) not in (1, self.channels):
+            raise ValueError(
+                f"normalisation needs 1 or {self.channels} values, got {len(self.normalisation.mean)}"
+            )
+        if self.normalisation_in_graph and self.dtype != "uint8":
+            raise ValueError("normalisation_in_graph requires dtype uint8 (the graph takes raw pixels)")
+        return self
+
+
+class OutputSpec(_Strict):
+    """One model output: tensor name, what its values mean, and its shape (-1 = dynamic)."""
+
+    name: str = Field(min_length=1)
+    meaning: OutputMeaning
+    shape: list[Dim] = Field(min_length=1)
+
+
+class Thresholds(_Strict):
+    """Decision thresholds chosen at evaluation: image score and (segmentation) per-pixel score."""
+
+    image: float
+    pixel: float | None = None
+
+
+class Golden(_Strict):
+    """Where the smoke-test input and expected outputs live inside the package (filled by the builder)."""
+
+    input: RelPath = GOLDEN_INPUT_FILE
+    outputs: dict[str, RelPath] = Field(min_length=1)
+
+
+class Manifest(_Strict):
+    """Everything a device needs to trust, load, feed and judge a model; signed as exact bytes."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str = Field(pattern=NAME_PATTERN, max_length=63)
+    version: Annotated[str, Field(max_length=64), AfterValidator(_check_version)]
+    task: Task
+    framework: Framework
+    created_at: AwareDatetime
+    input: InputSpec
+    outputs: list[OutputSpec] = Field(min_length=1)
+    thresholds: Thresholds
+    metrics: dict[str, float] = Field(default_factory=dict)
+    dataset_fingerprint: str = Field(min_length=1)
+    files: dict[RelPath, Sha256Hex] = Field(default_factory=dict)
+    golden: Golden | None = None
+    baseline: dict[str, JsonValue] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        names = [output.name for output in self.outputs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"output names must be unique, got {names}")
+        if self.task == "segmentation" and self.thresholds.pixel is None:
+            raise ValueError("a segmentation model needs thresholds.pixel")
+        if UNHASHED_FILES & set(self.files):
+            raise ValueError(f"files must not list {sorted(UNHASHED_FILES)} (they cannot hash themselves)")
+        if self.golden is not None and not set(self.golden.outputs) <= set(names):
+            unknown = sorted(set(self.golden.outputs) - set(names))
+            raise ValueError(f"golden outputs {unknown} are not among the model outputs {names}")
+        return self
+
+    @property
+    def package_filename(self) -> str:
+        """``{name}-{version}.tar.gz``, the name the package is stored and downloaded under."""
+        return f"{self.name}-{self.version}.tar.gz"
+
+    @property
+    def has_int8(self) -> bool:
+        """Whether the package carries a quantized ``model.int8.onnx`` beside ``model.onnx``."""
+        return INT8_MODEL_FILE in self.files
+
+    def output(self, name: str) -> OutputSpec:
+        """Return the output called ``name``; ``KeyError`` if the model has none."""
+        for spec in self.outputs:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def to_json_bytes(self) -> bytes:
+        """Serialise deterministically (sorted keys, fixed indent, trailing newline): the signed bytes."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2, ensure_ascii=False)
+        return (text + "\n").encode("utf-8")
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes, *, source: str = MANIFEST_FILE) -> Manifest:
+        """Parse manifest bytes, raising ``PackageError`` that names the bad field or schema version."""
+        raw = _decode_json(data, source)
+        version = raw.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise PackageError(
+                f"{source}: unsupported manifest schema_version {version!r} "
+                f"(this device reads {SCHEMA_VERSION})",
+                hint="rebuild the package with a matching edgeinspect version, or upgrade the device",
+            )
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+            )
+            raise PackageError(f"{source} is invalid: {problems}", hint="rebuild the package") from exc
+
+
+def _decode_json(data: bytes, source: str) -> dict[str, Any]:
+    """Decode JSON bytes into an object, turning every failure into a ``PackageError``."""
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PackageError(f"{source} is not valid UTF-8 JSON: {exc}", hint="rebuild the package") from exc
+    if not isinstance(raw, dict):
+        raise PackageError(
+            f"{source} must hold a JSON object, got {type(raw).__name__}", hint="rebuild the package"
+        )
+    return raw
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, for ``created_at`` (a naive time is refused by the model)."""
+    return datetime.now(UTC)
