@@ -18,7 +18,8 @@ from pathlib import Path
 from edgeinspect.core.errors import StorageError
 
 ProgressCallback = Callable[[int], None]
-"""Called with the total number of bytes transferred so far (monotonic, resumed bytes included)."""
+"""Called with the total bytes transferred so far, resumed bytes included. It only grows, except that a
+download whose resumed ``.part`` failed verification starts counting again from zero."""
 
 TEMP_PREFIX = ".ei-tmp-"
 """Name prefix of in-flight temp files in a local store; reserved, so listings can skip them."""
@@ -169,7 +170,8 @@ class ObjectStore(ABC):
 
         The sha256 checked is ``expected_sha256`` or, failing that, the one the store recorded. An
         interrupted download leaves its ``.part`` and the next call resumes it when the object is
-        unchanged. Nothing ever appears at ``dest_path`` unless it is complete and verified.
+        unchanged; a resumed download that fails verification is fetched once more from the start.
+        Nothing ever appears at ``dest_path`` unless it is complete and verified.
         """
         from edgeinspect.core.storage.download import fetch_verified
 

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeinspect.core.errors import StorageError
+from edgeinspect.core.observability import get_logger
 from edgeinspect.core.storage.base import ObjectInfo, ObjectNotFoundError, ProgressCallback, normalize_sha256
 from edgeinspect.core.storage.fsio import XATTR_ETAG, fsync_dir, get_xattr, set_xattr, sync
 
 if TYPE_CHECKING:
     from edgeinspect.core.storage.base import ObjectStore
 
+log = get_logger(__name__)
 _READ_CHUNK = 1 << 20
 
 
@@ -54,12 +56,11 @@ def fetch_verified(
             hint="raise the size limit if this object is expected to be that large",
         )
     expected = expected or info.sha256
-    try:
-        done, actual = _stream_to_part(store, key, info, part, max_bytes, expected, progress)
-    except OSError as exc:
-        raise StorageError(
-            f"cannot write {part}: {exc.strerror or exc}", hint="check free disk space and folder permissions"
-        ) from exc
+    resumed, done, actual = _write_part(store, key, info, part, max_bytes, expected, progress)
+    if resumed and expected is not None and actual != expected:
+        log.warning("storage_download_restarted", url=url, reason="resumed part failed sha256")
+        _discard(part)  # the kept prefix was not this object's after all: fetch it whole, once
+        resumed, done, actual = _write_part(store, key, info, part, max_bytes, expected, progress)
     if done != info.size:
         raise StorageError(
             f"{url} ended after {done} of {info.size} bytes",
@@ -67,6 +68,7 @@ def fetch_verified(
         )
     if expected is not None and actual != expected:
         _discard(part)
+        log.warning("storage_sha256_mismatch", url=url, expected=expected, actual=actual)
         raise StorageError(
             f"sha256 mismatch for {url}: expected {expected}, actual {actual}",
             hint="the object is corrupt or not the one the job named; nothing was written",
@@ -76,7 +78,7 @@ def fetch_verified(
     return replace(info, sha256=actual)
 
 
-def _stream_to_part(
+def _write_part(
     store: ObjectStore,
     key: str,
     info: ObjectInfo,
@@ -84,18 +86,39 @@ def _stream_to_part(
     max_bytes: int | None,
     expected: str | None,
     progress: ProgressCallback | None,
+) -> tuple[bool, int, str]:
+    """Append the missing bytes to ``part``: (whether it resumed, bytes now in it, their sha256)."""
+    try:
+        part.parent.mkdir(parents=True, exist_ok=True)
+        offset = _resumable_offset(part, info, expected)
+        done, actual = _stream_to_part(store, key, info, part, offset, max_bytes, progress)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write {part}: {exc.strerror or exc}", hint="check free disk space and folder permissions"
+        ) from exc
+    return offset > 0, done, actual
+
+
+def _stream_to_part(
+    store: ObjectStore,
+    key: str,
+    info: ObjectInfo,
+    part: Path,
+    offset: int,
+    max_bytes: int | None,
+    progress: ProgressCallback | None,
 ) -> tuple[int, str]:
-    """Append the missing bytes to ``part``; return the bytes now in it and their sha256."""
-    part.parent.mkdir(parents=True, exist_ok=True)
-    offset = _resumable_offset(part, info, expected)
+    """Append bytes from ``offset`` on to ``part``; return the bytes now in it and their sha256."""
     hasher = _hash_prefix(part, offset)
     limit = info.size if max_bytes is None else min(info.size, max_bytes)
     done = offset
     with open(part, "ab" if offset else "wb") as fh:
         if offset == 0:
             set_xattr(part, XATTR_ETAG, info.etag)
-        elif progress is not None:
-            progress(offset)
+        else:
+            log.info("storage_download_resumed", url=store.url_for(key), offset=offset, size=info.size)
+            if progress is not None:
+                progress(offset)
         if offset < info.size:
             with store._open_stream(key, offset, info) as chunks:
                 for chunk in chunks:

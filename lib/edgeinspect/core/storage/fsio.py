@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -71,12 +70,3 @@ def get_xattr(path: Path, name: str) -> str | None:
         if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
             return None
         raise
-
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks (model packages do not fit in memory on every box)."""
-    hasher = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_size):
-            hasher.update(chunk)
-    return hasher.hexdigest()

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edgeinspect.core.errors import StorageError
+from edgeinspect.core.hashing import sha256_bytes
 from edgeinspect.core.storage.base import (
     DEFAULT_CONTENT_TYPE,
     TEMP_PREFIX,
@@ -67,7 +68,7 @@ class LocalStore(ObjectStore):
         with _os_errors(self.url_for(key), "write"), temp_beside(path) as (fh, tmp):
             fh.write(data)
             sync(fh)
-            _tag(tmp, hashlib.sha256(data).hexdigest(), content_type)
+            _tag(tmp, sha256_bytes(data), content_type)
             os.replace(tmp, path)
             fsync_dir(path.parent)
         return self._info_or_raise(key)
@@ -81,11 +82,12 @@ class LocalStore(ObjectStore):
     ) -> ObjectInfo:
         """Copy a local file in atomically, hashing it on the way."""
         target = self._path(key)
-        with (
-            _os_errors(self.url_for(key), "write"),
-            open(path, "rb") as src,
-            temp_beside(target) as (fh, tmp),
-        ):
+        try:
+            src = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            message = f"cannot read {path} to store it at {self.url_for(key)}: {exc.strerror}"
+            raise StorageError(message, hint="check the path") from exc
+        with src, _os_errors(self.url_for(key), "write"), temp_beside(target) as (fh, tmp):
             hasher = hashlib.sha256()
             done = 0
             while chunk := src.read(_CHUNK):
@@ -106,7 +108,7 @@ class LocalStore(ObjectStore):
         with _os_errors(self.url_for(key), "write"), temp_beside(path) as (fh, tmp):
             fh.write(data)
             sync(fh)
-            _tag(tmp, hashlib.sha256(data).hexdigest(), content_type)
+            _tag(tmp, sha256_bytes(data), content_type)
             try:
                 os.link(tmp, path)
             except FileExistsError:

@@ -9,7 +9,6 @@ what it got without being told the digest.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from edgeinspect.core.errors import StorageError
+from edgeinspect.core.hashing import sha256_bytes, sha256_file
+from edgeinspect.core.observability import get_logger
 from edgeinspect.core.storage.base import (
     DEFAULT_CONTENT_TYPE,
     ObjectInfo,
@@ -32,12 +33,12 @@ from edgeinspect.core.storage.base import (
     validate_key,
     validate_prefix,
 )
-from edgeinspect.core.storage.fsio import sha256_file
 from edgeinspect.core.storage.s3errors import error_code, root_cause, translate
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+log = get_logger(__name__)
 MIB = 1 << 20
 MIN_PART_SIZE = 5 * MIB
 _CHUNK = MIB
@@ -106,10 +107,12 @@ class S3Store(ObjectStore):
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
         """One PutObject carrying the sha256 as metadata."""
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256_bytes(data)
         with self._errors(key, "write"):
             resp = self._client.put_object(**self._put_args(key, digest, content_type), Body=data)
-        return ObjectInfo(key, len(data), _etag(resp["ETag"]), None, digest, content_type or DEFAULT_CONTENT_TYPE)
+        return ObjectInfo(
+            key, len(data), _etag(resp["ETag"]), None, digest, content_type or DEFAULT_CONTENT_TYPE
+        )
 
     def put_file(
         self,
@@ -141,7 +144,7 @@ class S3Store(ObjectStore):
 
     def put_bytes_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
         """PutObject with ``If-None-Match: *``: S3 (since 2024), MinIO and moto refuse if the key exists."""
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256_bytes(data)
         for attempt in range(_CONFLICT_RETRIES):
             try:
                 self._client.put_object(
@@ -153,6 +156,7 @@ class S3Store(ObjectStore):
                 if code in ("PreconditionFailed", "412"):
                     return False
                 if code in ("ConditionalRequestConflict", "409") and attempt + 1 < _CONFLICT_RETRIES:
+                    log.info("storage_conditional_write_conflict", url=self.url_for(key), attempt=attempt + 1)
                     time.sleep(0.05 * (attempt + 1))  # S3 asks us to retry a write racing ours
                     continue
                 if code in ("NotImplemented", "501"):

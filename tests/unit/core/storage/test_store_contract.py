@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from edgeinspect.core.errors import StorageError
@@ -168,3 +169,9 @@ def test_invalid_keys_are_refused_before_any_io(
 def test_invalid_list_prefixes_are_refused(store: ObjectStore, prefix: str) -> None:
     with pytest.raises(StorageError, match="invalid list prefix"):
         list(store.list(prefix))
+
+
+def test_put_file_of_a_missing_source_names_the_path(store: ObjectStore, tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match=r"cannot read .*nowhere\.bin"):
+        store.put_file("k", tmp_path / "nowhere.bin")
+    assert not store.exists("k")
