@@ -30,3 +30,8 @@ def events_stream() -> str:
 def lines_key() -> str:
     """A Redis set of every line id seen, so the UI can offer a line selector."""
     return f"{PREFIX}:lines"
+
+
+def done_key(line: str, frame_id: str) -> str:
+    """Marks a frame of ``line`` as judged (short-lived), so a second worker never adds a second result."""
+    return f"{PREFIX}:done:{line}:{frame_id}"
