@@ -1,0 +1,69 @@
+"""The worker's settings (``EI_*`` environment variables), built once in ``main()`` and passed down."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import ClassVar, Literal
+
+from edgeinspect.core.settings import ServiceSettings
+from pydantic import Field
+
+DEFAULT_AGENT_ADDR = "unix:///run/edgeinspect/agent.sock"
+CLASSIFICATION_ALIAS = "defect-cls"
+SEGMENTATION_ALIAS = "defect-seg"
+
+
+def default_consumer() -> str:
+    """``hostname-pid``: unique per process, stable for the process's life (its pending entries)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class WorkerSettings(ServiceSettings):
+    """What the inference worker reads, which agent it calls, and how it decides, captures and alerts."""
+
+    service_name: ClassVar[str] = "edgeinspect-inference"
+
+    agent_addr: str = Field(
+        default=DEFAULT_AGENT_ADDR, description="the agent's gRPC address: unix:///path.sock or host:port"
+    )
+    agent_timeout_s: float = Field(default=10.0, gt=0, description="deadline of one Predict call")
+    consumer: str = Field(
+        default_factory=default_consumer,
+        min_length=1,
+        description="this worker's name in the consumer group (default hostname-pid)",
+    )
+    cls_alias: str = Field(default=CLASSIFICATION_ALIAS, min_length=1, description="classification alias")
+    seg_alias: str = Field(default=SEGMENTATION_ALIAS, min_length=1, description="segmentation alias")
+    verdict_rule: Literal["any", "classification"] = Field(
+        default="any",
+        description="'any': defect when either model says so; 'classification': the classifier decides",
+    )
+    capture_good_fraction: float = Field(
+        default=0.01, ge=0, le=1, description="share of good parts sampled into ei:capture"
+    )
+    capture_band: float = Field(
+        default=0.05, ge=0, le=1, description="scores within +-band of a threshold are always captured"
+    )
+    capture_seed: int = Field(default=0, description="seed of the good-part sample (reproducible)")
+    capture_maxlen: int = Field(default=1_000, ge=10, description="approximate cap of ei:capture")
+    pipeline_depth: int = Field(
+        default=2, ge=1, le=16, description="frames in flight: decode of the next overlaps inference"
+    )
+    stale_ms: int = Field(
+        default=30_000, ge=100, description="a peer's unacked frame older than this is taken over"
+    )
+    block_ms: int = Field(default=500, ge=1, description="how long one read waits for new frames")
+    done_ttl_s: int = Field(
+        default=3_600, ge=1, description="how long a frame id is remembered to refuse a second result"
+    )
+    catalog_refresh_s: float = Field(
+        default=5.0, gt=0, description="how often aliases and manifests are re-read from the agent"
+    )
+    mqtt_url: str = Field(default="", description="broker for alerts (mqtt://host:1883); empty: no MQTT")
+    mqtt_topic_root: str = Field(default="edgeinspect", description="root of edgeinspect/{line}/alerts")
+    webhook_url: str = Field(default="", description="URL that receives a JSON POST per defect; empty: none")
+    webhook_timeout_s: float = Field(default=5.0, gt=0, description="deadline of one webhook POST")
+    alert_queue_size: int = Field(
+        default=256, ge=1, description="alerts waiting to be sent; beyond this they are dropped and counted"
+    )
