@@ -1,0 +1,149 @@
+"""Trigger mode: a PLC or line controller decides when a frame is taken, over HTTP.
+
+``POST /frames`` with an image body (PNG/JPEG/BMP/TIFF) or ``POST /capture`` ("capture now" from
+``EI_TRIGGER_SOURCE``) answers ``202 {"frame_id", "ts_ns"}`` at once; the frame joins a bounded queue
+that the capture loop drains, so the controller never waits for encoding or Redis. A corrupt body is
+refused with 400 and a reason before anything is queued.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+from edgeinspect.core.errors import ImageError
+from edgeinspect.core.images import decode
+from edgeinspect.core.observability import get_logger
+
+from edgeinspect_camera.clock import Clock
+from edgeinspect_camera.frames import new_frame_id
+from edgeinspect_camera.sources.base import FrameSource, FrameUnreadable, Grab, SourceError
+from edgeinspect_camera.sources.trigger_http import NoCaptureSource, QueueFull, TriggerServer
+
+log = get_logger(__name__)
+POLL_S = 0.2
+
+
+class TriggerSource:
+    """A frame source fed by HTTP requests; ``read`` waits briefly for the next posted frame."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        clock: Clock,
+        capture_source: FrameSource | None = None,
+        queue_size: int = 64,
+        max_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.host = host
+        self.requested_port = port
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._capture = capture_source
+        self._capture_open = False
+        self._capture_lock = threading.Lock()
+        self._queue: queue.Queue[Grab] = queue.Queue(maxsize=queue_size)
+        self._server: TriggerServer | None = None
+
+    @property
+    def name(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def port(self) -> int:
+        """The port actually listened on (useful when 0 asked for a free one)."""
+        return self._server.port if self._server is not None else self.requested_port
+
+    @property
+    def triggered(self) -> bool:
+        """Frames come when a caller asks, so the loop neither paces nor waits for room."""
+        return True
+
+    @property
+    def done(self) -> bool:
+        return False
+
+    def open(self) -> None:
+        """Start listening (once; a reconnect keeps the server and its queue)."""
+        if self._server is not None:
+            return
+        try:
+            self._server = TriggerServer(self, self.host, self.requested_port).start()
+        except OSError as exc:
+            raise SourceError(
+                f"cannot listen for triggers on {self.host}:{self.requested_port}: {exc.strerror or exc}",
+                hint="pick a free port in EI_SOURCE (http://HOST:PORT)",
+            ) from exc
+        log.info("trigger_listening", host=self.host, port=self.port)
+
+    def read(self) -> Grab | None:
+        try:
+            return self._queue.get(timeout=POLL_S)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        with self._capture_lock:
+            if self._capture is not None:
+                self._capture.close()
+            self._capture_open = False
+
+    def submit_image(self, body: bytes, source: str) -> Grab:
+        """Decode a posted image (``FrameUnreadable`` if it is not one) and queue it."""
+        ts_ns = self._clock.time_ns()
+        try:
+            image = decode(body, "png")
+        except ImageError as exc:
+            raise FrameUnreadable(
+                source or "posted image",
+                exc.message,
+                hint="POST the bytes of a PNG, JPEG, BMP or TIFF file as the request body",
+            ) from exc
+        return self._enqueue(
+            Grab(image=image, source=source or "http-post", ts_ns=ts_ns, frame_id=new_frame_id())
+        )
+
+    def capture_now(self) -> Grab:
+        """Grab one frame from the capture source at this moment and queue it."""
+        if self._capture is None:
+            raise NoCaptureSource(
+                "POST /capture needs a capture source and none is configured",
+                hint="set EI_TRIGGER_SOURCE (usb:0, rtsp://..., folder:///...) or POST an image to /frames",
+            )
+        with self._capture_lock:
+            grab = self._grab_from(self._capture)
+        stamped = Grab(
+            image=grab.image, source=grab.source, ts_ns=self._clock.time_ns(), frame_id=new_frame_id()
+        )
+        return self._enqueue(stamped)
+
+    def _grab_from(self, source: FrameSource) -> Grab:
+        if not self._capture_open:
+            source.open()
+            self._capture_open = True
+        try:
+            grab = source.read()
+        except SourceError:
+            source.close()
+            self._capture_open = False
+            raise
+        if grab is None:
+            raise SourceError(
+                f"capture source {source.name} has no frame to give", hint="check EI_TRIGGER_SOURCE"
+            )
+        return grab
+
+    def _enqueue(self, grab: Grab) -> Grab:
+        try:
+            self._queue.put_nowait(grab)
+        except queue.Full as exc:
+            raise QueueFull(
+                f"{self._queue.maxsize} triggered frames are already waiting to be published",
+                hint="slow the trigger rate, or raise EI_TRIGGER_QUEUE",
+            ) from exc
+        return grab

@@ -1,0 +1,138 @@
+"""The trigger's HTTP surface: routes, request limits, and the one place errors become status codes.
+
+Standard library only (``ThreadingHTTPServer``): two POST routes do not need a web framework, and a
+PLC's HTTP client gets plain JSON either way.
+
+    POST /frames[?source=NAME]   body: image bytes  -> 202 {"frame_id", "ts_ns"} | 400 | 413 | 503
+    POST /capture                                    -> 202 {"frame_id", "ts_ns"} | 409 | 502 | 503
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from edgeinspect.core.errors import EdgeInspectError
+from edgeinspect.core.observability import get_logger
+
+from edgeinspect_camera.sources.base import FrameUnreadable, Grab, SourceError
+
+log = get_logger(__name__)
+
+
+class QueueFull(SourceError):
+    """More posted frames are waiting than ``EI_TRIGGER_QUEUE`` allows; the caller should retry."""
+
+
+class NoCaptureSource(SourceError):
+    """``POST /capture`` was called but no ``EI_TRIGGER_SOURCE`` is configured."""
+
+
+class TriggerTarget(Protocol):
+    """What the HTTP layer needs from the trigger source."""
+
+    max_bytes: int
+
+    def submit_image(self, body: bytes, source: str) -> Grab: ...
+
+    def capture_now(self) -> Grab: ...
+
+
+def status_for(error: EdgeInspectError, route: str) -> int:
+    """Map a domain error to an HTTP status (the only such mapping in the camera)."""
+    if isinstance(error, QueueFull):
+        return 503
+    if isinstance(error, NoCaptureSource):
+        return 409
+    if isinstance(error, FrameUnreadable):
+        return 400 if route == "/frames" else 502
+    if isinstance(error, SourceError):
+        return 503
+    return 500
+
+
+class _Handler(BaseHTTPRequestHandler):
+    target: TriggerTarget
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        route = url.path.rstrip("/") or "/"
+        if route not in ("/frames", "/capture"):
+            self._json(404, {"error": f"no route {route}", "hint": "POST /frames (image body) or /capture"})
+            return
+        try:
+            if route == "/frames":
+                body = self._body()
+                if body is None:
+                    return
+                source = parse_qs(url.query).get("source", [""])[0]
+                grab = self.target.submit_image(body, source)
+            else:
+                grab = self.target.capture_now()
+        except EdgeInspectError as exc:
+            status = status_for(exc, route)
+            log.warning("trigger_refused", route=route, status=status, error=exc.message)
+            headers = {"Retry-After": "1"} if status == 503 else {}
+            self._json(status, {"error": exc.message, "hint": exc.hint}, headers)
+            return
+        self._json(202, {"frame_id": grab.frame_id, "ts_ns": grab.ts_ns, "source": grab.source})
+
+    def do_GET(self) -> None:
+        self._json(405, {"error": "use POST", "hint": "POST /frames (image body) or POST /capture"})
+
+    def _body(self) -> bytes | None:
+        """The request body, or ``None`` after answering 411/413/400 for a missing or oversize one."""
+        length_text = self.headers.get("Content-Length")
+        if length_text is None or not length_text.isdigit():
+            self._json(411, {"error": "Content-Length is required", "hint": "send the image as the body"})
+            return None
+        length = int(length_text)
+        if length > self.target.max_bytes:
+            self.close_connection = True
+            self._json(413, {"error": f"body of {length} bytes is over {self.target.max_bytes}", "hint": ""})
+            return None
+        if length == 0:
+            self._json(
+                400, {"error": "the request body is empty", "hint": "POST the image bytes as the body"}
+            )
+            return None
+        return self.rfile.read(length)
+
+    def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # requests are logged as structured events, not as Apache-style lines
+
+
+class TriggerServer:
+    """The HTTP server on its own thread; ``stop`` closes the socket so the port is free again."""
+
+    def __init__(self, target: TriggerTarget, host: str, port: int) -> None:
+        handler = type("TriggerHandler", (_Handler,), {"target": target})
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="trigger-http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> TriggerServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
