@@ -1,0 +1,1 @@
+"""The JSON API behind the page: routes, images, the SSE stream; shapes live in ``schemas``."""

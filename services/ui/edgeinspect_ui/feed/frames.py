@@ -1,0 +1,105 @@
+"""Find a frame's bytes in ``ei:frames:{line}`` by its frame id, reading as few entries as possible.
+
+Frames are big, so the UI never reads the whole frames stream: it remembers which entry id held which
+frame id (ids only, a few bytes each) and otherwise scans the short time window in which the frame
+must have been stored (given by the result's link), a handful of entries at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from edgeinspect.core import names
+from edgeinspect.core.errors import MessageError
+from edgeinspect.core.messages import Frame
+from edgeinspect.core.observability import get_logger
+from edgeinspect.core.streams import Entry, Streams
+
+log = get_logger(__name__)
+
+BATCH = 4
+MAX_SCAN = 64
+
+
+def _frame_id(entry: Entry) -> str:
+    raw = entry.fields.get(b"frame_id", b"")
+    return raw.decode("utf-8", "replace")
+
+
+class FrameLocator:
+    """frame id -> entry id memory (bounded LRU) plus a windowed scan for frames not seen yet."""
+
+    def __init__(self, streams: Streams, capacity: int = 4096) -> None:
+        self._streams = streams
+        self._capacity = capacity
+        self._ids: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def find(
+        self, line: str, frame_id: str, after_ms: int | None = None, before_ms: int | None = None
+    ) -> Frame | None:
+        """The frame, or ``None`` when it is not (or no longer) in the stream; Redis errors propagate."""
+        stream = names.frames_stream(line)
+        known = self._recall(line, frame_id)
+        if known is not None:
+            entries = self._streams.client.xrange(stream, min=known, max=known, count=1)
+            entry = self._match(stream, line, frame_id, entries)
+            if entry is not None:
+                return self._parse(entry)
+        entry = self._scan(stream, line, frame_id, after_ms, before_ms)
+        return self._parse(entry) if entry is not None else None
+
+    def _scan(
+        self, stream: str, line: str, frame_id: str, after_ms: int | None, before_ms: int | None
+    ) -> Entry | None:
+        """Forward from ``after_ms`` when a window is known, else backward from the newest entry."""
+        forward = after_ms is not None
+        cursor = f"{after_ms}-0" if forward else "+"
+        limit = f"{before_ms}-18446744073709551615" if before_ms is not None else "+"
+        seen = 0
+        while seen < MAX_SCAN:
+            if forward:
+                raw = self._streams.client.xrange(stream, min=cursor, max=limit, count=BATCH)
+            else:
+                raw = self._streams.client.xrevrange(stream, max=cursor, min="-", count=BATCH)
+            if not raw:
+                return None
+            entry = self._match(stream, line, frame_id, raw)
+            if entry is not None:
+                return entry
+            seen += len(raw)
+            last = raw[-1][0].decode() if isinstance(raw[-1][0], bytes) else str(raw[-1][0])
+            cursor = f"({last}"
+        return None
+
+    def _match(self, stream: str, line: str, frame_id: str, raw: object) -> Entry | None:
+        found: Entry | None = None
+        for eid, fields in raw or []:  # type: ignore[attr-defined]
+            entry = Entry(stream, eid.decode() if isinstance(eid, bytes) else str(eid), fields)
+            other = _frame_id(entry)
+            self._remember(line, other, entry.id)
+            if other == frame_id:
+                found = entry
+        return found
+
+    def _parse(self, entry: Entry) -> Frame | None:
+        try:
+            return entry.parse(Frame)
+        except MessageError as exc:
+            log.warning("frame_malformed", stream=entry.stream, entry_id=entry.id, error=str(exc))
+            return None
+
+    def _recall(self, line: str, frame_id: str) -> str | None:
+        with self._lock:
+            entry_id = self._ids.get((line, frame_id))
+            if entry_id is not None:
+                self._ids.move_to_end((line, frame_id))
+            return entry_id
+
+    def _remember(self, line: str, frame_id: str, entry_id: str) -> None:
+        with self._lock:
+            self._ids[(line, frame_id)] = entry_id
+            self._ids.move_to_end((line, frame_id))
+            while len(self._ids) > self._capacity:
+                self._ids.popitem(last=False)

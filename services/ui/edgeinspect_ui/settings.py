@@ -1,0 +1,65 @@
+"""The UI's settings (``EI_`` environment variables), built once in ``main()`` and passed down."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from typing import ClassVar, Literal
+
+from edgeinspect.core.settings import ServiceSettings
+from pydantic import Field, SecretStr, model_validator
+
+_LINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_SHIFT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+class UiSettings(ServiceSettings):
+    """What the page shows and how it is protected; secrets are ``SecretStr`` so they never print."""
+
+    service_name: ClassVar[str] = "edgeinspect-ui"
+
+    ui_port: int = Field(default=8080, ge=0, le=65535, description="HTTP port of the page and its API")
+    agent_addr: str | None = Field(
+        default=None, description="edge agent gRPC address (unix:///run/edgeinspect/agent.sock); unset: none"
+    )
+    ui_auth: Literal["none", "bearer", "basic"] = Field(default="none", description="none, bearer or basic")
+    ui_token: SecretStr | None = Field(default=None, description="the bearer token (EI_UI_AUTH=bearer)")
+    ui_user: str = Field(default="operator", description="the basic-auth user name (EI_UI_AUTH=basic)")
+    ui_password: SecretStr | None = Field(default=None, description="the basic-auth password")
+    ui_lines: str = Field(default="", description="comma-separated line ids to show; empty: every line seen")
+    ui_shift_starts: str = Field(
+        default="06:00,14:00,22:00", description="local times at which a shift (and its counters) starts"
+    )
+    ui_models_refresh_s: float = Field(default=2.0, gt=0, le=300, description="agent poll period")
+    ui_defects_kept: int = Field(default=24, ge=1, le=500, description="recent defects kept per line")
+    ui_title: str = Field(default="edgeinspect", max_length=80, description="the page's title")
+
+    @model_validator(mode="after")
+    def _check(self) -> UiSettings:
+        if self.ui_auth == "bearer" and not _secret(self.ui_token):
+            raise ValueError("EI_UI_AUTH=bearer needs EI_UI_TOKEN (the token clients send)")
+        if self.ui_auth == "basic" and not _secret(self.ui_password):
+            raise ValueError("EI_UI_AUTH=basic needs EI_UI_PASSWORD (and EI_UI_USER, default operator)")
+        for line in self.fixed_lines():
+            if not _LINE.match(line):
+                raise ValueError(f"EI_UI_LINES: {line!r} is not a valid line id")
+        self.shift_starts()
+        return self
+
+    def fixed_lines(self) -> list[str]:
+        """The configured line ids, or an empty list to discover every line Redis knows."""
+        return [part.strip() for part in self.ui_lines.split(",") if part.strip()]
+
+    def shift_starts(self) -> list[time]:
+        """The shift start times, sorted; a malformed entry raises ``ValueError`` naming the variable."""
+        starts: list[time] = []
+        for part in self.ui_shift_starts.split(","):
+            match = _SHIFT.match(part.strip())
+            if not match:
+                raise ValueError(f"EI_UI_SHIFT_STARTS: {part.strip()!r} is not HH:MM")
+            starts.append(time(int(match.group(1)), int(match.group(2))))
+        return sorted(set(starts))
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""

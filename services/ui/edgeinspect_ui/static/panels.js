@@ -1,0 +1,123 @@
+// The page's panels other than the live frame: model table, shift counters, line picker, banner.
+// Everything is written with textContent (never innerHTML), so no server string becomes markup.
+
+const $ = (id) => document.getElementById(id);
+
+export function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (className) node.className = className;
+  return node;
+}
+
+export function fmtMs(value) {
+  return Number.isFinite(value) ? `${value.toFixed(1)} ms` : "—";
+}
+
+export function fmtTime(ns) {
+  if (!ns) return "—";
+  return new Date(ns / 1e6).toLocaleTimeString([], { hour12: false });
+}
+
+function fmtDateTime(ns) {
+  if (!ns) return "—";
+  const d = new Date(ns / 1e6);
+  return `${d.toLocaleDateString()} ${d.toLocaleTimeString([], { hour12: false })}`;
+}
+
+function jobText(job) {
+  if (!job) return "—";
+  const what = job.version ? ` (v${job.version})` : "";
+  const why = job.reason ? ` — ${job.reason}` : "";
+  return `${job.job_id}: ${job.status}${what}${why}`;
+}
+
+function jobCell(job) {
+  const td = el("td", jobText(job));
+  if (job) td.className = `job-${String(job.status).toLowerCase()}`;
+  return td;
+}
+
+const AGENT_MESSAGES = {
+  not_configured: "No agent configured — no model loaded",
+  unreachable: "No agent reachable — the model table is unknown",
+};
+
+/** Render the ModelsOut object into the model table. */
+export function renderModels(table) {
+  const body = $("models-body");
+  const rows = [];
+  if (table.agent !== "ok" || table.models.length === 0) {
+    const text = table.agent === "ok" ? "No model loaded" : AGENT_MESSAGES[table.agent] || table.message;
+    const tr = el("tr");
+    const td = el("td", text, "empty");
+    td.colSpan = 9;
+    tr.append(td);
+    rows.push(tr);
+  }
+  for (const m of table.models) {
+    const tr = el("tr");
+    tr.dataset.model = m.name;
+    tr.dataset.version = m.version;
+    tr.dataset.role = m.role;
+    const sha = el("td");
+    const code = el("code", m.sha256_short || "—");
+    code.title = m.sha256;
+    sha.append(code);
+    const latency = m.p50_ms === null ? "—" : `${m.p50_ms.toFixed(1)} / ${m.p99_ms.toFixed(1)} ms`;
+    tr.append(
+      el("td", m.name),
+      el("td", m.aliases.length ? m.aliases.join(", ") : "—"),
+      el("td", m.version),
+      el("td", m.role, `role-${m.role}`),
+      sha,
+      el("td", m.execution_provider || "—"),
+      el("td", fmtDateTime(m.loaded_at_ns)),
+      el("td", latency),
+      jobCell(m.last_job),
+    );
+    rows.push(tr);
+  }
+  body.replaceChildren(...rows);
+  const parts = [];
+  if (table.agent !== "ok") parts.push(table.message);
+  if (table.last_job) parts.push(`Last deployment ${jobText(table.last_job)}`);
+  if (table.device_state) parts.push(`Device: ${table.device_state}`);
+  $("models-msg").textContent = parts.join(" · ");
+  $("models").dataset.agent = table.agent;
+}
+
+/** Render the StatsOut object into the shift counters. */
+export function renderStats(stats) {
+  $("c-inspected").textContent = stats.inspected.toLocaleString();
+  $("c-rate").textContent = `${(stats.defect_rate * 100).toFixed(2)} %`;
+  $("c-fps").textContent = `${stats.fps.toFixed(1)} fps`;
+  $("c-latency").textContent =
+    stats.inspected > 0 ? `${stats.e2e_p50_ms.toFixed(0)} / ${stats.e2e_p99_ms.toFixed(0)} ms` : "—";
+  $("c-since").textContent = `Shift since ${fmtTime(stats.shift_start_ns)} · ${stats.defects} defects · ${stats.errors} errors`;
+}
+
+/** Fill the line picker; it is shown only when there is more than one line. */
+export function renderLines(lines, current, onPick) {
+  const select = $("line-select");
+  const all = lines.includes(current) ? lines : [current, ...lines];
+  select.replaceChildren(...all.map((line) => el("option", line)));
+  select.value = current;
+  select.onchange = () => onPick(select.value);
+  $("line-picker").hidden = all.length < 2;
+  $("line-name").textContent = all.length < 2 ? `Line ${current}` : "";
+}
+
+/** The banner under the header: shown with a message, hidden with null. */
+export function banner(message) {
+  const node = $("banner");
+  node.textContent = message || "";
+  node.hidden = !message;
+}
+
+/** The small connection indicator in the header. */
+export function connection(state, text) {
+  const node = $("conn");
+  node.dataset.state = state;
+  node.textContent = text;
+}
