@@ -37,3 +37,18 @@ class PackageError(EdgeInspectError):
 
 class MqttError(EdgeInspectError):
     """The MQTT broker is unreachable or refused us."""
+
+
+class AgentError(EdgeInspectError):
+    """The edge agent refused or failed a call; ``code`` is the gRPC status name (e.g. ``NOT_FOUND``).
+
+    Raised by :class:`edgeinspect.core.agent_client.AgentClient` so callers branch on a typed code
+    instead of catching ``grpc.RpcError`` (clients never see transport types).
+    """
+
+    def __init__(self, code: str, message: str, *, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+
+    def __str__(self) -> str:
+        return f"{self.code}: {super().__str__()}"

@@ -1,0 +1,184 @@
+"""Turn a package (unpacked folder or ``.tar.gz``) into a verified, warmed-up :class:`LoadedModel`.
+
+The agent re-verifies every package on load (signature over the manifest, then every file's sha256)
+even when the model manager already did: the folder could have changed since, and the agent is the
+last line before a model decides about real parts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeinspect.core.errors import PackageError
+from edgeinspect.core.observability import get_logger
+from edgeinspect.core.package import (
+    INT8_MODEL_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    Manifest,
+    load_golden,
+    load_public_keys,
+    unpack_package,
+    verify_package_dir,
+)
+
+from edgeinspect_inference.agent.errors import InvalidInputError, ModelLoadError, NotFoundPathError
+from edgeinspect_inference.agent.providers import ExecutionProvider
+from edgeinspect_inference.agent.session import ModelSession, rss_bytes
+from edgeinspect_inference.agent.stats import AgentMetrics, VersionStats
+
+log = get_logger(__name__)
+PACKAGE_SUFFIXES = (".tar.gz", ".tgz")
+VARIANT_FILES = {"fp32": MODEL_FILE, "int8": INT8_MODEL_FILE}
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How every model is loaded: providers, threads, warm-up, where packages unpack, which keys to trust."""
+
+    providers: tuple[ExecutionProvider, ...]
+    model_dir: Path
+    trusted_keys_dir: Path
+    intra_op_threads: int = 0
+    allow_spinning: bool = True
+    warmup_runs: int = 2
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """One loaded version: immutable once published, so readers may hold it without a lock."""
+
+    name: str
+    version: str
+    manifest: Manifest
+    manifest_json: str
+    session: ModelSession
+    path: Path
+    url: str
+    sha256: str
+    variant: str
+    load_ms: float
+    memory_bytes: int
+    loaded_at_ns: int
+    stats: VersionStats
+    owned_dir: Path | None = field(default=None)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def task(self) -> str:
+        return self.manifest.task
+
+
+@dataclass(frozen=True)
+class VerifiedPackage:
+    """A package folder that passed verification; ``owned`` is set when the agent unpacked it itself."""
+
+    path: Path
+    manifest: Manifest
+    url: str
+    owned: Path | None
+
+
+def _local_path(url: str) -> Path:
+    path = Path(url.removeprefix("file://"))
+    if not path.exists():
+        raise NotFoundPathError(
+            f"package {url!r} does not exist on this device",
+            hint="give the folder the model manager unpacked, or a .tar.gz package file",
+        )
+    return path
+
+
+class PackageLoader:
+    """Verifies packages and builds sessions; stateless apart from its options."""
+
+    def __init__(self, options: LoadOptions, metrics: AgentMetrics) -> None:
+        self.options = options
+        self._metrics = metrics
+
+    def verify(self, url: str) -> VerifiedPackage:
+        """Verify a folder in place, or unpack-and-verify a package file into ``model_dir``."""
+        path = _local_path(url)
+        keys = load_public_keys(self.options.trusted_keys_dir)
+        if path.is_dir():
+            return VerifiedPackage(path, verify_package_dir(path, keys), url, None)
+        if not path.name.endswith(PACKAGE_SUFFIXES):
+            raise PackageError(f"{url!r} is neither a package folder nor a .tar.gz package file")
+        stem = path.name.removesuffix(".tgz").removesuffix(".tar.gz")
+        dest = self.options.model_dir / f"{stem}.{uuid.uuid4().hex[:8]}"
+        unpacked, manifest = unpack_package(path, dest, keys)
+        return VerifiedPackage(unpacked, manifest, url, unpacked)
+
+    def build(self, package: VerifiedPackage, name: str, variant: str, warmup: bool) -> LoadedModel:
+        """Create the session, warm it up on the golden input, and measure load time and memory."""
+        manifest = package.manifest
+        chosen = variant or "fp32"
+        model_file = VARIANT_FILES.get(chosen)
+        if model_file is None:
+            raise InvalidInputError(f"variant {variant!r} is unknown; expected '', 'fp32' or 'int8'")
+        if model_file not in manifest.files:
+            raise InvalidInputError(
+                f"package {manifest.name}:{manifest.version} has no {model_file} for variant {chosen!r}",
+                hint="load the fp32 variant, or rebuild the package with a quantized model",
+            )
+        rss_before, started = rss_bytes(), time.perf_counter()
+        session = ModelSession(
+            package.path / model_file,
+            self.options.providers,
+            self.options.intra_op_threads,
+            self.options.allow_spinning,
+        )
+        if warmup:
+            self._warm_up(session, package)
+        load_ms = (time.perf_counter() - started) * 1000.0
+        model = LoadedModel(
+            name=name,
+            version=manifest.version,
+            manifest=manifest,
+            manifest_json=(package.path / MANIFEST_FILE).read_text(encoding="utf-8"),
+            session=session,
+            path=package.path,
+            url=package.url,
+            sha256=manifest.files[model_file],
+            variant=chosen,
+            load_ms=load_ms,
+            memory_bytes=max(0, rss_bytes() - rss_before),
+            loaded_at_ns=time.time_ns(),
+            stats=VersionStats(self._metrics, name, manifest.version),
+            owned_dir=package.owned,
+        )
+        log.info(
+            "model_loaded",
+            model=name,
+            version=model.version,
+            provider=session.provider,
+            variant=chosen,
+            load_ms=round(load_ms, 1),
+            memory_bytes=model.memory_bytes,
+        )
+        return model
+
+    def _warm_up(self, session: ModelSession, package: VerifiedPackage) -> None:
+        """Run the golden input so the first real request does not pay for lazy allocations."""
+        golden_input, _ = load_golden(package.path, package.manifest)
+        feeds = {package.manifest.input.name: golden_input}
+        try:
+            session.validate(feeds)
+        except InvalidInputError as exc:
+            raise ModelLoadError(f"golden input does not fit the model: {exc.message}") from exc
+        for _ in range(self.options.warmup_runs):
+            session.run(feeds)
+
+    @staticmethod
+    def discard(package: VerifiedPackage | LoadedModel) -> None:
+        """Remove a folder the agent unpacked itself (never one it was given)."""
+        owned = package.owned if isinstance(package, VerifiedPackage) else package.owned_dir
+        if owned is not None:
+            shutil.rmtree(owned, ignore_errors=True)

@@ -1,0 +1,153 @@
+"""Assemble the agent: model table, capture store, both services, health checking and reflection.
+
+One gRPC server serves ``AWS.SageMaker.Edge.Agent`` and ``edgeinspect.agent.v1.Agent`` on the unix
+socket (and an optional TCP port) from a thread pool, so many predictions run at once; ONNX Runtime
+releases the GIL while a model runs. Stopping is graceful: health turns NOT_SERVING, new calls are
+refused, calls in flight get ``shutdown_grace_s`` to finish, then shadows and captures drain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+from edgeinspect.core.agentapi import ext_grpc, ext_pb2, sm_grpc, sm_pb2
+from edgeinspect.core.errors import ConfigError
+from edgeinspect.core.observability import get_logger
+from edgeinspect.core.streams import Streams
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
+
+from edgeinspect_inference.agent.capture import CaptureStore
+from edgeinspect_inference.agent.errors import ModelNotFoundError
+from edgeinspect_inference.agent.loader import LoadedModel, LoadOptions, PackageLoader
+from edgeinspect_inference.agent.providers import resolve
+from edgeinspect_inference.agent.servicers import CompatServicer, Decoder, ExtensionServicer
+from edgeinspect_inference.agent.session import available_providers
+from edgeinspect_inference.agent.settings import AgentSettings
+from edgeinspect_inference.agent.shadow import ShadowRunner
+from edgeinspect_inference.agent.shm import SegmentCache
+from edgeinspect_inference.agent.stats import AgentMetrics
+from edgeinspect_inference.agent.table import ModelTable
+
+log = get_logger(__name__)
+COMPAT_SERVICE = sm_pb2.DESCRIPTOR.services_by_name["Agent"].full_name
+EXTENSION_SERVICE = ext_pb2.DESCRIPTOR.services_by_name["Agent"].full_name
+
+
+def unix_socket_path(addr: str) -> Path | None:
+    """``unix:///run/x.sock`` or ``unix:/run/x.sock`` -> ``/run/x.sock``; ``None`` for a TCP address."""
+    if not addr.startswith("unix:"):
+        return None
+    rest = addr.removeprefix("unix:")
+    return Path(rest[2:] if rest.startswith("//") else rest)
+
+
+def build_table(settings: AgentSettings, registry: CollectorRegistry) -> ModelTable:
+    """The model table as the settings describe it (also used by tests and the bench, without gRPC)."""
+    metrics = AgentMetrics(registry)
+    options = LoadOptions(
+        providers=tuple(resolve(settings.execution_providers, available_providers)),
+        model_dir=settings.model_dir,
+        trusted_keys_dir=settings.trusted_keys_dir,
+        intra_op_threads=settings.intra_op_threads,
+        allow_spinning=settings.allow_spinning,
+        warmup_runs=settings.warmup_runs,
+    )
+    shadows = ShadowRunner(metrics, settings.shadow_threads, settings.shadow_max_pending)
+    return ModelTable(PackageLoader(options, metrics), metrics, shadows)
+
+
+class AgentServer:
+    """The running agent; ``start()`` binds and serves, ``stop()`` drains and releases everything."""
+
+    def __init__(self, settings: AgentSettings, registry: CollectorRegistry) -> None:
+        self.settings = settings
+        self.table = build_table(settings, registry)
+        sink = Streams.from_url(settings.redis_url, settings.stream_maxlen) if settings.redis_url else None
+        self.captures = CaptureStore(sink, self._lookup, settings.line, settings.capture_status_max)
+        self.providers = [p.name for p in resolve(settings.execution_providers, available_providers)]
+        self._serving = threading.Event()
+        self._health = health.HealthServicer()
+        self._server = self._build_server()
+
+    def _lookup(self, name: str) -> LoadedModel | None:
+        try:
+            return self.table.resolve(name)[0]
+        except ModelNotFoundError:
+            return None
+
+    def _build_server(self) -> grpc.Server:
+        settings = self.settings
+        server = grpc.server(
+            ThreadPoolExecutor(max_workers=settings.grpc_threads, thread_name_prefix="grpc"),
+            options=[
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.max_send_message_length", settings.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        decoder = Decoder(self.table, SegmentCache(settings.shm_dir))
+        sm_grpc.add_AgentServicer_to_server(CompatServicer(self.table, self.captures, decoder), server)  # type: ignore[no-untyped-call]
+        ext = ExtensionServicer(self.table, decoder, self.providers, self._serving.is_set)
+        ext_grpc.add_AgentServicer_to_server(ext, server)  # type: ignore[no-untyped-call]
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = (COMPAT_SERVICE, EXTENSION_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+        return server
+
+    @property
+    def serving(self) -> bool:
+        return self._serving.is_set()
+
+    def _bind(self, addr: str) -> None:
+        socket_path = unix_socket_path(addr)
+        if socket_path is not None:
+            socket_path.parent.mkdir(parents=True, exist_ok=True)
+            if socket_path.is_socket():
+                socket_path.unlink()  # left by a killed agent; nobody can be listening on it now
+        try:
+            self._server.add_insecure_port(addr)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"cannot listen on {addr!r}: {exc}", hint="check EI_AGENT_ADDR / EI_AGENT_TCP_ADDR"
+            ) from exc
+
+    def start(self) -> AgentServer:
+        """Bind every address, start serving and report SERVING to health checks."""
+        addrs = [a for a in (self.settings.agent_addr, self.settings.agent_tcp_addr) if a]
+        for addr in addrs:
+            self._bind(addr)
+        self._server.start()
+        self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        self._serving.set()
+        log.info("agent_serving", addrs=addrs, providers=self.providers, threads=self.settings.grpc_threads)
+        return self
+
+    def _set_health(self, status: int) -> None:
+        for service in ("", COMPAT_SERVICE, EXTENSION_SERVICE):
+            self._health.set(service, status)
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Refuse new calls, let calls in flight finish (up to the grace period), then release resources."""
+        grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
+        self._serving.clear()
+        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        log.info("agent_stopping", grace_s=grace)
+        self._server.stop(grace).wait()
+        self.table.close()
+        self.captures.close()
+        socket_path = unix_socket_path(self.settings.agent_addr)
+        if socket_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(socket_path)
+        log.info("agent_stopped")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server terminates (True) or ``timeout`` passes (False)."""
+        return bool(self._server.wait_for_termination(timeout))

@@ -1,0 +1,204 @@
+"""The two gRPC services as thin adapters over :class:`ModelTable` and :class:`CaptureStore`.
+
+Each method decodes its request, makes one call into the domain, and encodes the answer; errors go
+through :func:`rpc`, which applies the single error -> status table in ``errors``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from edgeinspect.core.agentapi import ext_grpc, ext_pb2, sm_grpc, sm_pb2
+from edgeinspect.core.errors import EdgeInspectError
+from edgeinspect.core.observability import get_logger
+from edgeinspect.core.tensors import from_tensors
+
+from edgeinspect_inference.agent import convert
+from edgeinspect_inference.agent.capture import CaptureRequest, CaptureStore
+from edgeinspect_inference.agent.errors import InvalidInputError, ModelNotFoundError, describe, status_name
+from edgeinspect_inference.agent.records import Feeds, PredictCall
+from edgeinspect_inference.agent.shm import SegmentCache
+from edgeinspect_inference.agent.table import ModelTable
+
+log = get_logger(__name__)
+T = TypeVar("T")
+Handler = Callable[[Any, Any, grpc.ServicerContext], T]
+_CAPTURE_STATUS = {"IN_PROGRESS": sm_pb2.IN_PROGRESS, "SUCCESS": sm_pb2.SUCCESS, "FAILURE": sm_pb2.FAILURE}
+
+
+def rpc(handler: Handler[T]) -> Handler[T]:
+    """Wrap a servicer method: a domain error becomes its gRPC status, an unexpected one INTERNAL (logged)."""
+    method = handler.__name__
+
+    @functools.wraps(handler)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> T:
+        try:
+            return handler(self, request, context)
+        except EdgeInspectError as exc:
+            code = status_name(exc)
+            log.warning("request_refused", method=method, code=code, error=str(exc))
+            context.abort(grpc.StatusCode[code], describe(exc))
+        except Exception as exc:  # an agent bug must answer INTERNAL, never kill the server thread silently
+            log.exception("request_failed", method=method)
+            context.abort(grpc.StatusCode.INTERNAL, describe(exc))
+        raise AssertionError("unreachable: context.abort raises")
+
+    return wrapper
+
+
+class Decoder:
+    """Tensors -> arrays, resolving shared-memory handles, counting undecodable requests per model."""
+
+    def __init__(self, table: ModelTable, segments: SegmentCache) -> None:
+        self._table = table
+        self._segments = segments
+
+    def feeds(self, model: str, tensors: Any) -> Feeds:
+        try:
+            return from_tensors(tensors, self._segments.view)
+        except EdgeInspectError as exc:
+            self._table.count_error(model, exc)
+            raise
+
+
+class CompatServicer(sm_grpc.AgentServicer):
+    """``AWS.SageMaker.Edge.Agent``: the original API, for applications built on its stubs."""
+
+    def __init__(self, table: ModelTable, captures: CaptureStore, decoder: Decoder) -> None:
+        self._table = table
+        self._captures = captures
+        self._decoder = decoder
+
+    @rpc
+    def Predict(self, request: Any, context: grpc.ServicerContext) -> sm_pb2.PredictResponse:
+        outcome = self._table.predict(request.name, self._decoder.feeds(request.name, request.tensors))
+        return sm_pb2.PredictResponse(tensors=convert.tensors(outcome.outputs))
+
+    @rpc
+    def LoadModel(self, request: Any, context: grpc.ServicerContext) -> sm_pb2.LoadModelResponse:
+        if not request.name:
+            raise InvalidInputError("LoadModel needs a name (pattern ^[a-zA-Z0-9](-*[a-zA-Z0-9])*$)")
+        model = self._table.load(request.url, name=request.name, exclusive_name=True)
+        return sm_pb2.LoadModelResponse(model=convert.compat_model(model))
+
+    @rpc
+    def UnLoadModel(self, request: Any, context: grpc.ServicerContext) -> sm_pb2.UnLoadModelResponse:
+        name, _, version = request.name.partition(":")
+        self._table.unload(name, version)
+        return sm_pb2.UnLoadModelResponse()
+
+    @rpc
+    def ListModels(self, request: Any, context: grpc.ServicerContext) -> sm_pb2.ListModelsResponse:
+        return sm_pb2.ListModelsResponse(
+            models=[convert.compat_model(m) for m in self._table.latest_versions()]
+        )
+
+    @rpc
+    def DescribeModel(self, request: Any, context: grpc.ServicerContext) -> sm_pb2.DescribeModelResponse:
+        model, _ = self._table.resolve(request.name)
+        return sm_pb2.DescribeModelResponse(model=convert.compat_model(model, request.name))
+
+    @rpc
+    def CaptureData(self, request: Any, context: grpc.ServicerContext) -> sm_pb2.CaptureDataResponse:
+        inputs = self._decoder.feeds(request.model_name, request.input_tensors)
+        outputs = self._decoder.feeds(request.model_name, request.output_tensors)
+        auxiliary = [
+            {"name": aux.name, "encoding": sm_pb2.Encoding.Name(aux.encoding), "bytes": len(aux.byte_data)}
+            for aux in [*request.inputs, *request.outputs]
+        ]
+        timestamp = request.inference_timestamp
+        self._captures.submit(
+            CaptureRequest(
+                capture_id=request.capture_id,
+                model_name=request.model_name,
+                inputs={k: v.copy() for k, v in inputs.items()},  # shared memory may change after we return
+                outputs={k: v.copy() for k, v in outputs.items()},
+                auxiliary=auxiliary,
+                **({"ts_ns": timestamp.seconds * 10**9 + timestamp.nanos} if timestamp.seconds else {}),
+            )
+        )
+        return sm_pb2.CaptureDataResponse()
+
+    @rpc
+    def GetCaptureDataStatus(
+        self, request: Any, context: grpc.ServicerContext
+    ) -> sm_pb2.GetCaptureDataStatusResponse:
+        status = self._captures.status(request.capture_id)
+        code = _CAPTURE_STATUS[status] if status is not None else sm_pb2.NOT_FOUND
+        return sm_pb2.GetCaptureDataStatusResponse(status=code)
+
+
+class ExtensionServicer(ext_grpc.AgentServicer):
+    """``edgeinspect.agent.v1.Agent``: versions, aliases, shadows, batched predict, stats and health."""
+
+    def __init__(self, table: ModelTable, decoder: Decoder, providers: list[str], serving: Any) -> None:
+        self._table = table
+        self._decoder = decoder
+        self._providers = providers
+        self._serving = serving
+
+    @rpc
+    def LoadVersion(self, request: Any, context: grpc.ServicerContext) -> ext_pb2.ModelVersionInfo:
+        model = self._table.load(request.url, variant=request.variant, warmup=request.warmup)
+        return convert.version_info(model)
+
+    @rpc
+    def UnloadVersion(self, request: Any, context: grpc.ServicerContext) -> ext_pb2.UnloadVersionResponse:
+        if not request.version:
+            raise InvalidInputError(
+                "UnloadVersion needs a version (compat UnLoadModel unloads every version)"
+            )
+        self._table.unload(request.name, request.version)
+        return ext_pb2.UnloadVersionResponse()
+
+    @rpc
+    def ListVersions(self, request: Any, context: grpc.ServicerContext) -> ext_pb2.ListVersionsResponse:
+        return ext_pb2.ListVersionsResponse(
+            versions=[convert.version_info(m) for m in self._table.versions()]
+        )
+
+    @rpc
+    def SetAlias(self, request: Any, context: grpc.ServicerContext) -> ext_pb2.AliasInfo:
+        return convert.alias_info(self._table.set_alias(request.alias, request.name, request.version))
+
+    @rpc
+    def ListAliases(self, request: Any, context: grpc.ServicerContext) -> ext_pb2.ListAliasesResponse:
+        return ext_pb2.ListAliasesResponse(aliases=[convert.alias_info(e) for e in self._table.aliases()])
+
+    @rpc
+    def SetShadow(self, request: Any, context: grpc.ServicerContext) -> ext_pb2.AliasInfo:
+        return convert.alias_info(self._table.set_shadow(request.alias, request.version))
+
+    @rpc
+    def Predict(self, request: Any, context: grpc.ServicerContext) -> ext_pb2.PredictResponse:
+        feeds = self._decoder.feeds(request.model, request.tensors)
+        outcome = self._table.predict(request.model, feeds, wait_shadow=request.wait_shadow)
+        return convert.predict_response(outcome)
+
+    @rpc
+    def PredictBatch(self, request: Any, context: grpc.ServicerContext) -> ext_pb2.PredictBatchResponse:
+        calls = [
+            PredictCall(r.model, self._decoder.feeds(r.model, r.tensors), r.frame_id)
+            for r in request.requests
+        ]
+        wait = any(r.wait_shadow for r in request.requests)
+        outcomes = self._table.predict_batch(calls, wait_shadow=wait)
+        return ext_pb2.PredictBatchResponse(responses=[convert.predict_response(o) for o in outcomes])
+
+    @rpc
+    def GetModelStats(self, request: Any, context: grpc.ServicerContext) -> ext_pb2.GetModelStatsResponse:
+        rows = self._table.stats(request.name)
+        if request.name and not rows:
+            raise ModelNotFoundError(f"model {request.name!r} is not loaded")
+        return ext_pb2.GetModelStatsResponse(stats=[convert.model_stats(m, s) for m, s in rows])
+
+    @rpc
+    def Health(self, request: Any, context: grpc.ServicerContext) -> ext_pb2.HealthResponse:
+        return ext_pb2.HealthResponse(
+            serving=bool(self._serving()),
+            models_loaded=len(self._table.versions()),
+            execution_providers=self._providers,
+        )

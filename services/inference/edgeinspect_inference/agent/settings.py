@@ -1,0 +1,61 @@
+"""The agent's settings (``EI_*`` environment variables), built once in ``main()`` and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, ClassVar
+
+from edgeinspect.core.settings import ServiceSettings
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+DEFAULT_AGENT_ADDR = "unix:///run/edgeinspect/agent.sock"
+
+
+class AgentSettings(ServiceSettings):
+    """Where the agent listens, which models it trusts, and how it runs them."""
+
+    service_name: ClassVar[str] = "edgeinspect-agent"
+
+    agent_addr: str = Field(
+        default=DEFAULT_AGENT_ADDR, description="gRPC address: unix:///path/to.sock (or host:port)"
+    )
+    agent_tcp_addr: str = Field(default="", description="optional extra TCP listener, e.g. 127.0.0.1:50051")
+    model_dir: Path = Field(
+        default=Path("/var/lib/edgeinspect/models"), description="where package files are unpacked on load"
+    )
+    trusted_keys_dir: Path = Field(
+        default=Path("/etc/edgeinspect/trusted-keys"), description="ed25519 *.pub keys packages must match"
+    )
+    execution_providers: Annotated[list[str], NoDecode] = Field(
+        default=["tensorrt", "cuda", "openvino", "cpu"],
+        description="preference order; the first one available on this box is used (cpu always is)",
+    )
+    intra_op_threads: int = Field(default=0, ge=0, description="ONNX Runtime threads per model (0: auto)")
+    allow_spinning: bool = Field(
+        default=True, description="ORT worker threads spin between runs (lower latency, more CPU)"
+    )
+    grpc_threads: int = Field(default=16, ge=1, description="concurrent gRPC requests served")
+    max_message_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="largest gRPC message accepted (RESOURCE_EXHAUSTED)"
+    )
+    shutdown_grace_s: float = Field(default=10.0, ge=0, description="how long in-flight requests may finish")
+    warmup_runs: int = Field(default=2, ge=0, description="inference runs on the golden input at load")
+    shadow_threads: int = Field(default=1, ge=1, description="threads that run shadow models")
+    shadow_max_pending: int = Field(
+        default=8, ge=1, description="shadow runs queued before new ones are skipped (never delays primary)"
+    )
+    shm_dir: Path = Field(default=Path("/dev/shm"), description="where POSIX shared-memory segments appear")
+    redis_url: str = Field(
+        default="", description="Redis for CaptureData (ei:capture, ei:events); empty keeps captures local"
+    )
+    capture_status_max: int = Field(default=10_000, ge=1, description="capture ids remembered for status")
+
+    @field_validator("execution_providers", mode="before")
+    @classmethod
+    def _split_providers(cls, value: object) -> object:
+        """Accept ``EI_EXECUTION_PROVIDERS=cuda,cpu`` (or a JSON list) in any case."""
+        if isinstance(value, str):
+            parts = (part.strip().strip("\"'").lower() for part in value.strip("[] ").split(","))
+            return [part for part in parts if part]
+        return value

@@ -1,0 +1,155 @@
+"""Per-model counters: Prometheus series for dashboards and an in-memory window for ``GetModelStats``.
+
+Label children are resolved once per loaded version, so the hot path pays a few attribute bumps,
+not a label lookup, per request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+from edgeinspect.core.observability import percentile
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5)
+UNKNOWN_MODEL = "unknown"
+"""Model label for errors that name no loaded model, so a flood of bad names cannot grow the series."""
+
+
+class AgentMetrics:
+    """The agent's Prometheus series, in a registry of its own (one table, one registry)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "ei_agent_requests",
+            "predictions served, by model version",
+            ["model", "version"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            "ei_agent_errors",
+            "failed requests, by model and gRPC status code",
+            ["model", "code"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "ei_agent_latency_seconds",
+            "model run time (ONNX Runtime), by model version",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "ei_agent_in_flight",
+            "predictions running now, by model version",
+            ["model", "version"],
+            registry=registry,
+        )
+        self.shadow_compared = Counter(
+            "ei_agent_shadow_compared",
+            "samples compared with a shadow version",
+            ["alias", "version"],
+            registry=registry,
+        )
+        self.shadow_agreed = Counter(
+            "ei_agent_shadow_agreed",
+            "samples whose shadow verdict agreed",
+            ["alias", "version"],
+            registry=registry,
+        )
+        self.shadow_skipped = Counter(
+            "ei_agent_shadow_skipped",
+            "shadow runs skipped because too many were pending",
+            ["alias"],
+            registry=registry,
+        )
+        self.models_loaded = Gauge("ei_agent_models_loaded", "model versions loaded", registry=registry)
+
+    def error(self, model: str, code: str) -> None:
+        """Count one failed request; ``model`` is empty when the request named nothing loaded."""
+        self.errors.labels(model or UNKNOWN_MODEL, code).inc()
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """A version's counters at one moment (what ``GetModelStats`` returns)."""
+
+    requests: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    in_flight: int
+    shadow_compared: int
+    shadow_agreed: int
+    shadow_mean_abs_score_delta: float
+
+
+class VersionStats:
+    """Counters of one loaded version: requests, errors, a latency window, in-flight, shadow agreement."""
+
+    WINDOW = 2048
+
+    def __init__(self, metrics: AgentMetrics, name: str, version: str) -> None:
+        self._metrics = metrics
+        self._name = name
+        self._lock = threading.Lock()
+        self._latencies: deque[float] = deque(maxlen=self.WINDOW)
+        self._requests = self._errors = self._in_flight = 0
+        self._shadow_compared = self._shadow_agreed = 0
+        self._shadow_delta_sum = 0.0
+        self._prom_requests = metrics.requests.labels(name, version)
+        self._prom_latency = metrics.latency.labels(name, version)
+        self._prom_in_flight = metrics.in_flight.labels(name, version)
+
+    def begin(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+        self._prom_in_flight.inc()
+
+    def end(self, latency_ms: float | None, code: str = "") -> None:
+        """Close a request started by :meth:`begin`; ``latency_ms`` is None and ``code`` set on failure."""
+        with self._lock:
+            self._in_flight -= 1
+            self._requests += 1
+            if latency_ms is not None:
+                self._latencies.append(latency_ms)
+            else:
+                self._errors += 1
+        self._prom_in_flight.dec()
+        self._prom_requests.inc()
+        if latency_ms is not None:
+            self._prom_latency.observe(latency_ms / 1000.0)
+        else:
+            self._metrics.error(self._name, code)
+
+    def record_error(self, code: str) -> None:
+        """A request that failed before it ran (bad input): counted, with no latency."""
+        with self._lock:
+            self._requests += 1
+            self._errors += 1
+        self._prom_requests.inc()
+        self._metrics.error(self._name, code)
+
+    def record_shadow(self, compared: int, agreed: int, abs_delta_sum: float) -> None:
+        with self._lock:
+            self._shadow_compared += compared
+            self._shadow_agreed += agreed
+            self._shadow_delta_sum += abs_delta_sum
+
+    def snapshot(self) -> StatsSnapshot:
+        with self._lock:
+            latencies = list(self._latencies)
+            compared = self._shadow_compared
+            return StatsSnapshot(
+                requests=self._requests,
+                errors=self._errors,
+                p50_ms=percentile(latencies, 50),
+                p99_ms=percentile(latencies, 99),
+                in_flight=self._in_flight,
+                shadow_compared=compared,
+                shadow_agreed=self._shadow_agreed,
+                shadow_mean_abs_score_delta=self._shadow_delta_sum / compared if compared else 0.0,
+            )
