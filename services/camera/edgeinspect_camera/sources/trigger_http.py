@@ -122,7 +122,7 @@ class TriggerServer:
         handler = type("TriggerHandler", (_Handler,), {"target": target})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="trigger-http", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="trigger-http", daemon=True)
 
     @property
     def port(self) -> int:
@@ -131,6 +131,9 @@ class TriggerServer:
     def start(self) -> TriggerServer:
         self._thread.start()
         return self
+
+    def _serve(self) -> None:
+        self._server.serve_forever(poll_interval=0.05)  # a short poll makes stop() quick
 
     def stop(self) -> None:
         self._server.shutdown()
