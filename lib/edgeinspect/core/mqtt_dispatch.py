@@ -1,0 +1,185 @@
+"""JSON payloads, and the thread on which ``MqttClient`` runs every handler (never paho's network thread).
+
+Why a thread of its own: a handler that publishes and waits for the PUBACK (the jobs protocol does)
+would deadlock paho's loop, and a slow handler would starve keepalives. Messages are handled one at a
+time in arrival order; a QoS 1/2 message is acknowledged only after its handlers returned, so with a
+persistent session a message that was never handled is delivered again. Nothing a handler or a payload
+does can stop this thread: failures are logged (one JSON line each) and the next message is handled.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from edgeinspect.core.errors import MessageError, MqttError
+from edgeinspect.core.observability import get_logger
+
+JsonObject = dict[str, Any]
+MessageHandler = Callable[[str, JsonObject], None]
+"""Called with the topic and the decoded JSON object, on the dispatcher thread."""
+BadPayloadHandler = Callable[[str, bytes, str], None]
+"""Called with the topic, the raw payload and why it was refused, on the dispatcher thread."""
+ConnectionHandler = Callable[[bool], None]
+"""Called with True after every (re)connect and False after every lost connection."""
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A subscribed filter's handler and QoS, remembered so it can be renewed after a reconnect."""
+
+    handler: MessageHandler
+    qos: int
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A message as paho handed it over, waiting for its handlers."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+@dataclass(frozen=True)
+class ConnectionChanged:
+    """The connection came up (True) or went down (False)."""
+
+    connected: bool
+
+
+_Item = Inbound | ConnectionChanged | None
+
+
+def check_qos(qos: int) -> int:
+    """``qos`` if it is 0, 1 or 2."""
+    if qos not in (0, 1, 2):
+        raise MqttError(f"invalid MQTT QoS {qos}", hint="use 0, 1 or 2 (1 is the default: at least once)")
+    return qos
+
+
+def encode_json(topic: str, payload: Mapping[str, Any]) -> bytes:
+    """Compact JSON bytes; a value JSON cannot carry is a ``MessageError`` naming the topic."""
+    try:
+        return json.dumps(dict(payload), separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise MessageError(
+            f"cannot encode the payload for {topic} as JSON: {exc}",
+            hint="publish only str/int/float/bool/None/list/dict values, no NaN or infinity",
+        ) from exc
+
+
+def decode_json_object(payload: bytes) -> tuple[JsonObject | None, str]:
+    """The payload as a JSON object, or None and why not (invalid UTF-8/JSON, or not an object)."""
+    try:
+        value = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"not valid JSON: {exc}"
+    if not isinstance(value, dict):
+        return None, f"expected a JSON object, got {type(value).__name__}"
+    return value, ""
+
+
+class Dispatcher:
+    """One worker thread draining a queue of inbound messages and connection changes.
+
+    ``handlers_for(topic)`` returns the handlers of the subscriptions matching a topic; ``ack(mid, qos)``
+    acknowledges a message to the broker once handled. ``stop()`` drops what is still queued.
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        handlers_for: Callable[[str], list[MessageHandler]],
+        ack: Callable[[int, int], object],
+        on_connection_change: ConnectionHandler | None,
+        on_bad_payload: BadPayloadHandler | None,
+    ) -> None:
+        self.client_id = client_id
+        self._handlers_for = handlers_for
+        self._ack = ack
+        self._on_connection_change = on_connection_change
+        self._on_bad_payload = on_bad_payload
+        self._inbox: queue.Queue[_Item] = queue.Queue()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the worker if it is not running (after ``stop()`` a fresh queue is used)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._inbox = queue.Queue()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(self._inbox, self._stopped),
+            name=f"mqtt-dispatch-{self.client_id}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Stop after the handler now running (if any) returns; queued messages are not acknowledged."""
+        thread, self._thread = self._thread, None
+        self._stopped.set()
+        self._inbox.put(None)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def message(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        """Queue a message for its handlers (called from paho's thread; never blocks)."""
+        self._inbox.put(Inbound(topic, payload, mid, qos))
+
+    def connection_changed(self, connected: bool) -> None:
+        """Queue a call of ``on_connection_change`` (called from paho's thread; never blocks)."""
+        if self._on_connection_change is not None:
+            self._inbox.put(ConnectionChanged(connected))
+
+    def _run(self, inbox: queue.Queue[_Item], stopped: threading.Event) -> None:
+        while True:
+            item = inbox.get()
+            if item is None or stopped.is_set():
+                return
+            if isinstance(item, ConnectionChanged):
+                if self._on_connection_change is not None:
+                    self._call("on_connection_change", self._on_connection_change, item.connected)
+                continue
+            try:
+                self._deliver(item)
+            finally:
+                if item.qos > 0 and not stopped.is_set():
+                    self._ack(item.mid, item.qos)
+
+    def _deliver(self, item: Inbound) -> None:
+        handlers = self._handlers_for(item.topic)
+        if not handlers:
+            log.warning("mqtt_unhandled_message", client_id=self.client_id, topic=item.topic)
+            return
+        payload, reason = decode_json_object(item.payload)
+        if payload is None:
+            log.warning(
+                "mqtt_bad_payload",
+                client_id=self.client_id,
+                topic=item.topic,
+                size=len(item.payload),
+                reason=reason,
+            )
+            if self._on_bad_payload is not None:
+                self._call("on_bad_payload", self._on_bad_payload, item.topic, item.payload, reason)
+            return
+        for handler in handlers:
+            self._call(f"handler for {item.topic}", handler, item.topic, payload)
+
+    def _call(self, what: str, fn: Callable[..., None], *args: Any) -> None:
+        """Run user code; an exception is logged with its traceback and never ends the thread."""
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("mqtt_callback_failed", client_id=self.client_id, callback=what)
