@@ -1,0 +1,222 @@
+"""Judging one frame: parse, decode, preprocess per manifest, both models concurrently, postprocess.
+
+:class:`FrameJudge` turns a stream entry into a :class:`Judged` (its result without the final
+``e2e_ms``, which the committer stamps at write time). Everything that is wrong with *the frame* or
+*a model* becomes a result with the reason, never silence; only an unreachable agent escapes as
+:class:`AgentUnavailable`, so the frame stays pending and is judged again once the agent is back
+(turning an agent restart into error results would lose the frames).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+from edgeinspect.core import images
+from edgeinspect.core.errors import EdgeInspectError, ImageError, MessageError
+from edgeinspect.core.messages import Frame, Prediction, Result
+from edgeinspect.core.preprocess import Preprocessed, preprocess
+from edgeinspect.core.streams import Entry
+
+from edgeinspect_inference.worker.catalog import ModelCatalog, Target
+from edgeinspect_inference.worker.metrics import WorkerMetrics
+from edgeinspect_inference.worker.postprocess import ModelVerdict
+from edgeinspect_inference.worker.verdict import VerdictRule, decide
+
+
+class AgentUnavailable(EdgeInspectError):
+    """The agent cannot be reached (or timed out): the frame is retried later, not judged as an error."""
+
+
+class ModelProblem(EdgeInspectError):
+    """One model could not judge this frame (bad response, inference error); ``reason`` labels metrics."""
+
+    def __init__(self, message: str, *, reason: str, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+
+class ModelMissing(EdgeInspectError):
+    """The alias vanished between the catalog's last read and the call: judged as if never loaded."""
+
+
+class StaleTarget(EdgeInspectError):
+    """The alias moved to a version that needs other preprocessing: preprocess again and retry once."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one model (and its shadow, when the agent ran one) said about a frame."""
+
+    alias: str
+    primary: ModelVerdict
+    shadow: ModelVerdict | None = None
+
+
+class ModelCaller(Protocol):
+    """Runs one alias on a frame; implemented over the agent client in :mod:`.agentcalls`."""
+
+    def __call__(self, target: Target, pre: Preprocessed, frame_id: str) -> Answer: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A frame's outcome before commit: the frame (None if unparseable), its result and error reasons."""
+
+    entry_id: str
+    frame: Frame | None
+    result: Result
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+
+class FrameJudge:
+    """Judges frames of one line with the models behind ``aliases`` (in result order)."""
+
+    def __init__(
+        self,
+        line: str,
+        aliases: tuple[str, ...],
+        catalog: ModelCatalog,
+        call_model: ModelCaller,
+        executor: Executor,
+        metrics: WorkerMetrics,
+        rule: VerdictRule = "any",
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.line = line
+        self.aliases = aliases
+        self._catalog = catalog
+        self._call_model = call_model
+        self._executor = executor
+        self._metrics = metrics
+        self._rule = rule
+        self._clock_ns = clock_ns
+
+    def judge(self, entry: Entry) -> Judged:
+        """The outcome for one entry; raises only :class:`AgentUnavailable`."""
+        try:
+            frame = entry.parse(Frame)
+        except MessageError as exc:
+            return self._error(entry, None, "message", f"malformed frame entry: {exc}")
+        try:
+            image = images.decode(
+                frame.data, frame.encoding, height=frame.height, width=frame.width, channels=frame.channels
+            )
+        except ImageError as exc:
+            return self._error(entry, frame, "decode", f"cannot decode frame: {exc}")
+        targets = {alias: self._catalog.target(alias) for alias in self.aliases}
+        present = [(alias, t) for alias, t in targets.items() if t is not None]
+        if not present:
+            return self._no_model(entry, frame)
+        notes = [f"no model loaded for alias {alias}" for alias, t in targets.items() if t is None]
+        return self._judge_with(entry, frame, image, present, notes)
+
+    def _judge_with(
+        self,
+        entry: Entry,
+        frame: Frame,
+        image: npt.NDArray[np.uint8],
+        present: list[tuple[str, Target]],
+        notes: list[str],
+    ) -> Judged:
+        futures = {alias: self._executor.submit(self._run, t, image, frame.frame_id) for alias, t in present}
+        answers: list[Answer] = []
+        problems: list[ModelProblem] = []
+        unavailable: AgentUnavailable | None = None
+        for alias, future in futures.items():
+            try:
+                answer = future.result()
+                if answer is None:
+                    notes.append(f"no model loaded for alias {alias}")
+                else:
+                    answers.append(answer)
+            except AgentUnavailable as exc:
+                unavailable = exc
+            except ModelProblem as exc:
+                problems.append(exc)
+                self._metrics.errors.labels(self.line, exc.reason).inc()
+        if unavailable is not None:
+            raise unavailable
+        if problems:  # a loaded model failed on this frame: the inspection is incomplete
+            message = "; ".join([p.message for p in problems] + notes)
+            return self._error(entry, frame, problems[0].reason, message, count=False)
+        if not answers:
+            return self._no_model(entry, frame)
+        return self._result(entry, frame, answers, notes)
+
+    def _run(self, target: Target, image: npt.NDArray[np.uint8], frame_id: str) -> Answer | None:
+        """One alias's answer, or None when the alias turned out to be gone (a note, not an error)."""
+        for attempt in (1, 2):
+            try:
+                pre = preprocess(image, target.manifest.input)
+            except ImageError as exc:
+                raise ModelProblem(f"{target.alias}: cannot preprocess: {exc}", reason="preprocess") from exc
+            try:
+                return self._call_model(target, pre, frame_id)
+            except ModelMissing:
+                return None
+            except StaleTarget as exc:
+                fresh = self._catalog.target(target.alias)
+                if fresh is None:
+                    return None
+                if attempt == 2:
+                    raise ModelProblem(f"{target.alias}: {exc.message}", reason="swap") from exc
+                target = fresh
+        return None  # pragma: no cover - the loop always returns or raises
+
+    def _result(self, entry: Entry, frame: Frame, answers: list[Answer], notes: list[str]) -> Judged:
+        predictions: list[Prediction] = [a.primary.prediction for a in answers]
+        predictions += [a.shadow.prediction for a in answers if a.shadow is not None]
+        verdict, score = decide(predictions, self._rule)
+        masks = [a.primary.mask for a in answers if a.primary.mask is not None]
+        result = Result(
+            frame_id=frame.frame_id,
+            line=self.line,
+            ts_ns=frame.ts_ns,
+            verdict=verdict,
+            score=score,
+            predictions=predictions,
+            e2e_ms=0.0,
+            mask=images.encode_mask(masks[0]) if masks else None,
+            error="; ".join(notes),
+            source=frame.source,
+        )
+        return Judged(entry.id, frame, result)
+
+    def _no_model(self, entry: Entry, frame: Frame) -> Judged:
+        aliases = " or ".join(self.aliases)
+        message = f"no model loaded for alias {aliases}; deploy one with the model manager"
+        return self._error(entry, frame, "no_model", message)
+
+    def _error(
+        self, entry: Entry, frame: Frame | None, reason: str, message: str, *, count: bool = True
+    ) -> Judged:
+        if count:
+            self._metrics.errors.labels(self.line, reason).inc()
+        frame_id = frame.frame_id if frame is not None else _raw_frame_id(entry)
+        result = Result(
+            frame_id=frame_id,
+            line=self.line,
+            ts_ns=frame.ts_ns if frame is not None else self._clock_ns(),
+            verdict="error",
+            score=0.0,
+            predictions=[],
+            e2e_ms=0.0,
+            error=message,
+            source=frame.source if frame is not None else "",
+        )
+        return Judged(entry.id, frame, result, (reason,))
+
+
+def _raw_frame_id(entry: Entry) -> str:
+    """The frame id of an entry too malformed to parse, else its stream entry id (still unique)."""
+    raw = entry.fields.get(b"frame_id")
+    try:
+        return raw.decode("utf-8") if raw else entry.id
+    except UnicodeDecodeError:
+        return entry.id

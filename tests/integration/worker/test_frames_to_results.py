@@ -1,0 +1,123 @@
+"""Frames in, results out, against the real redis-server and the real agent with both models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from edgeinspect.core import images
+from edgeinspect.core.messages import Result
+
+from tests.integration.worker.conftest import FRAME_SIZE, PATCH, LineKit, frame_pixels
+
+ByFrame = Callable[[list[Result]], dict[str, Result]]
+
+
+def test_good_and_defective_frames_get_correct_verdicts_from_both_models(
+    line: LineKit, by_frame: ByFrame
+) -> None:
+    line.deploy()
+    kinds = {"good-0": "dark", "bad-0": "bright", "good-1": "dark", "bad-1": "bright", "patch-0": "patch"}
+    with line.worker():
+        for frame_id, kind in kinds.items():
+            line.send(frame_id, frame_pixels(kind))  # type: ignore[arg-type]
+        results = by_frame(line.wait_results(len(kinds)))
+    assert line.pending() == 0
+    for frame_id, kind in kinds.items():
+        result = results[frame_id]
+        assert result.verdict == ("ok" if kind == "dark" else "defect"), (frame_id, result)
+        assert result.error == ""
+        assert [(p.model, p.version, p.task, p.role) for p in result.predictions] == [
+            ("cls", "1", "classification", "primary"),
+            ("seg", "1", "segmentation", "primary"),
+        ]
+        assert result.e2e_ms > 0
+        assert result.mask is not None
+        assert images.decode_mask(result.mask).shape == (FRAME_SIZE, FRAME_SIZE)
+    good_cls, good_seg = results["good-0"].predictions
+    assert good_cls.label == good_seg.label == "ok"
+    assert good_seg.defect_area_px == 0
+    assert good_seg.bbox is None
+    bad_cls, bad_seg = results["bad-0"].predictions
+    assert bad_cls.label == bad_seg.label == "defect"
+    assert bad_seg.defect_area_px == FRAME_SIZE * FRAME_SIZE
+
+
+def test_a_small_defect_is_found_by_the_segmenter_with_its_area_and_box_at_frame_resolution(
+    line: LineKit,
+) -> None:
+    line.deploy()
+    with line.worker(verdict_rule="any"):
+        line.send("patch", frame_pixels("patch"))
+        (result,) = line.wait_results(1)
+    cls, seg = result.predictions
+    assert cls.label == "ok"  # the frame is mostly dark: the classifier misses it
+    assert seg.label == "defect"
+    y0, y1, x0, x1 = PATCH
+    assert seg.defect_area_px == (y1 - y0) * (x1 - x0)
+    assert seg.bbox == (x0, y0, x1, y1)
+    assert result.verdict == "defect"
+    assert result.mask is not None
+    mask = images.decode_mask(result.mask)
+    expected = np.zeros((FRAME_SIZE, FRAME_SIZE), dtype=bool)
+    expected[y0:y1, x0:x1] = True
+    assert np.array_equal(mask, expected)
+
+
+def test_classification_rule_lets_the_classifier_alone_decide(line: LineKit) -> None:
+    line.deploy()
+    with line.worker(verdict_rule="classification"):
+        line.send("patch", frame_pixels("patch"))
+        (result,) = line.wait_results(1)
+    assert result.verdict == "ok"
+    assert result.predictions[1].label == "defect"  # still reported, just not deciding
+
+
+def test_a_corrupt_frame_gets_an_error_result_with_the_reason_and_is_acknowledged(line: LineKit) -> None:
+    line.deploy()
+    with line.worker():
+        line.send("corrupt", data=b"\x89PNG\r\n\x1a\nthis is not a png")
+        line.send("fine", frame_pixels("dark"))
+        results = {r.frame_id: r for r in line.wait_results(2)}
+    corrupt = results["corrupt"]
+    assert corrupt.verdict == "error"
+    assert "cannot decode" in corrupt.error
+    assert corrupt.predictions == []
+    assert results["fine"].verdict == "ok"
+    assert line.pending() == 0
+    captured = {c.frame_id: c for c in line.captures()}
+    assert captured["corrupt"].reasons == ["error"]
+    assert "fine" not in captured
+
+
+def test_without_any_model_every_frame_is_an_error_naming_the_aliases(line: LineKit) -> None:
+    with line.worker():
+        line.send("f1")
+        (result,) = line.wait_results(1)
+    assert result.verdict == "error"
+    assert "no model loaded for alias defect-cls or defect-seg" in result.error
+
+
+def test_with_only_the_classifier_loaded_frames_are_judged_by_it_and_the_gap_is_said(line: LineKit) -> None:
+    line.deploy(seg=False)
+    with line.worker():
+        line.send("bad", frame_pixels("bright"))
+        (result,) = line.wait_results(1)
+    assert result.verdict == "defect"
+    assert [p.model for p in result.predictions] == ["cls"]
+    assert result.error == "no model loaded for alias defect-seg"
+    assert result.mask is None
+
+
+def test_defects_and_near_threshold_scores_are_captured_good_parts_sampled_by_seed(line: LineKit) -> None:
+    line.deploy()
+    with line.worker(capture_good_fraction=1.0, capture_band=0.01):
+        line.send("good", frame_pixels("dark"))
+        line.send("bad", frame_pixels("bright"))
+        line.wait_results(2)
+    reasons = {c.frame_id: c.reasons for c in line.captures()}
+    assert reasons == {"good": ["sample_good"], "bad": ["defect"]}
+    capture = next(c for c in line.captures() if c.frame_id == "bad")
+    assert images.decode(capture.data, capture.encoding).shape == (FRAME_SIZE, FRAME_SIZE, 3)
+    assert capture.verdict == "defect"
+    assert capture.mask is not None
