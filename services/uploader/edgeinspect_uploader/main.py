@@ -1,0 +1,59 @@
+"""``edgeinspect-uploader``: capture spool on disk and resumable sync to S3 (see the README).
+
+edgeinspect-uploader                 run until SIGTERM/SIGINT
+edgeinspect-uploader --check-config  validate the EI_ settings, print them, exit 0 (or 2)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from edgeinspect.core.errors import EdgeInspectError
+from edgeinspect.core.lifecycle import install_signal_handlers
+from edgeinspect.core.observability import Health, configure_logging, get_logger
+
+from edgeinspect_uploader.service import UploaderService
+from edgeinspect_uploader.settings import UploaderSettings
+from edgeinspect_uploader.statusserver import StatusServer
+
+log = get_logger("edgeinspect_uploader")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the uploader; returns the process exit code (0 after a clean shutdown)."""
+    parser = argparse.ArgumentParser(prog="edgeinspect-uploader", description=__doc__.split("\n")[0])
+    parser.add_argument("--check-config", action="store_true", help="validate settings and exit")
+    args = parser.parse_args(argv)
+    try:
+        settings = UploaderSettings.load()
+    except EdgeInspectError as exc:
+        print(f"edgeinspect-uploader: {exc}", file=sys.stderr)
+        return 2
+    if args.check_config:
+        print(json.dumps(settings.model_dump(mode="json"), indent=2, sort_keys=True))
+        return 0
+    configure_logging(settings.log_level, service="uploader")
+    health = Health()
+    stop = install_signal_handlers(health)
+    try:
+        service = UploaderService.build(settings, stop)
+    except EdgeInspectError as exc:
+        log.error("uploader_start_failed", error=str(exc))
+        return 2
+    service.add_health_checks(health)
+    server = StatusServer(health, service.registry, service.status, settings.http_host, settings.http_port)
+    server.start()
+    log.info("uploader_started", http_port=server.port, uploader=service.uploader_id)
+    service.start()
+    stop.wait()
+    log.info("uploader_stopping")
+    service.join(timeout=30.0)
+    server.stop()
+    log.info("uploader_stopped", **service.metrics.counts)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The uploader assembled from its parts: receiver (stream → spool) and syncer (spool → store) threads.
+
+``UploaderService.build(settings, stop)`` is the app factory ``main()`` and the tests both use: it
+takes the settings and a stop event and returns a service to ``start()``, ``status()`` and ``join()``.
+Shutdown order: stop reading the stream, let the syncer stop at the next file boundary (an
+interrupted batch resumes from its journal), then close Redis and the HTTP server.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from edgeinspect.core import names
+from edgeinspect.core.lifecycle import Backoff
+from edgeinspect.core.observability import Health, get_logger
+from edgeinspect.core.storage import ObjectStore, open_store
+from edgeinspect.core.streams import GroupReader, Streams
+from prometheus_client import CollectorRegistry
+
+from edgeinspect_uploader.events import EventSink
+from edgeinspect_uploader.journal import Journal
+from edgeinspect_uploader.metrics import UploaderMetrics
+from edgeinspect_uploader.receiver import Receiver
+from edgeinspect_uploader.settings import UploaderSettings
+from edgeinspect_uploader.spool import Spool
+from edgeinspect_uploader.sync import Syncer
+from edgeinspect_uploader.throttle import Clock, RealClock, TokenBucket
+
+log = get_logger(__name__)
+
+
+@dataclass
+class UploaderService:
+    """Every part of a running uploader; build with :meth:`build`."""
+
+    settings: UploaderSettings
+    stop: threading.Event
+    streams: Streams
+    store: ObjectStore
+    spool: Spool
+    journal: Journal
+    metrics: UploaderMetrics
+    registry: CollectorRegistry
+    receiver: Receiver
+    syncer: Syncer
+    uploader_id: str
+    wake: threading.Event
+    _threads: list[threading.Thread]
+
+    @classmethod
+    def build(
+        cls,
+        settings: UploaderSettings,
+        stop: threading.Event,
+        *,
+        clock: Clock | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> UploaderService:
+        """Open the spool (rebuilding its index) and wire the parts; connects to nothing yet."""
+        spool = Spool(
+            settings.spool_dir,
+            settings.spool_quota_bytes,
+            tombstone_ttl_s=settings.tombstone_ttl_s,
+            rejected_keep=settings.rejected_keep,
+        )
+        found = spool.open()
+        journal = Journal(spool.state)
+        journal.open()
+        uploader_id = journal.uploader_id(settings.uploader_id)
+        for batch in journal.open_batches():  # an interrupted batch's captures must not be evicted
+            spool.claim([item.name for item in batch.items])
+        registry = registry or CollectorRegistry()
+        metrics = UploaderMetrics(registry)
+        metrics.backlog(spool.stats())
+        streams = Streams.from_url(settings.redis_url, maxlen=settings.stream_maxlen)
+        events = EventSink(streams)
+        store = open_store(settings.capture_url, **settings.store_options())
+        bucket = TokenBucket(settings.bandwidth_bytes_per_s, settings.burst_bytes(), clock or RealClock(stop))
+        wake = threading.Event()
+        reader = GroupReader(
+            streams, names.capture_stream(), names.UPLOADER_GROUP, uploader_id,
+            stale_ms=settings.stale_claim_ms, batch=settings.read_batch, block_ms=1000,
+        )  # fmt: skip
+        receiver = Receiver(reader, spool, metrics, events, on_spooled=wake.set)
+        syncer = Syncer(
+            spool, journal, store, metrics, events, bucket, uploader=uploader_id, stop=stop,
+            batch_max_captures=settings.batch_max_captures, batch_max_bytes=settings.batch_max_bytes,
+        )  # fmt: skip
+        log.info("uploader_built", uploader=uploader_id, store=store.url, spool=str(settings.spool_dir),
+                 spooled=found, quota_bytes=settings.spool_quota_bytes,
+                 bandwidth_bytes_per_s=settings.bandwidth_bytes_per_s)  # fmt: skip
+        return cls(settings, stop, streams, store, spool, journal, metrics, registry, receiver, syncer,
+                   uploader_id, wake, [])  # fmt: skip
+
+    def start(self) -> UploaderService:
+        """Start the syncer and the receiver threads."""
+        retry = Backoff(initial=self.settings.retry_initial_s, maximum=self.settings.retry_max_s)
+        self._threads = [
+            threading.Thread(target=self.syncer.run, args=(self.wake, retry), name="uploader-sync"),
+            threading.Thread(target=self.receiver.run, args=(self.stop,), name="uploader-receive"),
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for both threads (after ``stop`` is set), then close Redis."""
+        self.wake.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in reversed(self._threads):  # the receiver first: no new captures while draining
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(remaining)
+        self.streams.close()
+
+    def add_health_checks(self, health: Health) -> None:
+        """Ready while Redis answers and the spool can be written (the store may be down: we spool)."""
+        health.add_check("redis", self.streams.ping)
+        health.add_check("spool", lambda: self.spool.ready.is_dir())
+
+    def status(self) -> dict[str, Any]:
+        """The ``/status`` body."""
+        self.metrics.backlog(self.spool.stats())
+        body = self.metrics.status()
+        body.update(
+            uploader=self.uploader_id,
+            store=self.store.url,
+            spool_dir=str(self.settings.spool_dir),
+            bandwidth_bytes_per_s=self.settings.bandwidth_bytes_per_s,
+            stopping=self.stop.is_set(),
+        )
+        return body
