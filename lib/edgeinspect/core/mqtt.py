@@ -38,7 +38,7 @@ from edgeinspect.core.mqtt_connect import (
     describe_url,
     parse_mqtt_url,
     refusal_hint,
-    subscribe_options,
+    subscribe_request,
 )
 from edgeinspect.core.mqtt_dispatch import (
     BadPayloadHandler,
@@ -47,6 +47,7 @@ from edgeinspect.core.mqtt_dispatch import (
     JsonObject,
     MessageHandler,
     Subscription,
+    SubscriptionTable,
     check_qos,
     encode_json,
 )
@@ -105,8 +106,9 @@ class MqttClient:
         self.client_id = client_id
         self.url = describe_url(self.address)
         self._options = SessionOptions(
-            client_id, protocol == "5", keepalive_s, persistent_session, session_expiry_s, will,
-            reconnect_min_delay_s, reconnect_max_delay_s, max_queued_messages,
+            client_id, v5=protocol == "5", keepalive_s=keepalive_s, persistent=persistent_session,
+            session_expiry_s=session_expiry_s, will=will, reconnect_min_delay_s=reconnect_min_delay_s,
+            reconnect_max_delay_s=reconnect_max_delay_s, max_queued_messages=max_queued_messages,
         )  # fmt: skip
         self._client = build_client(self.address, self._options)
         self._client.on_connect = self._on_connect
@@ -115,8 +117,8 @@ class MqttClient:
         self._client.on_subscribe = self._on_subscribe
         self._client.on_publish = self._on_publish
         self._client.on_log = self._on_log
-        self._lock = threading.Lock()
-        self._subs: dict[str, Subscription] = {}
+        self._subs = SubscriptionTable()
+        self._tag_ids = False  # whether the broker supports subscription identifiers (CONNACK)
         self._connected = threading.Event()
         self._stopping = threading.Event()
         self._attempt_done = threading.Event()
@@ -128,7 +130,7 @@ class MqttClient:
         self._puback_failed: dict[int, str] = {}
         self._loop_running = False
         self._dispatcher = Dispatcher(
-            client_id, self._handlers_for, self._client.ack, on_connection_change, on_bad_payload
+            client_id, self._subs.handlers_for, self._client.ack, on_connection_change, on_bad_payload
         )
 
     @property
@@ -243,22 +245,22 @@ class MqttClient:
 
         The subscription is remembered and renewed after every reconnect. Subscribing before
         ``connect()``/``start()`` is the way to receive messages queued for a persistent session. When
-        connected, waits for the broker's SUBACK and raises ``MqttError`` if it refuses the filter. A
-        message matching several subscribed filters calls each matching handler.
+        connected, waits for the broker's SUBACK and raises ``MqttError`` if it refuses the filter. With
+        overlapping filters each matching handler runs once per message where the broker supports
+        subscription identifiers (Mosquitto, EMQX), but once per matching filter elsewhere (AWS IoT Core,
+        MQTT 3.1.1; see ``SubscriptionTable``). Handlers must be idempotent anyway: QoS 1 is at least once.
         """
         validate_filter(topic_filter)
-        with self._lock:
-            self._subs[topic_filter] = Subscription(handler, check_qos(qos))
+        sub = self._subs.add(topic_filter, handler, check_qos(qos))
         if not self.is_connected:
             log.info("mqtt_subscribe_deferred", client_id=self.client_id, topic_filter=topic_filter)
             return
-        result, mid = self._client.subscribe([(topic_filter, subscribe_options(self._options, qos))])
-        if result != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+        mids = self._send_subscribe([sub])
+        if not mids:
             return  # connection just dropped: on_connect renews it
-        failures = self._wait_suback(mid, timeout, topic_filter)
+        failures = self._wait_suback(mids[0], timeout, topic_filter)
         if failures:
-            with self._lock:
-                self._subs.pop(topic_filter, None)
+            self._subs.remove(topic_filter)
             raise MqttError(
                 f"the MQTT broker refused the subscription to {topic_filter}: {', '.join(failures)}",
                 hint="check the broker's ACL (or the AWS IoT policy) for this client id and topic",
@@ -267,8 +269,7 @@ class MqttClient:
 
     def unsubscribe(self, topic_filter: str) -> None:
         """Forget a subscription; its handler is not called again."""
-        with self._lock:
-            known = self._subs.pop(topic_filter, None)
+        known = self._subs.remove(topic_filter)
         if known is not None and self.is_connected:
             self._client.unsubscribe(topic_filter)
 
@@ -311,13 +312,14 @@ class MqttClient:
             hint="the subscription stays registered and is renewed on reconnect; check the broker's load",
         )
 
-    def _on_connect(self, _c: paho.Client, _u: Any, flags: Any, reason: ReasonCode, _p: Any) -> None:
+    def _on_connect(self, _c: paho.Client, _u: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
         if reason.is_failure:
             self._attempt_error = f"the broker refused the connection: {reason}"
             self._attempt_done.set()
             log.warning("mqtt_connect_refused", client_id=self.client_id, url=self.url, reason=str(reason))
             return
         self._connected.set()
+        self._tag_ids = self._options.v5 and getattr(props, "SubscriptionIdentifierAvailable", 1) != 0
         present = bool(flags.session_present)
         log.info("mqtt_connected", client_id=self.client_id, url=self.url, session_present=present)
         if not self._resubscribe():
@@ -345,17 +347,21 @@ class MqttClient:
             self._dispatcher.connection_changed(False)
 
     def _resubscribe(self) -> bool:
-        """Renew every subscription in one SUBSCRIBE; False when there was nothing to renew."""
-        with self._lock:
-            wanted = [(f, subscribe_options(self._options, s.qos)) for f, s in self._subs.items()]
-        if not wanted:
-            return False
-        result, mid = self._client.subscribe(wanted)
-        if result != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
-            return False
+        """Renew every subscription; False when there was nothing to renew."""
+        mids = self._send_subscribe(self._subs.all())
         with self._acks:
-            self._resub_mids.add(mid)
-        return True
+            self._resub_mids.update(mids)
+        return bool(mids)
+
+    def _send_subscribe(self, subs: list[Subscription]) -> list[int]:
+        """One SUBSCRIBE per subscription when each can carry its identifier, else one for all."""
+        batches = [[sub] for sub in subs] if self._tag_ids else [subs] if subs else []
+        mids = []
+        for batch in batches:
+            result, mid = self._client.subscribe(**subscribe_request(self._options, batch, self._tag_ids))
+            if result == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None:
+                mids.append(mid)
+        return mids
 
     def _on_subscribe(self, _c: paho.Client, _u: Any, mid: int, codes: list[ReasonCode], _p: Any) -> None:
         failures = [str(code) for code in codes if code.is_failure]
@@ -364,7 +370,8 @@ class MqttClient:
                 self._resub_mids.discard(mid)
                 if failures:
                     log.error("mqtt_resubscribe_refused", client_id=self.client_id, reasons=failures)
-                self._ready()
+                if not self._resub_mids:
+                    self._ready()
                 return
             self._suback[mid] = failures
             self._acks.notify_all()
@@ -378,13 +385,11 @@ class MqttClient:
 
     def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
         topic = message._topic.decode("utf-8", errors="replace")  # .topic raises on invalid UTF-8
-        self._dispatcher.message(topic, bytes(message.payload), message.mid, message.qos)
+        ids = getattr(message.properties, "SubscriptionIdentifier", [])
+        ids = ids if isinstance(ids, list) else [ids]
+        self._dispatcher.message(topic, bytes(message.payload), message.mid, message.qos, ids)
 
     def _on_log(self, _c: paho.Client, _u: Any, level: int, text: str) -> None:
         if level in (paho.MQTT_LOG_ERR, paho.MQTT_LOG_WARNING):
             self._last_error = text
             log.warning("mqtt_client_problem", client_id=self.client_id, detail=text)
-
-    def _handlers_for(self, topic: str) -> list[MessageHandler]:
-        with self._lock:
-            return [sub.handler for pattern, sub in self._subs.items() if topic_matches(pattern, topic)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edgeinspect.core.errors import ConfigError, MqttError
-from edgeinspect.core.mqtt_dispatch import check_qos, encode_json
+from edgeinspect.core.mqtt_dispatch import Subscription, check_qos, encode_json
 from edgeinspect.core.topics import validate_topic
 
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -173,15 +173,23 @@ def connect_args(options: SessionOptions) -> dict[str, Any]:
     return {"keepalive": options.keepalive_s, "clean_start": not options.persistent, "properties": props}
 
 
-def subscribe_options(options: SessionOptions, qos: int) -> Any:
-    """What paho's ``subscribe`` takes per filter: the QoS (3.1.1) or ``SubscribeOptions`` (v5).
+def subscribe_request(options: SessionOptions, subs: Sequence[Subscription], tag: bool) -> dict[str, Any]:
+    """Keyword arguments of paho's ``subscribe`` for ``subs``; ``tag`` adds the (single) identifier.
 
     Retained messages are sent only for a new subscription, so renewing after a reconnect whose
     session the broker kept does not replay them.
     """
     if not options.v5:
-        return qos
-    return SubscribeOptions(qos=qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+        return {"topic": [(s.topic_filter, s.qos) for s in subs]}
+    wanted = [
+        (s.topic_filter, SubscribeOptions(qos=s.qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB))
+        for s in subs
+    ]
+    if not tag:
+        return {"topic": wanted}
+    props = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
+    props.SubscriptionIdentifier = subs[0].sub_id
+    return {"topic": wanted, "properties": props}
 
 
 def connect_error(address: BrokerAddress, client_id: str, exc: Exception, timeout: float) -> MqttError:

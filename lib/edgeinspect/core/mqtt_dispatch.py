@@ -9,15 +9,17 @@ does can stop this thread: failures are logged (one JSON line each) and the next
 
 from __future__ import annotations
 
+import itertools
 import json
 import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from edgeinspect.core.errors import MessageError, MqttError
 from edgeinspect.core.observability import get_logger
+from edgeinspect.core.topics import topic_matches
 
 JsonObject = dict[str, Any]
 MessageHandler = Callable[[str, JsonObject], None]
@@ -32,10 +34,53 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class Subscription:
-    """A subscribed filter's handler and QoS, remembered so it can be renewed after a reconnect."""
+    """A subscribed filter, its handler and QoS, and its MQTT v5 subscription identifier."""
 
+    topic_filter: str
     handler: MessageHandler
     qos: int
+    sub_id: int
+
+
+class SubscriptionTable:
+    """The filters a client wants, remembered so they can be renewed after every reconnect.
+
+    Why identifiers: a broker sends one copy of a message per matching subscription, so with
+    overlapping filters (``a/#`` and ``a/b``) matching by topic alone would run every handler once per
+    copy. MQTT v5 brokers that support subscription identifiers (Mosquitto, EMQX) tag each copy with
+    the subscription it belongs to, and each handler runs exactly once. Without them (MQTT 3.1.1, AWS
+    IoT Core) handlers are found by topic: avoid overlapping filters in one client there.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subs: dict[str, Subscription] = {}
+        self._ids = itertools.count(1)
+
+    def add(self, topic_filter: str, handler: MessageHandler, qos: int) -> Subscription:
+        """Remember (or replace) the subscription for ``topic_filter``; it gets a fresh identifier."""
+        with self._lock:
+            sub = Subscription(topic_filter, handler, qos, next(self._ids))
+            self._subs[topic_filter] = sub
+            return sub
+
+    def remove(self, topic_filter: str) -> Subscription | None:
+        """Forget a filter; returns what was there."""
+        with self._lock:
+            return self._subs.pop(topic_filter, None)
+
+    def all(self) -> list[Subscription]:
+        """Every subscription, in the order they were first made."""
+        with self._lock:
+            return list(self._subs.values())
+
+    def handlers_for(self, topic: str, sub_ids: Sequence[int]) -> list[MessageHandler]:
+        """The handlers a message copy belongs to: by its known identifiers, else by its topic."""
+        with self._lock:
+            tagged = [s.handler for s in self._subs.values() if s.sub_id in sub_ids]
+            if tagged:
+                return tagged
+            return [s.handler for s in self._subs.values() if topic_matches(s.topic_filter, topic)]
 
 
 @dataclass(frozen=True)
@@ -46,6 +91,7 @@ class Inbound:
     payload: bytes
     mid: int
     qos: int
+    sub_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,14 +136,14 @@ def decode_json_object(payload: bytes) -> tuple[JsonObject | None, str]:
 class Dispatcher:
     """One worker thread draining a queue of inbound messages and connection changes.
 
-    ``handlers_for(topic)`` returns the handlers of the subscriptions matching a topic; ``ack(mid, qos)``
+    ``handlers_for(topic, sub_ids)`` returns the handlers a message belongs to; ``ack(mid, qos)``
     acknowledges a message to the broker once handled. ``stop()`` drops what is still queued.
     """
 
     def __init__(
         self,
         client_id: str,
-        handlers_for: Callable[[str], list[MessageHandler]],
+        handlers_for: Callable[[str, Sequence[int]], list[MessageHandler]],
         ack: Callable[[int, int], object],
         on_connection_change: ConnectionHandler | None,
         on_bad_payload: BadPayloadHandler | None,
@@ -133,9 +179,9 @@ class Dispatcher:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
-    def message(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+    def message(self, topic: str, payload: bytes, mid: int, qos: int, sub_ids: Sequence[int] = ()) -> None:
         """Queue a message for its handlers (called from paho's thread; never blocks)."""
-        self._inbox.put(Inbound(topic, payload, mid, qos))
+        self._inbox.put(Inbound(topic, payload, mid, qos, tuple(sub_ids)))
 
     def connection_changed(self, connected: bool) -> None:
         """Queue a call of ``on_connection_change`` (called from paho's thread; never blocks)."""
@@ -158,7 +204,7 @@ class Dispatcher:
                     self._ack(item.mid, item.qos)
 
     def _deliver(self, item: Inbound) -> None:
-        handlers = self._handlers_for(item.topic)
+        handlers = self._handlers_for(item.topic, item.sub_ids)
         if not handlers:
             log.warning("mqtt_unhandled_message", client_id=self.client_id, topic=item.topic)
             return

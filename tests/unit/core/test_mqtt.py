@@ -146,6 +146,21 @@ def test_handler_can_publish_and_wait_for_its_puback(
     assert replies.wait_count(1) == [(reply, {"echo": 3})]
 
 
+def test_overlapping_filters_call_each_handler_once(make_client: ClientFactory, mqtt_topic_root: str) -> None:
+    """Mosquitto sends one copy per matching subscription; identifiers route each copy to its own."""
+    wide, narrow = Inbox(), Inbox()
+    client = make_client()
+    client.connect(WAIT_S)
+    client.subscribe(f"{mqtt_topic_root}/#", wide.add)
+    client.subscribe(f"{mqtt_topic_root}/a", narrow.add)
+
+    client.publish_json(f"{mqtt_topic_root}/a", {"n": 1})
+    client.publish_json(f"{mqtt_topic_root}/b", {"n": 2})  # the marker: only the wide filter matches
+
+    assert [p for _, p in wide.wait_count(2)] == [{"n": 1}, {"n": 2}]
+    assert narrow.items == [(f"{mqtt_topic_root}/a", {"n": 1})]
+
+
 def test_mqtt_311_roundtrip(make_client: ClientFactory, mqtt_topic_root: str) -> None:
     inbox = Inbox()
     client = make_client(protocol="3.1.1")
