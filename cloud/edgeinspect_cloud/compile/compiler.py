@@ -1,0 +1,234 @@
+"""The compile step: source model -> contract ONNX -> optimised fp32 -> static int8, with parity gates.
+
+Outputs in ``out_dir``: ``model.onnx`` (fp32, optimised), ``model.int8.onnx`` (unless quantisation is
+off) and ``compile.json`` (what was done, parity figures, fp32 vs int8 accuracy, latency and sizes).
+``compile.json`` is written even when a parity gate fails, so the figures behind the failure can be
+read; the step then raises :class:`~edgeinspect_cloud.compile.errors.ParityError`.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+from edgeinspect.core.observability import get_logger
+
+from edgeinspect_cloud.compile.contract import OUTPUT_NAMES, adapt_to_contract, check_contract
+from edgeinspect_cloud.compile.errors import CompileError
+from edgeinspect_cloud.compile.optimize import CalibrationName, OptimisationLevel, optimize, quantize_int8
+from edgeinspect_cloud.compile.parity import ParityReport, accuracy, compare, require_parity
+from edgeinspect_cloud.compile.runtime import (
+    cpu_int8_features,
+    latency_ms,
+    open_session,
+    ort_version,
+    predict,
+)
+from edgeinspect_cloud.compile.sources import OPSET, SourceModel
+
+log = get_logger(__name__)
+
+FP32_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+REPORT_FILE = "compile.json"
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """Knobs of the compile step; the defaults are what the pipeline uses.
+
+    ``export_max_diff``: allowed |framework - fp32 ONNX| (float rounding is ~1e-6).
+    ``int8_max_diff`` / ``int8_min_agreement``: allowed |fp32 - int8| on probabilities and the share of
+    validation images that must keep their verdict; quantisation error on a probability is typically a
+    few hundredths, a bad calibration gives tenths and flipped verdicts.
+    """
+
+    optimisation: OptimisationLevel = "basic"
+    quantize: bool = True
+    calibration_method: CalibrationName = "minmax"
+    reduce_range: bool = True
+    max_calibration_images: int = 64
+    export_max_diff: float = 1e-3
+    int8_max_diff: float = 0.25
+    int8_min_agreement: float = 0.9
+    latency_runs: int = 20
+    latency_threads: int = 1
+
+
+@dataclass(frozen=True)
+class CompileData:
+    """Images for the compile step, uint8 NCHW at the model's input size, preprocessed like the edge does.
+
+    ``calibration`` should come from the training split; ``validation`` (with optional ``labels`` and,
+    for segmentation, ``masks`` at model resolution) from the held-out split.
+    """
+
+    calibration: npt.NDArray[np.uint8]
+    validation: npt.NDArray[np.uint8]
+    labels: npt.NDArray[np.bool_] | None = None
+    masks: npt.NDArray[np.bool_] | None = None
+    image_threshold: float = 0.5
+    pixel_threshold: float | None = None
+
+
+@dataclass
+class CompileResult:
+    """Where the compiled models are and what was measured (also written to ``compile.json``)."""
+
+    out_dir: Path
+    model_path: Path
+    int8_model_path: Path | None
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def compile_model(
+    source: SourceModel, data: CompileData, out_dir: str | Path, options: CompileOptions | None = None
+) -> CompileResult:
+    """Adapt, optimise, check export parity, quantise, check int8 parity, measure; see the module doc."""
+    opts = options or CompileOptions()
+    task = source.adaptation.task
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "task": task,
+        "framework": source.framework.model_dump(),
+        "opset": _opset(source.model),
+        "options": asdict(opts),
+        "input": {"name": "image", "shape": [-1, *data.validation.shape[1:]], "dtype": "uint8"},
+        "output": OUTPUT_NAMES[task],
+        "thresholds": {"image": data.image_threshold, "pixel": data.pixel_threshold},
+        "measured_on": {**cpu_int8_features(), "onnxruntime": ort_version()},
+    }
+    _check_images(data)
+    with tempfile.TemporaryDirectory(prefix="ei-compile-") as work:
+        contract_path = Path(work) / "contract.onnx"
+        contract = adapt_to_contract(source.model, source.adaptation)
+        check_contract(contract, task)
+        onnx.save(contract, str(contract_path))
+        fp32_path = optimize(contract_path, out / FP32_FILE, opts.optimisation)
+        fp32 = _outputs(fp32_path, data.validation)
+        reference = (
+            source.reference(data.validation)
+            if source.reference
+            else _outputs(contract_path, data.validation)
+        )
+    ref_name = f"{source.framework.name} model" if source.reference else "unoptimised ONNX"
+    export = _compare(reference, fp32, data, task, (ref_name, "fp32 ONNX"), opts.export_max_diff, 1.0)
+    report["export_parity"] = export.as_dict()
+    report["fp32"] = _measure(fp32_path, fp32, data, task, opts)
+    int8_path: Path | None = None
+    try:
+        require_parity(
+            export, hint="the exported graph does not compute what the framework does; check the export"
+        )
+        if opts.quantize:
+            int8_path = quantize_int8(
+                fp32_path,
+                out / INT8_FILE,
+                data.calibration[: opts.max_calibration_images],
+                method=opts.calibration_method,
+            )
+            int8 = _outputs(int8_path, data.validation)
+            parity = _compare(
+                fp32,
+                int8,
+                data,
+                task,
+                ("fp32 ONNX", "int8 ONNX"),
+                opts.int8_max_diff,
+                opts.int8_min_agreement,
+            )
+            report["int8_parity"] = parity.as_dict()
+            report["int8"] = _measure(int8_path, int8, data, task, opts)
+            require_parity(
+                parity,
+                hint="calibrate on more representative images (same preprocessing, both classes), try "
+                "--calibration percentile, or ship fp32 only (--no-int8)",
+            )
+    finally:
+        (out / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    log.info("model_compiled", task=task, out=str(out), int8=int8_path is not None)
+    return CompileResult(out_dir=out, model_path=fp32_path, int8_model_path=int8_path, report=report)
+
+
+def _check_images(data: CompileData) -> None:
+    for name, images in (("calibration", data.calibration), ("validation", data.validation)):
+        if images.ndim != 4 or images.shape[1] != 3 or images.dtype != np.uint8 or len(images) == 0:
+            raise CompileError(
+                f"{name} images must be a non-empty uint8 [N, 3, H, W] array, "
+                f"got {images.dtype} {list(images.shape)}",
+                hint="preprocess images with edgeinspect.core.preprocess and the model's input spec",
+            )
+    if data.labels is not None and len(data.labels) != len(data.validation):
+        raise CompileError(
+            f"{len(data.labels)} labels for {len(data.validation)} validation images",
+            hint="pass one label per image",
+        )
+
+
+def _outputs(path: Path, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    return predict(open_session(path), images)
+
+
+def _compare(
+    reference: npt.NDArray[np.float32],
+    candidate: npt.NDArray[np.float32],
+    data: CompileData,
+    task: Any,
+    names: tuple[str, str],
+    max_allowed: float,
+    min_agreement: float,
+) -> ParityReport:
+    return compare(
+        reference,
+        candidate,
+        task=task,
+        names=names,
+        image_threshold=data.image_threshold,
+        pixel_threshold=data.pixel_threshold,
+        max_allowed=max_allowed,
+        min_agreement=min_agreement,
+    )
+
+
+def _measure(
+    path: Path, outputs: npt.NDArray[np.float32], data: CompileData, task: Any, opts: CompileOptions
+) -> dict[str, Any]:
+    """Size, batch-1 latency and (with labels) accuracy of one compiled model."""
+    session = open_session(path, threads=opts.latency_threads)
+    figures: dict[str, Any] = {
+        "file": path.name,
+        "size_bytes": path.stat().st_size,
+        "latency_ms": round(latency_ms(session, data.validation, runs=opts.latency_runs), 3),
+        "latency_threads": opts.latency_threads,
+    }
+    if data.labels is not None:
+        figures["metrics"] = accuracy(
+            outputs,
+            task=task,
+            labels=data.labels,
+            masks=data.masks,
+            image_threshold=data.image_threshold,
+            pixel_threshold=data.pixel_threshold,
+        )
+    return figures
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    return next((op.version for op in model.opset_import if op.domain in ("", "ai.onnx")), OPSET)
+
+
+def load_report(out_dir: str | Path) -> dict[str, Any]:
+    """Read ``compile.json`` of a compile output folder."""
+    path = Path(out_dir) / REPORT_FILE
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CompileError(f"cannot read {path}: {exc}", hint="run `edgeinspect compile` first") from exc
+    return data

@@ -1,0 +1,136 @@
+"""Parity: does a converted model compute what the original did, closely enough to give the same verdicts?
+
+Two comparisons guard a package: the training framework against the fp32 ONNX graph (an export or
+optimisation bug shows up as differences far above float rounding), and the fp32 graph against its
+int8 version (quantisation error, mostly bad calibration). Each yields a :class:`ParityReport`;
+:func:`require_parity` turns a failing one into a :class:`ParityError` that says what was measured,
+what was allowed, and what to try.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edgeinspect_cloud.compile.contract import Task
+from edgeinspect_cloud.compile.errors import ParityError
+from edgeinspect_cloud.evaluation.metrics import average_precision, confusion, pixel_scores, roc_auc
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """How far ``candidate`` is from ``reference`` on the same images.
+
+    ``verdict_agreement`` is the share of images given the same ok/defect verdict at the image
+    threshold; ``pixel_agreement`` (segmentation) the share of pixels on the same side of the pixel
+    threshold.
+    """
+
+    reference: str
+    candidate: str
+    images: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    verdict_agreement: float
+    pixel_agreement: float | None
+    max_allowed: float
+    min_agreement: float
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_diff <= self.max_allowed and self.verdict_agreement >= self.min_agreement
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "passed": self.passed}
+
+
+def image_scores(outputs: FloatArray, task: Task) -> FloatArray:
+    """One score per image: the defect probability, or a mask's maximum pixel probability."""
+    flat = outputs.reshape(len(outputs), -1)
+    scores: FloatArray = flat[:, 0] if task == "classification" else flat.max(axis=1)
+    return scores
+
+
+def compare(
+    reference: FloatArray,
+    candidate: FloatArray,
+    *,
+    task: Task,
+    names: tuple[str, str],
+    image_threshold: float,
+    pixel_threshold: float | None,
+    max_allowed: float,
+    min_agreement: float,
+) -> ParityReport:
+    """Measure ``candidate`` against ``reference`` (same images, same order, contract outputs)."""
+    if reference.shape != candidate.shape:
+        raise ParityError(
+            f"{names[1]} outputs shape {list(candidate.shape)} "
+            f"but {names[0]} outputs {list(reference.shape)}",
+            hint="the two models do not implement the same contract; re-export",
+        )
+    diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
+    same = (image_scores(reference, task) >= image_threshold) == (
+        image_scores(candidate, task) >= image_threshold
+    )
+    pixel = None
+    if task == "segmentation" and pixel_threshold is not None:
+        pixel = float(np.mean((reference >= pixel_threshold) == (candidate >= pixel_threshold)))
+    return ParityReport(
+        reference=names[0],
+        candidate=names[1],
+        images=len(reference),
+        max_abs_diff=float(diff.max()) if diff.size else 0.0,
+        mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
+        verdict_agreement=float(np.mean(same)) if same.size else 1.0,
+        pixel_agreement=pixel,
+        max_allowed=max_allowed,
+        min_agreement=min_agreement,
+    )
+
+
+def require_parity(report: ParityReport, hint: str) -> None:
+    """Raise ``ParityError`` (with the report attached) unless ``report`` passed."""
+    if report.passed:
+        return
+    raise ParityError(
+        f"parity check failed: {report.candidate} differs from {report.reference} on {report.images} "
+        f"validation images: max abs diff {report.max_abs_diff:.4g} (allowed {report.max_allowed:.4g}), "
+        f"verdict agreement {report.verdict_agreement:.1%} (required {report.min_agreement:.1%})",
+        hint=hint,
+        report={
+            k: float(v) for k, v in report.as_dict().items() if isinstance(v, int | float) and v is not None
+        },
+    )
+
+
+def accuracy(
+    outputs: FloatArray,
+    *,
+    task: Task,
+    labels: npt.NDArray[np.bool_],
+    masks: npt.NDArray[np.bool_] | None,
+    image_threshold: float,
+    pixel_threshold: float | None,
+) -> dict[str, float]:
+    """Image AP/AUROC/F1 at the threshold, plus pixel AP/Dice/IoU at model resolution for segmentation.
+
+    Used to put the int8 model's accuracy beside the fp32 model's on the same validation images.
+    """
+    scores = image_scores(outputs, task)
+    result = {
+        "image_ap": average_precision(labels, scores),
+        "image_auroc": roc_auc(labels, scores),
+        "f1": confusion(labels, scores, image_threshold).f1,
+    }
+    if task == "segmentation" and masks is not None and pixel_threshold is not None:
+        probabilities = [outputs[i, 0] for i in range(len(outputs))]
+        pixels = pixel_scores([masks[i] for i in range(len(masks))], probabilities, pixel_threshold)
+        result |= {"pixel_ap": pixels.pixel_ap, "dice": pixels.dice, "iou": pixels.iou}
+    return {key: value for key, value in result.items() if not math.isnan(value)}

@@ -1,0 +1,100 @@
+"""The parity gates: a model whose ONNX graph or int8 version disagrees fails compile with the figures."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edgeinspect_cloud.compile import (
+    CompileData,
+    CompileOptions,
+    ParityError,
+    compare,
+    compile_model,
+    from_torch,
+)
+
+from tests.unit.cloud.compile_helpers import (
+    NORMALISATION,
+    SIZE,
+    torch_branchy_classifier,
+    torch_brightness_classifier,
+    toy_images,
+)
+
+
+def test_a_model_that_tracing_changes_fails_the_export_parity_gate(tmp_path: Path) -> None:
+    images, labels, _ = toy_images(12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TracerWarning is exactly the bug this gate catches
+        source = from_torch(
+            torch_branchy_classifier(), task="classification", height=SIZE, width=SIZE, normalisation=None
+        )
+    data = CompileData(calibration=images, validation=images, labels=labels)
+    with pytest.raises(ParityError) as caught:
+        compile_model(source, data, tmp_path, CompileOptions(latency_runs=1))
+    message = str(caught.value)
+    assert "fp32 ONNX differs from torch model on 12 validation images" in message
+    assert "check the export" in message
+    assert caught.value.report["max_abs_diff"] > 1.0
+    report = json.loads((tmp_path / "compile.json").read_text())  # the figures stay readable after a failure
+    assert report["export_parity"]["passed"] is False
+    assert not (tmp_path / "model.int8.onnx").exists()
+
+
+def test_int8_calibrated_on_unrepresentative_images_fails_the_int8_parity_gate(tmp_path: Path) -> None:
+    bright = np.full((8, 3, SIZE, SIZE), 220, np.uint8)
+    dark = np.full((8, 3, SIZE, SIZE), 10, np.uint8)
+    source = from_torch(
+        torch_brightness_classifier(),
+        task="classification",
+        height=SIZE,
+        width=SIZE,
+        normalisation=NORMALISATION,
+    )
+    data = CompileData(calibration=dark, validation=np.concatenate([dark, bright]), image_threshold=0.0)
+    with pytest.raises(ParityError, match="int8 ONNX differs from fp32 ONNX") as caught:
+        compile_model(source, data, tmp_path, CompileOptions(latency_runs=1))
+    assert "calibrate on more representative images" in str(caught.value)
+    report = json.loads((tmp_path / "compile.json").read_text())
+    assert report["export_parity"]["passed"] is True
+    assert report["int8_parity"]["passed"] is False and report["int8_parity"]["max_abs_diff"] > 0.25
+
+    representative = CompileData(calibration=np.concatenate([dark, bright]), validation=data.validation)
+    result = compile_model(source, representative, tmp_path / "ok", CompileOptions(latency_runs=1))
+    assert result.report["int8_parity"]["passed"]
+
+
+def test_compare_measures_difference_and_verdict_agreement() -> None:
+    reference = np.array([[0.1], [0.6], [0.9], [0.4]], np.float32)
+    candidate = np.array([[0.12], [0.45], [0.88], [0.41]], np.float32)
+    report = compare(
+        reference,
+        candidate,
+        task="classification",
+        names=("a", "b"),
+        image_threshold=0.5,
+        pixel_threshold=None,
+        max_allowed=0.2,
+        min_agreement=0.8,
+    )
+    assert report.max_abs_diff == pytest.approx(0.15, abs=1e-6)
+    assert report.verdict_agreement == 0.75 and not report.passed
+
+    masks = np.zeros((2, 1, 4, 4), np.float32)
+    shifted = masks.copy()
+    shifted[0, 0, 0, 0] = 0.9
+    seg = compare(
+        masks,
+        shifted,
+        task="segmentation",
+        names=("a", "b"),
+        image_threshold=0.5,
+        pixel_threshold=0.5,
+        max_allowed=1.0,
+        min_agreement=0.0,
+    )
+    assert seg.verdict_agreement == 0.5 and seg.pixel_agreement == pytest.approx(31 / 32)
