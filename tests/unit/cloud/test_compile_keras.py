@@ -1,4 +1,4 @@
-"""Compile accepts a Keras model (object or ``.keras`` file): NHWC in, mask logits out, wrapped to contract."""
+"""Compile accepts a Keras model (object or ``.keras`` file): NHWC mask logits, wrapped to the contract."""
 
 from __future__ import annotations
 
