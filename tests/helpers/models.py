@@ -110,12 +110,61 @@ def _score_nodes(axes: list[int], knob: float) -> list[onnx.NodeProto]:
     ]
 
 
-def classifier_onnx(height: int = 64, width: int = 64, knob: float = 0.0) -> bytes:
-    """The test classifier: ``defect_probability`` [N,1] rising with mean brightness."""
+def _busy_loop(iterations: int) -> list[onnx.NodeProto]:
+    """Nodes that burn CPU (``iterations`` 128x128 matmuls in a Loop) and end in a zero tensor ``idle``.
+
+    For tests that need a request to stay in flight (graceful shutdown); the result adds 0 to the score.
+    """
+    state = helper.make_tensor_value_info("state", TensorProto.FLOAT, [128, 128])
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("MatMul", ["state", "state"], ["product"]),
+            helper.make_node("Tanh", ["product"], ["state_out"]),
+        ],
+        "busy",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            state,
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("state_out", TensorProto.FLOAT, [128, 128]),
+        ],
+    )
+    seed = helper.make_tensor("seed_value", TensorProto.FLOAT, [128, 128], [0.01] * (128 * 128))
+    return [
+        helper.make_node("Constant", [], ["seed"], value=seed),
+        helper.make_node(
+            "Constant",
+            [],
+            ["trip_count"],
+            value=helper.make_tensor("trips", TensorProto.INT64, [], [iterations]),
+        ),
+        helper.make_node(
+            "Constant", [], ["always"], value=helper.make_tensor("t", TensorProto.BOOL, [], [True])
+        ),
+        helper.make_node("Loop", ["trip_count", "always", "seed"], ["final"], body=body),
+        helper.make_node("ReduceSum", ["final"], ["total"], keepdims=0),
+        _const("zero", 0.0),
+        helper.make_node("Mul", ["total", "zero"], ["idle"]),
+    ]
+
+
+def classifier_onnx(height: int = 64, width: int = 64, knob: float = 0.0, busy_iterations: int = 0) -> bytes:
+    """The test classifier: ``defect_probability`` [N,1] rising with mean brightness.
+
+    ``busy_iterations`` > 0 makes every run slow (without changing its output), for in-flight tests.
+    """
     nodes = _score_nodes([1, 2, 3], knob)
+    score = "score"
+    if busy_iterations:
+        nodes += [*_busy_loop(busy_iterations), helper.make_node("Add", ["score", "idle"], ["busy_score"])]
+        score = "busy_score"
     nodes += [
         _const("shape", [-1, 1], TensorProto.INT64),
-        helper.make_node("Reshape", ["score", "shape"], [CLS_OUTPUT]),
+        helper.make_node("Reshape", [score, "shape"], [CLS_OUTPUT]),
     ]
     output = helper.make_tensor_value_info(CLS_OUTPUT, TensorProto.FLOAT, ["N", 1])
     return _model(nodes, output, height, width)
@@ -192,22 +241,29 @@ def make_package(
     threshold: float = 0.5,
     broken: bool = False,
     with_int8: bool = False,
+    busy_iterations: int = 0,
 ) -> Path:
     """Build a signed ``{name}-{version}.tar.gz`` in ``out_dir`` and return its path.
 
     Golden outputs are computed by ONNX Runtime on a seeded input; ``broken`` stores a wrong golden
     output (the package verifies, but a smoke test must fail). ``with_int8`` adds a
     ``model.int8.onnx`` (the same graph with ``knob + 1``, so the variant loaded is observable).
+    ``busy_iterations`` makes a classifier slow to run (see :func:`classifier_onnx`).
     """
-    build = classifier_onnx if task == "classification" else segmenter_onnx
+
+    def build(model_knob: float) -> bytes:
+        if task == "classification":
+            return classifier_onnx(height, width, model_knob, busy_iterations)
+        return segmenter_onnx(height, width, model_knob)
+
     work = out_dir / f".work-{name}-{version}"
     work.mkdir(parents=True, exist_ok=True)
     model_path = work / "model.onnx"
-    model_path.write_bytes(build(height, width, knob))
+    model_path.write_bytes(build(knob))
     int8_path = None
     if with_int8:
         int8_path = work / "model.int8.onnx"
-        int8_path.write_bytes(build(height, width, knob + 1))
+        int8_path.write_bytes(build(knob + 1))
     golden_input = image(height, width, level=140, seed=7)
     golden = run_onnx(model_path.read_bytes(), golden_input)
     if broken:
