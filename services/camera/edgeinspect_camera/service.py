@@ -97,22 +97,24 @@ class CameraService:
 
     def run(self) -> None:
         """Capture until stopped (SIGTERM, ``stop()``) or a finite source ends; then shut down cleanly."""
-        if not self._announce():
-            return
         try:
-            while not self.stop_event.is_set():
-                if not self.source_up and not self._connect():
-                    continue
-                if not self._ready_for_next():
-                    continue
-                grab = self._read()
-                if grab is not None:
-                    self._process(grab)
-                elif self.source.done:
-                    self.events.emit("source_finished", source=self.source.name)
-                    break
+            if self._announce():
+                self._loop()
         finally:
             self._shutdown()
+
+    def _loop(self) -> None:
+        while not self.stop_event.is_set():
+            if not self.source_up and not self._connect():
+                continue
+            if not self._ready_for_next():
+                continue
+            grab = self._read()
+            if grab is not None:
+                self._process(grab)
+            elif self.source.done:
+                self.events.emit("source_finished", source=self.source.name)
+                return
 
     def start_in_thread(self) -> threading.Thread:
         """Run in a background thread (tests, embedding); ``stop()`` ends it."""
@@ -149,6 +151,8 @@ class CameraService:
 
     def _shutdown(self) -> None:
         self.source.close()
+        if self.source.triggered:
+            self._drain()
         self.source_up = False
         self.metrics.source_up.set(0)
         self.events.flush()
@@ -160,6 +164,13 @@ class CameraService:
         )
         if self._owns_streams:
             self.streams.close()
+
+    def _drain(self) -> None:
+        """Publish what a trigger already accepted: its caller holds those frame ids (read after close)."""
+        grab = self.source.read()
+        while grab is not None:
+            self._process(grab)
+            grab = self.source.read()
 
     # -- source ----------------------------------------------------------------------------------
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import redis
 from edgeinspect.core.lifecycle import wait_until
 from edgeinspect_camera.service import CameraService
 
+from tests.fixtures.redis_server import RedisServer
 from tests.integration.camera.conftest import StartCamera, events, frames
 from tests.unit.camera.helpers import write_folder, write_video
 
@@ -73,3 +75,31 @@ def test_a_source_missing_at_start_is_reported_and_picked_up_when_it_appears(
     write_folder(root, 2)
     assert wait_until(lambda: len(frames(redis_client, line_id)) == 2, timeout=20)
     assert len(events(redis_client, line_id, "source_up")) == 1
+
+
+def test_the_camera_rides_out_a_redis_restart(
+    start_camera: StartCamera,
+    redis_server: RedisServer,
+    redis_client: redis.Redis,
+    line_id: str,
+    tmp_path: Path,
+) -> None:
+    if redis_server.proc is None:
+        pytest.skip("an external Redis (EI_TEST_REDIS_URL) cannot be restarted by the test")
+    write_folder(tmp_path, 3)
+    camera = start_camera(source=f"folder://{tmp_path}", fps=40.0, loop=True, max_backlog=1000)
+    assert wait_until(lambda: len(frames(redis_client, line_id)) >= 3, timeout=20)
+    redis_server.restart()  # every stream is gone; the camera must reconnect and carry on
+
+    def published_again() -> bool:
+        try:
+            return len(frames(redis_client, line_id)) >= 3
+        except redis.ConnectionError:
+            return False
+
+    assert wait_until(published_again, timeout=30)
+    camera.stop()
+    metrics = camera.metrics
+    captured = metrics.value("edgeinspect_camera_frames_captured_total")
+    published = metrics.value("edgeinspect_camera_frames_published_total")
+    assert captured == published + metrics.dropped_total("redis_error")  # no frame unaccounted for

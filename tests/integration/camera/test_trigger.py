@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 import redis
 from edgeinspect.core.images import decode, encode
 from edgeinspect.core.lifecycle import wait_until
@@ -69,3 +70,18 @@ def test_capture_now_grabs_from_the_configured_source(
     assert [f.frame_id for f in got] == ids
     assert [f.source for f in got] == ["img0.png", "img1.png", "img0.png"]
     assert np.array_equal(decode(got[0].data, "png"), make_image(40))
+
+
+def test_frames_accepted_before_a_stop_are_still_published(
+    start_camera: StartCamera, redis_client: redis.Redis, line_id: str
+) -> None:
+    port = free_port()
+    camera = start_camera(source=f"http://127.0.0.1:{port}", background=False)
+    camera.source.open()  # listening, but the capture loop has not started: everything stays queued
+    body = encode(make_image(3), "png")
+    ids = [httpx.post(f"http://127.0.0.1:{port}/frames", content=body).json()["frame_id"] for _ in range(3)]
+    camera.stop_event.set()
+    camera.run()  # stops at once; shutdown closes the port, then publishes the queue
+    assert [f.frame_id for f in frames(redis_client, line_id)] == ids
+    with pytest.raises(httpx.TransportError):
+        httpx.post(f"http://127.0.0.1:{port}/frames", content=body)

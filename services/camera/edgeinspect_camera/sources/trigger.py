@@ -79,7 +79,10 @@ class TriggerSource:
         log.info("trigger_listening", host=self.host, port=self.port)
 
     def read(self) -> Grab | None:
+        """The next accepted frame; after ``close`` still returns those already queued, then None."""
         try:
+            if self._server is None:
+                return self._queue.get_nowait()
             return self._queue.get(timeout=POLL_S)
         except queue.Empty:
             return None
