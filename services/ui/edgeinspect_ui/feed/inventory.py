@@ -19,6 +19,7 @@ from edgeinspect_ui.feed.jobs import JobBoard
 from edgeinspect_ui.feed.views import SHA_PREFIX
 
 log = get_logger(__name__)
+AGENT_TIMEOUT_S = 3.0  # a stuck agent must not freeze the table for long
 
 
 class AgentLike(Protocol):
@@ -33,7 +34,7 @@ def connect_agent(addr: str) -> AgentLike:
     """The real client; imported here so the UI starts (and says so) even where it is missing."""
     from edgeinspect.core.agent_client import AgentClient
 
-    client: AgentLike = AgentClient(addr)
+    client: AgentLike = AgentClient(addr, timeout_s=AGENT_TIMEOUT_S)
     return client
 
 
@@ -123,7 +124,7 @@ class ModelInventory:
             loaded_at_ns=int(_get(version, "loaded_at_ns", 0)),
             p50_ms=float(_get(stat, "p50_ms", 0.0)) if stat is not None else None,
             p99_ms=float(_get(stat, "p99_ms", 0.0)) if stat is not None else None,
-            last_job=self._jobs.for_model(name),
+            last_job=self._jobs.for_version(name, ver),
         )
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ class JobBoard:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_model: dict[str, JobOut] = {}
+        self._by_version: dict[tuple[str, str], JobOut] = {}
         self._last: JobOut | None = None
         self._device_state: str | None = None
 
@@ -44,14 +44,18 @@ class JobBoard:
             if self._last is None or job.ts_ns >= self._last.ts_ns:
                 self._last = job
             if job.model:
-                old = self._by_model.get(job.model)
+                key = (job.model, job.version)
+                old = self._by_version.get(key)
                 if old is None or job.ts_ns >= old.ts_ns:
-                    self._by_model[job.model] = job
+                    self._by_version[key] = job
         return True
 
-    def for_model(self, name: str) -> JobOut | None:
+    def for_version(self, name: str, version: str) -> JobOut | None:
+        """The newest job that deployed this version (or named the model without a version)."""
         with self._lock:
-            return self._by_model.get(name)
+            exact, loose = self._by_version.get((name, version)), self._by_version.get((name, ""))
+        candidates = [job for job in (exact, loose) if job is not None]
+        return max(candidates, key=lambda job: job.ts_ns) if candidates else None
 
     def last(self) -> JobOut | None:
         with self._lock:

@@ -25,13 +25,25 @@ const state = {
   defects: [], // newest first: { result, frame, mask }
   redisDown: false,
   serverDown: false,
+  charted: null, // id of the newest result in the latency chart (a reconnect resends the latest)
 };
 const chart = new LatencyChart($("latency"));
 
 // --- live frame ---------------------------------------------------------------------------------
+/** Stream entry ids ("ms-seq") in order: true when a is newer than b. */
+function newer(a, b) {
+  if (!b) return true;
+  const [am, as] = a.split("-").map(Number);
+  const [bm, bs] = b.split("-").map(Number);
+  return am > bm || (am === bm && as > bs);
+}
+
 function onResult(result) {
   if (state.shown && state.shown.result.id === result.id) return;
-  if (result.verdict !== "error") chart.push(result.e2e_ms);
+  if (newer(result.id, state.charted)) {
+    state.charted = result.id;
+    if (result.verdict !== "error") chart.push(result.e2e_ms);
+  }
   state.pending = result;
   schedule();
 }
@@ -222,16 +234,21 @@ function pickLine(line) {
   window.history.replaceState(null, "", url);
   state.pending = null;
   state.defects = [];
+  state.charted = null;
   renderStrip();
   chart.reset();
+  seedChart();
   connect();
 }
 
 async function seedChart() {
+  const line = state.line;
   try {
-    const response = await fetch(`/api/results/recent?line=${encodeURIComponent(state.line)}&limit=120`);
+    const response = await fetch(`/api/results/recent?line=${encodeURIComponent(line)}&limit=120`);
     if (!response.ok) return;
     const results = await response.json();
+    if (line !== state.line || chart.values.length > 0 || results.length === 0) return; // stream was first
+    state.charted = results[0].id;
     chart.reset(results.filter((r) => r.verdict !== "error").map((r) => r.e2e_ms).reverse());
   } catch (err) {
     /* the live stream fills the chart anyway */

@@ -94,7 +94,7 @@ export function renderStats(stats) {
   $("c-fps").textContent = `${stats.fps.toFixed(1)} fps`;
   $("c-latency").textContent =
     stats.inspected > 0 ? `${stats.e2e_p50_ms.toFixed(0)} / ${stats.e2e_p99_ms.toFixed(0)} ms` : "—";
-  $("c-since").textContent = `Shift since ${fmtTime(stats.shift_start_ns)} · ${stats.defects} defects · ${stats.errors} errors`;
+  $("c-since").textContent = `Shift since ${fmtTime(stats.shift_start_ns)} · defects ${stats.defects} · errors ${stats.errors}`;
 }
 
 /** Fill the line picker; it is shown only when there is more than one line. */

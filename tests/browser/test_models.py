@@ -1,0 +1,76 @@
+"""The model table against the real edge agent: a swap, a shadow, latency, the last deployment job,
+and an agent with nothing loaded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from edgeinspect.core.streams import Streams
+
+from tests.fixtures.agent import AgentServer
+from tests.fixtures.browser import ARTIFACTS
+from tests.fixtures.redis_server import RedisServer
+from tests.helpers.models import image
+from tests.integration.ui.support import job_event, serve_ui
+
+pytestmark = pytest.mark.browser
+WAIT_MS = 15_000
+
+
+def row(name: str, version: str, role: str) -> str:
+    return f"#models-body tr[data-model='{name}'][data-version='{version}'][data-role='{role}']"
+
+
+def test_the_model_table_follows_a_swap(
+    agent_server: AgentServer, redis_server: RedisServer, page: Any, line_id: str
+) -> None:
+    agent = agent_server.client()
+    agent.load_version(str(agent_server.package("cls", "1")))
+    agent.load_version(str(agent_server.package("cls", "2", knob=2)))
+    agent.set_alias("defect-cls", "cls", "1")
+    agent.set_shadow("defect-cls", "2")
+    for _ in range(5):
+        agent.predict("defect-cls", {"image": image()}, frame_id="warm")
+    streams = Streams.from_url(redis_server.url)
+    settings = {
+        "redis_url": redis_server.url,
+        "ui_lines": line_id,
+        "line": line_id,
+        "ui_models_refresh_s": 0.5,
+    }
+    with serve_ui(agent_addr=agent_server.addr, **settings) as ui:
+        page.goto(f"{ui.url}/?line={line_id}")
+        page.wait_for_selector(row("cls", "1", "primary"), timeout=WAIT_MS)
+        page.wait_for_selector(row("cls", "2", "shadow"), timeout=WAIT_MS)
+        v1 = next(v for v in agent.list_versions() if v.version == "1")
+        cells = page.eval_on_selector_all(
+            f"{row('cls', '1', 'primary')} td", "tds => tds.map(t => t.textContent)"
+        )
+        name, alias, version, role, ident, provider, _loaded, latency, _job = cells
+        assert (name, alias, version, role) == ("cls", "defect-cls", "1", "primary")
+        assert ident == v1.sha256[:12] and provider == v1.execution_provider
+        assert latency.endswith(" ms"), "p50 / p99 of a model that has served requests"
+
+        agent.set_shadow("defect-cls", "")
+        agent.set_alias("defect-cls", "cls", "2")
+        job_event(streams, f"job-{line_id}", "SUCCEEDED", "cls", "2")
+        page.wait_for_selector(row("cls", "2", "primary"), timeout=WAIT_MS)
+        page.wait_for_selector(row("cls", "1", "loaded"), timeout=WAIT_MS)
+        page.wait_for_function(
+            f'() => document.querySelector("{row("cls", "2", "primary")}").textContent'
+            f".includes('job-{line_id}: SUCCEEDED')",
+            timeout=WAIT_MS,
+        )
+        assert f"job-{line_id}" in page.inner_text("#models-msg")
+        page.screenshot(path=str(ARTIFACTS / "model_swap.png"))
+    streams.close()
+
+
+def test_an_agent_with_no_model_says_so(
+    agent_server: AgentServer, redis_server: RedisServer, page: Any, line_id: str
+) -> None:
+    with serve_ui(agent_addr=agent_server.addr, redis_url=redis_server.url, ui_lines=line_id) as ui:
+        page.goto(f"{ui.url}/?line={line_id}")
+        page.wait_for_selector("#models[data-agent='ok']", timeout=WAIT_MS)
+        assert page.inner_text("#models-body") == "No model loaded"
