@@ -18,6 +18,7 @@ import numpy as np
 from edgeinspect.core.errors import ConfigError
 
 from edgeinspect_camera.sources.base import Grab, SourceError
+from edgeinspect_camera.sources.latest import LatestFrameReader
 
 Kind = Literal["file", "stream", "device"]
 _DEV_VIDEO = re.compile(r"^/dev/video(\d+)$")
@@ -62,13 +63,18 @@ def parse_target(url: str) -> Target:
 
 
 class OpenCVSource:
-    """One ``VideoCapture``; a video file ends (or loops), a live source that fails is lost."""
+    """One ``VideoCapture``; a video file ends (or loops), a live source that fails is lost.
+
+    Files are read frame by frame (every frame, at the paced rate); live sources through a
+    ``LatestFrameReader``, so a slow ``EI_FPS`` always gets the camera's newest frame.
+    """
 
     def __init__(self, target: Target, *, loop: bool = False, timeout_s: float = 5.0) -> None:
         self.target = target
         self.loop = loop
         self.timeout_ms = int(timeout_s * 1000)
         self._capture: Any = None
+        self._live: LatestFrameReader | None = None
         self._index = 0
         self._done = False
 
@@ -105,17 +111,19 @@ class OpenCVSource:
             )
         self._capture = capture
         self._index = 0
+        if self.target.kind != "file":
+            self._live = LatestFrameReader(capture, self.name, self.timeout_ms / 1000)
 
     def read(self) -> Grab | None:
         if self._done:
             return None
         if self._capture is None:
             raise SourceError(f"{self.name} is not open")
+        if self._live is not None:
+            return self._grab(self._live.take())
         ok, bgr = self._capture.read()
         if ok and bgr is not None:
             return self._grab(bgr)
-        if self.target.kind != "file":
-            raise SourceError(f"{self.name} stopped delivering frames", hint="check the camera and network")
         if not self.loop:
             self._done = True
             self.close()
@@ -127,9 +135,12 @@ class OpenCVSource:
         return self._grab(bgr)
 
     def close(self) -> None:
-        if self._capture is not None:
+        if self._live is not None:
+            self._live.stop()  # releases the capture once its reader thread is out of read()
+        elif self._capture is not None:
             self._capture.release()
-            self._capture = None
+        self._live = None
+        self._capture = None
 
     def _grab(self, bgr: np.ndarray[Any, np.dtype[np.uint8]]) -> Grab:
         self._index += 1
