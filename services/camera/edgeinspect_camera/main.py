@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     registry = CollectorRegistry()
     try:
         service = CameraService(settings, stop=stop, registry=registry, health=health)
-    except ConfigError as exc:
+    except (ConfigError, ValueError) as exc:  # redis-py raises ValueError for a malformed EI_REDIS_URL
         log.error("invalid_settings", error=str(exc))
         print(f"edgeinspect-camera: {exc}", file=sys.stderr)
         return 2

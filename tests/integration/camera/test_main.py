@@ -91,3 +91,10 @@ def test_check_config_prints_settings_without_passwords() -> None:
     shown = json.loads(result.stdout)
     assert shown["source"] == "rtsp://op:***@cam/s" and shown["redis_url"] == "redis://:***@redis:6379/0"
     assert b"secret" not in result.stdout and b"hunter2" not in result.stdout
+
+
+def test_malformed_redis_url_exits_2() -> None:
+    result = subprocess.run(
+        [SCRIPT], env=_env(source="usb:0", redis_url="not-a-url"), capture_output=True, timeout=60
+    )
+    assert result.returncode == 2 and b"redis" in result.stderr.lower()

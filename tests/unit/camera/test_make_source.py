@@ -49,3 +49,10 @@ def test_folder_source_takes_order_loop_and_seed() -> None:
 def test_bad_urls_are_config_errors(url: str, trigger_source: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         make_source(url, settings(source=url, trigger_source=trigger_source), FakeClock(), {})
+
+
+def test_relative_paths_are_allowed() -> None:
+    source = make_source("folder://data/frames", settings(), FakeClock(), {})
+    assert isinstance(source, FolderSource) and source.root == Path("data/frames")
+    video = make_source("file://clips/a.mp4", settings(), FakeClock(), {})
+    assert isinstance(video, OpenCVSource) and video.target.location == "clips/a.mp4"

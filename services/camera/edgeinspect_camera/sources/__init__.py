@@ -38,15 +38,19 @@ def make_source(
 ) -> FrameSource:
     """The source for ``url``; ``ConfigError`` for a URL no source handles (checked at start-up)."""
     if url.startswith("folder://"):
-        return FolderSource(
-            Path(urlsplit(url).path), order=settings.order, loop=settings.loop, seed=settings.seed
-        )
+        return FolderSource(url_path(url), order=settings.order, loop=settings.loop, seed=settings.seed)
     if url.startswith("genicam://"):
         target = parse_genicam_url(url, settings.genicam_cti, os.environ if environ is None else environ)
         return GenICamSource(target, timeout_s=settings.read_timeout_s)
     if url.startswith("http://"):
         return _trigger(url, settings, clock, environ)
     return OpenCVSource(parse_target(url), loop=settings.loop, timeout_s=settings.read_timeout_s)
+
+
+def url_path(url: str) -> Path:
+    """``folder:///abs/dir`` -> ``/abs/dir``; ``folder://rel/dir`` -> ``rel/dir`` (relative to the cwd)."""
+    parts = urlsplit(url)
+    return Path(parts.netloc + parts.path)
 
 
 def _trigger(

@@ -47,7 +47,8 @@ def redact(url: str) -> str:
 def parse_target(url: str) -> Target:
     """``file:///v.mp4``, ``rtsp(s)://...``, ``usb:0`` or ``/dev/video0`` -> a ``Target``."""
     if url.startswith("file://"):
-        path = urlsplit(url).path
+        parts = urlsplit(url)
+        path = parts.netloc + parts.path  # file://clip.mp4 is relative, file:///clip.mp4 absolute
         return Target("file", path, f"file://{path}")
     if url.startswith(("rtsp://", "rtsps://")):
         return Target("stream", url, redact(url))
