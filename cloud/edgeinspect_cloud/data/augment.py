@@ -1,0 +1,120 @@
+"""Training-time augmentation and class balancing, applied to TRAINING batches only.
+
+Augmentation works on model-ready batches (``NxCxHxW`` uint8, as :mod:`edgeinspect.core.preprocess`
+produced them) so the network always sees the exact pixel format the edge will feed it; masks
+(``NxHxW`` float in [0, 1]) get the same geometric transform as their image. Validation and test
+data never pass through here.
+
+Imbalance (most parts are good) is handled by :func:`balanced_order`: each epoch repeats defective
+images (with replacement) until they make up ``defect_share`` of the epoch, and augmentation makes
+the repeats differ from one another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+Images = npt.NDArray[np.uint8]
+Masks = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strength of each augmentation; zero (or False) switches it off."""
+
+    hflip: bool = True
+    vflip: bool = True
+    max_rotation_deg: float = 8.0
+    brightness: float = 0.12
+    contrast: float = 0.15
+    noise_std: float = 4.0
+
+    @classmethod
+    def off(cls) -> AugmentConfig:
+        """No augmentation at all (for tests and for debugging a training run)."""
+        return cls(False, False, 0.0, 0.0, 0.0, 0.0)
+
+
+def balanced_order(
+    labels: npt.ArrayLike, rng: np.random.Generator, defect_share: float
+) -> npt.NDArray[np.intp]:
+    """One epoch's shuffled sample order, defective samples repeated to ``defect_share`` of it.
+
+    Good samples appear once each; defective ones at least once (never dropped), more when they are
+    rarer than ``defect_share``.
+    """
+    y = np.asarray(labels).astype(bool)
+    good, bad = np.flatnonzero(~y), np.flatnonzero(y)
+    order = [good, bad]
+    if bad.size and 0.0 < defect_share < 1.0:
+        wanted = round(good.size * defect_share / (1.0 - defect_share))
+        if wanted > bad.size:
+            order.append(rng.choice(bad, wanted - bad.size, replace=True))
+    return rng.permutation(np.concatenate(order)).astype(np.intp)
+
+
+def augment_batch(
+    images: Images, masks: Masks | None, rng: np.random.Generator, config: AugmentConfig
+) -> tuple[Images, Masks | None]:
+    """Randomly flipped, rotated, brightened, contrasted and noised copies (inputs are not modified)."""
+    out_images = images.copy()
+    out_masks = None if masks is None else masks.copy()
+    for index in range(images.shape[0]):
+        image = out_images[index].transpose(1, 2, 0)
+        mask = None if out_masks is None else out_masks[index]
+        image, mask = _geometric(image, mask, rng, config)
+        out_images[index] = _photometric(image, rng, config).transpose(2, 0, 1)
+        if out_masks is not None and mask is not None:
+            out_masks[index] = mask
+    return out_images, out_masks
+
+
+def _geometric(
+    image: Images, mask: Masks | None, rng: np.random.Generator, config: AugmentConfig
+) -> tuple[Images, Masks | None]:
+    if config.hflip and rng.random() < 0.5:
+        image, mask = image[:, ::-1], None if mask is None else mask[:, ::-1]
+    if config.vflip and rng.random() < 0.5:
+        image, mask = image[::-1], None if mask is None else mask[::-1]
+    if config.max_rotation_deg > 0:
+        angle = float(rng.uniform(-config.max_rotation_deg, config.max_rotation_deg))
+        height, width = image.shape[:2]
+        matrix = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, 1.0)
+        image = np.asarray(_warp(image, matrix), dtype=np.uint8)
+        if mask is not None:
+            mask = np.asarray(_warp(mask, matrix), dtype=np.float32)
+    return np.ascontiguousarray(image), None if mask is None else np.ascontiguousarray(mask)
+
+
+def _warp(plane: npt.NDArray[Any], matrix: Any) -> npt.NDArray[Any]:
+    """Rotate with bilinear interpolation, reflecting at the border (no black corners to learn from)."""
+    height, width = plane.shape[:2]
+    warped = cv2.warpAffine(
+        np.ascontiguousarray(plane),
+        matrix,
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT_101,
+    )
+    if plane.ndim == 3 and warped.ndim == 2:  # OpenCV drops a trailing axis of length 1
+        warped = warped[:, :, None]
+    return np.asarray(warped)
+
+
+def _photometric(image: Images, rng: np.random.Generator, config: AugmentConfig) -> Images:
+    if config.brightness == 0 and config.contrast == 0 and config.noise_std == 0:
+        return image
+    work = image.astype(np.float32)
+    mean = float(work.mean())
+    gain = 1.0 + float(rng.uniform(-config.contrast, config.contrast))
+    shift = 255.0 * float(rng.uniform(-config.brightness, config.brightness))
+    work = (work - mean) * gain + mean + shift
+    if config.noise_std > 0:
+        sigma = float(rng.uniform(0.0, config.noise_std))
+        work += rng.standard_normal(work.shape, dtype=np.float32) * sigma
+    return np.clip(np.rint(work), 0, 255).astype(np.uint8)
