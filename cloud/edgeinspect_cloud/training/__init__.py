@@ -1,0 +1,74 @@
+"""Training: ResNet18 classifier (PyTorch) and U-Net segmenter (Keras 3), both exported to ONNX.
+
+Public API::
+
+    default_config(task, quick=False) -> TrainConfig
+    train(task, dataset_dir, run_dir, config=None) -> TrainResult
+    train_classifier(dataset_dir, run_dir, config=None) -> TrainResult    # imports torch
+    train_segmenter(dataset_dir, run_dir, config=None) -> TrainResult     # imports tensorflow
+    export_onnx(model, path, input_spec, output_name, opset=ONNX_OPSET) -> Path
+    parity(model, onnx_path, uint8_batch) -> float                        # max |framework - ORT|
+
+torch and tensorflow are imported only when a trainer runs, so importing this package is cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeinspect_cloud.training.config import (
+    ONNX_OPSET,
+    TASKS,
+    Task,
+    TrainConfig,
+    TrainResult,
+    ValPredictions,
+    default_config,
+)
+from edgeinspect_cloud.training.export import export_onnx, framework_of, parity
+from edgeinspect_cloud.training.prepare import PreparedData, prepare_data
+
+
+def train_classifier(
+    dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig | None = None
+) -> TrainResult:
+    """Train the ResNet18 classifier (see :mod:`edgeinspect_cloud.training.classifier`)."""
+    from edgeinspect_cloud.training.classifier import train_classifier as run
+
+    return run(dataset_dir, run_dir, config)
+
+
+def train_segmenter(
+    dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig | None = None
+) -> TrainResult:
+    """Train the U-Net segmenter (see :mod:`edgeinspect_cloud.training.segmenter`)."""
+    from edgeinspect_cloud.training.segmenter import train_segmenter as run
+
+    return run(dataset_dir, run_dir, config)
+
+
+def train(
+    task: Task, dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig | None = None
+) -> TrainResult:
+    """Train the model of ``task`` with ``config`` (default: :func:`default_config`)."""
+    runner = train_classifier if task == "classification" else train_segmenter
+    return runner(dataset_dir, run_dir, config or default_config(task))
+
+
+__all__ = [
+    "ONNX_OPSET",
+    "TASKS",
+    "PreparedData",
+    "Task",
+    "TrainConfig",
+    "TrainResult",
+    "ValPredictions",
+    "default_config",
+    "export_onnx",
+    "framework_of",
+    "parity",
+    "prepare_data",
+    "train",
+    "train_classifier",
+    "train_segmenter",
+]

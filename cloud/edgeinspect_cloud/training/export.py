@@ -1,0 +1,116 @@
+"""Export a framework model to ONNX (opset pinned) and check that ONNX Runtime agrees with the framework.
+
+:func:`export_onnx` accepts what the trainers return in ``TrainResult.model`` (a PyTorch module or a
+Keras model that takes uint8 NCHW pixels) and writes an ONNX file whose input is ``image`` (dynamic
+batch) and whose output is named as the model contract says. :func:`parity` runs the same uint8 batch
+through the framework and through ONNX Runtime and returns the largest absolute difference.
+
+torch, tensorflow and tf2onnx are imported inside the functions that need them, so importing this
+module (e.g. from the compile step) costs nothing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from edgeinspect.core.package import InputSpec
+
+from edgeinspect_cloud.errors import TrainingError
+from edgeinspect_cloud.training.config import ONNX_OPSET
+
+
+def framework_of(model: Any) -> str:
+    """``"torch"`` or ``"keras"`` for a model object, judged by its class's module (no imports needed)."""
+    for cls in type(model).__mro__:
+        root = cls.__module__.split(".")[0]
+        if root == "torch":
+            return "torch"
+        if root in ("keras", "tf_keras", "tensorflow"):
+            return "keras"
+    raise TrainingError(
+        f"cannot export a {type(model).__name__}: expected a torch.nn.Module or a keras.Model",
+        hint="pass a PyTorch or Keras model, or a ready ONNX file",
+    )
+
+
+def export_onnx(
+    model: Any, path: str | Path, spec: InputSpec, output_name: str, *, opset: int = ONNX_OPSET
+) -> Path:
+    """Write ``model`` as ONNX: input ``spec.name`` (uint8, dynamic batch), one output ``output_name``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if framework_of(model) == "torch":
+        _export_torch(model, target, spec, output_name, opset)
+    else:
+        _export_keras(model, target, spec, output_name, opset)
+    return target
+
+
+def _export_torch(model: Any, path: Path, spec: InputSpec, output_name: str, opset: int) -> None:
+    import torch
+
+    model.eval()
+    example = torch.zeros((1, spec.channels, spec.resize.height, spec.resize.width), dtype=torch.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter warns that it is the legacy path
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[spec.name],
+            output_names=[output_name],
+            dynamic_axes={spec.name: {0: "batch"}, output_name: {0: "batch"}},
+        )
+
+
+def _export_keras(model: Any, path: Path, spec: InputSpec, output_name: str, opset: int) -> None:
+    import tensorflow as tf
+    import tf2onnx
+
+    signature = (
+        tf.TensorSpec((None, spec.channels, spec.resize.height, spec.resize.width), tf.uint8, spec.name),
+    )
+    proto, _ = tf2onnx.convert.from_keras(
+        model, input_signature=signature, opset=opset, output_path=str(path)
+    )
+    outputs = [o.name for o in proto.graph.output]
+    if outputs != [output_name]:
+        raise TrainingError(
+            f"exported Keras model has outputs {outputs}, expected [{output_name!r}]",
+            hint="name the model's last layer after the contract's output",
+        )
+
+
+def framework_predict(model: Any, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """The framework's own output for a uint8 NCHW batch (inference mode)."""
+    if framework_of(model) == "torch":
+        import torch
+
+        model.eval()
+        with torch.no_grad():
+            result: npt.NDArray[np.float32] = model(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
+        return result
+    return np.asarray(model(batch, training=False), dtype=np.float32)
+
+
+def parity(
+    model: Any, onnx_path: str | Path, batch: npt.NDArray[np.uint8], *, input_name: str = "image"
+) -> float:
+    """Largest absolute difference between the framework's and ONNX Runtime's outputs on ``batch``."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    onnx_out = np.asarray(session.run(None, {input_name: batch})[0], dtype=np.float32)
+    expected = framework_predict(model, batch)
+    if onnx_out.shape != expected.shape:
+        raise TrainingError(
+            f"ONNX output shape {onnx_out.shape} differs from the framework's {expected.shape}",
+            hint="the export is broken; check the model's output layer",
+        )
+    return float(np.max(np.abs(onnx_out - expected))) if expected.size else 0.0

@@ -1,0 +1,121 @@
+"""The end of every training run: export, check parity, evaluate on validation through ONNX Runtime.
+
+Thresholds are chosen here, on the validation split and through the exported ONNX model run the
+edge's way (core preprocess -> ONNX Runtime -> core postprocess): the image threshold maximises F1,
+the pixel threshold maximises Dice. They are written with the input and outputs to
+``model_spec.json`` beside ``model.onnx``, which ``evaluate --model`` and the packaging step read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgeinspect.core.package import Framework, OutputSpec, Thresholds
+from edgeinspect.core.postprocess import classification_score, segmentation_score_and_mask
+
+from edgeinspect_cloud.evaluation.evaluate import evaluate_samples
+from edgeinspect_cloud.evaluation.report import write_report
+from edgeinspect_cloud.evaluation.runner import OnnxModel
+from edgeinspect_cloud.evaluation.spec import ModelSpec
+from edgeinspect_cloud.training.config import TrainConfig, TrainResult, ValPredictions
+from edgeinspect_cloud.training.export import export_onnx, parity
+from edgeinspect_cloud.training.prepare import PreparedData
+
+MODEL_FILE = "model.onnx"
+SPEC_FILE = "model_spec.json"
+OUTPUT_NAMES = {"classification": "defect_probability", "segmentation": "mask_probability"}
+PARITY_BATCH = 8
+
+
+@dataclass
+class FitOutcome:
+    """What a framework's training loop hands to :func:`finish_run`."""
+
+    model: Any
+    framework: Framework
+    checkpoint_path: Path
+    history: list[dict[str, float]]
+    best_epoch: int
+    epochs_run: int
+    train_seconds: float
+
+
+def output_spec(task: str, height: int, width: int) -> OutputSpec:
+    """The contract's output: ``defect_probability [N, 1]`` or ``mask_probability [N, 1, H, W]``."""
+    name = OUTPUT_NAMES[task]
+    shape = [-1, 1] if task == "classification" else [-1, 1, height, width]
+    return OutputSpec(name=name, meaning=name, shape=shape)  # type: ignore[arg-type]
+
+
+def finish_run(run_dir: Path, config: TrainConfig, data: PreparedData, fit: FitOutcome) -> TrainResult:
+    """Export ``fit.model``, measure parity and validation metrics, write the spec and the report."""
+    output = output_spec(config.task, data.spec.resize.height, data.spec.resize.width)
+    onnx_path = export_onnx(fit.model, run_dir / MODEL_FILE, data.spec, output.name)
+    max_diff = parity(fit.model, onnx_path, data.val.images[:PARITY_BATCH], input_name=data.spec.name)
+    spec = ModelSpec(task=config.task, input=data.spec, outputs=[output])
+    runner = OnnxModel(onnx_path, spec, threads=config.threads)
+    evaluation = evaluate_samples(runner, data.val_files, progress=config.progress)
+    image_threshold = evaluation.metrics["threshold"]
+    thresholds = Thresholds(
+        image=image_threshold if math.isfinite(image_threshold) else 0.5,
+        pixel=evaluation.pixel_threshold,
+    )
+    spec.model_copy(update={"thresholds": thresholds}).write(run_dir / SPEC_FILE)
+    metrics = {**evaluation.metrics, "onnx_parity_max_abs_diff": max_diff}
+    evaluation.metrics = metrics
+    report_dir = write_report(
+        evaluation,
+        run_dir / "report",
+        title=f"{config.task} - validation split",
+        context={
+            "model": str(onnx_path),
+            "split": "validation (from train)",
+            "fingerprint": data.fingerprint,
+        },
+    )
+    return TrainResult(
+        task=config.task,
+        run_dir=run_dir,
+        onnx_path=onnx_path,
+        checkpoint_path=fit.checkpoint_path,
+        model=fit.model,
+        framework=fit.framework,
+        input=data.spec,
+        outputs=[output],
+        thresholds=thresholds,
+        metrics=metrics,
+        dataset_fingerprint=data.fingerprint,
+        validation=_val_predictions(runner, data),
+        train_seconds=fit.train_seconds,
+        epochs_run=fit.epochs_run,
+        best_epoch=fit.best_epoch,
+        config=config,
+        history=fit.history,
+        report_dir=report_dir,
+    )
+
+
+def _val_predictions(runner: OnnxModel, data: PreparedData, batch_size: int = 16) -> ValPredictions:
+    """ONNX Runtime's answers on the model-ready validation arrays (scores, and model-size masks)."""
+    images = data.val.images
+    scores = np.zeros(len(images))
+    masks = (
+        None
+        if runner.spec.task == "classification"
+        else np.zeros((len(images), *images.shape[2:]), np.float32)
+    )
+    meaning = runner.answer.meaning
+    for start in range(0, len(images), batch_size):
+        output = runner.run(images[start : start + batch_size])
+        for offset in range(output.shape[0]):
+            one = output[offset : offset + 1]
+            if masks is None:
+                scores[start + offset] = classification_score(one, meaning)
+            else:
+                scores[start + offset], _ = segmentation_score_and_mask(one, meaning, 0.5)
+                masks[start + offset] = one.reshape(images.shape[2:])
+    return ValPredictions(list(data.val.ids), images, data.val.labels.copy(), scores, masks)
