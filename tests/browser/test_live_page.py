@@ -25,11 +25,12 @@ def shown(page: Any, frame_id: str, verdict: str) -> None:
 
 
 def pixel(page: Any, x: int, y: int) -> list[int]:
-    return page.evaluate(
+    rgba = page.evaluate(
         "([x, y]) => Array.from("
         "document.getElementById('frame').getContext('2d').getImageData(x, y, 1, 1).data)",
         [x, y],
     )
+    return [int(v) for v in rgba]
 
 
 def mask_centre() -> tuple[int, int]:

@@ -12,6 +12,7 @@ from edgeinspect.core.streams import Streams
 from PIL import Image
 
 from tests.fixtures.redis_server import RedisServer
+from tests.fixtures.servers import LOOPBACK, free_port
 from tests.integration.ui.support import GREY, HEIGHT, MASK_BOX, WIDTH, LiveUi, job_event, push, serve_ui
 
 
@@ -143,3 +144,14 @@ def test_health_ready_and_metrics(ui: LiveUi, streams: Streams, line_id: str) ->
         lambda: 'edgeinspect_ui_results_total{verdict="defect"}' in _get(ui, "/metrics").text, 10
     )
     assert "edgeinspect_ui_redis_up 1.0" in _get(ui, "/metrics").text
+
+
+def test_an_unreachable_agent_is_a_state_of_the_table_not_an_error(
+    redis_server: RedisServer, line_id: str
+) -> None:
+    nowhere = f"{LOOPBACK}:{free_port()}"
+    with serve_ui(redis_url=redis_server.url, ui_lines=line_id, agent_addr=nowhere) as ui:
+        table = _get(ui, "/api/models")
+        assert table.status_code == 200
+        assert table.json()["agent"] == "unreachable" and nowhere in table.json()["message"]
+        assert "edgeinspect_ui_agent_up 0.0" in _get(ui, "/metrics").text

@@ -27,7 +27,7 @@ def frame_url(line: str, frame_id: str, result: Result, result_id: str) -> str:
     ts_ms = result.ts_ns // 1_000_000
     after = max(0, min(ts_ms, int(ts_ms - result.e2e_ms)) - 50)
     before = entry_ms(result_id) + 50
-    return f"/api/frames/{quote(line)}/{quote(frame_id)}.png?after={after}&before={before}"
+    return f"/api/frames/{quote(line)}/{quote(frame_id, safe='')}.png?after={after}&before={before}"
 
 
 def result_out(line: str, result_id: str, result: Result) -> ResultOut:
