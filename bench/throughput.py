@@ -1,0 +1,281 @@
+"""Throughput and end-to-end latency of one line with both models, at the KolektorSDD2 size (232 x 640).
+
+What it measures, in one run, on one machine (redis-server, agent and worker as real processes):
+
+1. **bare**: ``session.run`` p50/p99 of each model in this process, with the agent's session options
+   (the floor nothing can beat);
+2. **end to end**: one frame at a time, from the camera's XADD to the result being readable in Redis
+   (XREAD BLOCK on the results stream), p50/p99; ``e2e_overhead_ratio`` = e2e p50 / (bare cls p50 +
+   bare seg p50) (target <= 1.25: decode, preprocess, gRPC, postprocess, mask PNG, Redis all together
+   must cost under a quarter of the inference);
+3. **throughput**: the camera keeps a small backlog topped up for ``--seconds``; then it stops and the
+   worker drains. ``fps`` = results per second over the measured window, and the run fails loudly if
+   any frame is left unprocessed or pending;
+4. **memory**: resident (and peak) memory of the agent and the worker during the throughput phase.
+
+    .venv/bin/python bench/throughput.py            # about 2-3 minutes
+    .venv/bin/python bench/throughput.py --quick    # a smoke run
+
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``bench`` and the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import onnxruntime as ort
+import redis
+from edgeinspect.core import images, names
+from edgeinspect.core.agent_client import AgentClient
+from edgeinspect.core.messages import Encoding, Frame, Result, now_ns
+from edgeinspect.core.observability import percentile
+from edgeinspect.core.streams import Streams
+
+from bench.models import KSDD2_HEIGHT, KSDD2_WIDTH, BenchModel, build_packages
+from bench.stack import BenchStack, rss_mb
+
+LINE = "bench"
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (about 40 s)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the throughput phase")
+    parser.add_argument("--latency-frames", type=int, default=40, help="frames timed one at a time")
+    parser.add_argument("--bare-runs", type=int, default=30, help="session.run calls per model for the floor")
+    parser.add_argument("--depth", type=int, default=2, help="EI_PIPELINE_DEPTH of the worker")
+    parser.add_argument("--threads", type=int, default=0, help="EI_INTRA_OP_THREADS of the agent (0: auto)")
+    parser.add_argument("--encoding", choices=("png", "jpeg"), default="png", help="how frames are encoded")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.latency_frames, args.bare_runs = 12.0, 8, 6
+    return args
+
+
+def synthetic_frames(count: int, encoding: str, seed: int = 0) -> list[bytes]:
+    """Textured grey 232 x 640 frames (a brushed-metal look with noise), like KolektorSDD2's parts."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(count):
+        rows = np.linspace(60, 140, KSDD2_HEIGHT)[:, None] + rng.normal(0, 6, (KSDD2_HEIGHT, KSDD2_WIDTH))
+        grey = np.clip(rows + 10 * np.sin(np.arange(KSDD2_WIDTH) / 7.0)[None, :], 0, 255).astype(np.uint8)
+        frames.append(images.encode(np.repeat(grey[:, :, None], 3, axis=2), encoding))
+    return frames
+
+
+def bare_timings(model: BenchModel, runs: int, threads: int) -> list[float]:
+    """``session.run`` in milliseconds with the options the agent uses (same threads, spinning on)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(model.onnx_bytes, options, providers=["CPUExecutionProvider"])
+    feed = {"image": np.random.default_rng(1).integers(0, 256, (1, 3, model.height, model.width), np.uint8)}
+    for _ in range(2):
+        session.run(None, feed)
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        session.run(None, feed)
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+class Camera:
+    """XADDs frames to the line and reads results back; a frame id is ``b{n}``."""
+
+    def __init__(self, client: redis.Redis, frames: list[bytes], encoding: Encoding) -> None:
+        self.client = client
+        self.streams = Streams(client)
+        self.frames = frames
+        self.encoding = encoding
+        self.sent = 0
+        self.results: dict[str, Result] = {}
+        self._last_id = "0-0"
+
+    def send(self) -> str:
+        frame_id = f"b{self.sent}"
+        data = self.frames[self.sent % len(self.frames)]
+        frame = Frame(
+            frame_id, LINE, "cam", now_ns(), self.encoding, KSDD2_HEIGHT, KSDD2_WIDTH, 3, data, "bench"
+        )
+        self.streams.add(names.frames_stream(LINE), frame)
+        self.sent += 1
+        return frame_id
+
+    def collect(self, block_ms: int) -> list[Result]:
+        reply: Any = self.client.xread({names.results_stream(LINE): self._last_id}, count=100, block=block_ms)
+        got: list[Result] = []
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                self._last_id = entry_id.decode()
+                result = Result.from_fields(fields)
+                self.results[result.frame_id] = result
+                got.append(result)
+        return got
+
+
+def measure_latency(camera: Camera, frames: int, warmup: int = 3) -> tuple[list[float], list[float]]:
+    """One frame at a time: XADD -> result readable (bench clock), and the worker's own ``e2e_ms``."""
+    seen, reported = [], []
+    for i in range(frames + warmup):
+        started = time.perf_counter()
+        frame_id = camera.send()
+        while frame_id not in camera.results:
+            if not camera.collect(block_ms=30_000):
+                raise SystemExit(f"no result for {frame_id} within 30 s")
+        if i >= warmup:
+            seen.append((time.perf_counter() - started) * 1000)
+            reported.append(camera.results[frame_id].e2e_ms)
+        if camera.results[frame_id].verdict == "error":
+            raise SystemExit(f"frame {frame_id} got an error result: {camera.results[frame_id].error}")
+    return seen, reported
+
+
+def measure_throughput(camera: Camera, seconds: float, backlog: int, pids: dict[str, int]) -> dict[str, Any]:
+    """Keep ``backlog`` frames outstanding for ``seconds``, then drain; count and sample memory."""
+    memory: dict[str, list[float]] = {name: [] for name in pids}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.5):
+            for name, pid in pids.items():
+                memory[name].append(rss_mb(pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    done_before = len(camera.results)
+    sent_before = camera.sent
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        while camera.sent - len(camera.results) < backlog:
+            camera.send()
+        camera.collect(block_ms=1000)
+    window = time.perf_counter() - started
+    done_in_window = len(camera.results) - done_before
+    drain_started = time.perf_counter()
+    while len(camera.results) < camera.sent and time.perf_counter() - drain_started < 120:
+        camera.collect(block_ms=1000)
+    stop.set()
+    sampler.join()
+    pending = int(camera.client.xpending(names.frames_stream(LINE), names.INFERENCE_GROUP)["pending"])  # type: ignore[index]
+    sent = camera.sent - sent_before
+    errors = sum(1 for r in camera.results.values() if r.verdict == "error")
+    return {
+        "fps": done_in_window / window,
+        "frames_sent": sent,
+        "frames_processed": len(camera.results) - done_before,
+        "frames_unprocessed": camera.sent - len(camera.results),
+        "frames_pending": pending,
+        "error_results": errors,
+        "memory": {name: (max(v) if v else 0.0, rss_mb(pids[name], "VmHWM")) for name, v in memory.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    stack = BenchStack(agent_settings={"intra_op_threads": str(args.threads)})
+    try:
+        return run(args, stack)
+    finally:
+        stack.close()
+
+
+def run(args: argparse.Namespace, stack: BenchStack) -> int:
+    key = stack.signing_key()
+    print("building benchmark models and packages ...", file=sys.stderr)
+    cls, seg = build_packages(stack.root / "packages", key)
+    stack.start()
+    with AgentClient(stack.agent_addr, timeout_s=120) as agent:
+        for model, alias in ((cls, "defect-cls"), (seg, "defect-seg")):
+            info = agent.load_version(str(model.package))
+            agent.set_alias(alias, info.name, info.version)
+        provider = agent.list_versions()[0].execution_provider
+    print("timing bare session.run ...", file=sys.stderr)
+    bare: dict[str, list[float]] = {m.task: bare_timings(m, args.bare_runs, args.threads) for m in (cls, seg)}
+    worker = stack.start_worker(line=LINE, pipeline_depth=str(args.depth))
+    client = redis.Redis.from_url(stack.redis_url)
+    camera = Camera(client, synthetic_frames(8, args.encoding), args.encoding)
+    print("end-to-end latency, one frame at a time ...", file=sys.stderr)
+    seen, reported = measure_latency(camera, args.latency_frames)
+    print(f"throughput for {args.seconds:.0f} s ...", file=sys.stderr)
+    pids = {"agent": stack.procs["agent"].pid, "worker": worker.pid}
+    flow = measure_throughput(camera, args.seconds, backlog=2 * args.depth + 2, pids=pids)
+    figures = _figures(args, provider, bare, seen, reported, flow)
+    _print_table(figures)
+    print(json.dumps(figures, separators=(",", ":")))
+    return 0 if figures["frames_unprocessed"] == 0 and figures["frames_pending"] == 0 else 1
+
+
+def _figures(args: argparse.Namespace, provider: str, bare: dict[str, list[float]], seen: list[float],
+             reported: list[float], flow: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    bare_cls, bare_seg = percentile(bare["classification"], 50), percentile(bare["segmentation"], 50)
+    e2e_p50 = percentile(seen, 50)
+    memory = flow["memory"]
+    return {
+        "bench": "throughput",
+        "frame": f"{KSDD2_HEIGHT}x{KSDD2_WIDTH}",
+        "encoding": args.encoding,
+        "execution_provider": provider,
+        "intra_op_threads": args.threads,
+        "pipeline_depth": args.depth,
+        "bare_cls_p50_ms": round(bare_cls, 2),
+        "bare_cls_p99_ms": round(percentile(bare["classification"], 99), 2),
+        "bare_seg_p50_ms": round(bare_seg, 2),
+        "bare_seg_p99_ms": round(percentile(bare["segmentation"], 99), 2),
+        "bare_sum_p50_ms": round(bare_cls + bare_seg, 2),
+        "e2e_p50_ms": round(e2e_p50, 2),
+        "e2e_p99_ms": round(percentile(seen, 99), 2),
+        "e2e_worker_reported_p50_ms": round(percentile(reported, 50), 2),
+        "e2e_overhead_ratio": round(e2e_p50 / (bare_cls + bare_seg), 3),
+        "fps": round(flow["fps"], 2),
+        "bare_sequential_fps": round(1000.0 / (bare_cls + bare_seg), 2),
+        "throughput_seconds": args.seconds,
+        "frames_sent": flow["frames_sent"],
+        "frames_processed": flow["frames_processed"],
+        "frames_unprocessed": flow["frames_unprocessed"],
+        "frames_pending": flow["frames_pending"],
+        "error_results": flow["error_results"],
+        "agent_rss_mb": round(memory["agent"][0], 1),
+        "agent_peak_rss_mb": round(memory["agent"][1], 1),
+        "worker_rss_mb": round(memory["worker"][0], 1),
+        "worker_peak_rss_mb": round(memory["worker"][1], 1),
+    }
+
+
+def _print_table(f: dict[str, Any]) -> None:
+    rows = [
+        ("frame / encoding", f"{f['frame']} {f['encoding']}, provider {f['execution_provider']}, "
+                             f"threads {f['intra_op_threads'] or 'auto'}, depth {f['pipeline_depth']}"),
+        ("bare session.run cls p50 / p99", f"{f['bare_cls_p50_ms']:.1f} / {f['bare_cls_p99_ms']:.1f} ms"),
+        ("bare session.run seg p50 / p99", f"{f['bare_seg_p50_ms']:.1f} / {f['bare_seg_p99_ms']:.1f} ms"),
+        ("bare cls + seg p50", f"{f['bare_sum_p50_ms']:.1f} ms"),
+        ("end to end p50 / p99 (XADD -> result)", f"{f['e2e_p50_ms']:.1f} / {f['e2e_p99_ms']:.1f} ms"),
+        ("end to end p50 as the worker saw it", f"{f['e2e_worker_reported_p50_ms']:.1f} ms"),
+        ("e2e overhead ratio (target <= 1.25)", f"{f['e2e_overhead_ratio']:.3f}"),
+        ("sustained throughput", f"{f['fps']:.2f} frames/s (bare sequential {f['bare_sequential_fps']:.2f})"),
+        ("frames sent / processed / unprocessed / pending",
+         f"{f['frames_sent']} / {f['frames_processed']} / {f['frames_unprocessed']} / {f['frames_pending']}"),
+        ("error results", str(f["error_results"])),
+        ("agent RSS / peak", f"{f['agent_rss_mb']:.0f} / {f['agent_peak_rss_mb']:.0f} MiB"),
+        ("worker RSS / peak", f"{f['worker_rss_mb']:.0f} / {f['worker_peak_rss_mb']:.0f} MiB"),
+    ]  # fmt: skip
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{'measure':<{width}}  value\n{'-' * width}  {'-' * 40}")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    print()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
