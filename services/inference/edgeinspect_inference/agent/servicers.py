@@ -39,7 +39,8 @@ def rpc(handler: Handler[T]) -> Handler[T]:
             return handler(self, request, context)
         except EdgeInspectError as exc:
             code = status_name(exc)
-            log.warning("request_refused", method=method, code=code, error=str(exc))
+            frame_id = getattr(request, "frame_id", "")
+            log.warning("request_refused", method=method, code=code, error=str(exc), frame_id=frame_id)
             context.abort(grpc.StatusCode[code], describe(exc))
         except Exception as exc:  # an agent bug must answer INTERNAL, never kill the server thread silently
             log.exception("request_failed", method=method)
@@ -176,6 +177,13 @@ class ExtensionServicer(ext_grpc.AgentServicer):
     def Predict(self, request: Any, context: grpc.ServicerContext) -> ext_pb2.PredictResponse:
         feeds = self._decoder.feeds(request.model, request.tensors)
         outcome = self._table.predict(request.model, feeds, wait_shadow=request.wait_shadow)
+        log.debug(
+            "predicted",
+            frame_id=request.frame_id,
+            model=outcome.name,
+            version=outcome.version,
+            latency_ms=round(outcome.latency_ms, 3),
+        )
         return convert.predict_response(outcome)
 
     @rpc
