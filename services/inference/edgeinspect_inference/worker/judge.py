@@ -173,7 +173,8 @@ class FrameJudge:
         predictions: list[Prediction] = [a.primary.prediction for a in answers]
         predictions += [a.shadow.prediction for a in answers if a.shadow is not None]
         verdict, score = decide(predictions, self._rule)
-        masks = [a.primary.mask for a in answers if a.primary.mask is not None]
+        # A good part's empty mask says nothing the prediction does not (area 0): skip its PNG.
+        masks = [a.primary.mask for a in answers if a.primary.mask is not None and a.primary.mask.any()]
         result = Result(
             frame_id=frame.frame_id,
             line=self.line,
