@@ -7,6 +7,7 @@ or later), then uvicorn finishes requests in flight and the lifespan stops the f
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from types import FrameType
 
@@ -30,9 +31,13 @@ class UiServer(uvicorn.Server):
         self.ui_state = state
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        log.info("shutdown_requested", signal=sig)
+        log.info("shutdown_requested", signal=signal.Signals(sig).name)
         self.ui_state.begin_shutdown()
         super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal after a graceful stop; ours exits 0 like every service
+        captured = getattr(self, "_captured_signals", None)
+        if isinstance(captured, list) and sig in captured:
+            captured.remove(sig)
 
 
 def build_server(settings: UiSettings) -> UiServer:
