@@ -46,7 +46,8 @@ class CompileOptions:
     ``export_max_diff``: allowed |framework - fp32 ONNX| (float rounding is ~1e-6).
     ``int8_max_diff`` / ``int8_min_agreement``: allowed |fp32 - int8| on probabilities and the share of
     validation images that must keep their verdict; quantisation error on a probability is typically a
-    few hundredths, a bad calibration gives tenths and flipped verdicts.
+    few hundredths, a bad calibration gives tenths and flipped verdicts. Verdicts of images whose fp32
+    score lies within ``verdict_margin`` of the threshold are not judged (see ``ParityReport``).
     """
 
     optimisation: OptimisationLevel = "basic"
@@ -57,6 +58,7 @@ class CompileOptions:
     export_max_diff: float = 1e-3
     int8_max_diff: float = 0.25
     int8_min_agreement: float = 0.9
+    verdict_margin: float = 0.02
     latency_runs: int = 20
     latency_threads: int = 1
 
@@ -119,7 +121,9 @@ def compile_model(
             else _outputs(contract_path, data.validation)
         )
     ref_name = f"{source.framework.name} model" if source.reference else "unoptimised ONNX"
-    export = _compare(reference, fp32, data, task, (ref_name, "fp32 ONNX"), opts.export_max_diff, 1.0)
+    export = _compare(
+        reference, fp32, data, task, (ref_name, "fp32 ONNX"), opts.export_max_diff, 1.0, opts.export_max_diff
+    )
     report["export_parity"] = export.as_dict()
     report["fp32"] = _measure(fp32_path, fp32, data, task, opts)
     int8_path: Path | None = None
@@ -143,6 +147,7 @@ def compile_model(
                 ("fp32 ONNX", "int8 ONNX"),
                 opts.int8_max_diff,
                 opts.int8_min_agreement,
+                opts.verdict_margin,
             )
             report["int8_parity"] = parity.as_dict()
             report["int8"] = _measure(int8_path, int8, data, task, opts)
@@ -184,6 +189,7 @@ def _compare(
     names: tuple[str, str],
     max_allowed: float,
     min_agreement: float,
+    margin: float,
 ) -> ParityReport:
     return compare(
         reference,
@@ -194,6 +200,7 @@ def _compare(
         pixel_threshold=data.pixel_threshold,
         max_allowed=max_allowed,
         min_agreement=min_agreement,
+        margin=margin,
     )
 
 

@@ -28,8 +28,11 @@ class ParityReport:
     """How far ``candidate`` is from ``reference`` on the same images.
 
     ``verdict_agreement`` is the share of images given the same ok/defect verdict at the image
-    threshold; ``pixel_agreement`` (segmentation) the share of pixels on the same side of the pixel
-    threshold.
+    threshold, among the images whose reference score is at least ``margin`` away from it; the
+    ``borderline`` ones closer than that are counted but not judged, because the threshold chosen for
+    best F1 *is* a validation score and any rounding flips that image (with a dozen validation images
+    one such flip is 8%). ``pixel_agreement`` (segmentation) is the share of pixels on the same side of
+    the pixel threshold.
     """
 
     reference: str
@@ -38,6 +41,8 @@ class ParityReport:
     max_abs_diff: float
     mean_abs_diff: float
     verdict_agreement: float
+    borderline: int
+    margin: float
     pixel_agreement: float | None
     max_allowed: float
     min_agreement: float
@@ -67,6 +72,7 @@ def compare(
     pixel_threshold: float | None,
     max_allowed: float,
     min_agreement: float,
+    margin: float = 0.0,
 ) -> ParityReport:
     """Measure ``candidate`` against ``reference`` (same images, same order, contract outputs)."""
     if reference.shape != candidate.shape:
@@ -76,9 +82,9 @@ def compare(
             hint="the two models do not implement the same contract; re-export",
         )
     diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
-    same = (image_scores(reference, task) >= image_threshold) == (
-        image_scores(candidate, task) >= image_threshold
-    )
+    ref_scores = image_scores(reference, task)
+    same = (ref_scores >= image_threshold) == (image_scores(candidate, task) >= image_threshold)
+    judged = np.abs(ref_scores.astype(np.float64) - image_threshold) >= margin
     pixel = None
     if task == "segmentation" and pixel_threshold is not None:
         pixel = float(np.mean((reference >= pixel_threshold) == (candidate >= pixel_threshold)))
@@ -88,7 +94,9 @@ def compare(
         images=len(reference),
         max_abs_diff=float(diff.max()) if diff.size else 0.0,
         mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
-        verdict_agreement=float(np.mean(same)) if same.size else 1.0,
+        verdict_agreement=float(np.mean(same[judged])) if judged.any() else 1.0,
+        borderline=int((~judged).sum()),
+        margin=margin,
         pixel_agreement=pixel,
         max_allowed=max_allowed,
         min_agreement=min_agreement,

@@ -82,7 +82,22 @@ def test_compare_measures_difference_and_verdict_agreement() -> None:
         min_agreement=0.8,
     )
     assert report.max_abs_diff == pytest.approx(0.15, abs=1e-6)
-    assert report.verdict_agreement == 0.75 and not report.passed
+    assert report.verdict_agreement == 0.75 and report.borderline == 0 and not report.passed
+
+    on_the_edge = np.array([[0.1], [0.5], [0.9]], np.float32)  # the middle score IS the threshold
+    rounded = on_the_edge - np.float32(1e-7)
+    edge = compare(
+        on_the_edge,
+        rounded,
+        task="classification",
+        names=("a", "b"),
+        image_threshold=0.5,
+        pixel_threshold=None,
+        max_allowed=1e-3,
+        min_agreement=1.0,
+        margin=1e-3,
+    )
+    assert edge.passed and edge.borderline == 1 and edge.verdict_agreement == 1.0
 
     masks = np.zeros((2, 1, 4, 4), np.float32)
     shifted = masks.copy()

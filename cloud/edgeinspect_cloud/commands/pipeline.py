@@ -1,0 +1,105 @@
+"""``edgeinspect pipeline run``: data -> train -> evaluate -> compile -> package -> register, by name.
+
+Every step reads and writes the run folder (``--out``), so ``--steps`` can run any of them alone or
+resume after a failure. Progress goes to stdout one line per step; the last line is one JSON object
+(versions registered, package URLs, metrics). Options are checked before anything slow starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from edgeinspect_cloud.commands.cli_errors import reports_errors
+from edgeinspect_cloud.commands.registry import add_registry_arguments
+from edgeinspect_cloud.compile import CompileOptions
+from edgeinspect_cloud.pipeline import STEPS, TASKS, PipelineError, PipelineOptions, run_pipeline
+
+
+def register(subparsers: Any) -> None:
+    """Add ``pipeline run``."""
+    parser = subparsers.add_parser("pipeline", help="train, evaluate, compile, package and register models")
+    sub = parser.add_subparsers(dest="pipeline_command", metavar="ACTION", required=True)
+    run = sub.add_parser("run", help="run the pipeline (or some of its steps) into a run folder")
+    run.add_argument(
+        "--dataset",
+        action="append",
+        type=Path,
+        default=[],
+        help="dataset folder (repeat to train on several)",
+    )
+    run.add_argument(
+        "--task", choices=[*TASKS, "both"], default="both", help="which model(s) (default: both)"
+    )
+    run.add_argument("--out", type=Path, required=True, help="the run folder (created; reused by --steps)")
+    run.add_argument(
+        "--key", type=Path, help="ed25519 private key that signs packages (edgeinspect keys generate)"
+    )
+    run.add_argument(
+        "--steps",
+        nargs="+",
+        default=list(STEPS),
+        help=f"steps to run, space or comma separated: {' '.join(STEPS)}",
+    )
+    run.add_argument(
+        "--quick", action="store_true", help="small, fast settings for demos and tests (under a minute)"
+    )
+    run.add_argument("--seed", type=int, default=0, help="seed of split, initialisation and augmentation")
+    run.add_argument("--epochs", type=int, help="override the number of training epochs")
+    run.add_argument("--by", help="who registers (default: the login name)")
+    run.add_argument("--no-int8", action="store_true", help="ship fp32 only (no static int8 model)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars (logs and step lines stay)")
+    add_registry_arguments(run)
+    run.set_defaults(handler=_run)
+
+
+def parse_steps(values: list[str]) -> list[str]:
+    """``["data,train", "evaluate"]`` -> ``["data", "train", "evaluate"]``; unknown names are an error."""
+    steps = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    unknown = sorted(set(steps) - set(STEPS))
+    if unknown:
+        raise PipelineError(f"unknown step(s) {unknown}", hint=f"steps are: {' '.join(STEPS)}")
+    return steps
+
+
+def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOptions:
+    """Build and check the options before anything slow runs: a missing key must not cost a training."""
+    tasks = list(TASKS) if args.task == "both" else [args.task]
+    if "data" in steps and not args.dataset:
+        raise PipelineError("the data step needs --dataset", hint="pass --dataset DIR (repeat for several)")
+    for dataset in args.dataset:
+        if not dataset.is_dir():
+            raise PipelineError(f"dataset folder {dataset} does not exist", hint="check --dataset")
+    if {"package", "register"} & set(steps) and (args.key is None or not args.key.is_file()):
+        raise PipelineError(
+            f"packaging needs a signing key, and {args.key or 'none'} is not a file",
+            hint="pass --key PRIVATE_KEY (make one with `edgeinspect keys generate --out DIR`)",
+        )
+    if "register" in steps and not args.registry:
+        raise PipelineError(
+            "the register step needs a registry", hint="pass --registry s3://... or file:///..."
+        )
+    return PipelineOptions(
+        run_dir=args.out,
+        tasks=tasks,  # type: ignore[arg-type]
+        datasets=list(args.dataset),
+        quick=args.quick,
+        seed=args.seed,
+        epochs=args.epochs,
+        registry_url=args.registry,
+        endpoint_url=args.endpoint_url,
+        key_path=args.key,
+        created_by=args.by,
+        progress=not args.no_progress,
+        compile=CompileOptions(quantize=not args.no_int8),
+    )
+
+
+@reports_errors
+def _run(args: argparse.Namespace) -> int:
+    steps = parse_steps(args.steps)
+    summary = run_pipeline(options_from_args(args, steps), steps)
+    print(json.dumps(summary["result"], sort_keys=True))
+    return 0

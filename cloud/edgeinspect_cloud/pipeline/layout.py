@@ -1,0 +1,137 @@
+"""The run folder: where every pipeline step reads its inputs and writes its outputs.
+
+Steps talk to each other only through this folder (never through memory alone), so any step can run
+by itself - again, later, on another machine, or as one container of a Kubeflow/SageMaker pipeline -
+given the folder the previous steps left::
+
+    RUN_DIR/run.json                  the options of the last invocation
+    RUN_DIR/data/data.json            datasets, the root trained on, fingerprint, counts
+    RUN_DIR/data/union/               several --dataset folders joined (links), when more than one
+    RUN_DIR/train/{task}/             the trainer's run: model.onnx, model_spec.json, result.json, report/
+    RUN_DIR/evaluate/{task}/          held-out evaluation report (metrics.json, report.html, plots)
+    RUN_DIR/compile/{task}/           model.onnx, model.int8.onnx, compile.json, golden-input.npy,
+                                      baseline.json (drift baseline)
+    RUN_DIR/package/{task}/           draft/ and the signed {group}-{n}.tar.gz, check.json
+    RUN_DIR/register/{task}.json      the registered version (as ``registry show --json`` prints it)
+    RUN_DIR/summary.json              what every step reported
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from edgeinspect.core.errors import EdgeInspectError
+
+from edgeinspect_cloud.compile import CompileOptions
+
+Task = Literal["classification", "segmentation"]
+TASKS: tuple[Task, ...] = ("classification", "segmentation")
+STEPS = ("data", "train", "evaluate", "compile", "package", "register")
+GROUPS: dict[Task, str] = {"classification": "defect-cls", "segmentation": "defect-seg"}
+"""Registry group (= package name) per task; the edge worker's aliases use the same names."""
+
+
+class PipelineError(EdgeInspectError):
+    """A pipeline step cannot run: bad options, or what an earlier step should have left is missing."""
+
+
+@dataclass
+class PipelineOptions:
+    """Everything ``edgeinspect pipeline run`` was given (``datasets`` are only needed by ``data``)."""
+
+    run_dir: Path
+    tasks: list[Task]
+    datasets: list[Path] = field(default_factory=list)
+    quick: bool = False
+    seed: int = 0
+    epochs: int | None = None
+    registry_url: str | None = None
+    endpoint_url: str | None = None
+    key_path: Path | None = None
+    created_by: str | None = None
+    progress: bool = True
+    compile: CompileOptions = field(default_factory=CompileOptions)
+
+
+class RunLayout:
+    """Paths inside one run folder, and JSON helpers that say which step to run when a file is missing."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.root = Path(run_dir)
+
+    @property
+    def data_json(self) -> Path:
+        return self.root / "data" / "data.json"
+
+    @property
+    def union_dir(self) -> Path:
+        return self.root / "data" / "union"
+
+    @property
+    def summary_json(self) -> Path:
+        return self.root / "summary.json"
+
+    def train_dir(self, task: Task) -> Path:
+        return self.root / "train" / task
+
+    def evaluate_dir(self, task: Task) -> Path:
+        return self.root / "evaluate" / task
+
+    def compile_dir(self, task: Task) -> Path:
+        return self.root / "compile" / task
+
+    def package_dir(self, task: Task) -> Path:
+        return self.root / "package" / task
+
+    def register_json(self, task: Task) -> Path:
+        return self.root / "register" / f"{task}.json"
+
+    def dataset_root(self) -> Path:
+        """The dataset folder the data step chose (one dataset, or the union of several)."""
+        return Path(self.read(self.data_json, "data")["root"])
+
+    def read(self, path: Path, step: str) -> dict[str, Any]:
+        """Read a JSON file an earlier ``step`` wrote; ``PipelineError`` saying to run it if missing."""
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise PipelineError(
+                f"{path} is missing: the {step} step has not run in {self.root}",
+                hint=f"run it first: edgeinspect pipeline run --out {self.root} --steps {step} ...",
+            ) from exc
+        except (OSError, json.JSONDecodeError) as exc:
+            raise PipelineError(f"cannot read {path}: {exc}", hint=f"re-run the {step} step") from exc
+        return data
+
+    def require(self, path: Path, step: str) -> Path:
+        """Return ``path`` if it exists, else the same error as :meth:`read`."""
+        if not path.exists():
+            raise PipelineError(
+                f"{path} is missing: the {step} step has not run in {self.root}",
+                hint=f"run it first: edgeinspect pipeline run --out {self.root} --steps {step} ...",
+            )
+        return path
+
+    @staticmethod
+    def write(path: Path, data: Any) -> Path:
+        """Write JSON (sorted, NaN as null) atomically enough for one writer: temp file, then rename."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(finite(data), indent=2, sort_keys=True, default=str) + "\n")
+        tmp.replace(path)
+        return path
+
+
+def finite(value: Any) -> Any:
+    """A copy with NaN/infinity replaced by None, recursively (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

@@ -1,0 +1,135 @@
+"""Run the named pipeline steps in order, print progress, keep ``summary.json`` current.
+
+``data`` runs once; every other step runs once per task. A step that fails stops the run with its
+error (the summary keeps what the steps before it reported), so a rerun with ``--steps`` can resume
+from the failed step. In one process the trained framework model is handed to compile as its parity
+reference; a compile run on its own uses the ONNX export instead (see ``steps_release``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from edgeinspect.core.observability import get_logger
+
+from edgeinspect_cloud.pipeline.layout import GROUPS, STEPS, PipelineError, PipelineOptions, RunLayout, Task
+from edgeinspect_cloud.pipeline.steps_model import step_data, step_evaluate, step_train
+from edgeinspect_cloud.pipeline.steps_release import step_compile, step_package, step_register
+
+log = get_logger(__name__)
+
+
+def run_pipeline(
+    options: PipelineOptions, steps: Sequence[str] = STEPS, *, out: TextIO = sys.stdout
+) -> dict[str, Any]:
+    """Run ``steps`` (in pipeline order, whatever order given) and return the run summary."""
+    unknown = sorted(set(steps) - set(STEPS))
+    if unknown:
+        raise PipelineError(f"unknown step(s) {unknown}", hint=f"steps are {', '.join(STEPS)}")
+    ordered = [step for step in STEPS if step in steps]
+    layout = RunLayout(options.run_dir)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    layout.write(layout.root / "run.json", {**vars(options), "steps": ordered})
+    summary = _load_summary(layout)
+    framework_models: dict[Task, Any] = {}
+    jobs: list[tuple[str, Task | None]] = [(step, None) for step in ordered if step == "data"]
+    jobs += [(step, task) for step in ordered if step != "data" for task in options.tasks]
+    for index, (step, task) in enumerate(jobs, start=1):
+        label = f"[{index}/{len(jobs)}] {step}" + (f" {task}" if task else "")
+        print(f"{label} ...", file=out, flush=True)
+        started = time.monotonic()
+        report = _run_step(step, task, options, layout, framework_models)
+        seconds = round(time.monotonic() - started, 2)
+        report = {**report, "seconds": seconds}
+        summary.setdefault("steps", {}).setdefault(step, {})[task or "all"] = report
+        layout.write(layout.summary_json, summary)
+        print(f"{label} done in {seconds:.1f}s{_headline(step, report)}", file=out, flush=True)
+        log.info("pipeline_step", step=step, task=task, seconds=seconds)
+    summary["result"] = _result(layout, options, summary)
+    layout.write(layout.summary_json, summary)
+    return summary
+
+
+def _run_step(
+    step: str, task: Task | None, options: PipelineOptions, layout: RunLayout, models: dict[Task, Any]
+) -> dict[str, Any]:
+    if step == "data":
+        return step_data(options, layout)
+    assert task is not None
+    if step == "train":
+        report, result = step_train(options, layout, task)
+        models[task] = result.model
+        return report
+    runners: dict[str, Callable[[PipelineOptions, RunLayout, Task], dict[str, Any]]] = {
+        "evaluate": step_evaluate,
+        "package": step_package,
+        "register": step_register,
+    }
+    if step == "compile":
+        return step_compile(options, layout, task, models.get(task))
+    return runners[step](options, layout, task)
+
+
+def _load_summary(layout: RunLayout) -> dict[str, Any]:
+    """The summary of earlier invocations on this run folder, so step-by-step runs accumulate."""
+    if layout.summary_json.is_file():
+        return layout.read(layout.summary_json, "any")
+    return {"run_dir": str(layout.root.resolve())}
+
+
+def _headline(step: str, report: dict[str, Any]) -> str:
+    """A few figures worth seeing at a glance in the progress line."""
+    if step == "data":
+        train = report.get("total", {}).get("train", {})
+        return f": {train.get('images')} training images ({train.get('defective')} defective)"
+    if step in ("train", "evaluate"):
+        metrics = report.get("metrics") or {}
+        shown = {
+            k: metrics[k]
+            for k in ("image_ap", "image_auroc", "f1", "dice")
+            if isinstance(metrics.get(k), float)
+        }
+        return ": " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()) if shown else ""
+    if step == "compile" and "int8_parity" in report:
+        parity = report["int8_parity"]
+        fp32, int8 = report.get("fp32", {}), report.get("int8", {})
+        return (
+            f": int8 max diff {parity['max_abs_diff']:.3f}, "
+            f"verdicts {parity['verdict_agreement']:.0%} agree, "
+            f"latency fp32 {fp32.get('latency_ms')} ms / int8 {int8.get('latency_ms')} ms"
+        )
+    if step == "package":
+        return f": {report['package']} ({report['size_bytes'] / 1e6:.2f} MB), verified"
+    if step == "register":
+        return f": {report['group']} version {report['version']} ({report['status']})"
+    return ""
+
+
+def _result(layout: RunLayout, options: PipelineOptions, summary: dict[str, Any]) -> dict[str, Any]:
+    """The one-line result: versions registered, package URLs, headline metrics per group."""
+    steps = summary.get("steps", {})
+    versions, packages, metrics = {}, {}, {}
+    for task in options.tasks:
+        group = GROUPS[task]
+        registered = steps.get("register", {}).get(task)
+        if registered:
+            versions[group] = registered["version"]
+            packages[group] = registered["package_url"]
+        elif steps.get("package", {}).get(task):
+            packages[group] = steps["package"][task]["package"]
+        evaluated = steps.get("evaluate", {}).get(task, {}).get("metrics")
+        trained = steps.get("train", {}).get(task, {}).get("metrics")
+        figures = dict(evaluated or trained or {})
+        int8 = steps.get("compile", {}).get(task, {}).get("int8", {}).get("metrics")
+        if int8:
+            figures |= {f"int8_val_{k}": v for k, v in int8.items()}
+        metrics[group] = {k: v for k, v in figures.items() if isinstance(v, int | float)}
+    return {
+        "run_dir": str(layout.root.resolve()),
+        "versions": versions,
+        "packages": packages,
+        "metrics": metrics,
+    }

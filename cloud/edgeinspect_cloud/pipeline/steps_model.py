@@ -1,0 +1,132 @@
+"""The model-making steps: data (check, join, fingerprint), train, evaluate on the held-out split.
+
+They call the dataset, training and evaluation packages' public functions; this module only decides
+where things go in the run folder and what each step reports.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgeinspect_cloud.data.dataset import SPLITS, list_split, read_labels
+from edgeinspect_cloud.data.fingerprint import dataset_fingerprint
+from edgeinspect_cloud.evaluation.evaluate import evaluate_samples, json_ready
+from edgeinspect_cloud.evaluation.report import write_report
+from edgeinspect_cloud.evaluation.runner import OnnxModel
+from edgeinspect_cloud.evaluation.spec import ModelSpec
+from edgeinspect_cloud.pipeline.layout import PipelineError, PipelineOptions, RunLayout, Task
+from edgeinspect_cloud.training.config import TrainConfig, TrainResult, default_config
+
+SPEC_FILE = "model_spec.json"
+MODEL_FILE = "model.onnx"
+
+
+def step_data(options: PipelineOptions, layout: RunLayout) -> dict[str, Any]:
+    """Check every dataset, join several into one folder of links, fingerprint what will be trained on."""
+    if not options.datasets:
+        raise PipelineError("the data step needs at least one --dataset", hint="pass --dataset DIR")
+    counts = {str(path): _split_counts(path) for path in options.datasets}
+    root = options.datasets[0] if len(options.datasets) == 1 else _join(options.datasets, layout.union_dir)
+    summary = {
+        "datasets": [str(path) for path in options.datasets],
+        "root": str(root),
+        "fingerprint": dataset_fingerprint(root),
+        "counts": counts,
+        "total": _split_counts(root),
+    }
+    layout.write(layout.data_json, summary)
+    return summary
+
+
+def _split_counts(root: Path) -> dict[str, dict[str, int]]:
+    """Images and defective images per split (``train`` must exist; ``test`` is optional)."""
+    counts = {}
+    for split in SPLITS:
+        if split != "train" and not (root / split).is_dir():
+            continue
+        files = list_split(root, split)
+        counts[split] = {"images": len(files), "defective": int(read_labels(files).sum())}
+    return counts
+
+
+def _join(datasets: list[Path], union: Path) -> Path:
+    """Link every image and mask of every dataset into ``union/{split}/d{i}-{name}`` (names stay paired).
+
+    Links keep the union cheap for big datasets; each dataset's files keep their own name behind a
+    per-dataset prefix, so ``10000.png`` of two datasets never collide and masks stay beside images.
+    """
+    for index, dataset in enumerate(datasets):
+        for split in SPLITS:
+            if not (dataset / split).is_dir():
+                continue
+            target = union / split
+            target.mkdir(parents=True, exist_ok=True)
+            for files in list_split(dataset, split):
+                for path in (files.image_path, files.mask_path):
+                    _link(path.resolve(), target / f"d{index}-{path.name}")
+    return union
+
+
+def _link(source: Path, link: Path) -> None:
+    if link.is_symlink() or link.exists():
+        if link.resolve() == source:
+            return
+        link.unlink()
+    try:
+        os.symlink(source, link)
+    except OSError:  # a filesystem without links: copy instead
+        link.write_bytes(source.read_bytes())
+
+
+def train_config(options: PipelineOptions, task: Task) -> TrainConfig:
+    """The trainer's defaults for ``task`` (quick or full), with this run's seed, epochs and progress."""
+    return default_config(task, quick=options.quick).with_overrides(
+        seed=options.seed, epochs=options.epochs, progress=options.progress
+    )
+
+
+def step_train(options: PipelineOptions, layout: RunLayout, task: Task) -> tuple[dict[str, Any], TrainResult]:
+    """Train ``task`` on the data step's dataset; the trainer exports ONNX and writes its spec."""
+    root = layout.dataset_root()
+    trainer = _trainer(task)
+    result = trainer(root, layout.train_dir(task), train_config(options, task))
+    return result.summary(), result
+
+
+def _trainer(task: Task) -> Callable[..., TrainResult]:
+    """Imported on use: the classifier pulls in torch, the segmenter tensorflow."""
+    if task == "classification":
+        from edgeinspect_cloud.training.classifier import train_classifier
+
+        return train_classifier
+    from edgeinspect_cloud.training.segmenter import train_segmenter
+
+    return train_segmenter
+
+
+def trained_spec(layout: RunLayout, task: Task) -> ModelSpec:
+    """The trained model's spec (input, outputs, thresholds chosen on validation)."""
+    return ModelSpec.read(layout.require(layout.train_dir(task) / SPEC_FILE, "train"))
+
+
+def step_evaluate(options: PipelineOptions, layout: RunLayout, task: Task) -> dict[str, Any]:
+    """Evaluate the trained ONNX model on the held-out ``test`` split at its operating thresholds."""
+    root = layout.dataset_root()
+    spec = trained_spec(layout, task)
+    model_path = layout.require(layout.train_dir(task) / MODEL_FILE, "train")
+    if not (root / "test").is_dir():
+        return {"skipped": f"{root} has no test split; the validation figures of training stand"}
+    samples = list_split(root, "test")
+    evaluation = evaluate_samples(
+        OnnxModel(model_path, spec), samples, thresholds=spec.thresholds, progress=options.progress
+    )
+    folder = write_report(
+        evaluation,
+        layout.evaluate_dir(task),
+        title=f"{task} - held-out test split",
+        context={"model": str(model_path), "dataset": str(root), "split": "test"},
+    )
+    return {"report": str(folder), "metrics": json_ready(evaluation.metrics)}

@@ -1,0 +1,235 @@
+"""The release steps: compile (optimise, int8, parity), package (draft, sign, check), register.
+
+Compile calibrates on training images and checks parity on the validation images, both re-read from
+the dataset with the trainer's split (same seed, same fraction) and the model's own preprocessing, so
+the step needs nothing from memory. When the trained framework model is at hand (same process), it
+is the parity reference; otherwise the unoptimised ONNX export is (training already compared the
+framework with that export: ``onnx_parity_max_abs_diff`` in its metrics).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from edgeinspect.core.package import Framework, load_private_key
+from pydantic import JsonValue
+
+from edgeinspect_cloud.compile import Adaptation, CompileData, SourceModel, compile_model
+from edgeinspect_cloud.data.arrays import ArraySet, load_arrays
+from edgeinspect_cloud.data.dataset import list_split, read_labels
+from edgeinspect_cloud.data.split import stratified_split
+from edgeinspect_cloud.evaluation.spec import ModelSpec
+from edgeinspect_cloud.packaging import PackageDraft, check_package
+from edgeinspect_cloud.pipeline.layout import GROUPS, PipelineError, PipelineOptions, RunLayout, Task
+from edgeinspect_cloud.pipeline.steps_model import MODEL_FILE, trained_spec
+from edgeinspect_cloud.registry import ModelRegistry, ModelVersion
+
+GOLDEN_FILE = "golden-input.npy"
+BASELINE_FILE = "baseline.json"
+PARITY_BATCH = 16
+
+
+def step_compile(
+    options: PipelineOptions, layout: RunLayout, task: Task, framework_model: Any | None = None
+) -> dict[str, Any]:
+    """Compile the trained export; writes compile.json, the golden input and the drift baseline."""
+    train_dir = layout.train_dir(task)
+    spec = trained_spec(layout, task)
+    trained = layout.read(train_dir / "result.json", "train")
+    calibration, validation = _compile_arrays(layout, spec, trained, options.compile.max_calibration_images)
+    thresholds = spec.thresholds
+    data = CompileData(
+        calibration=calibration.images,
+        validation=validation.images,
+        labels=validation.labels,
+        masks=validation.masks >= 0.5 if task == "segmentation" else None,
+        image_threshold=thresholds.image if thresholds else 0.5,
+        pixel_threshold=thresholds.pixel if thresholds else None,
+    )
+    source = SourceModel(
+        model=onnx.load(str(layout.require(train_dir / MODEL_FILE, "train"))),
+        framework=Framework.model_validate(trained["framework"]),
+        adaptation=Adaptation(task=task),
+        reference=_framework_reference(framework_model) if framework_model is not None else None,
+    )
+    out = layout.compile_dir(task)
+    result = compile_model(source, data, out, options.compile)
+    np.save(out / GOLDEN_FILE, _golden(validation), allow_pickle=False)
+    layout.write(out / BASELINE_FILE, _baseline(validation, result.report))
+    report = dict(result.report)
+    report["training_onnx_parity_max_abs_diff"] = trained.get("metrics", {}).get("onnx_parity_max_abs_diff")
+    layout.write(out / "compile.json", report)
+    return {key: report[key] for key in ("export_parity", "int8_parity", "fp32", "int8") if key in report}
+
+
+def _compile_arrays(
+    layout: RunLayout, spec: ModelSpec, trained: dict[str, Any], max_calibration: int
+) -> tuple[ArraySet, ArraySet]:
+    """The trainer's split of ``train/`` again: calibration images from its training part, validation."""
+    config = trained.get("config", {})
+    files = list_split(layout.dataset_root(), "train")
+    labels = read_labels(files)
+    split = stratified_split(labels, float(config.get("val_fraction", 0.2)), int(config.get("seed", 0)))
+    rng = np.random.default_rng(int(config.get("seed", 0)))
+    picked = np.sort(rng.permutation(split.train)[:max_calibration])
+    calibration = load_arrays([files[i] for i in picked], spec.input)
+    validation = load_arrays([files[i] for i in split.val], spec.input)
+    return calibration, validation
+
+
+def _framework_reference(model: Any) -> Any:
+    from edgeinspect_cloud.training.export import framework_predict
+
+    def reference(images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        parts = [
+            framework_predict(model, images[i : i + PARITY_BATCH])
+            for i in range(0, len(images), PARITY_BATCH)
+        ]
+        return np.concatenate(parts).astype(np.float32)
+
+    return reference
+
+
+def _golden(validation: ArraySet) -> npt.NDArray[np.uint8]:
+    """The smoke-test input: the first defective validation image (a non-trivial answer), else the first."""
+    defective = np.flatnonzero(validation.labels)
+    index = int(defective[0]) if defective.size else 0
+    return np.ascontiguousarray(validation.images[index : index + 1])
+
+
+def _baseline(validation: ArraySet, report: dict[str, Any]) -> dict[str, JsonValue]:
+    """What the validation images looked like, for drift monitoring on the device's captures."""
+    brightness = validation.images.reshape(len(validation), -1).mean(axis=1)
+    histogram, edges = np.histogram(brightness, bins=16, range=(0, 255))
+    return {
+        "images": len(validation),
+        "defective_share": float(validation.labels.mean()) if len(validation) else 0.0,
+        "mean_brightness": float(brightness.mean()) if len(validation) else 0.0,
+        "brightness_histogram": [int(v) for v in histogram],
+        "brightness_edges": [float(v) for v in edges],
+        "fp32_latency_ms": report.get("fp32", {}).get("latency_ms"),
+    }
+
+
+def step_package(options: PipelineOptions, layout: RunLayout, task: Task) -> dict[str, Any]:
+    """Make the version-free draft, build the package for the next registry version, check it."""
+    key = _private_key(options)
+    spec = trained_spec(layout, task)
+    trained = layout.read(layout.train_dir(task) / "result.json", "train")
+    compiled_dir = layout.compile_dir(task)
+    compiled = layout.read(compiled_dir / "compile.json", "compile")
+    if spec.thresholds is None:
+        raise PipelineError(f"{task} model spec has no thresholds", hint="re-run the train step")
+    draft = PackageDraft.create(
+        layout.package_dir(task) / "draft",
+        name=GROUPS[task],
+        task=task,
+        framework=Framework.model_validate(trained["framework"]),
+        input_spec=spec.input,
+        outputs=spec.outputs,
+        thresholds=spec.thresholds,
+        metrics=package_metrics(layout, task, trained, compiled),
+        dataset_fingerprint=trained["dataset_fingerprint"],
+        model_path=compiled_dir / "model.onnx",
+        int8_model_path=compiled_dir / "model.int8.onnx"
+        if (compiled_dir / "model.int8.onnx").is_file()
+        else None,
+        golden_input=np.load(layout.require(compiled_dir / GOLDEN_FILE, "compile"), allow_pickle=False),
+        baseline=layout.read(compiled_dir / BASELINE_FILE, "compile"),
+    )
+    version = _registry(options).next_version(GROUPS[task]) if options.registry_url else 1
+    path = draft.build(version, key, layout.package_dir(task))
+    check = check_package(path, [key.public_key()]).as_dict()
+    layout.write(layout.package_dir(task) / "check.json", check)
+    return {"package": str(path), "size_bytes": path.stat().st_size, "check": check}
+
+
+def package_metrics(
+    layout: RunLayout, task: Task, trained: dict[str, Any], compiled: dict[str, Any]
+) -> dict[str, float]:
+    """Held-out test metrics when the evaluate step ran (else validation), plus int8's beside them."""
+    evaluated = layout.evaluate_dir(task) / "metrics.json"
+    source = (
+        json.loads(evaluated.read_text())["metrics"] if evaluated.is_file() else trained.get("metrics", {})
+    )
+    metrics = {
+        k: float(v) for k, v in source.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    for key, value in compiled.get("int8", {}).get("metrics", {}).items():
+        metrics[f"int8_val_{key}"] = float(value)
+    for key, value in compiled.get("fp32", {}).get("metrics", {}).items():
+        metrics[f"fp32_val_{key}"] = float(value)
+    parity = compiled.get("int8_parity", {})
+    for key in ("max_abs_diff", "verdict_agreement"):
+        if isinstance(parity.get(key), int | float):
+            metrics[f"int8_parity_{key}"] = float(parity[key])
+    return metrics
+
+
+def step_register(options: PipelineOptions, layout: RunLayout, task: Task) -> dict[str, Any]:
+    """Register the package (PendingManualApproval); rebuilt for another number if it was taken."""
+    registry = _registry(options)
+    key = _private_key(options)
+    draft = PackageDraft.load(layout.require(layout.package_dir(task) / "draft", "package"))
+    group = GROUPS[task]
+
+    def build(number: int) -> Any:
+        prebuilt = layout.package_dir(task) / f"{group}-{number}.tar.gz"
+        return (
+            prebuilt
+            if prebuilt.is_file() and _built_for(prebuilt, number)
+            else draft.build(number, key, prebuilt.parent)
+        )
+
+    mv: ModelVersion = registry.register(
+        group,
+        build,
+        created_by=options.created_by,
+        description=f"pipeline run {layout.root.resolve()}",
+        extra={"run_dir": str(layout.root.resolve()), "quick": options.quick, "seed": options.seed},
+    )
+    layout.write(layout.register_json(task), mv.to_json())
+    return {
+        "group": group,
+        "version": mv.version,
+        "status": mv.status,
+        "package_url": mv.registration.package.url,
+    }
+
+
+def _built_for(path: Any, number: int) -> bool:
+    from edgeinspect_cloud.registry import manifest_from_tar
+
+    return manifest_from_tar(path).version == str(number)
+
+
+def _private_key(options: PipelineOptions) -> Ed25519PrivateKey:
+    if options.key_path is None:
+        raise PipelineError(
+            "packaging needs a signing key",
+            hint="pass --key PRIVATE_KEY (make one with `edgeinspect keys generate`)",
+        )
+    return load_private_key(options.key_path)
+
+
+def _registry(options: PipelineOptions) -> ModelRegistry:
+    if not options.registry_url:
+        raise PipelineError(
+            "the register step needs --registry", hint="pass --registry s3://bucket/prefix or file:///dir"
+        )
+    extra = {"endpoint_url": options.endpoint_url} if options.endpoint_url else {}
+    return ModelRegistry.open(options.registry_url, **extra)
+
+
+def public_key_pem(options: PipelineOptions) -> str:
+    """The PEM public key matching ``--key``, for the summary (what devices must trust)."""
+    key = _private_key(options).public_key()
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
