@@ -143,7 +143,8 @@ class LineKit:
     def worker(self, sinks: list[AlertSink] | None = None, **overrides: Any) -> Iterator[WorkerService]:
         """Run a worker on a thread for the block; on exit stop it (finishing frames in flight)."""
         settings = self.settings(**overrides)
-        service = WorkerService(settings, Streams(self.client), self.agent_client(), WorkerMetrics(), sinks)
+        agent = AgentClient(self.agent.addr, timeout_s=settings.agent_timeout_s)  # outlives agent restarts
+        service = WorkerService(settings, Streams(self.client), agent, WorkerMetrics(), sinks)
         stop = threading.Event()
         thread = threading.Thread(target=service.run, args=(stop,), name=f"worker-{settings.consumer}")
         self._workers.append((stop, thread, service))
@@ -154,6 +155,7 @@ class LineKit:
             stop.set()
             thread.join(timeout=30)
             service.close()
+            agent.close()
             assert not thread.is_alive(), "the worker did not stop within 30 s of its stop event"
 
     def worker_process(self, **env: str) -> subprocess.Popen[bytes]:

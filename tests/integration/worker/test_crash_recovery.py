@@ -81,3 +81,29 @@ def test_sigterm_finishes_frames_in_flight_acknowledges_them_and_exits_zero(line
     assert b"worker_stopped" in stderr
     done = {r.frame_id for r in line.results()}
     assert len(done) == len(line.results())  # nothing judged twice
+
+
+def test_frames_wait_while_the_agent_is_down_instead_of_becoming_error_results(
+    line: LineKit, by_frame: ByFrame
+) -> None:
+    line.deploy()
+    with line.worker(consumer="first") as service:
+        line.send("before", frame_pixels("dark"))
+        line.wait_results(1)
+        line.agent.stop()
+        for i in range(3):
+            line.send(f"during-{i}", frame_pixels("bright"))
+
+        def noticed() -> bool:
+            labels = {"line": line.line, "reason": "agent_unavailable"}
+            return bool(service.metrics.registry.get_sample_value("ei_worker_errors_total", labels))
+
+        assert wait_until(noticed, 30), "the worker never noticed the agent was gone"
+    assert len(line.results()) == 1  # stopped during the outage: the frames wait, none became an error
+    assert line.pending() >= 1  # what the first worker held stays pending (the rest was never read)
+    line.agent.start()
+    line.deploy()  # the agent keeps no state: the model manager loads the models again
+    with line.worker(consumer="second", stale_ms=500):
+        results = by_frame(line.wait_results(4))
+    assert [results[f"during-{i}"].verdict for i in range(3)] == ["defect"] * 3
+    assert line.pending() == 0

@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 from edgeinspect.core import images
-from edgeinspect.core.errors import EdgeInspectError, ImageError, MessageError
+from edgeinspect.core.errors import AgentError, EdgeInspectError, ImageError, MessageError
 from edgeinspect.core.messages import Frame, Prediction, Result
 from edgeinspect.core.preprocess import Preprocessed, preprocess
 from edgeinspect.core.streams import Entry
@@ -99,6 +99,12 @@ class FrameJudge:
 
     def judge(self, entry: Entry) -> Judged:
         """The outcome for one entry; raises only :class:`AgentUnavailable`."""
+        try:
+            return self._judge(entry)
+        except AgentError as exc:  # the catalog could not reach the agent: judge the frame later
+            raise AgentUnavailable(f"cannot read the agent's models: {exc}", hint=exc.hint) from exc
+
+    def _judge(self, entry: Entry) -> Judged:
         try:
             frame = entry.parse(Frame)
         except MessageError as exc:
@@ -188,6 +194,14 @@ class FrameJudge:
             source=frame.source,
         )
         return Judged(entry.id, frame, result)
+
+    def internal_error(self, entry: Entry, exc: Exception) -> Judged:
+        """The result of a frame whose judging crashed (a bug): an error saying so, never silence."""
+        try:
+            frame: Frame | None = entry.parse(Frame)
+        except MessageError:
+            frame = None
+        return self._error(entry, frame, "internal", f"internal error while judging: {exc!r}")
 
     def _no_model(self, entry: Entry, frame: Frame) -> Judged:
         aliases = " or ".join(self.aliases)

@@ -97,6 +97,8 @@ class Worker:
             entries = self._reader.next_batch()
         except redis.RedisError as exc:
             self._wait_after("read", exc, stop)
+            if "NOGROUP" in str(exc):  # Redis restarted empty: the group must be created again
+                self._recreate_group()
             return False
         in_flight = {entry.id for entry, _ in self._window}
         started = False
@@ -108,6 +110,12 @@ class Worker:
             started = True
         self._metrics.in_flight.labels(self.line).set(len(self._window))
         return started
+
+    def _recreate_group(self) -> None:
+        try:
+            self._reader.start()
+        except redis.RedisError as exc:
+            log.warning("group_not_created", stream=self._reader.stream, error=str(exc))
 
     def _finish_head(self, stop: threading.Event) -> None:
         """Wait for the oldest frame in flight and commit it (retrying it while the agent is down)."""
@@ -122,6 +130,9 @@ class Worker:
             else:
                 self._window[0] = (entry, self._jobs.submit(self._judge.judge, entry))
             return
+        except Exception as exc:  # a bug must cost one frame (an error result), never the line
+            log.exception("judge_failed", entry_id=entry.id, error=str(exc))
+            judged = self._judge.internal_error(entry, exc)
         try:
             self._commit(judged)
         except redis.RedisError as exc:
