@@ -30,6 +30,7 @@ from edgeinspect_inference.worker.judge import (
 )
 from edgeinspect_inference.worker.metrics import WorkerMetrics
 from edgeinspect_inference.worker.postprocess import ModelVerdict, postprocess
+from edgeinspect_inference.worker.shm import ShmInputs
 
 _TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"})
 _MISSING = frozenset({"NOT_FOUND", "FAILED_PRECONDITION"})
@@ -39,24 +40,24 @@ class AgentModelCaller:
     """The :class:`~edgeinspect_inference.worker.judge.ModelCaller` over an :class:`AgentClient`."""
 
     def __init__(
-        self, client: AgentClient, catalog: ModelCatalog, metrics: WorkerMetrics, *, timeout_s: float = 10.0
+        self,
+        client: AgentClient,
+        catalog: ModelCatalog,
+        metrics: WorkerMetrics,
+        *,
+        timeout_s: float = 10.0,
+        shm: ShmInputs | None = None,
     ) -> None:
         self._client = client
         self._catalog = catalog
         self._metrics = metrics
         self._timeout_s = timeout_s
+        self._shm = shm or ShmInputs(0, enabled=False)
 
     def __call__(self, target: Target, pre: Preprocessed, frame_id: str) -> Answer:
-        inputs = {target.manifest.input.name: pre.tensor}
         started = time.perf_counter()
         try:
-            response = self._client.predict(
-                target.alias,
-                inputs,
-                frame_id,
-                wait_shadow=bool(target.shadow_version),  # only while a shadow is being evaluated
-                timeout_s=self._timeout_s,
-            )
+            response = self._predict(target, pre, frame_id)
         except AgentError as exc:
             raise self._translate(target, exc) from exc
         self._metrics.round_trip.labels(target.alias).observe(time.perf_counter() - started)
@@ -68,6 +69,24 @@ class AgentModelCaller:
             raise ModelProblem(f"{target.alias}: {exc}", reason="output") from exc
         self._metrics.model_latency.labels(target.alias, "primary").observe(response.latency_ms / 1000.0)
         return Answer(target.alias, primary, shadow)
+
+    def _predict(self, target: Target, pre: Preprocessed, frame_id: str) -> PredictResult:
+        """Predict with the input in shared memory when possible; bytes if the agent cannot map it."""
+        wait_shadow = bool(target.shadow_version)  # only while a shadow is being evaluated
+        try:
+            with self._shm.lease(pre.tensor) as value:
+                inputs = {target.manifest.input.name: value}
+                return self._client.predict(
+                    target.alias, inputs, frame_id, wait_shadow=wait_shadow, timeout_s=self._timeout_s
+                )
+        except AgentError as exc:
+            if not (self._shm.enabled and exc.code == "INVALID_ARGUMENT" and "shared memory" in exc.message):
+                raise
+            self._shm.disable(exc.message)
+        inputs = {target.manifest.input.name: pre.tensor}
+        return self._client.predict(
+            target.alias, inputs, frame_id, wait_shadow=wait_shadow, timeout_s=self._timeout_s
+        )
 
     def _answering_manifest(self, target: Target, response: PredictResult) -> Manifest:
         if (response.name, response.version) == (target.name, target.version):

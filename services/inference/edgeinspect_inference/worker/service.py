@@ -23,6 +23,7 @@ from edgeinspect_inference.worker.judge import FrameJudge
 from edgeinspect_inference.worker.loop import Worker
 from edgeinspect_inference.worker.metrics import WorkerMetrics
 from edgeinspect_inference.worker.settings import WorkerSettings
+from edgeinspect_inference.worker.shm import ShmInputs
 
 
 class WorkerService:
@@ -46,7 +47,10 @@ class WorkerService:
         )
         # Two model calls per frame in flight, each on its own thread (classification + segmentation).
         self._models = ThreadPoolExecutor(max_workers=2 * settings.pipeline_depth, thread_name_prefix="model")
-        caller = AgentModelCaller(agent, self.catalog, self.metrics, timeout_s=settings.agent_timeout_s)
+        self.shm = ShmInputs(2 * settings.pipeline_depth, enabled=settings.use_shm)
+        caller = AgentModelCaller(
+            agent, self.catalog, self.metrics, timeout_s=settings.agent_timeout_s, shm=self.shm
+        )
         judge = FrameJudge(
             settings.line,
             (settings.cls_alias, settings.seg_alias),
@@ -88,6 +92,7 @@ class WorkerService:
         """Stop alerts (delivering what is queued), then the model threads."""
         self.alerter.stop()
         self._models.shutdown(wait=True)
+        self.shm.close()
 
 
 def alert_sinks(settings: WorkerSettings) -> list[AlertSink]:

@@ -28,6 +28,10 @@ class WorkerSettings(ServiceSettings):
         default=DEFAULT_AGENT_ADDR, description="the agent's gRPC address: unix:///path.sock or host:port"
     )
     agent_timeout_s: float = Field(default=10.0, gt=0, description="deadline of one Predict call")
+    agent_shm: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="send inputs by shared memory (/dev/shm shared with the agent); auto: on a unix socket",
+    )
     consumer: str = Field(
         default_factory=default_consumer,
         min_length=1,
@@ -67,3 +71,8 @@ class WorkerSettings(ServiceSettings):
     alert_queue_size: int = Field(
         default=256, ge=1, description="alerts waiting to be sent; beyond this they are dropped and counted"
     )
+
+    @property
+    def use_shm(self) -> bool:
+        """Whether inputs go by shared memory: ``on``, or ``auto`` with the agent on a unix socket."""
+        return self.agent_shm == "on" or (self.agent_shm == "auto" and self.agent_addr.startswith("unix:"))
