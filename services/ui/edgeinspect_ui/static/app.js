@@ -110,7 +110,9 @@ function showVerdict(result) {
   }
   $("score").textContent = result.score.toFixed(3);
   $("e2e").textContent = fmtMs(result.e2e_ms);
-  $("frame-id").textContent = result.frame_id;
+  const shortId = result.frame_id.length > 12 ? `${result.frame_id.slice(0, 10)}…` : result.frame_id;
+  $("frame-id").textContent = shortId;
+  $("frame-id").title = result.frame_id;
   const rows = result.predictions.map((p) => {
     const tr = el("tr");
     tr.append(

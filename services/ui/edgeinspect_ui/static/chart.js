@@ -76,8 +76,8 @@ export class LatencyChart {
       ctx.lineTo(right, y(this.p50));
       ctx.stroke();
       ctx.setLineDash([]);
-      ctx.textAlign = "right";
-      ctx.fillText(`p50 ${this.p50.toFixed(1)}`, right, y(this.p50) - 3);
+      ctx.textAlign = "left";
+      ctx.fillText(`p50 ${this.p50.toFixed(1)} ms`, left + 4, top + 9);
     }
     ctx.strokeStyle = "#0b57d0";
     ctx.lineWidth = 1.5;

@@ -94,7 +94,8 @@ export function renderStats(stats) {
   $("c-fps").textContent = `${stats.fps.toFixed(1)} fps`;
   $("c-latency").textContent =
     stats.inspected > 0 ? `${stats.e2e_p50_ms.toFixed(0)} / ${stats.e2e_p99_ms.toFixed(0)} ms` : "—";
-  $("c-since").textContent = `Shift since ${fmtTime(stats.shift_start_ns)} · defects ${stats.defects} · errors ${stats.errors}`;
+  const since = new Date(stats.shift_start_ns / 1e6).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
+  $("c-since").textContent = `Since ${since} · ${stats.defects} defects · ${stats.errors} errors`;
 }
 
 /** Fill the line picker; it is shown only when there is more than one line. */
