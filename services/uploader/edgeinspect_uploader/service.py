@@ -88,6 +88,7 @@ class UploaderService:
         syncer = Syncer(
             spool, journal, store, metrics, events, bucket, uploader=uploader_id, stop=stop,
             batch_max_captures=settings.batch_max_captures, batch_max_bytes=settings.batch_max_bytes,
+            concurrency=settings.upload_concurrency, single_put_max=settings.s3_multipart_threshold_bytes,
         )  # fmt: skip
         log.info("uploader_built", uploader=uploader_id, store=store.url, spool=str(settings.spool_dir),
                  spooled=found, quota_bytes=settings.spool_quota_bytes,
@@ -113,6 +114,7 @@ class UploaderService:
         for thread in reversed(self._threads):  # the receiver first: no new captures while draining
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             thread.join(remaining)
+        self.syncer.close()
         self.streams.close()
 
     def add_health_checks(self, health: Health) -> None:

@@ -47,6 +47,7 @@ class UploaderSettings(ServiceSettings):
     )
     batch_max_captures: int = Field(default=50, ge=1, description="captures per upload batch")
     batch_max_bytes: int = Field(default=64 * MIB, ge=1, description="bytes per upload batch")
+    upload_concurrency: int = Field(default=4, ge=1, le=32, description="files uploaded in parallel")
     read_batch: int = Field(default=20, ge=1, description="stream entries read at a time")
     retry_initial_s: float = Field(default=1.0, gt=0, description="first wait after a failed upload")
     retry_max_s: float = Field(default=300.0, gt=0, description="longest wait between upload attempts")

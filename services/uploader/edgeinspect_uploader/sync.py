@@ -6,6 +6,12 @@ write the batch's manifest parts; mark the captures uploaded and delete their fo
 journal. A failure anywhere leaves the journal open, and the next attempt (after exponential backoff
 with jitter) resumes the same batch, so an outage of days only delays it.
 
+Files of a batch go up ``concurrency`` at a time (one request each is latency-bound on a factory
+uplink), all sharing one bandwidth budget. An object counts as confirmed when the store says so:
+a small file's PutObject answers with the ETag, the store's own MD5 of the bytes it received, which
+must equal ours (else, e.g. with SSE-KMS, a HEAD must show our sha256); a large file's multipart
+upload is confirmed by a HEAD (size and the sha256 metadata).
+
 "Resume" means per object: an object the store confirms is never sent again, and an interrupted
 object is sent again whole. Captures are small (one frame, one mask), far below the multipart
 threshold; a file above it goes up as an S3 multipart upload via boto3, and an interrupted one is
@@ -18,6 +24,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from pathlib import Path
 
 from edgeinspect.core.errors import StorageError
@@ -56,6 +63,8 @@ class Syncer:
         stop: threading.Event,
         batch_max_captures: int = 50,
         batch_max_bytes: int = 64 << 20,
+        concurrency: int = 4,
+        single_put_max: int = 8 << 20,
     ) -> None:
         self.spool = spool
         self.journal = journal
@@ -67,6 +76,13 @@ class Syncer:
         self.stop = stop
         self.batch_max_captures = batch_max_captures
         self.batch_max_bytes = batch_max_bytes
+        self.single_put_max = single_put_max
+        """Files up to this size go up in one PutObject from memory; larger ones stream (multipart on S3)."""
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="uploader-put")
+
+    def close(self) -> None:
+        """Stop the upload threads (after ``run`` returned)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def run(self, wake: threading.Event, backoff: Backoff) -> None:
         """Until stopped: upload whatever is spooled; on failure wait with backoff and resume."""
@@ -140,30 +156,54 @@ class Syncer:
         return batch, False
 
     def _upload(self, batch: Batch, resumed: bool) -> int:
-        """Send every file of the batch not already confirmed; returns the bytes sent."""
-        sent = 0
+        """Send every file of the batch not already confirmed, ``concurrency`` at a time; bytes sent."""
+        jobs: list[tuple[Path, FileRef]] = []
         for item in batch.items:
             folder = self.spool.path(item.name)
-            if not folder.exists():
+            if folder.exists():
+                jobs += [(folder / ref.file, ref) for ref in item.files]
+            else:
                 self._check_gone(item)
+        futures = [self._pool.submit(self._send, path, ref, resumed) for path, ref in jobs]
+        sent = 0
+        error: BaseException | None = None
+        for future in futures:  # wait for all: no upload of this batch may outlive the attempt
+            try:
+                sent += future.result()
+            except (StorageError, OSError) as exc:
+                error = error or exc
+                for other in futures:
+                    other.cancel()
+            except CancelledError:
                 continue
-            for ref in item.files:
-                if self.stop.is_set():
-                    raise UploadCancelled("upload interrupted by shutdown", hint="it resumes on restart")
-                if resumed and _confirms(self.store.head(ref.key), ref):
-                    self.metrics.skipped(1)
-                    continue
-                sent += self._put(folder / ref.file, ref)
+        if error is not None:
+            raise error
         return sent
 
-    def _put(self, path: Path, ref: FileRef) -> int:
+    def _send(self, path: Path, ref: FileRef, resumed: bool) -> int:
+        """Upload one file unless the store already has it; returns the bytes sent."""
+        if self.stop.is_set():
+            raise UploadCancelled("upload interrupted by shutdown", hint="it resumes on the next start")
+        if resumed and _confirms(self.store.head(ref.key), ref):
+            self.metrics.skipped(1)
+            return 0
         content_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
-        progress = ThrottledProgress(self.bucket)
-        info = self.store.put_file(ref.key, path, progress=progress, content_type=content_type)
-        if not _confirms(info, ref):
+        if ref.size < self.single_put_max:
+            data = path.read_bytes()
+            self.bucket.consume(len(data))
+            info = self.store.put_bytes(ref.key, data, content_type)
+            # the PUT's ETag is the store's MD5 of what it received; otherwise (SSE-KMS...) ask it
+            confirmed = info.size == ref.size and info.etag.strip('"') == ref.md5
+            if not confirmed:
+                confirmed = _confirms(self.store.head(ref.key), ref)
+        else:
+            progress = ThrottledProgress(self.bucket)
+            info = self.store.put_file(ref.key, path, progress=progress, content_type=content_type)
+            confirmed = _confirms(info, ref)
+        if not confirmed:
             raise StorageError(
                 f"{self.store.url_for(ref.key)} does not match the spooled file after upload "
-                f"(size {info.size} vs {ref.size}, sha256 {info.sha256} vs {ref.sha256})",
+                f"(size {info.size} vs {ref.size})",
                 hint="the file will be uploaded again; if this repeats, check the store or proxy",
             )
         return ref.size

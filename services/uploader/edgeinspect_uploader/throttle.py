@@ -21,15 +21,19 @@ class UploadCancelled(StorageError):
 
 
 class Clock(Protocol):
-    """Monotonic time and sleeping; ``sleep`` returns False when interrupted by a stop request."""
+    """Monotonic time and waiting for a deadline; ``sleep_until`` returns False if a stop interrupted it.
+
+    A deadline rather than a duration, so that several threads waiting on one simulated clock
+    overlap (the clock moves to the latest deadline) exactly as they would in real time.
+    """
 
     def monotonic(self) -> float: ...
 
-    def sleep(self, seconds: float) -> bool: ...
+    def sleep_until(self, deadline: float) -> bool: ...
 
 
 class RealClock:
-    """``time.monotonic`` and a sleep that a stop event interrupts (so SIGTERM is never held up)."""
+    """``time.monotonic`` and a wait that a stop event interrupts (so SIGTERM is never held up)."""
 
     def __init__(self, stop: threading.Event | None = None) -> None:
         self._stop = stop or threading.Event()
@@ -37,12 +41,12 @@ class RealClock:
     def monotonic(self) -> float:
         return time.monotonic()
 
-    def sleep(self, seconds: float) -> bool:
-        return not self._stop.wait(seconds)
+    def sleep_until(self, deadline: float) -> bool:
+        return not self._stop.wait(max(0.0, deadline - time.monotonic()))
 
 
 class ManualClock:
-    """Simulated time: ``sleep`` advances it at once. For tests and benchmarks of the throttle."""
+    """Simulated time: ``sleep_until`` moves it to the deadline at once. For tests and benchmarks."""
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
@@ -53,10 +57,11 @@ class ManualClock:
         with self._lock:
             return self._now
 
-    def sleep(self, seconds: float) -> bool:
+    def sleep_until(self, deadline: float) -> bool:
         with self._lock:
-            self._now += max(0.0, seconds)
-            self.slept += max(0.0, seconds)
+            if deadline > self._now:
+                self.slept += deadline - self._now
+                self._now = deadline
         return True
 
     def advance(self, seconds: float) -> None:
@@ -93,7 +98,7 @@ class TokenBucket:
             self._last = now
             self._tokens -= amount
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if wait > 0 and not self.clock.sleep(wait):
+        if wait > 0 and not self.clock.sleep_until(now + wait):
             raise UploadCancelled("upload interrupted by shutdown", hint="it resumes on the next start")
 
 
