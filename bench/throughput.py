@@ -7,7 +7,8 @@ What it measures, in one run, on one machine (redis-server, agent and worker as 
 2. **end to end**: one frame at a time, from the camera's XADD to the result being readable in Redis
    (XREAD BLOCK on the results stream), p50/p99; ``e2e_overhead_ratio`` = e2e p50 / (bare cls p50 +
    bare seg p50) (target <= 1.25: decode, preprocess, gRPC, postprocess, mask PNG, Redis all together
-   must cost under a quarter of the inference);
+   must cost under a quarter of the inference). Bare runs and frames are interleaved (one of each
+   model, then one frame), so both see the same machine even when its load drifts;
 3. **throughput**: the camera keeps a small backlog topped up for ``--seconds``; then it stops and the
    worker drains. ``fps`` = results per second over the measured window, and the run fails loudly if
    any frame is left unprocessed or pending;
@@ -49,16 +50,17 @@ LINE = "bench"
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (about 40 s)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (about a minute)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the throughput phase")
-    parser.add_argument("--latency-frames", type=int, default=40, help="frames timed one at a time")
-    parser.add_argument("--bare-runs", type=int, default=30, help="session.run calls per model for the floor")
+    parser.add_argument(
+        "--latency-frames", type=int, default=30, help="frames timed one at a time (each after one bare run)"
+    )
     parser.add_argument("--depth", type=int, default=2, help="EI_PIPELINE_DEPTH of the worker")
     parser.add_argument("--threads", type=int, default=0, help="EI_INTRA_OP_THREADS of the agent (0: auto)")
     parser.add_argument("--encoding", choices=("png", "jpeg"), default="png", help="how frames are encoded")
     args = parser.parse_args(argv)
     if args.quick:
-        args.seconds, args.latency_frames, args.bare_runs = 12.0, 8, 6
+        args.seconds, args.latency_frames = 12.0, 8
     return args
 
 
@@ -73,22 +75,25 @@ def synthetic_frames(count: int, encoding: str, seed: int = 0) -> list[bytes]:
     return frames
 
 
-def bare_timings(model: BenchModel, runs: int, threads: int) -> list[float]:
-    """``session.run`` in milliseconds with the options the agent uses (same threads, spinning on)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(model.onnx_bytes, options, providers=["CPUExecutionProvider"])
-    feed = {"image": np.random.default_rng(1).integers(0, 256, (1, 3, model.height, model.width), np.uint8)}
-    for _ in range(2):
-        session.run(None, feed)
-    timings = []
-    for _ in range(runs):
+class BareModel:
+    """One model in this process with the session options the agent uses (same threads, spinning on)."""
+
+    def __init__(self, model: BenchModel, threads: int) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(model.onnx_bytes, options, providers=["CPUExecutionProvider"])
+        shape = (1, 3, model.height, model.width)
+        self.feed = {"image": np.random.default_rng(1).integers(0, 256, shape, np.uint8)}
+        self.timings: list[float] = []
+        self.run(record=False)
+
+    def run(self, record: bool = True) -> None:
         started = time.perf_counter()
-        session.run(None, feed)
-        timings.append((time.perf_counter() - started) * 1000)
-    return timings
+        self.session.run(None, self.feed)
+        if record:
+            self.timings.append((time.perf_counter() - started) * 1000)
 
 
 class Camera:
@@ -125,10 +130,18 @@ class Camera:
         return got
 
 
-def measure_latency(camera: Camera, frames: int, warmup: int = 3) -> tuple[list[float], list[float]]:
-    """One frame at a time: XADD -> result readable (bench clock), and the worker's own ``e2e_ms``."""
+def measure_latency(
+    camera: Camera, frames: int, bare: list[BareModel], warmup: int = 3
+) -> tuple[list[float], list[float]]:
+    """One frame at a time: XADD -> result readable (bench clock), and the worker's own ``e2e_ms``.
+
+    Each frame is preceded by one bare ``session.run`` of each model, so floor and end to end are
+    measured under the same conditions even on a machine whose load changes during the run.
+    """
     seen, reported = [], []
     for i in range(frames + warmup):
+        for model in bare:
+            model.run(record=i >= warmup)
         started = time.perf_counter()
         frame_id = camera.send()
         while frame_id not in camera.results:
@@ -201,17 +214,21 @@ def run(args: argparse.Namespace, stack: BenchStack) -> int:
             info = agent.load_version(str(model.package))
             agent.set_alias(alias, info.name, info.version)
         provider = agent.list_versions()[0].execution_provider
-    print("timing bare session.run ...", file=sys.stderr)
-    bare: dict[str, list[float]] = {m.task: bare_timings(m, args.bare_runs, args.threads) for m in (cls, seg)}
+    bare_cls, bare_seg = BareModel(cls, args.threads), BareModel(seg, args.threads)
     worker = stack.start_worker(line=LINE, pipeline_depth=str(args.depth))
     client = redis.Redis.from_url(stack.redis_url)
     camera = Camera(client, synthetic_frames(8, args.encoding), args.encoding)
-    print("end-to-end latency, one frame at a time ...", file=sys.stderr)
-    seen, reported = measure_latency(camera, args.latency_frames)
+    print("bare session.run and end-to-end latency, interleaved, one frame at a time ...", file=sys.stderr)
+    seen, reported = measure_latency(camera, args.latency_frames, [bare_cls, bare_seg])
+    bare = {"classification": bare_cls.timings, "segmentation": bare_seg.timings}
+    del bare_cls, bare_seg  # free their memory and threads before the throughput phase
     print(f"throughput for {args.seconds:.0f} s ...", file=sys.stderr)
     pids = {"agent": stack.procs["agent"].pid, "worker": worker.pid}
     flow = measure_throughput(camera, args.seconds, backlog=2 * args.depth + 2, pids=pids)
     figures = _figures(args, provider, bare, seen, reported, flow)
+    figures["worker_inputs"] = (
+        "bytes" if "shared_memory_disabled" in stack.log_tail("worker", 10**6) else "shm"
+    )
     _print_table(figures)
     print(json.dumps(figures, separators=(",", ":")))
     return 0 if figures["frames_unprocessed"] == 0 and figures["frames_pending"] == 0 else 1
@@ -267,6 +284,7 @@ def _print_table(f: dict[str, Any]) -> None:
         ("frames sent / processed / unprocessed / pending",
          f"{f['frames_sent']} / {f['frames_processed']} / {f['frames_unprocessed']} / {f['frames_pending']}"),
         ("error results", str(f["error_results"])),
+        ("worker -> agent inputs", f.get("worker_inputs", "?")),
         ("agent RSS / peak", f"{f['agent_rss_mb']:.0f} / {f['agent_peak_rss_mb']:.0f} MiB"),
         ("worker RSS / peak", f"{f['worker_rss_mb']:.0f} / {f['worker_peak_rss_mb']:.0f} MiB"),
     ]  # fmt: skip
