@@ -58,15 +58,23 @@ class Receiver:
                 stop.wait(delay)
 
     def step(self) -> int:
-        """One read of up to a batch of entries; returns how many were handled (and acknowledged)."""
+        """One read of up to a batch of entries; returns how many were handled (and acknowledged).
+
+        Entries are acknowledged together once handled; if one fails (disk trouble), those before it
+        are still acknowledged and the rest stay pending, to be read again.
+        """
         entries = self.reader.next_batch()
-        for entry in entries:
-            self.handle(entry)
-            self.reader.ack(entry.id)
-        if entries:
-            self.on_spooled()
-            self.metrics.backlog(self.spool.stats())
-        return len(entries)
+        handled: list[str] = []
+        try:
+            for entry in entries:
+                self.handle(entry)
+                handled.append(entry.id)
+        finally:
+            self.reader.ack(*handled)
+            if handled:
+                self.on_spooled()
+                self.metrics.backlog(self.spool.stats())
+        return len(handled)
 
     def handle(self, entry: Entry) -> None:
         """Spool, reject or drop one entry; after this returns it is safe to acknowledge it."""
@@ -79,7 +87,8 @@ class Receiver:
         for victim in outcome.evicted:
             self._evicted(victim, "quota")
         if outcome.status is PutStatus.DROPPED:
-            self._evicted(outcome.entry, "quota_newest_least_valuable")
+            too_big = outcome.entry.size > self.spool.quota_bytes
+            self._evicted(outcome.entry, "larger_than_quota" if too_big else "newest_least_valuable")
         elif outcome.status is PutStatus.DUPLICATE:
             self.metrics.duplicate()
             log.info("capture_duplicate", frame_id=files.frame_id, line=files.line, entry_id=entry.id)

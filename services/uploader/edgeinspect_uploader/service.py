@@ -30,6 +30,8 @@ from edgeinspect_uploader.sync import Syncer
 from edgeinspect_uploader.throttle import Clock, RealClock, TokenBucket
 
 log = get_logger(__name__)
+SINGLE_PUT_CAP = 16 << 20
+"""Largest file read into memory for one PutObject (times the upload concurrency, a memory bound)."""
 
 
 @dataclass
@@ -88,7 +90,8 @@ class UploaderService:
         syncer = Syncer(
             spool, journal, store, metrics, events, bucket, uploader=uploader_id, stop=stop,
             batch_max_captures=settings.batch_max_captures, batch_max_bytes=settings.batch_max_bytes,
-            concurrency=settings.upload_concurrency, single_put_max=settings.s3_multipart_threshold_bytes,
+            concurrency=settings.upload_concurrency,
+            single_put_max=min(settings.s3_multipart_threshold_bytes, SINGLE_PUT_CAP),
         )  # fmt: skip
         log.info("uploader_built", uploader=uploader_id, store=store.url, spool=str(settings.spool_dir),
                  spooled=found, quota_bytes=settings.spool_quota_bytes,

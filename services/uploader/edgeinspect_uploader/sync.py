@@ -102,10 +102,10 @@ class Syncer:
                 log.info("upload_recovered")
                 self.events.post(UPLOAD_RECOVERED)
             backoff.reset()
+            if time.monotonic() - last_prune > PRUNE_EVERY_S:
+                self.spool.prune_tombstones()
+                last_prune = time.monotonic()
             if done == 0:
-                if time.monotonic() - last_prune > PRUNE_EVERY_S:
-                    self.spool.prune_tombstones()
-                    last_prune = time.monotonic()
                 wake.wait(1.0)
 
     def _failed(self, exc: Exception, failing: bool, backoff: Backoff) -> bool:
