@@ -88,6 +88,11 @@ def jobs_update(prefix: str, thing: str, job_id: str) -> str:
     return f"{_jobs(prefix, thing)}/{_level('job id', job_id)}/update"
 
 
+def jobs_describe(prefix: str, thing: str, job_id: str) -> str:
+    """Describe one job execution (DescribeJobExecution); ``"+"`` as the job id also matches ``$next/get``."""
+    return f"{_jobs(prefix, thing)}/{_level('job id', job_id)}/get"
+
+
 def jobs_get_pending(prefix: str, thing: str) -> str:
     """List the thing's pending job executions (GetPendingJobExecutions)."""
     return f"{_jobs(prefix, thing)}/get"
