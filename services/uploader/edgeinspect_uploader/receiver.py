@@ -17,7 +17,7 @@ from edgeinspect.core.streams import Entry, GroupReader
 from edgeinspect_uploader.events import CAPTURE_EVICTED, CAPTURE_REJECTED, EventSink
 from edgeinspect_uploader.metrics import UploaderMetrics
 from edgeinspect_uploader.record import capture_files
-from edgeinspect_uploader.spool import PutStatus, Spool, SpoolEntry, describe
+from edgeinspect_uploader.spool import PutStatus, Spool, SpoolEntry, SpoolWriteError, describe
 
 log = get_logger(__name__)
 
@@ -83,7 +83,12 @@ class Receiver:
         except (MessageError, ImageError) as exc:
             self._reject(entry, str(exc))
             return
-        outcome = self.spool.put(files)
+        try:
+            outcome = self.spool.put(files)
+        except SpoolWriteError as exc:
+            for victim in exc.evicted:  # gone even though the newcomer could not be written
+                self._evicted(victim, "quota")
+            raise
         for victim in outcome.evicted:
             self._evicted(victim, "quota")
         if outcome.status is PutStatus.DROPPED:

@@ -66,6 +66,14 @@ class PutOutcome:
     evicted: list[SpoolEntry] = field(default_factory=list)
 
 
+class SpoolWriteError(OSError):
+    """Writing a capture failed (disk full, I/O error) after ``evicted`` were already removed for it."""
+
+    def __init__(self, cause: OSError, evicted: list[SpoolEntry]) -> None:
+        super().__init__(cause.errno, f"cannot spool a capture: {cause}")
+        self.evicted = evicted
+
+
 @dataclass(frozen=True, slots=True)
 class SpoolStats:
     """The backlog as ``/status`` and the gauges show it."""
@@ -147,7 +155,11 @@ class Spool:
             for victim in victims:
                 self._drop(victim.name)
                 remove_dir(self.ready / victim.name)
-            if not publish_dir(self.incoming, self.ready / name, capture.files):
+            try:
+                published = publish_dir(self.incoming, self.ready / name, capture.files)
+            except OSError as exc:
+                raise SpoolWriteError(exc, victims) from exc
+            if not published:
                 return PutOutcome(PutStatus.DUPLICATE, entry, victims)
             self._add(entry)
             return PutOutcome(PutStatus.SPOOLED, entry, victims)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from edgeinspect_uploader.record import capture_files
-from edgeinspect_uploader.spool import PutStatus, Spool
+from edgeinspect_uploader.spool import PutStatus, Spool, SpoolWriteError
 
 from tests.unit.uploader.captures import make_captures
 
@@ -136,3 +137,15 @@ def test_stats_report_backlog_by_class_and_oldest(tmp_path: Path) -> None:
     assert stats.captures == 3
     assert stats.by_class == {"good": 1, "uncertain": 1, "defect": 1}
     assert stats.oldest_ts_ns == captures[0].ts_ns
+
+
+def test_a_failed_write_still_reports_what_it_evicted(tmp_path: Path) -> None:
+    good, defect = [capture_files(c) for c in make_captures(13, "l1", ["good", "defect"], mask=True)]
+    spool = spool_at(tmp_path, quota=max(good.size, defect.size))
+    spool.put(good)
+    spool.incoming.rmdir()
+    spool.incoming.write_bytes(b"")  # the folder is gone: the next write fails like a broken disk would
+    with pytest.raises(SpoolWriteError) as failed:
+        spool.put(defect)
+    assert [e.frame_id for e in failed.value.evicted] == ["f0000"]
+    assert spool.stats().captures == 0
