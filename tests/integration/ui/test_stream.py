@@ -34,6 +34,8 @@ def test_snapshot_on_connect_then_every_live_result(ui: LiveUi, streams: Streams
         push(streams, line_id, "live-2", "defect")
         assert sse.until("defect")["frame_id"] == "live-2"
         assert sse.until("stats", lambda s: s["inspected"] == 3)["defects"] == 2
+        assert "edgeinspect_ui_sse_clients 1.0" in httpx.get(f"{ui.url}/metrics").text
+    assert wait_until(lambda: "edgeinspect_ui_sse_clients 0.0" in httpx.get(f"{ui.url}/metrics").text, 10)
 
 
 def test_a_job_event_pushes_a_new_model_table(ui: LiveUi, streams: Streams, line_id: str) -> None:

@@ -61,12 +61,15 @@ def snapshot(state: UiState, line: str) -> list[bytes]:
     return messages
 
 
-async def events(
-    state: UiState, request: Request, mailbox: Mailbox, first: list[bytes]
-) -> AsyncIterator[bytes]:
-    """Snapshot, then whatever the mailbox holds each time it is woken, until the client leaves."""
+async def events(state: UiState, request: Request, line: str) -> AsyncIterator[bytes]:
+    """Snapshot, then whatever the mailbox holds each time it is woken, until the client leaves.
+
+    Subscribing happens inside the generator, so its ``finally`` always pairs with it.
+    """
+    mailbox = Mailbox(line, asyncio.get_running_loop())
+    state.feed.subscribe(mailbox)
     try:
-        for message in first:
+        for message in await asyncio.to_thread(snapshot, state, line):
             yield message
         idle = 0.0
         while not state.stopping.is_set() and not mailbox.closed:
@@ -99,16 +102,9 @@ async def stream(
     state: Annotated[UiState, Depends(ui_state)],
     line: Annotated[str | None, Query(pattern=LINE_PATTERN)] = None,
 ) -> StreamingResponse:
-    chosen = pick_line(state, line)
-    mailbox = Mailbox(chosen, asyncio.get_running_loop())
-    state.feed.subscribe(mailbox)
-    try:
-        first = await asyncio.to_thread(snapshot, state, chosen)
-    except BaseException:
-        state.feed.unsubscribe(mailbox)
-        raise
+    chosen = pick_line(state, line)  # an unknown line is a 404 before any byte is streamed
     return StreamingResponse(
-        events(state, request, mailbox, first),
+        events(state, request, chosen),
         media_type="text/event-stream",
         headers={"cache-control": "no-store", "x-accel-buffering": "no"},
     )
