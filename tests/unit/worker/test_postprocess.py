@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from edgeinspect.core.errors import MessageError
 from edgeinspect.core.package import Resize
+from edgeinspect.core.postprocess import mask_area_and_bbox
 from edgeinspect.core.preprocess import plan
-from edgeinspect_inference.worker.postprocess import mask_area_and_bbox, postprocess
+from edgeinspect_inference.worker.postprocess import postprocess
 
 from tests.unit.worker.manifests import manifest
 

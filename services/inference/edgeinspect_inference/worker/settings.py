@@ -59,7 +59,7 @@ class WorkerSettings(ServiceSettings):
     )
     block_ms: int = Field(default=500, ge=1, description="how long one read waits for new frames")
     done_ttl_s: int = Field(
-        default=3_600, ge=1, description="how long a frame id is remembered to refuse a second result"
+        default=600, ge=1, description="how long a judged frame id is remembered to refuse a second result"
     )
     catalog_refresh_s: float = Field(
         default=5.0, gt=0, description="how often aliases and manifests are re-read from the agent"
