@@ -11,8 +11,6 @@ from edgeinspect.core.streams import Streams
 from tests.fixtures.redis_server import RedisServer
 from tests.integration.ui.support import LiveUi, serve_ui
 
-pytestmark = pytest.mark.browser
-
 
 @pytest.fixture
 def streams(redis_server: RedisServer) -> Iterator[Streams]:
