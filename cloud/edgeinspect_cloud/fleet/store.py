@@ -150,6 +150,13 @@ class JobStore:
             self._cancel(tx, job_id, statuses, reason or "canceled by request", JOB_CANCELED)
             return self._job(tx, job_id)
 
+    def counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Jobs by status and executions by status (for the service's gauges)."""
+        with self.db.transaction() as tx:
+            jobs = tx.query("SELECT status, COUNT(*) AS n FROM fleet_jobs GROUP BY status")
+            executions = tx.query("SELECT status, COUNT(*) AS n FROM fleet_executions GROUP BY status")
+        return {r["status"]: int(r["n"]) for r in jobs}, {r["status"]: int(r["n"]) for r in executions}
+
     # ---- executions (the device's side) ------------------------------------------------------
 
     def pending(self, thing: str) -> tuple[list[Execution], list[Execution]]:
@@ -217,7 +224,7 @@ class JobStore:
 
         Rejections (``JobsRequestRejected``) use AWS's codes: ``InvalidRequest`` for a status a device
         may not set, ``ResourceNotFound``, ``VersionMismatch`` (with the current state), and
-        ``TerminalStateReached`` when the execution already ended (done, failed or canceled).
+        ``InvalidStateTransition`` when the execution already ended (done, failed or canceled).
         """
         if status not in DEVICE_SETTABLE:
             raise JobsRequestRejected(
@@ -362,7 +369,7 @@ def _check_update(current: Execution, expected_version: int | None, execution_nu
     }
     if current.status in TERMINAL:
         raise JobsRequestRejected(
-            "TerminalStateReached", f"job execution {current.job_id} is already {current.status}", state
+            "InvalidStateTransition", f"job execution {current.job_id} is already {current.status}", state
         )
     if execution_number is not None and execution_number != current.execution_number:
         raise JobsRequestRejected(

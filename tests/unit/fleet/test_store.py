@@ -65,7 +65,7 @@ def test_a_terminal_execution_accepts_no_further_update(store: FleetStore) -> No
     store.jobs.update("edge-1", "j1", "SUCCEEDED", {"detail": "done"})
     with pytest.raises(JobsRequestRejected) as again:
         store.jobs.update("edge-1", "j1", "FAILED")
-    assert again.value.code == "TerminalStateReached"
+    assert again.value.code == "InvalidStateTransition"
     assert again.value.execution_state is not None and again.value.execution_state["status"] == "SUCCEEDED"
 
 
@@ -156,7 +156,7 @@ def test_cancel_cancels_queued_executions_and_with_force_running_ones(store: Fle
     store.jobs.cancel_job("j2", force=True)
     with pytest.raises(JobsRequestRejected) as gone:
         store.jobs.update("edge-2", "j2", "SUCCEEDED")
-    assert gone.value.code == "TerminalStateReached"
+    assert gone.value.code == "InvalidStateTransition"
 
 
 def test_job_ids_are_unique_and_targets_must_name_something(store: FleetStore) -> None:
