@@ -21,7 +21,7 @@ from typing import Any
 import redis
 from edgeinspect.core import names, topics
 from edgeinspect.core.errors import EdgeInspectError
-from edgeinspect.core.messages import Event
+from edgeinspect.core.messages import Event, now_ns
 from edgeinspect.core.mqtt import MqttClient
 from edgeinspect.core.observability import get_logger
 from edgeinspect.core.streams import Streams
@@ -61,7 +61,8 @@ class Reporter:
         if self._streams is None:
             return
         try:
-            event = Event.new(type_, SERVICE, line=self.line, level=level, thing=self.thing, **detail)
+            body = {"thing": self.thing, **detail}  # built here: a detail may be named "line" or "thing"
+            event = Event(type_, now_ns(), body, SERVICE, self.line, level)  # type: ignore[arg-type]
             self._streams.add(names.events_stream(), event)
         except (redis.RedisError, EdgeInspectError, OSError) as exc:
             self._metrics.publish_failures.labels("redis").inc()

@@ -65,7 +65,7 @@ class JobRunner:
         backoff = Backoff(initial=1.0, maximum=self.device.settings.jobs_poll_interval_s)
         self._wake.set()
         while not self.stop.is_set():
-            self._wake.wait(self.device.settings.jobs_poll_interval_s)
+            self._sleep(self.device.settings.jobs_poll_interval_s)
             self._wake.clear()
             if self.stop.is_set() or not self.channel.mqtt.is_connected:
                 continue
@@ -89,6 +89,13 @@ class JobRunner:
                 log.info("job_interrupted", job_id=execution.job_id, reason=str(exc))
                 return
             self._wake.set()  # there may be another one queued
+
+    def _sleep(self, seconds: float) -> None:
+        """Until woken, stopped or ``seconds`` pass (the stop event is checked twice a second)."""
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            if self._wake.wait(min(remaining, 0.5)):
+                return
 
     def handle(self, execution: Execution) -> None:
         """Run one execution (or re-report it, when this device already finished it)."""
