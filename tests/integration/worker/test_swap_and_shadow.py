@@ -57,6 +57,29 @@ def test_hot_swap_during_a_stream_loses_no_frame_and_makes_no_error(line: LineKi
     assert all(p.version == "2" for p in results[f"f{total - 1:03d}"].predictions)
 
 
+def test_swap_to_a_version_with_another_input_size_reprocesses_instead_of_failing(
+    line: LineKit, by_frame: ByFrame
+) -> None:
+    line.deploy(version="1")  # 64x64 inputs
+    agent = line.agent_client()
+    for name, task in (("cls", "classification"), ("seg", "segmentation")):
+        package = line.agent.package(name, "2", task, height=48, width=40)  # type: ignore[arg-type]
+        agent.load_version(str(package))
+    with line.worker(catalog_refresh_s=60.0):  # the worker's alias cache stays stale on purpose
+        line.send("old", frame_pixels("bright"))
+        line.wait_results(1)
+        agent.set_alias("defect-cls", "cls", "2")
+        agent.set_alias("defect-seg", "seg", "2")
+        for i in range(4):
+            line.send(f"new-{i}", frame_pixels("bright"))
+        results = by_frame(line.wait_results(5))
+    assert [r.verdict for r in results.values()] == ["defect"] * 5
+    assert {p.version for p in results["old"].predictions} == {"1"}
+    for i in range(4):
+        assert {p.version for p in results[f"new-{i}"].predictions} == {"2"}
+        assert results[f"new-{i}"].predictions[1].defect_area_px == 128 * 128  # mapped back to the frame
+
+
 def test_shadow_disagreements_land_in_the_capture_stream(line: LineKit, by_frame: ByFrame) -> None:
     line.deploy(version="1")
     line.deploy(cls=True, seg=False, version="2", knob=4.0, alias=False)  # centre 0.3 instead of 0.5

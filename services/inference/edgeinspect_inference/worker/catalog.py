@@ -78,7 +78,7 @@ class ModelCatalog:
         source: CatalogSource,
         *,
         refresh_s: float = 5.0,
-        min_interval_s: float = 0.2,
+        min_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
