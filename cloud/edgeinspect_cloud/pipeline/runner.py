@@ -23,9 +23,13 @@ log = get_logger(__name__)
 
 
 def run_pipeline(
-    options: PipelineOptions, steps: Sequence[str] = STEPS, *, out: TextIO = sys.stdout
+    options: PipelineOptions, steps: Sequence[str] = STEPS, *, out: TextIO | None = None
 ) -> dict[str, Any]:
-    """Run ``steps`` (in pipeline order, whatever order given) and return the run summary."""
+    """Run ``steps`` (in pipeline order, whatever order given) and return the run summary.
+
+    Progress lines go to ``out`` (default: standard output at call time).
+    """
+    out = out or sys.stdout
     unknown = sorted(set(steps) - set(STEPS))
     if unknown:
         raise PipelineError(f"unknown step(s) {unknown}", hint=f"steps are {', '.join(STEPS)}")
@@ -126,7 +130,9 @@ def _result(layout: RunLayout, options: PipelineOptions, summary: dict[str, Any]
         int8 = steps.get("compile", {}).get(task, {}).get("int8", {}).get("metrics")
         if int8:
             figures |= {f"int8_val_{k}": v for k, v in int8.items()}
-        metrics[group] = {k: v for k, v in figures.items() if isinstance(v, int | float)}
+        numbers = {k: v for k, v in figures.items() if isinstance(v, int | float)}
+        if numbers:
+            metrics[group] = numbers
     return {
         "run_dir": str(layout.root.resolve()),
         "versions": versions,
