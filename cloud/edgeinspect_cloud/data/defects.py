@@ -63,7 +63,9 @@ def _path(
 
 
 def _start(rng: np.random.Generator, height: int, width: int, margin: int) -> tuple[float, float]:
-    return (float(rng.uniform(margin, width - margin)), float(rng.uniform(margin, height - margin)))
+    """A random (x, y) at least ``margin`` from the border (less on images too small for it)."""
+    mx, my = min(margin, width // 2 - 1), min(margin, height // 2 - 1)
+    return (float(rng.uniform(mx, width - mx)), float(rng.uniform(my, height - my)))
 
 
 def scratch(rng: np.random.Generator, height: int, width: int, strength: float) -> Defect:

@@ -109,14 +109,15 @@ def write_dataset(
     """
     _check_settings(count, defect_ratio, height, width, test_fraction)
     root = Path(out_dir)
-    for split in ("train", "test"):
+    defective, test = plan_labels(count, defect_ratio, test_fraction, seed)
+    for split, used in (("train", not test.all()), ("test", test.any())):
         folder = root / split
         if folder.is_dir() and any(folder.iterdir()):
             raise DatasetError(
                 f"{folder} already holds files", hint="write synthetic data into an empty folder"
             )
-        folder.mkdir(parents=True, exist_ok=True)
-    defective, test = plan_labels(count, defect_ratio, test_fraction, seed)
+        if used:  # an empty split folder would be an error for every reader
+            folder.mkdir(parents=True, exist_ok=True)
     for index in range(count):
         image, mask = render_sample(
             np.random.default_rng([seed, index]), height, width, bool(defective[index])

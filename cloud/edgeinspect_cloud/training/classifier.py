@@ -106,6 +106,7 @@ def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
         val_loss = _bce(data.val.labels, val_probs)
         history.append({"epoch": epoch, "loss": loss, "val_ap": val_ap, "val_loss": val_loss})
         epochs.set_postfix(loss=f"{loss:.4f}", val_ap=f"{val_ap:.4f}", val_loss=f"{val_loss:.4f}")
+        log.info("epoch_done", task=cfg.task, **history[-1])
         torch.save({"epoch": epoch, "state_dict": model.state_dict(), "config": cfg.to_dict()}, last_path)
         if (val_ap, -val_loss) > best:
             best, best_epoch, stale = (val_ap, -val_loss), epoch, 0

@@ -140,6 +140,7 @@ def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
         epochs.set_postfix(
             loss=f"{loss:.4f}", val_dice=f"{scores['val_dice']:.4f}", val_ap=f"{scores['val_ap']:.4f}"
         )
+        log.info("epoch_done", task=cfg.task, **history[-1])
         model.save_weights(last_path)
         if (scores["val_dice"], scores["val_ap"]) > best:
             best, best_epoch, stale = (scores["val_dice"], scores["val_ap"]), epoch, 0
