@@ -1,0 +1,360 @@
+"""Agent latency: bare ONNX Runtime ``session.run`` vs the same model through the agent's unix socket.
+
+For a ResNet18-class classifier and a 4-pool U-Net segmenter (``bench.models``: the real
+architectures with seeded random weights, uint8 input, normalisation in the graph), at 224x224 and
+the KolektorSDD2 size (232x640; the U-Net pads to 240x640), fp32 and static int8 (QDQ, per-channel
+int8 weights, uint8 activations, calibrated on random images), batch 1, it measures p50/p99 of
+
+  (a) ``session.run`` in this process (same session options as the agent),
+  (b) a round trip through a real ``edgeinspect-agent`` subprocess over its unix socket, with the
+      compatible ``AWS.SageMaker.Edge.Agent/Predict`` and with the extension ``Predict``
+      (``AgentClient.predict``: request built, pixels sent as uint8 bytes, outputs decoded),
+
+and prints ``agent_overhead_ratio`` = (b) p50 / (a) p50 per row. Each measured path is a callable in
+:func:`measure_paths`; end to end through Redis (frame XADD -> result) is ``bench/throughput.py``'s
+job and plugs in there as one more path. Run from the repository root:
+
+    .venv/bin/python -m bench.agent_latency            # ~3 minutes on 2 cores
+    .venv/bin/python -m bench.agent_latency --quick    # smoke run: 224x224 fp32 only, few iterations
+
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgeinspect.core.agent_client import AgentClient
+from edgeinspect.core.agentapi import sm_pb2
+from edgeinspect.core.observability import percentile
+from edgeinspect.core.package import Manifest, build_package, load_private_key, unpack_package, write_keypair
+from edgeinspect.core.package import load_public_keys as load_keys
+from edgeinspect.core.tensors import to_tensor
+
+SIZES = {"224x224": (224, 224), "232x640": (232, 640)}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One row of the table: a model at one size and precision, loaded in the agent as ``ref``."""
+
+    model: str  # classifier | segmenter
+    size: str
+    precision: str  # fp32 | int8
+    ref: str
+    onnx_path: Path
+    shape: tuple[int, int, int, int]
+
+
+@dataclass
+class Row:
+    model: str
+    size: str
+    precision: str
+    bare_p50_ms: float
+    bare_p99_ms: float
+    compat_p50_ms: float
+    compat_p99_ms: float
+    ext_p50_ms: float
+    ext_p99_ms: float
+    agent_model_p50_ms: float
+    transport_p50_ms: float
+    transport_p99_ms: float
+    agent_overhead_ratio: float
+    compat_overhead_ratio: float
+    transport_overhead_ratio: float
+
+
+def quantize(fp32_path: Path, int8_path: Path, shape: tuple[int, int, int, int], samples: int = 4) -> None:
+    """Static QDQ int8: per-channel int8 weights, uint8 activations, MinMax calibration on random images."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class RandomImages(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            rng = np.random.default_rng(11)
+            self._batches = iter(
+                [{"image": rng.integers(0, 256, shape, dtype=np.uint8)} for _ in range(samples)]
+            )
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._batches, None)
+
+    quantize_static(
+        str(fp32_path),
+        str(int8_path),
+        RandomImages(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+    )
+
+
+def build_targets(work: Path, sizes: list[str], int8: bool) -> tuple[list[Target], list[Path], Path]:
+    """Build, quantize and sign every package; return the targets, the packages and the trusted-keys dir."""
+    from bench import models as bench_models
+
+    private_path, public_path = write_keypair(work / "keys", "bench")
+    key = load_private_key(private_path)
+    trusted = work / "trusted"
+    trusted.mkdir()
+    (trusted / public_path.name).write_bytes(public_path.read_bytes())
+    targets: list[Target] = []
+    packages: list[Path] = []
+    for size in sizes:
+        height, width = SIZES[size]
+        built = bench_models.build_packages(work / f"base-{size}", key, height, width)
+        for kind, base in zip(("classifier", "segmenter"), built, strict=True):
+            folder, manifest = unpack_package(
+                base.package, work / f"unpacked-{base.name}-{size}", load_keys(trusted)
+            )
+            shape = (1, 3, base.height, base.width)
+            fp32 = folder / "model.onnx"
+            int8_path = None
+            if int8:
+                print(f"quantizing {kind} {size} ...", file=sys.stderr, flush=True)
+                int8_path = work / f"{base.name}-{size}.int8.onnx"
+                quantize(fp32, int8_path, shape)
+            name = f"bench-{'cls' if kind == 'classifier' else 'seg'}-{size}"
+            renamed = Manifest.model_validate(
+                manifest.model_dump() | {"name": name, "files": {}, "golden": None}
+            )
+            golden_in, golden_out = _golden(folder, manifest)
+            packages.append(
+                build_package(work / "packages", renamed, fp32, golden_in, golden_out, key, int8_path)
+            )
+            targets.append(Target(kind, size, "fp32", f"{name}:1", fp32, shape))
+            if int8_path is not None:
+                v2 = Manifest.model_validate(renamed.model_dump() | {"version": "2"})
+                packages.append(
+                    build_package(work / "packages", v2, fp32, golden_in, golden_out, key, int8_path)
+                )
+                targets.append(Target(kind, size, "int8", f"{name}:2", int8_path, shape))
+    return targets, packages, trusted
+
+
+def _golden(folder: Path, manifest: Manifest) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    from edgeinspect.core.package import load_golden
+
+    return load_golden(folder, manifest)
+
+
+def start_agent(work: Path, trusted: Path, threads: int, spin: bool) -> tuple[subprocess.Popen[bytes], str]:
+    """A real agent subprocess on a unix socket, configured like production apart from the paths."""
+    socket_dir = Path(tempfile.mkdtemp(prefix="ei-bench-", dir="/tmp"))
+    addr = f"unix://{socket_dir / 'agent.sock'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")} | {
+        "EI_AGENT_ADDR": addr,
+        "EI_MODEL_DIR": str(work / "models"),
+        "EI_TRUSTED_KEYS_DIR": str(trusted),
+        "EI_INTRA_OP_THREADS": str(threads),
+        "EI_ALLOW_SPINNING": "true" if spin else "false",
+        "EI_HTTP_PORT": "0",
+        "EI_LOG_LEVEL": "WARNING",
+    }
+    log = open(work / "agent.log", "wb")  # noqa: SIM115 - owned by the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgeinspect_inference.agent"], env=env, stdout=log, stderr=log
+    )
+    log.close()
+    with AgentClient(addr) as probe:
+        probe.wait_ready(60)
+    return proc, addr
+
+
+def timed_rounds(
+    paths: dict[str, Callable[[], Any]], iterations: int, warmup: int, block: int = 5
+) -> dict[str, list[float]]:
+    """Milliseconds per call for each path, measured in alternating blocks of ``block`` calls.
+
+    Alternating blocks (a few calls of one path, then of the next) keeps a load change on a shared
+    machine from landing on one path only; each block starts with one unmeasured call so the previous
+    path's idle ONNX Runtime threads (which spin briefly after a run) do not tax the first sample.
+    """
+    for call in paths.values():
+        for _ in range(warmup):
+            call()
+    samples: dict[str, list[float]] = {name: [] for name in paths}
+    while len(samples[next(iter(paths))]) < iterations:
+        for name, call in paths.items():
+            call()
+            for _ in range(min(block, iterations - len(samples[name]))):
+                started = time.perf_counter()
+                call()
+                samples[name].append((time.perf_counter() - started) * 1000.0)
+    return samples
+
+
+def bare_session(onnx_path: Path, threads: int, spin: bool) -> Any:
+    """The same session options the agent uses (``agent.session.ModelSession``)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    return ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def measure_paths(target: Target, client: AgentClient, args: argparse.Namespace) -> dict[str, list[float]]:
+    """Time each path on the same seeded frame; also collect the agent's own model time per call."""
+    frame = np.random.default_rng(5).integers(0, 256, target.shape, dtype=np.uint8)
+    session = bare_session(target.onnx_path, args.threads, args.spin)
+    in_agent_ms: list[float] = []
+    transport_ms: list[float] = []
+
+    def extension() -> None:
+        started = time.perf_counter()
+        in_agent = client.predict(target.ref, {"image": frame}).latency_ms
+        in_agent_ms.append(in_agent)
+        transport_ms.append((time.perf_counter() - started) * 1000.0 - in_agent)
+
+    def compat_predict() -> None:
+        request = sm_pb2.PredictRequest(name=target.ref, tensors=[to_tensor("image", frame)])
+        client.compat.Predict(request, timeout=60)  # the raw SageMaker-compatible stub
+
+    paths: dict[str, Callable[[], Any]] = {
+        "bare": lambda: session.run(None, {"image": frame}),
+        "compat": compat_predict,
+        "ext": extension,
+    }
+    samples = timed_rounds(paths, args.iterations, args.warmup)
+    return samples | {"in_agent": in_agent_ms, "transport": transport_ms}
+
+
+def summarise(target: Target, samples: dict[str, list[float]]) -> Row:
+    """p50/p99 per path; the transport cost is (round trip - the agent's own model time) per call."""
+    p50 = {name: percentile(values, 50) for name, values in samples.items()}
+    p99 = {name: percentile(values, 99) for name, values in samples.items()}
+    transport_p50 = p50["transport"]
+    return Row(
+        target.model,
+        target.size,
+        target.precision,
+        round(p50["bare"], 2),
+        round(p99["bare"], 2),
+        round(p50["compat"], 2),
+        round(p99["compat"], 2),
+        round(p50["ext"], 2),
+        round(p99["ext"], 2),
+        round(p50["in_agent"], 2),
+        round(transport_p50, 2),
+        round(p99["transport"], 2),
+        round(p50["ext"] / p50["bare"], 3),
+        round(p50["compat"] / p50["bare"], 3),
+        round((p50["bare"] + transport_p50) / p50["bare"], 3),
+    )
+
+
+def print_table(rows: list[Row]) -> None:
+    header = (
+        f"{'model':<10} {'size':<8} {'prec':<5} {'bare p50/p99':>14} {'compat p50/p99':>16} "
+        f"{'ext p50/p99':>14} {'in-agent':>9} {'transport p50/p99':>17} "
+        f"{'ratio ext':>9} {'ratio compat':>12} {'ratio transport':>15}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r.model:<10} {r.size:<8} {r.precision:<5} {r.bare_p50_ms:>6.2f}/{r.bare_p99_ms:<7.2f} "
+            f"{r.compat_p50_ms:>7.2f}/{r.compat_p99_ms:<8.2f} {r.ext_p50_ms:>6.2f}/{r.ext_p99_ms:<7.2f} "
+            f"{r.agent_model_p50_ms:>9.2f} {r.transport_p50_ms:>8.2f}/{r.transport_p99_ms:<8.2f} "
+            f"{r.agent_overhead_ratio:>9.3f} {r.compat_overhead_ratio:>12.3f} "
+            f"{r.transport_overhead_ratio:>15.3f}"
+        )
+    print(
+        "(ms, p50/p99; in-agent = the model's run time inside the agent; transport = round trip - in-agent, "
+        "per call;\n ratio = through agent / bare at p50; ratio transport = (bare + transport) / bare, which "
+        "a busy shared machine disturbs less)"
+    )
+
+
+def summary_json(rows: list[Row], args: argparse.Namespace) -> dict[str, Any]:
+    classifier = [r for r in rows if r.model == "classifier"]
+    return {
+        "bench": "agent_latency",
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+        "threads": args.threads,
+        "spin": args.spin,
+        "iterations": args.iterations,
+        "rows": [asdict(r) for r in rows],
+        "agent_overhead_ratio": max(r.agent_overhead_ratio for r in classifier),
+        "agent_overhead_ratio_compat": max(r.compat_overhead_ratio for r in classifier),
+        "agent_overhead_ratio_transport": max(r.transport_overhead_ratio for r in classifier),
+        "agent_transport_p50_ms": {f"{r.model}-{r.size}-{r.precision}": r.transport_p50_ms for r in rows},
+        "agent_overhead_ratio_by_row": {
+            f"{r.model}-{r.size}-{r.precision}": r.agent_overhead_ratio for r in rows
+        },
+        "p50_ms": {f"{r.model}-{r.size}-{r.precision}": r.ext_p50_ms for r in rows},
+        "target_agent_overhead_ratio": 1.10,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="224x224 fp32 only, 5 iterations")
+    parser.add_argument("--iterations", type=int, default=30, help="measured calls per path")
+    parser.add_argument("--warmup", type=int, default=5, help="unmeasured calls per path first")
+    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (both sides)")
+    parser.add_argument(
+        "--spin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ONNX Runtime threads spin between runs (EI_ALLOW_SPINNING; both sides)",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.iterations, args.warmup = 5, 2
+    sizes = ["224x224"] if args.quick else list(SIZES)
+    with tempfile.TemporaryDirectory(prefix="ei-bench-") as tmp:
+        work = Path(tmp)
+        targets, packages, trusted = build_targets(work, sizes, int8=not args.quick)
+        proc, addr = start_agent(work, trusted, args.threads, args.spin)
+        rows: list[Row] = []
+        try:
+            with AgentClient(addr, timeout_s=300) as client:
+                for package in packages:
+                    client.load_version(
+                        str(package), variant="int8" if package.name.endswith("-2.tar.gz") else ""
+                    )
+                for target in targets:
+                    print(
+                        f"measuring {target.model} {target.size} {target.precision} ...",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    samples = measure_paths(target, client, args)
+                    rows.append(summarise(target, samples))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    print_table(rows)
+    print(json.dumps(summary_json(rows, args), separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/agent_latency.py` works too
+    raise SystemExit(main())
