@@ -315,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="224x224 fp32 only, 5 iterations")
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES), help="input sizes")
+    parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True, help="also int8 rows")
     parser.add_argument("--iterations", type=int, default=30, help="measured calls per path")
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured calls per path first")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (both sides)")
@@ -327,10 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.iterations, args.warmup = 5, 2
-    sizes = ["224x224"] if args.quick else list(SIZES)
+    sizes = ["224x224"] if args.quick else args.sizes
     with tempfile.TemporaryDirectory(prefix="ei-bench-") as tmp:
         work = Path(tmp)
-        targets, packages, trusted = build_targets(work, sizes, int8=not args.quick)
+        targets, packages, trusted = build_targets(work, sizes, int8=args.int8 and not args.quick)
         proc, addr = start_agent(work, trusted, args.threads, args.spin)
         rows: list[Row] = []
         try:
