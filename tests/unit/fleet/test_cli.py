@@ -1,0 +1,141 @@
+"""The fleet commands end to end on an SQLite file and a file:// registry (no broker needed: the CLI only
+writes the database; the service is tested in tests/integration/fleet)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from edgeinspect_cloud import cli
+from edgeinspect_cloud.fleet import FleetStore
+from edgeinspect_cloud.registry import ModelRegistry
+
+from tests.helpers.models import make_keys, make_package
+
+MODEL = "surface-cls"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> tuple[str, str]:
+    """``(fleet_db_url, registry_url)``: line-3 has two things; versions 1 (Approved) and 2 (pending)."""
+    db = f"sqlite:///{tmp_path / 'fleet.db'}"
+    registry_url = f"file://{tmp_path / 'registry'}"
+    registry = ModelRegistry.open(registry_url)
+    keys = make_keys(tmp_path / "keys")
+    for _ in range(2):
+        registry.register(
+            MODEL, lambda n: make_package(tmp_path / "pkgs", MODEL, str(n), "classification", keys)
+        )
+    registry.approve(MODEL, 1)
+    assert cli.main(["fleet", "groups", "add", "line-3", "edge-1", "edge-2", "--fleet-db", db]) == 0
+    return db, registry_url
+
+
+def _deploy(db: str, registry: str, version: int, *extra: str) -> int:
+    return cli.main(["deploy", "--model", MODEL, "--version", str(version), "--target", "line-3",
+                     "--registry", registry, "--fleet-db", db, *extra])  # fmt: skip
+
+
+def test_deploy_creates_a_job_whose_document_names_the_approved_package(
+    env: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, registry = env
+    capsys.readouterr()
+    assert (
+        _deploy(db, registry, 1, "--role", "shadow", "--waves", "2", "--abort-threshold", "50", "--json") == 0
+    )
+    job = json.loads(capsys.readouterr().out)
+    package = ModelRegistry.open(registry).get(MODEL, 1).registration.package
+    assert job["document"] == {
+        "operation": "deploy_model",
+        "model": {
+            "name": MODEL,
+            "version": "1",
+            "url": package.url,
+            "sha256": package.sha256,
+            "size": package.size,
+        },
+        "role": "shadow",
+        "rollback_on_failure": True,
+    }
+    assert (job["waves"], job["abortThresholdPercentage"], job["status"]) == (2, 50.0, "IN_PROGRESS")
+    assert [(e["thingName"], e["status"]) for e in job["executions"]] == [
+        ("edge-1", "QUEUED"),
+        ("edge-2", "SCHEDULED"),
+    ]
+    assert job["jobId"].startswith(f"deploy-{MODEL}-1-")
+
+
+def test_deploy_refuses_a_version_that_is_not_approved(
+    env: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, registry = env
+    capsys.readouterr()
+    assert _deploy(db, registry, 2) == 1
+    err = capsys.readouterr().err
+    assert "version 2 is PendingManualApproval, not Approved" in err
+    assert f"edgeinspect registry approve {MODEL} 2" in err
+    with FleetStore.open(db) as store:
+        assert store.jobs.list_jobs() == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--target", "line-9"), "neither a thing group"),
+        (("--abort-threshold", "100"), "abort threshold must be in [0, 100)"),
+        (("--waves", "0"), "waves must be at least 1"),
+        (("--job-id", "bad id!"), "invalid job id"),
+    ],
+)
+def test_deploy_explains_bad_options(
+    env: tuple[str, str], capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], message: str
+) -> None:
+    db, registry = env
+    assert _deploy(db, registry, 1, *extra) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_jobs_list_show_and_cancel(env: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    db, registry = env
+    assert _deploy(db, registry, 1, "--job-id", "deploy-a") == 0
+    capsys.readouterr()
+    assert cli.main(["jobs", "list", "--fleet-db", db]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["JOB", "STATUS", "MODEL", "TARGETS"]
+    assert table[1].split()[:5] == ["deploy-a", "IN_PROGRESS", f"{MODEL}:1", "line-3", "1/1"]
+    assert "QUEUED 2" in table[1]
+
+    assert cli.main(["jobs", "cancel", "deploy-a", "--reason", "wrong line", "--fleet-db", db, "--json"]) == 0
+    canceled = json.loads(capsys.readouterr().out)
+    assert (canceled["status"], canceled["reason"]) == ("CANCELED", "wrong line")
+    assert {e["status"] for e in canceled["executions"]} == {"CANCELED"}
+
+    assert cli.main(["jobs", "show", "deploy-a", "--fleet-db", db]) == 0
+    shown = capsys.readouterr().out
+    assert "job deploy-a: CANCELED" in shown and "reason        wrong line" in shown
+    assert cli.main(["jobs", "list", "--status", "COMPLETED", "--fleet-db", db, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert cli.main(["jobs", "show", "nope", "--fleet-db", db]) == 1
+    assert "no job 'nope'" in capsys.readouterr().err
+
+
+def test_devices_add_and_list(env: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    db, _ = env
+    assert cli.main(["devices", "add", "edge-9", "--group", "line-4", "--fleet-db", db]) == 0
+    with FleetStore.open(db) as store:
+        store.devices.record_state("edge-1", {"state": "idle", "models": [{"name": MODEL, "version": "1",
+                                                                           "role": "primary"}]})  # fmt: skip
+    capsys.readouterr()
+    assert cli.main(["devices", "list", "--fleet-db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["THING", "GROUPS", "LAST", "SEEN", "STATE", "MODELS"]
+    assert lines[1].split()[:2] == ["edge-1", "line-3"] and lines[1].endswith(f"{MODEL}:1 (primary)")
+    assert lines[3].split()[:4] == ["edge-9", "line-4", "never", "-"]
+    assert cli.main(["devices", "list", "--group", "line-4", "--fleet-db", db, "--json"]) == 0
+    assert [d["thingName"] for d in json.loads(capsys.readouterr().out)] == ["edge-9"]
+    assert cli.main(["fleet", "groups", "remove", "line-3", "edge-2", "--fleet-db", db]) == 0
+    assert capsys.readouterr().out == "line-3: removed edge-2\n"
+    assert cli.main(["fleet", "groups", "list", "--fleet-db", db, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"line-3": ["edge-1"], "line-4": ["edge-9"]}
