@@ -1,0 +1,101 @@
+"""Each image's extra is exactly what its code imports: nothing missing, nothing extra, no torch.
+
+The import scan (``importscan.py``) reads the service's package and every first-party module it
+reaches, lazy imports included; each third-party top-level module is mapped to the distributions
+that provide it in this environment (``importlib.metadata.packages_distributions()``). An image whose
+extra misses one would crash on the first frame that takes that code path; one whose extra holds
+more than its code imports ships weight (and attack surface) for nothing.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pytest
+
+from tests.deploy.images import (
+    EDGE_IMAGES,
+    IMAGES,
+    TRAINING_FRAMEWORKS,
+    Image,
+    base_dependencies,
+    extra,
+)
+from tests.deploy.importscan import ScanResult, distributions_of, normalize, scan
+
+OPTIONAL = {
+    "harvesters": "GenICam cameras: harvesters and a vendor GenTL producer are installed by the user "
+    "(services/camera/README.md), and the camera reports how when they are missing",
+}
+# the GPU agent's extra is the CPU agent's with this one swap (same `onnxruntime` module)
+GPU_SWAP = {"onnxruntime": "onnxruntime-gpu"}
+
+
+@cache
+def _scan(image: Image) -> ScanResult:
+    return scan(image.start_paths())
+
+
+def _needed(image: Image) -> dict[str, frozenset[str]]:
+    """Third-party module -> distributions providing it, for every module the image's code imports."""
+    result = _scan(image)
+    unknown = [
+        f"{m} (imported by {where})" for m, where in result.required.items() if not distributions_of(m)
+    ]
+    assert not unknown, f"{image.name}: no installed distribution provides {unknown}; add it to an extra"
+    return {module: distributions_of(module) for module in result.required}
+
+
+def _as_installed(image: Image, dists: frozenset[str]) -> frozenset[str]:
+    """The extra's names as they appear in this (CPU) environment's metadata."""
+    if image.extra != "agent-gpu":
+        return dists
+    reverse = {gpu: cpu for cpu, gpu in GPU_SWAP.items()}
+    return frozenset(reverse.get(d, d) for d in dists)
+
+
+@pytest.mark.parametrize("image", IMAGES, ids=lambda i: i.name)
+def test_extra_covers_every_third_party_import(image: Image) -> None:
+    available = _as_installed(image, extra(image.extra)) | base_dependencies()
+    missing = {module: sorted(dists) for module, dists in _needed(image).items() if not dists & available}
+    assert not missing, f"{image.name}: .[{image.extra}] + base misses {missing}"
+
+
+@pytest.mark.parametrize("image", IMAGES, ids=lambda i: i.name)
+def test_extra_holds_only_what_the_code_imports(image: Image) -> None:
+    imported = frozenset().union(*_needed(image).values())
+    declared = _as_installed(image, extra(image.extra))
+    assert declared <= imported, (
+        f"{image.name}: .[{image.extra}] installs unused {sorted(declared - imported)}"
+    )
+    assert not declared & base_dependencies(), f"{image.name}: repeats base dependencies"
+
+
+@pytest.mark.parametrize("image", IMAGES, ids=lambda i: i.name)
+def test_optional_imports_are_the_documented_ones(image: Image) -> None:
+    optional = _scan(image).optional
+    undocumented = {m: where for m, where in optional.items() if m not in OPTIONAL}
+    assert not undocumented, f"{image.name}: optional imports with no documented reason: {undocumented}"
+
+
+@pytest.mark.parametrize("image", EDGE_IMAGES, ids=lambda i: i.name)
+def test_no_training_framework_in_an_edge_image(image: Image) -> None:
+    installed = extra(image.extra) | base_dependencies()
+    assert not installed & TRAINING_FRAMEWORKS
+    assert not {normalize(m) for m in _needed(image)} & TRAINING_FRAMEWORKS
+
+
+def test_gpu_agent_extra_is_the_agent_extra_with_onnxruntime_gpu() -> None:
+    swapped = frozenset(GPU_SWAP.get(d, d) for d in extra("agent"))
+    assert extra("agent-gpu") == swapped
+
+
+def test_edge_extra_is_the_union_of_the_edge_images() -> None:
+    cpu_images = [i for i in EDGE_IMAGES if i.extra != "agent-gpu"]
+    union = frozenset().union(*(extra(i.extra) for i in cpu_images))
+    assert union <= extra("edge"), f"edge lacks {sorted(union - extra('edge'))}"
+    assert extra("edge") - union <= base_dependencies(), "edge holds something no edge image needs"
+
+
+def test_cloud_image_may_train() -> None:
+    assert {"torch", "tensorflow-cpu"} <= extra("cloud")
