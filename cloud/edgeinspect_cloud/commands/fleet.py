@@ -6,6 +6,7 @@
     edgeinspect deploy --model defect-cls --version 7 --target line-3 [--role shadow]
                        [--waves 2 --abort-threshold 50] --registry URL --fleet-db URL
     edgeinspect jobs list|show JOB|cancel JOB [--force]
+    edgeinspect jobs create --document remove.json --target line-3 --job-id remove-7
     edgeinspect devices list [--group line-3] | add edge-9 --group line-3
 
 Every command takes ``--fleet-db`` (default ``$EI_FLEET_DB``, else an SQLite file in the user's data
@@ -19,13 +20,14 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from edgeinspect.core.errors import ConfigError
 
 from edgeinspect_cloud.commands.cli_errors import reports_errors
 from edgeinspect_cloud.commands.registry import add_registry_arguments, open_registry
-from edgeinspect_cloud.fleet import FleetStore, Rollout
+from edgeinspect_cloud.fleet import FleetError, FleetStore, Rollout
 from edgeinspect_cloud.fleet.deploy import approved_version, deploy_document, new_job_id
 from edgeinspect_cloud.fleet.settings import FLEET_DB_ENV, FleetSettings, default_fleet_db
 from edgeinspect_cloud.fleet.views import devices_table, job_details, jobs_table
@@ -153,11 +155,7 @@ def _register_deploy(subparsers: Any) -> None:
         "--role", choices=("primary", "shadow"), default="primary", help="how devices serve it"
     )
     parser.add_argument("--alias", help="alias the devices move to this version (default: the model's)")
-    parser.add_argument("--waves", type=int, default=1, help="release to the things in this many batches")
-    parser.add_argument(
-        "--abort-threshold", type=float, metavar="PCT",
-        help="stop the rollout when more than PCT%% of a wave's executions fail",
-    )  # fmt: skip
+    _rollout_args(parser)
     parser.add_argument(
         "--no-rollback", action="store_true", help="rollback_on_failure false in the document"
     )
@@ -166,6 +164,14 @@ def _register_deploy(subparsers: Any) -> None:
     add_registry_arguments(parser, required=True)
     _common(parser)
     parser.set_defaults(handler=_deploy)
+
+
+def _rollout_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--waves", type=int, default=1, help="release to the things in this many batches")
+    parser.add_argument(
+        "--abort-threshold", type=float, metavar="PCT",
+        help="stop the rollout when more than PCT%% of a wave's executions fail",
+    )  # fmt: skip
 
 
 @reports_errors
@@ -203,6 +209,14 @@ def _register_jobs(subparsers: Any) -> None:
     show.add_argument("job_id", metavar="JOB")
     _common(show)
     show.set_defaults(handler=_jobs_show)
+    create = sub.add_parser("create", help="a job with any document (remove_model, the sample's new_model)")
+    create.add_argument("--document", required=True, type=Path, help="JSON file with the job document")
+    create.add_argument("--target", required=True, action="append", dest="targets", metavar="TARGET")
+    create.add_argument("--job-id", required=True, help="job id (a-z A-Z 0-9 _ -, at most 64)")
+    _rollout_args(create)
+    create.add_argument("--description", default="", help="kept with the job")
+    _common(create)
+    create.set_defaults(handler=_jobs_create)
     cancel = sub.add_parser("cancel", help="cancel the executions not started yet (--force: all)")
     cancel.add_argument("job_id", metavar="JOB")
     cancel.add_argument("--reason", default="", help="kept with the job")
@@ -238,6 +252,30 @@ def _show_job(args: argparse.Namespace, store: FleetStore, job_id: str) -> None:
 @reports_errors
 def _jobs_show(args: argparse.Namespace) -> int:
     with _open(args) as store:
+        _show_job(args, store, args.job_id)
+    return 0
+
+
+@reports_errors
+def _jobs_create(args: argparse.Namespace) -> int:
+    rollout = Rollout(args.waves, args.abort_threshold)
+    try:
+        document = json.loads(args.document.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FleetError(
+            f"cannot read the job document {args.document}: {exc}", hint="give a JSON file"
+        ) from exc
+    if not isinstance(document, dict):
+        raise FleetError(f"the job document in {args.document} is not a JSON object", hint="{...}")
+    with _open(args) as store:
+        store.jobs.create_job(
+            args.job_id,
+            document,
+            args.targets,
+            rollout,
+            description=args.description,
+            created_by=current_user(),
+        )
         _show_job(args, store, args.job_id)
     return 0
 

@@ -139,3 +139,20 @@ def test_devices_add_and_list(env: tuple[str, str], capsys: pytest.CaptureFixtur
     assert capsys.readouterr().out == "line-3: removed edge-2\n"
     assert cli.main(["fleet", "groups", "list", "--fleet-db", db, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"line-3": ["edge-1"], "line-4": ["edge-9"]}
+
+
+def test_jobs_create_takes_any_document(
+    env: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, _ = env
+    document = {"operation": "remove_model", "model": {"name": MODEL, "version": "1"}}
+    (tmp_path / "remove.json").write_text(json.dumps(document))
+    args = ["jobs", "create", "--document", str(tmp_path / "remove.json"), "--target", "thing:edge-1",
+            "--job-id", "remove-1", "--fleet-db", db, "--json"]  # fmt: skip
+    capsys.readouterr()
+    assert cli.main(args) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["document"] == document and [e["thingName"] for e in created["executions"]] == ["edge-1"]
+    (tmp_path / "remove.json").write_text("[1]")
+    assert cli.main([*args[:-3], "--job-id", "remove-2", "--fleet-db", db]) == 1
+    assert "is not a JSON object" in capsys.readouterr().err
