@@ -276,7 +276,13 @@ class ModelRegistry:
         """Upload after the claim; on failure, reject the version so it is never approved half-made."""
         try:
             self.store.put_file(registration.package.key, path, content_type="application/gzip")
-        except Exception as exc:
+        except Exception as exc:  # any failure: the claimed version must not look approvable
+            log.error(
+                "package_upload_failed",
+                group=registration.group,
+                version=registration.version,
+                error=str(exc),
+            )
             self.set_status(
                 registration.group,
                 registration.version,
