@@ -270,10 +270,13 @@ def _redacted(url: str) -> str:
 
 
 def open_database(url: str) -> Database:
-    """The database at ``url``: ``sqlite:///abs/path.db``, ``sqlite:///:memory:`` or ``postgresql://...``."""
+    """The database at ``url``: ``sqlite:///abs/path.db`` (``sqlite:////abs/path.db`` too),
+    ``sqlite:///:memory:`` or ``postgresql://...``."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "sqlite":
         path = unquote(urlsplit(url).path)
+        if path.startswith("//"):  # sqlite:////abs/path, SQLAlchemy's spelling of an absolute path
+            path = path[1:]
         if path in ("", "/"):
             raise FleetDatabaseError(f"no file in SQLite URL {url!r}", hint="use sqlite:///abs/path/fleet.db")
         return SqliteDatabase(url, ":memory:" if path == "/:memory:" else path)

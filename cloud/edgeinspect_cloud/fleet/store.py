@@ -44,6 +44,7 @@ from edgeinspect_cloud.fleet.targets import resolve_targets
 
 log = get_logger(__name__)
 
+_CLAIM_ATTEMPTS = 20
 _NEXT_ORDER = "ORDER BY CASE WHEN status = 'IN_PROGRESS' THEN 0 ELSE 1 END, queued_at, job_id"
 
 
@@ -185,18 +186,22 @@ class JobStore:
         one moves to IN_PROGRESS with a new ``versionNumber`` and ``statusDetails``.
         """
         with self.db.transaction() as tx:
-            found = self._next(tx, thing)
-            if found is None or found.status == IN_PROGRESS:
-                return found
-            self._lock_job(tx, found.job_id)
-            now = time.time()
-            tx.execute(
-                "UPDATE fleet_executions SET status = ?, status_details = ?, started_at = ?, updated_at = ?,"
-                " version_number = version_number + 1 WHERE job_id = ? AND thing = ? AND status = ?",
-                (IN_PROGRESS, json.dumps(dict(details or {})), now, now, found.job_id, thing, QUEUED),
-            )
-            log.info("execution_started", job_id=found.job_id, thing=thing)
-            return self._execution(tx, found.job_id, thing)
+            for _ in range(_CLAIM_ATTEMPTS):
+                found = self._next(tx, thing)
+                if found is None or found.status == IN_PROGRESS:
+                    return found
+                self._lock_job(tx, found.job_id)
+                now = time.time()
+                claimed = tx.execute(
+                    "UPDATE fleet_executions SET status = ?, status_details = ?, started_at = ?,"
+                    " updated_at = ?, version_number = version_number + 1"
+                    " WHERE job_id = ? AND thing = ? AND status = ?",
+                    (IN_PROGRESS, json.dumps(dict(details or {})), now, now, found.job_id, thing, QUEUED),
+                )
+                if claimed:  # else canceled while we waited for the job's lock: take the next one
+                    log.info("execution_started", job_id=found.job_id, thing=thing)
+                    return self._execution(tx, found.job_id, thing)
+            return None
 
     def describe(self, thing: str, job_id: str, execution_number: int | None = None) -> Execution:
         """One execution (DescribeJobExecution); rejected ``ResourceNotFound`` when there is none."""
