@@ -40,8 +40,13 @@ def install_stop_signals(stop: threading.Event) -> Callable[[], None]:
     return restore
 
 
-def run_stack(cfg: StackConfig, after_start: Callable[[Supervisor], None] | None = None) -> int:
-    """Start everything, run ``after_start`` (the demo's steps), then wait for a stop signal."""
+def run_stack(
+    cfg: StackConfig,
+    after_start: Callable[[Supervisor], None] | None = None,
+    stop_after_start: bool = False,
+) -> int:
+    """Start everything, run ``after_start`` (the demo's steps), then wait for a stop signal
+    (or stop at once with ``stop_after_start``, for tests)."""
     stop = threading.Event()
     restore = install_stop_signals(stop)
     supervisor = Supervisor()
@@ -49,7 +54,7 @@ def run_stack(cfg: StackConfig, after_start: Callable[[Supervisor], None] | None
         start_stack(cfg, supervisor)
         if after_start is not None:
             after_start(supervisor)
-        while not stop.wait(0.5):
+        while not stop_after_start and not stop.wait(0.5):
             pass
         supervisor.say("stack", "stopping")
         return 0

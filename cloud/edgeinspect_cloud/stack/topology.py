@@ -185,7 +185,7 @@ def service_specs(cfg: StackConfig) -> list[ProcessSpec]:
                 **env,
                 "EI_FLEET_DB": fleet_db,
                 "EI_HTTP_PORT": str(fleet_port),
-                "EI_FLEET_GROUPS": ",".join(f"{g}={cfg.thing}" for g in cfg.thing_groups),
+                "EI_FLEET_GROUPS": ";".join(f"{g}={cfg.thing}" for g in cfg.thing_groups),
             },
             ready=lambda: http_ok(f"http://{LOOPBACK}:{fleet_port}/readyz"),
         )
