@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -22,6 +22,7 @@ from edgeinspect.core.errors import AgentError, EdgeInspectError, ImageError, Me
 from edgeinspect.core.messages import Frame, Prediction, Result
 from edgeinspect.core.preprocess import Preprocessed, preprocess
 from edgeinspect.core.streams import Entry
+from edgeinspect.core.telemetry import ImageFeatures, image_features
 
 from edgeinspect_inference.worker.catalog import ModelCatalog, Target
 from edgeinspect_inference.worker.metrics import WorkerMetrics
@@ -72,6 +73,8 @@ class Judged:
     frame: Frame | None
     result: Result
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    features: ImageFeatures | None = None
+    """Image features for telemetry (only when the judge computes them and the frame decoded)."""
 
 
 class FrameJudge:
@@ -87,6 +90,7 @@ class FrameJudge:
         metrics: WorkerMetrics,
         rule: VerdictRule = "any",
         clock_ns: Callable[[], int] = time.time_ns,
+        features: bool = False,
     ) -> None:
         self.line = line
         self.aliases = aliases
@@ -96,6 +100,7 @@ class FrameJudge:
         self._metrics = metrics
         self._rule = rule
         self._clock_ns = clock_ns
+        self._features = features
 
     def judge(self, entry: Entry) -> Judged:
         """The outcome for one entry; raises only :class:`AgentUnavailable`."""
@@ -120,7 +125,17 @@ class FrameJudge:
         if not present:
             return self._no_model(entry, frame)
         notes = [f"no model loaded for alias {alias}" for alias, t in targets.items() if t is None]
-        return self._judge_with(entry, frame, image, present, notes)
+        judged = self._judge_with(entry, frame, image, present, notes)
+        if self._features and judged.result.verdict != "error":
+            judged = replace(judged, features=self._image_features(image))
+        return judged
+
+    def _image_features(self, image: npt.NDArray[np.uint8]) -> ImageFeatures | None:
+        """Telemetry's image features; a frame too small for them simply has none."""
+        try:
+            return image_features(image)
+        except MessageError:
+            return None
 
     def _judge_with(
         self,

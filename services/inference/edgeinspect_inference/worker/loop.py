@@ -30,6 +30,7 @@ from edgeinspect_inference.worker.capture import CapturePolicy
 from edgeinspect_inference.worker.commit import Commit, Committer
 from edgeinspect_inference.worker.judge import AgentUnavailable, FrameJudge, Judged
 from edgeinspect_inference.worker.metrics import WorkerMetrics
+from edgeinspect_inference.worker.telemetry import TelemetryRecorder
 
 log = get_logger(__name__)
 
@@ -52,6 +53,7 @@ class Worker:
         depth: int = 2,
         stale_ms: int = 30_000,
         block_ms: int = 500,
+        telemetry: TelemetryRecorder | None = None,
     ) -> None:
         self.line = judge.line
         self._streams = streams
@@ -62,6 +64,7 @@ class Worker:
         self._metrics = metrics
         self._depth = depth
         self._block_ms = block_ms
+        self._telemetry = telemetry
         self._reader = GroupReader(
             streams, names.frames_stream(self.line), names.INFERENCE_GROUP, consumer,
             stale_ms=stale_ms, batch=depth, block_ms=block_ms,
@@ -159,6 +162,9 @@ class Worker:
             log.warning("duplicate_frame", frame_id=result.frame_id, entry_id=judged.entry_id)
             return
         self._observe(result, reasons if capture is not None else [])
+        if self._telemetry is not None:
+            pixels = judged.frame.height * judged.frame.width if judged.frame is not None else None
+            self._telemetry.observe(result, judged.features, pixels)
 
     def _observe(self, result: Result, captured: list[str]) -> None:
         self._metrics.frames.labels(self.line, result.verdict).inc()

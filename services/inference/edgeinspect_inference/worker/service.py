@@ -24,6 +24,13 @@ from edgeinspect_inference.worker.loop import Worker
 from edgeinspect_inference.worker.metrics import WorkerMetrics
 from edgeinspect_inference.worker.settings import WorkerSettings
 from edgeinspect_inference.worker.shm import ShmInputs
+from edgeinspect_inference.worker.telemetry import (
+    EventTelemetrySink,
+    MqttTelemetrySink,
+    SummarySink,
+    TelemetryMetrics,
+    TelemetryRecorder,
+)
 
 
 class WorkerService:
@@ -36,6 +43,7 @@ class WorkerService:
         agent: AgentClient,
         metrics: WorkerMetrics | None = None,
         sinks: list[AlertSink] | None = None,
+        telemetry_sinks: list[SummarySink] | None = None,
     ) -> None:
         self.settings = settings
         self.streams = streams
@@ -59,6 +67,7 @@ class WorkerService:
             self._models,
             self.metrics,
             settings.verdict_rule,
+            features=settings.telemetry_interval_s > 0 and settings.telemetry_images,
         )
         committer = Committer(
             streams.client,
@@ -69,10 +78,11 @@ class WorkerService:
             done_ttl_s=settings.done_ttl_s,
         )
         policy = CapturePolicy(settings.capture_good_fraction, settings.capture_band, settings.capture_seed)
+        self.telemetry = telemetry_recorder(settings, streams, self.metrics, telemetry_sinks)
         self.worker = Worker(
             streams, judge, committer, policy, self.alerter, self.metrics,
             consumer=settings.consumer, depth=settings.pipeline_depth,
-            stale_ms=settings.stale_ms, block_ms=settings.block_ms,
+            stale_ms=settings.stale_ms, block_ms=settings.block_ms, telemetry=self.telemetry,
         )  # fmt: skip
 
     def agent_ready(self) -> bool:
@@ -85,12 +95,16 @@ class WorkerService:
     def run(self, stop: threading.Event) -> None:
         """Judge frames until ``stop`` is set, then finish the frames in flight."""
         self.alerter.start()
+        if self.telemetry is not None:
+            self.telemetry.start()
         self.streams.client.sadd(names.lines_key(), self.settings.line)
         self.worker.run(stop)
 
     def close(self) -> None:
-        """Stop alerts (delivering what is queued), then the model threads."""
+        """Stop alerts (delivering what is queued) and telemetry (a last summary), then the model threads."""
         self.alerter.stop()
+        if self.telemetry is not None:
+            self.telemetry.stop()
         self._models.shutdown(wait=True)
         self.shm.close()
 
@@ -106,3 +120,29 @@ def alert_sinks(settings: WorkerSettings) -> list[AlertSink]:
     if settings.webhook_url:
         sinks.append(WebhookAlertSink(settings.webhook_url, settings.webhook_timeout_s))
     return sinks
+
+
+def telemetry_recorder(
+    settings: WorkerSettings,
+    streams: Streams,
+    metrics: WorkerMetrics,
+    sinks: list[SummarySink] | None = None,
+) -> TelemetryRecorder | None:
+    """The telemetry recorder the settings ask for (None when ``EI_TELEMETRY_INTERVAL_S`` is 0).
+
+    Summaries go to ``ei:events`` always and to MQTT when ``EI_MQTT_URL`` is set; ``sinks`` replaces
+    both (tests).
+    """
+    if settings.telemetry_interval_s <= 0:
+        return None
+    thing = settings.thing_name or settings.line
+    if sinks is None:
+        sinks = [EventTelemetrySink(streams, settings.line)]
+        if settings.mqtt_url:
+            client_id = f"edgeinspect-inference-{settings.consumer}-telemetry"
+            sinks.append(
+                MqttTelemetrySink(settings.mqtt_url, client_id, thing, root=settings.mqtt_topic_root)
+            )
+    return TelemetryRecorder(
+        settings.line, thing, settings.telemetry_interval_s, sinks, TelemetryMetrics(metrics.registry)
+    )

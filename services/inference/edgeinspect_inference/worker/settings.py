@@ -71,6 +71,15 @@ class WorkerSettings(ServiceSettings):
     alert_queue_size: int = Field(
         default=256, ge=1, description="alerts waiting to be sent; beyond this they are dropped and counted"
     )
+    telemetry_interval_s: float = Field(
+        default=300.0, ge=0, description="publish a telemetry summary this often; 0: no telemetry"
+    )
+    telemetry_images: bool = Field(
+        default=True, description="compute image brightness/contrast/sharpness per frame for telemetry"
+    )
+    thing_name: str = Field(
+        default="", description="this device in edgeinspect/{thing}/telemetry; empty: the line id"
+    )
 
     @property
     def use_shm(self) -> bool:
