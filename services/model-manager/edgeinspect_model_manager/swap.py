@@ -18,6 +18,7 @@ from edgeinspect.core.package import Manifest
 from edgeinspect_model_manager.device import Device
 from edgeinspect_model_manager.errors import DeployError
 from edgeinspect_model_manager.jobdoc import DeployModel
+from edgeinspect_model_manager.jobs import JobGoneError
 from edgeinspect_model_manager.outcome import Outcome
 from edgeinspect_model_manager.policy import Limits
 from edgeinspect_model_manager.retention import Retention
@@ -108,7 +109,7 @@ class Swapper:
     ) -> Outcome:
         verdict = None
         if rollback and self.settings.rollback_window_s > 0:
-            self.stage("watching", alias=alias, window_s=f"{self.settings.rollback_window_s:g}")
+            self._report_after_swap("watching", alias=alias, window_s=f"{self.settings.rollback_window_s:g}")
             self.device.publish_state("watching")
             verdict = watch(
                 self.device.agent, self._plan(installed), self._smoke(installed, manifest), self.stop
@@ -124,6 +125,14 @@ class Swapper:
         if previous is not None:
             details["previous"] = f"{previous.name}:{previous.version}"
         return Outcome.succeeded(**details)
+
+    def _report_after_swap(self, stage: str, **details: str) -> None:
+        """Once the alias has moved, the device finishes what it started even if the cloud lost interest
+        (a job canceled mid-watch): the watch and a rollback keep the device consistent either way."""
+        try:
+            self.stage(stage, **details)
+        except JobGoneError as exc:
+            log.warning("job_gone_after_swap", stage=stage, error=str(exc))
 
     def _plan(self, installed: InstalledVersion) -> WatchPlan:
         limits = Limits(
@@ -168,7 +177,7 @@ class Swapper:
                 "rollback_impossible", "error", alias=alias, model=bad.name, version=bad.version, reason=why
             )
             return Outcome.failed(reason, stage="watching", alias=alias)
-        self.stage("rolling_back", alias=alias, reason=why)
+        self._report_after_swap("rolling_back", alias=alias, reason=why)
         before = self.device.state.installed(previous.name, previous.version)
         if before is not None:
             self.device.ensure_loaded(before)
