@@ -19,9 +19,11 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum
 
+from edgeinspect.core.capture_manifest import MANIFEST_DIR as MANIFEST_DIR  # defined in core, re-exported
+from edgeinspect.core.capture_manifest import day_prefix as day_prefix
+from edgeinspect.core.capture_manifest import manifest_dir as manifest_dir
 from edgeinspect.core.errors import MessageError
 
-MANIFEST_DIR = "_manifest"
 _FRAME_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _LINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 IMAGE_EXT = {"png": "png", "jpeg": "jpg", "raw": "png"}  # raw frames are stored losslessly as PNG
@@ -67,19 +69,9 @@ def capture_day(ts_ns: int) -> date:
     return _utc(ts_ns).date()
 
 
-def day_prefix(line: str, day: date) -> str:
-    """``{line}/{yyyy}/{mm}/{dd}``."""
-    return f"{line}/{day.year:04d}/{day.month:02d}/{day.day:02d}"
-
-
 def capture_prefix(line: str, ts_ns: int, frame_id: str) -> str:
     """``{line}/{yyyy}/{mm}/{dd}/{frame_id}``: the folder of one capture's objects."""
     return f"{day_prefix(line, capture_day(ts_ns))}/{frame_id}"
-
-
-def manifest_dir(line: str, day: date) -> str:
-    """The key prefix under which a day's manifest parts are listed."""
-    return f"{day_prefix(line, day)}/{MANIFEST_DIR}/"
 
 
 def manifest_part_key(line: str, day: date, uploader: str, seq: int) -> str:

@@ -27,6 +27,7 @@ from edgeinspect_uploader.receiver import Receiver
 from edgeinspect_uploader.settings import UploaderSettings
 from edgeinspect_uploader.spool import Spool
 from edgeinspect_uploader.sync import Syncer
+from edgeinspect_uploader.telemetry import TelemetryForwarder
 from edgeinspect_uploader.throttle import Clock, RealClock, TokenBucket
 
 log = get_logger(__name__)
@@ -51,6 +52,7 @@ class UploaderService:
     uploader_id: str
     wake: threading.Event
     _threads: list[threading.Thread]
+    telemetry: TelemetryForwarder | None = None
 
     @classmethod
     def build(
@@ -96,8 +98,17 @@ class UploaderService:
         log.info("uploader_built", uploader=uploader_id, store=store.url, spool=str(settings.spool_dir),
                  spooled=found, quota_bytes=settings.spool_quota_bytes,
                  bandwidth_bytes_per_s=settings.bandwidth_bytes_per_s)  # fmt: skip
+        telemetry = None
+        if settings.telemetry_forward:
+            event_reader = GroupReader(
+                streams, names.events_stream(), names.UPLOADER_GROUP, uploader_id,
+                stale_ms=settings.stale_claim_ms, batch=settings.read_batch, block_ms=1000,
+            )  # fmt: skip
+            telemetry = TelemetryForwarder(
+                event_reader, settings.spool_dir / "telemetry", store, uploader_id, registry
+            )
         return cls(settings, stop, streams, store, spool, journal, metrics, registry, receiver, syncer,
-                   uploader_id, wake, [])  # fmt: skip
+                   uploader_id, wake, [], telemetry)  # fmt: skip
 
     def start(self) -> UploaderService:
         """Start the syncer and the receiver threads."""
@@ -106,6 +117,10 @@ class UploaderService:
             threading.Thread(target=self.syncer.run, args=(self.wake, retry), name="uploader-sync"),
             threading.Thread(target=self.receiver.run, args=(self.stop,), name="uploader-receive"),
         ]
+        if self.telemetry is not None:
+            self._threads.append(
+                threading.Thread(target=self.telemetry.run, args=(self.stop,), name="uploader-telemetry")
+            )
         for thread in self._threads:
             thread.start()
         return self

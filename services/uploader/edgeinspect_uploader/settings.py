@@ -56,6 +56,9 @@ class UploaderSettings(ServiceSettings):
         default=86_400, ge=60, description="how long an uploaded capture's id is remembered (dedup)"
     )
     rejected_keep: int = Field(default=1000, ge=1, description="malformed entries kept in rejected/")
+    telemetry_forward: bool = Field(
+        default=True, description="upload the worker's telemetry summaries (ei:events) beside the manifests"
+    )
 
     def store_options(self) -> dict[str, Any]:
         """Keyword options for ``open_store`` (ignored by ``file://`` stores)."""
