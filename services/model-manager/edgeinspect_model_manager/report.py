@@ -6,8 +6,9 @@ Events (``Event`` records, service ``model-manager``):
   ``reason``, ``stage``, ``thing`` (the UI shows the newest one per model);
 - ``device_state``: ``state`` (restoring/idle/deploying/watching/stopping), ``thing``, ``models``,
   ``aliases``, ``last_job`` (the same document as the retained MQTT message);
-- ``swap``, ``shadow_set``, ``model_rolled_back``, ``model_unloaded``, ``model_removed``,
-  ``restore_problem``: model lifecycle, so the UI refreshes its model table.
+- ``swap``, ``shadow_set``, ``model_rolled_back``, ``rollback_impossible``, ``model_unloaded``,
+  ``model_removed``, ``restore_problem``, ``alias_restored``: model lifecycle, so the UI refreshes its
+  model table.
 
 Neither Redis nor the broker is allowed to fail a job: a publish that fails is logged and counted, and
 the retained state is published again on the next (re)connect.

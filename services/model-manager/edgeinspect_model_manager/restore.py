@@ -94,3 +94,38 @@ def clean_staging(device: Device, state: DeviceState) -> None:
         if folder.name not in keep:
             shutil.rmtree(folder, ignore_errors=True)
             log.info("staging_removed", path=str(folder))
+
+
+def reconcile(device: Device) -> int:
+    """Re-apply aliases the agent lost (it restarted on its own); returns how many were restored.
+
+    Cheap when all is well (one ``ListAliases``); silent while the agent is down (readiness shows it).
+    """
+    state = device.state
+    if not state.aliases:
+        return 0
+    try:
+        actual = {a.alias: (a.name, a.version, a.shadow_version) for a in device.agent.list_aliases()}
+    except AgentError:
+        return 0
+    fixed = 0
+    for alias, target in sorted(state.aliases.items()):
+        if actual.get(alias) == (target.name, target.version, target.shadow):
+            continue
+        try:
+            _restore_alias(device, state, alias, target.name, target.version, target.shadow)
+        except (EdgeInspectError, OSError) as exc:
+            log.error("reconcile_failed", alias=alias, error=str(exc))
+            continue
+        fixed += 1
+        device.reporter.event(
+            "alias_restored",
+            "warning",
+            alias=alias,
+            model=target.name,
+            version=target.version,
+            reason="the agent no longer served it",
+        )
+    if fixed:
+        device.publish_state()
+    return fixed

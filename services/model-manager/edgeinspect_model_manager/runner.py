@@ -1,7 +1,9 @@
 """The job thread: ask for the next job, run it, report it, repeat; never miss one.
 
 When it asks (``start-next``): after every (re)connect, on every ``notify-next``, right after a job
-ends, and every ``EI_JOBS_POLL_INTERVAL_S`` while idle. ``start-next`` returns QUEUED *and*
+ends, and every ``EI_JOBS_POLL_INTERVAL_S`` while idle. Between jobs it also checks, every
+``EI_RECONCILE_INTERVAL_S``, that the agent still serves what state.json says (an agent that restarted
+on its own comes back empty) and restores what is missing. ``start-next`` returns QUEUED *and*
 IN_PROGRESS executions, so a job that arrived while the device was off, or one interrupted by a
 reboot, comes back by itself. Jobs run one at a time.
 
@@ -26,6 +28,7 @@ from edgeinspect_model_manager.jobdoc import DeployModel, JobOperation, parse_jo
 from edgeinspect_model_manager.jobs import JobGoneError, JobsChannel, Tracked
 from edgeinspect_model_manager.outcome import Outcome
 from edgeinspect_model_manager.protocol import Execution, Status, status_details
+from edgeinspect_model_manager.restore import reconcile
 from edgeinspect_model_manager.retention import Retention
 from edgeinspect_model_manager.state import JobRecord
 
@@ -62,13 +65,19 @@ class JobRunner:
     # ---- the loop (job thread) -------------------------------------------------------------------
 
     def run(self) -> None:
-        backoff = Backoff(initial=1.0, maximum=self.device.settings.jobs_poll_interval_s)
+        settings = self.device.settings
+        backoff = Backoff(initial=1.0, maximum=settings.jobs_poll_interval_s)
+        next_poll = 0.0
         self._wake.set()
         while not self.stop.is_set():
-            self._sleep(self.device.settings.jobs_poll_interval_s)
+            woken = self._sleep(min(settings.jobs_poll_interval_s, settings.reconcile_interval_s))
             self._wake.clear()
-            if self.stop.is_set() or not self.channel.mqtt.is_connected:
+            if self.stop.is_set():
+                break
+            reconcile(self.device)  # between jobs only: a job's own alias moves are never raced
+            if not (woken or time.monotonic() >= next_poll) or not self.channel.mqtt.is_connected:
                 continue
+            next_poll = time.monotonic() + settings.jobs_poll_interval_s
             self.device.reporter.flush()
             try:
                 self._flush_unreported()
@@ -90,12 +99,13 @@ class JobRunner:
                 return
             self._wake.set()  # there may be another one queued
 
-    def _sleep(self, seconds: float) -> None:
-        """Until woken, stopped or ``seconds`` pass (the stop event is checked twice a second)."""
+    def _sleep(self, seconds: float) -> bool:
+        """Until woken (True), stopped or ``seconds`` pass; the stop event is checked twice a second."""
         deadline = time.monotonic() + seconds
         while not self.stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
             if self._wake.wait(min(remaining, 0.5)):
-                return
+                return True
+        return False
 
     def handle(self, execution: Execution) -> None:
         """Run one execution (or re-report it, when this device already finished it)."""

@@ -46,6 +46,10 @@ class ModelManagerSettings(ServiceSettings):
         default=600.0, gt=0, description="ask start-next this often when idle, in case a notify was lost"
     )
 
+    reconcile_interval_s: float = Field(
+        default=10.0, gt=0, description="how often, between jobs, the agent's aliases are checked"
+    )
+
     agent_addr: str = Field(default="unix:///run/edgeinspect/agent.sock", description="the agent's gRPC")
     agent_timeout_s: float = Field(default=300.0, gt=0, description="longest agent call (a model load)")
     agent_wait_s: float = Field(default=120.0, gt=0, description="how long start-up waits for the agent")

@@ -90,3 +90,15 @@ def test_a_restart_restores_the_same_models_and_aliases_without_the_network(
     assert kit.serving() == "cls:1" and kit.score() == score_before
     restored = kit.manager.logs()
     assert '"event":"restored"' in restored and '"problems":0' in restored
+
+
+def test_an_agent_that_restarts_on_its_own_gets_its_models_back(kit: DeviceKit) -> None:
+    kit.start_manager(reconcile_interval_s=0.5)
+    assert kit.deploy("job-1", kit.publish(kit.package("cls", "1"))).status == "SUCCEEDED"
+    kit.agent_server.stop()
+    kit.agent_server.start()  # the agent container restarted; the manager did not
+
+    wait_for(lambda: kit.alias() is not None, "the manager to restore the alias")
+    assert kit.serving() == "cls:1"
+    (event,) = kit.events("alias_restored")
+    assert event.detail["alias"] == CLS and event.level == "warning"
