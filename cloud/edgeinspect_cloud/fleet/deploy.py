@@ -16,6 +16,8 @@ from edgeinspect_cloud.fleet.errors import FleetError
 from edgeinspect_cloud.registry import APPROVED, ModelRegistry, ModelVersion
 
 Role = Literal["primary", "shadow"]
+DEVICE_DEFAULT_ALIASES = {"classification": "defect-cls", "segmentation": "defect-seg"}
+"""The alias a device moves when the document names none (docs/jobs-protocol.md, ``alias``)."""
 
 
 def deploy_document(
@@ -49,6 +51,23 @@ def approved_version(registry: ModelRegistry, model: str, version: int) -> Model
             hint=f"approve it first: edgeinspect registry approve {model} {version} --comment '...'",
         )
     return mv
+
+
+def check_alias(mv: ModelVersion, alias: str | None) -> str:
+    """The alias the devices will move; refused when it equals the model's name.
+
+    The agent refuses an alias named like a loaded model, so such a job would fail on every device at
+    the swap: better to say so here, before the rollout starts.
+    """
+    effective = alias or DEVICE_DEFAULT_ALIASES.get(mv.registration.task, "")
+    if effective == mv.group:
+        raise FleetError(
+            f"model {mv.group} would be served behind the alias {effective!r}, its own name: the agent "
+            "refuses an alias named like a loaded model, so every device would fail the job",
+            hint=f"pass --alias with another name, or register the model under a name that is no alias "
+            f"(e.g. {mv.group}-model)",
+        )
+    return effective
 
 
 def new_job_id(model: str, version: int, now: float | None = None) -> str:

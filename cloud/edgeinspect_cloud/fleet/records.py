@@ -196,16 +196,32 @@ class Device:
     state_at: float | None = None
 
     def loaded_versions(self) -> list[str]:
-        """``name:version (role)`` for each model the device reported, from its retained state."""
+        """``name:version (role)`` for each model the device serves or holds loaded, from its state.
+
+        A version the device reports as on disk but not loaded (``loaded: false``, a standby) is left
+        out; ``loaded: null`` (the agent did not answer) is kept, as the device believes it serves it.
+        """
         models = (self.state or {}).get("models")
         if not isinstance(models, list):
             return []
         out = []
         for model in models:
-            if isinstance(model, dict) and "name" in model and "version" in model:
+            if (
+                isinstance(model, dict)
+                and "name" in model
+                and "version" in model
+                and model.get("loaded") is not False
+            ):
                 role = model.get("role")
                 out.append(f"{model['name']}:{model['version']}" + (f" ({role})" if role else ""))
         return out
+
+    def last_job(self) -> str:
+        """``jobId STATUS`` of the last job the device reported in its state, or ``-``."""
+        last = (self.state or {}).get("last_job")
+        if not isinstance(last, dict) or "job_id" not in last:
+            return "-"
+        return f"{last['job_id']} {last.get('status', '?')}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -214,6 +230,7 @@ class Device:
             "firstSeen": self.first_seen,
             "lastSeen": self.last_seen,
             "models": self.loaded_versions(),
+            "lastJob": self.last_job(),
             "state": self.state,
             "stateAt": self.state_at,
         }

@@ -109,7 +109,7 @@ def _details(execution: Execution) -> str:
 def devices_table(devices: Sequence[Device], now: float | None = None) -> str:
     rows = [
         (d.thing, ",".join(d.groups) or "-", ago(d.last_seen, now), str((d.state or {}).get("state", "-")),
-         ", ".join(d.loaded_versions()) or "-")
+         d.last_job(), ", ".join(d.loaded_versions()) or "-")
         for d in devices
     ]  # fmt: skip
-    return table(("THING", "GROUPS", "LAST SEEN", "STATE", "MODELS"), rows)
+    return table(("THING", "GROUPS", "LAST SEEN", "STATE", "LAST JOB", "MODELS"), rows)

@@ -125,13 +125,17 @@ def test_devices_add_and_list(env: tuple[str, str], capsys: pytest.CaptureFixtur
     db, _ = env
     assert cli.main(["devices", "add", "edge-9", "--group", "line-4", "--fleet-db", db]) == 0
     with FleetStore.open(db) as store:
-        store.devices.record_state("edge-1", {"state": "idle", "models": [{"name": MODEL, "version": "1",
-                                                                           "role": "primary"}]})  # fmt: skip
+        models = [{"name": MODEL, "version": "1", "role": "primary", "loaded": True},
+                  {"name": MODEL, "version": "0", "role": "standby", "loaded": False}]  # fmt: skip
+        last_job = {"job_id": "j1", "status": "SUCCEEDED"}
+        store.devices.record_state("edge-1", {"state": "idle", "last_job": last_job, "models": models})
     capsys.readouterr()
     assert cli.main(["devices", "list", "--fleet-db", db]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["THING", "GROUPS", "LAST", "SEEN", "STATE", "MODELS"]
-    assert lines[1].split()[:2] == ["edge-1", "line-3"] and lines[1].endswith(f"{MODEL}:1 (primary)")
+    assert lines[0].split() == ["THING", "GROUPS", "LAST", "SEEN", "STATE", "LAST", "JOB", "MODELS"]
+    assert lines[1].split()[:2] == ["edge-1", "line-3"] and lines[1].endswith(
+        f"j1 SUCCEEDED  {MODEL}:1 (primary)"
+    )
     assert lines[3].split()[:4] == ["edge-9", "line-4", "never", "-"]
     assert cli.main(["devices", "list", "--group", "line-4", "--fleet-db", db, "--json"]) == 0
     assert [d["thingName"] for d in json.loads(capsys.readouterr().out)] == ["edge-9"]
@@ -156,3 +160,23 @@ def test_jobs_create_takes_any_document(
     (tmp_path / "remove.json").write_text("[1]")
     assert cli.main([*args[:-3], "--job-id", "remove-2", "--fleet-db", db]) == 1
     assert "is not a JSON object" in capsys.readouterr().err
+
+
+def test_deploy_refuses_a_model_named_like_the_alias_the_devices_would_move(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = f"sqlite:///{tmp_path / 'fleet.db'}"
+    registry_url = f"file://{tmp_path / 'registry'}"
+    registry = ModelRegistry.open(registry_url)
+    keys = make_keys(tmp_path / "keys")
+    registry.register(
+        "defect-cls", lambda n: make_package(tmp_path / "p", "defect-cls", str(n), "classification", keys)
+    )
+    registry.approve("defect-cls", 1)
+    assert cli.main(["devices", "add", "edge-1", "--group", "line-3", "--fleet-db", db]) == 0
+    base = ["deploy", "--model", "defect-cls", "--version", "1", "--target", "line-3",
+            "--registry", registry_url, "--fleet-db", db]  # fmt: skip
+    assert cli.main(base) == 1
+    assert "alias 'defect-cls', its own name" in capsys.readouterr().err
+    assert cli.main([*base, "--alias", "line-3-cls", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["document"]["alias"] == "line-3-cls"
