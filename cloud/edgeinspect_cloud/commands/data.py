@@ -30,6 +30,17 @@ def register(subparsers: Any) -> None:
     synth.add_argument(
         "--test-fraction", type=float, default=0.3, help="share written to test/ (default 0.3)"
     )
+    synth.add_argument(
+        "--brightness-shift",
+        type=float,
+        default=0.0,
+        help="grey levels added to every pixel (-40: darker line)",
+    )
+    synth.add_argument(
+        "--defect-kinds",
+        nargs="+",
+        help="draw only these defect kinds (e.g. blister, a kind the default line lacks)",
+    )
     synth.set_defaults(handler=_synth)
     info = sub.add_parser("info", help="check a dataset folder; print counts and its fingerprint")
     info.add_argument("dataset", type=Path, help="folder holding train/ (and test/)")
@@ -48,6 +59,8 @@ def _synth(args: argparse.Namespace) -> int:
         height=args.height,
         width=args.width,
         test_fraction=args.test_fraction,
+        brightness_shift=args.brightness_shift,
+        defect_kinds=tuple(args.defect_kinds) if args.defect_kinds else None,
     )
     print(summary.to_json())
     return 0

@@ -154,15 +154,58 @@ def _mask(alpha: Plane, dilate: int) -> npt.NDArray[np.bool_]:
     return mask
 
 
-_DRAW = {"scratch": scratch, "crack": crack, "spot": spot, "dent": dent}
+def blister(rng: np.random.Generator, height: int, width: int, strength: float) -> Defect:
+    """A cluster of 5-14 small raised bubbles (coating blisters): bright domes with a dark rim.
+
+    Not among :data:`DEFECT_KINDS`: the default line never makes it. It is the "new defect kind" a
+    drift or retraining scenario introduces (``write_dataset(defect_kinds=("blister",))``).
+    """
+    alpha = np.zeros((height, width), np.float32)
+    centre = _start(rng, height, width, 20)
+    spread = float(rng.uniform(6.0, 16.0))
+    for _ in range(int(rng.integers(5, 15))):
+        x = centre[0] + rng.normal(0.0, spread)
+        y = centre[1] + rng.normal(0.0, spread)
+        radius = int(rng.integers(2, 5))
+        cv2.circle(alpha, (round(x), round(y)), radius, 1.0, -1)
+    dome = cv2.GaussianBlur(alpha, (0, 0), 1.0)
+    rim = cv2.GaussianBlur(alpha, (0, 0), 2.5) - dome
+    amplitude = _contrast(rng, strength, 5.0, 10.0)
+    return Defect("blister", (amplitude * (dome - 0.6 * rim)).astype(np.float32), _mask(alpha, dilate=1))
 
 
-def random_defect(rng: np.random.Generator, height: int, width: int, strength: float) -> Defect:
-    """One defect of a random kind; redrawn (at most a few times) if it landed with an empty mask."""
-    kind = str(rng.choice(DEFECT_KINDS, p=_KIND_WEIGHTS))
+EXTRA_KINDS = ("blister",)
+"""Kinds only drawn when asked for by name (a shifted line's new defects), never by default."""
+
+_DRAW = {"scratch": scratch, "crack": crack, "spot": spot, "dent": dent, "blister": blister}
+
+
+def random_defect(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    strength: float,
+    kinds: tuple[str, ...] | None = None,
+) -> Defect:
+    """One defect of a random kind; redrawn (at most a few times) if it landed with an empty mask.
+
+    ``kinds`` restricts the draw to those kinds, equally likely (``None``: the default mix).
+    """
+    if kinds is None:
+        kind = str(rng.choice(DEFECT_KINDS, p=_KIND_WEIGHTS))
+    else:
+        kind = str(rng.choice(check_kinds(kinds)))
     defect = _DRAW[kind](rng, height, width, strength)
     for _ in range(5):
         if defect.mask.sum() >= 4:
             break
         defect = _DRAW[kind](rng, height, width, strength)
     return defect
+
+
+def check_kinds(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """``kinds`` if every one is known, else ``ValueError`` naming the known ones."""
+    unknown = sorted(set(kinds) - set(_DRAW))
+    if not kinds or unknown:
+        raise ValueError(f"unknown defect kind(s) {unknown or '(none given)'}; known: {sorted(_DRAW)}")
+    return kinds

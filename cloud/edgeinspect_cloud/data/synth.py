@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgeinspect_cloud.data import textures
-from edgeinspect_cloud.data.defects import random_defect
+from edgeinspect_cloud.data.defects import check_kinds, random_defect
 from edgeinspect_cloud.errors import DatasetError
 
 FIRST_ID = 10000
@@ -52,9 +52,21 @@ class SynthSummary:
 
 
 def render_sample(
-    rng: np.random.Generator, height: int, width: int, defective: bool
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    defective: bool,
+    *,
+    brightness_shift: float = 0.0,
+    defect_kinds: tuple[str, ...] | None = None,
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
-    """One ``HxWx3`` RGB image and its ``HxW`` 0/255 mask; the mask is empty when not ``defective``."""
+    """One ``HxWx3`` RGB image and its ``HxW`` 0/255 mask; the mask is empty when not ``defective``.
+
+    ``brightness_shift`` adds that many grey levels to every pixel (negative: a darker line, as after a
+    lamp change) after everything random is drawn, so the same seed gives the same part, only darker;
+    it moves brightness while leaving contrast and sharpness alone. ``defect_kinds`` draws defects of
+    those kinds only (e.g. ``("blister",)``, a kind the default line never makes).
+    """
     plane, angle, _ = textures.surface(rng, height, width)
     strength = float(rng.uniform(0.02, 0.06))
     lum = textures.lighting(rng, height, width) + strength * plane
@@ -64,7 +76,7 @@ def render_sample(
     mask = np.zeros((height, width), bool)
     if defective:
         for _ in range(int(rng.choice([1, 2, 3], p=[0.7, 0.2, 0.1]))):
-            defect = random_defect(rng, height, width, strength)
+            defect = random_defect(rng, height, width, strength, defect_kinds)
             lum += defect.effect
             mask |= defect.mask
     rgb = lum[:, :, None] * textures.tint(rng)[None, None, :] * 255.0
@@ -74,6 +86,8 @@ def render_sample(
     level = np.float32(rng.uniform(1.0, 6.0))
     shared = rng.standard_normal((height, width, 1), dtype=np.float32) * (0.7 * level)
     rgb = rgb + shared + rng.standard_normal((height, width, 3), dtype=np.float32) * (0.3 * level)
+    if brightness_shift:
+        rgb = rgb + np.float32(brightness_shift)
     image = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
     return image, (mask.astype(np.uint8) * 255)
 
@@ -101,13 +115,23 @@ def write_dataset(
     height: int = 640,
     width: int = 232,
     test_fraction: float = 0.3,
+    brightness_shift: float = 0.0,
+    defect_kinds: tuple[str, ...] | None = None,
 ) -> SynthSummary:
     """Write ``count`` images into ``out_dir/train`` and ``out_dir/test`` and return what was written.
+
+    ``brightness_shift`` and ``defect_kinds`` make a *shifted* line (see :func:`render_sample`): the
+    drift monitor's and the retraining scenario's test data.
 
     Raises ``DatasetError`` for impossible settings or when ``out_dir`` already holds a dataset (a
     generator that silently mixed two seeds would poison every figure computed from it).
     """
     _check_settings(count, defect_ratio, height, width, test_fraction)
+    if defect_kinds is not None:
+        try:
+            check_kinds(defect_kinds)
+        except ValueError as exc:
+            raise DatasetError(str(exc), hint="pass --defect-kinds with known kinds") from exc
     root = Path(out_dir)
     defective, test = plan_labels(count, defect_ratio, test_fraction, seed)
     for split, used in (("train", not test.all()), ("test", test.any())):
@@ -120,8 +144,9 @@ def write_dataset(
             folder.mkdir(parents=True, exist_ok=True)
     for index in range(count):
         image, mask = render_sample(
-            np.random.default_rng([seed, index]), height, width, bool(defective[index])
-        )
+            np.random.default_rng([seed, index]), height, width, bool(defective[index]),
+            brightness_shift=brightness_shift, defect_kinds=defect_kinds,
+        )  # fmt: skip
         folder = root / ("test" if test[index] else "train")
         stem = f"{FIRST_ID + index:05d}"
         _write_png(folder / f"{stem}.png", np.ascontiguousarray(image[:, :, ::-1]))
