@@ -22,9 +22,10 @@ from pydantic import JsonValue
 
 from edgeinspect_cloud.compile import Adaptation, CompileData, SourceModel, compile_model
 from edgeinspect_cloud.data.arrays import ArraySet, load_arrays
-from edgeinspect_cloud.data.dataset import list_split, read_labels
+from edgeinspect_cloud.data.dataset import SampleFiles, list_split, read_labels
 from edgeinspect_cloud.data.split import stratified_split
 from edgeinspect_cloud.evaluation.spec import ModelSpec
+from edgeinspect_cloud.monitor.baseline import baseline_for_samples
 from edgeinspect_cloud.packaging import PackageDraft, check_package
 from edgeinspect_cloud.pipeline.layout import GROUPS, PipelineError, PipelineOptions, RunLayout, Task
 from edgeinspect_cloud.pipeline.steps_model import MODEL_FILE, trained_spec
@@ -42,7 +43,9 @@ def step_compile(
     train_dir = layout.train_dir(task)
     spec = trained_spec(layout, task)
     trained = layout.read(train_dir / "result.json", "train")
-    calibration, validation = _compile_arrays(layout, spec, trained, options.compile.max_calibration_images)
+    calibration, validation, validation_files = _compile_arrays(
+        layout, spec, trained, options.compile.max_calibration_images
+    )
     thresholds = spec.thresholds
     data = CompileData(
         calibration=calibration.images,
@@ -61,7 +64,7 @@ def step_compile(
     out = layout.compile_dir(task)
     result = compile_model(source, data, out, options.compile)
     np.save(out / GOLDEN_FILE, _golden(validation), allow_pickle=False)
-    layout.write(out / BASELINE_FILE, _baseline(validation, result.report))
+    layout.write(out / BASELINE_FILE, _baseline(out / "model.onnx", spec, validation_files, result.report))
     report = dict(result.report)
     report["training_onnx_parity_max_abs_diff"] = trained.get("metrics", {}).get("onnx_parity_max_abs_diff")
     layout.write(out / "compile.json", report)
@@ -70,8 +73,9 @@ def step_compile(
 
 def _compile_arrays(
     layout: RunLayout, spec: ModelSpec, trained: dict[str, Any], max_calibration: int
-) -> tuple[ArraySet, ArraySet]:
-    """The trainer's split of ``train/`` again: calibration images from its training part, validation."""
+) -> tuple[ArraySet, ArraySet, list[SampleFiles]]:
+    """The trainer's split of ``train/`` again: calibration images from its training part, validation
+    (arrays, and its files for the drift baseline)."""
     config = trained.get("config", {})
     files = list_split(layout.dataset_root(), "train")
     labels = read_labels(files)
@@ -79,8 +83,9 @@ def _compile_arrays(
     rng = np.random.default_rng(int(config.get("seed", 0)))
     picked = np.sort(rng.permutation(split.train)[:max_calibration])
     calibration = load_arrays([files[i] for i in picked], spec.input)
-    validation = load_arrays([files[i] for i in split.val], spec.input)
-    return calibration, validation
+    validation_files = [files[i] for i in split.val]
+    validation = load_arrays(validation_files, spec.input)
+    return calibration, validation, validation_files
 
 
 def _framework_reference(model: Any) -> Any:
@@ -103,18 +108,17 @@ def _golden(validation: ArraySet) -> npt.NDArray[np.uint8]:
     return np.ascontiguousarray(validation.images[index : index + 1])
 
 
-def _baseline(validation: ArraySet, report: dict[str, Any]) -> dict[str, JsonValue]:
-    """What the validation images looked like, for drift monitoring on the device's captures."""
-    brightness = validation.images.reshape(len(validation), -1).mean(axis=1)
-    histogram, edges = np.histogram(brightness, bins=16, range=(0, 255))
-    return {
-        "images": len(validation),
-        "defective_share": float(validation.labels.mean()) if len(validation) else 0.0,
-        "mean_brightness": float(brightness.mean()) if len(validation) else 0.0,
-        "brightness_histogram": [int(v) for v in histogram],
-        "brightness_edges": [float(v) for v in edges],
-        "fp32_latency_ms": report.get("fp32", {}).get("latency_ms"),
-    }
+def _baseline(
+    model_path: Any, spec: ModelSpec, validation: list[SampleFiles], report: dict[str, Any]
+) -> dict[str, JsonValue]:
+    """The drift baseline: the validation frames' telemetry statistics under the compiled model.
+
+    The same features and bins the edge worker publishes (``edgeinspect.core.telemetry``), so the
+    drift monitor compares like with like; see ``edgeinspect_cloud.monitor.baseline``.
+    """
+    baseline = baseline_for_samples(model_path, spec, validation)
+    baseline["extra"] = {**baseline["extra"], "fp32_latency_ms": report.get("fp32", {}).get("latency_ms")}
+    return baseline
 
 
 def step_package(options: PipelineOptions, layout: RunLayout, task: Task) -> dict[str, Any]:
