@@ -28,7 +28,7 @@ from edgeinspect.core.errors import ConfigError
 from edgeinspect_cloud.commands.cli_errors import reports_errors
 from edgeinspect_cloud.commands.registry import add_registry_arguments, open_registry
 from edgeinspect_cloud.fleet import FleetError, FleetStore, Rollout
-from edgeinspect_cloud.fleet.deploy import approved_version, check_alias, deploy_document, new_job_id
+from edgeinspect_cloud.fleet.deploy import approved_version, deploy_document, new_job_id
 from edgeinspect_cloud.fleet.settings import FLEET_DB_ENV, FleetSettings, default_fleet_db
 from edgeinspect_cloud.fleet.views import devices_table, job_details, jobs_table
 from edgeinspect_cloud.registry import current_user
@@ -178,7 +178,6 @@ def _rollout_args(parser: argparse.ArgumentParser) -> None:
 def _deploy(args: argparse.Namespace) -> int:
     rollout = Rollout(args.waves, args.abort_threshold)
     mv = approved_version(open_registry(args), args.model, args.version)
-    check_alias(mv, args.alias)
     document = deploy_document(mv, args.role, alias=args.alias, rollback_on_failure=not args.no_rollback)
     job_id = args.job_id or new_job_id(args.model, args.version)
     with _open(args) as store:

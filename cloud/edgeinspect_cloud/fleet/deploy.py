@@ -53,23 +53,6 @@ def approved_version(registry: ModelRegistry, model: str, version: int) -> Model
     return mv
 
 
-def check_alias(mv: ModelVersion, alias: str | None) -> str:
-    """The alias the devices will move; refused when it equals the model's name.
-
-    The agent refuses an alias named like a loaded model, so such a job would fail on every device at
-    the swap: better to say so here, before the rollout starts.
-    """
-    effective = alias or DEVICE_DEFAULT_ALIASES.get(mv.registration.task, "")
-    if effective == mv.group:
-        raise FleetError(
-            f"model {mv.group} would be served behind the alias {effective!r}, its own name: the agent "
-            "refuses an alias named like a loaded model, so every device would fail the job",
-            hint=f"pass --alias with another name, or register the model under a name that is no alias "
-            f"(e.g. {mv.group}-model)",
-        )
-    return effective
-
-
 def new_job_id(model: str, version: int, now: float | None = None) -> str:
     """``deploy-{model}-{version}-{utc time}-{random}``, within AWS's 64 characters of [a-zA-Z0-9_-]."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if now is None else now))

@@ -162,7 +162,7 @@ def test_jobs_create_takes_any_document(
     assert "is not a JSON object" in capsys.readouterr().err
 
 
-def test_deploy_refuses_a_model_named_like_the_alias_the_devices_would_move(
+def test_deploy_a_model_named_like_its_alias_and_with_an_explicit_alias(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = f"sqlite:///{tmp_path / 'fleet.db'}"
@@ -176,7 +176,8 @@ def test_deploy_refuses_a_model_named_like_the_alias_the_devices_would_move(
     assert cli.main(["devices", "add", "edge-1", "--group", "line-3", "--fleet-db", db]) == 0
     base = ["deploy", "--model", "defect-cls", "--version", "1", "--target", "line-3",
             "--registry", registry_url, "--fleet-db", db]  # fmt: skip
-    assert cli.main(base) == 1
-    assert "alias 'defect-cls', its own name" in capsys.readouterr().err
+    capsys.readouterr()
+    assert cli.main([*base, "--json"]) == 0  # the device's default alias defect-cls pins this version
+    assert "alias" not in json.loads(capsys.readouterr().out)["document"]
     assert cli.main([*base, "--alias", "line-3-cls", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["document"]["alias"] == "line-3-cls"

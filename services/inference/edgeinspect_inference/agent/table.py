@@ -113,8 +113,9 @@ class ModelTable:
 
     def _check_free(self, name: str, version: str, exclusive_name: bool) -> None:
         state = self._state
-        if name in state.aliases:
-            raise ModelExistsError(f"{name!r} is an alias; a model cannot have the same name")
+        alias = state.aliases.get(name)
+        if alias is not None and alias.model.name != name:
+            raise ModelExistsError(f"{name!r} is an alias of another model; a model cannot take its name")
         if exclusive_name and name in state.latest:
             raise ModelExistsError(
                 f"model {name!r} is already loaded (version {state.latest[name].version})",
@@ -178,9 +179,11 @@ class ModelTable:
         check_name(alias, "alias")
         with self._write_lock:
             current = self._state
-            if alias in current.latest:
+            # An alias may carry its own model's name (registry group defect-cls -> alias defect-cls):
+            # aliases resolve before names, so the pinned version answers, never the newest one.
+            if alias in current.latest and alias != name:
                 raise InvalidInputError(
-                    f"alias {alias!r} is the name of a loaded model; choose another alias"
+                    f"alias {alias!r} is the name of another loaded model; choose another alias"
                 )
             model = self._loaded(current, name, version)
             old = current.aliases.get(alias)
