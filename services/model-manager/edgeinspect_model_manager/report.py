@@ -17,6 +17,7 @@ the retained state is published again on the next (re)connect.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import redis
@@ -31,6 +32,8 @@ from edgeinspect_model_manager.metrics import ManagerMetrics
 
 log = get_logger(__name__)
 SERVICE = "model-manager"
+REDIS_PAUSE_S = 10.0
+"""After a failed event, events are dropped (and counted) for this long instead of each waiting on Redis."""
 
 
 class Reporter:
@@ -53,6 +56,7 @@ class Reporter:
         self._lock = threading.Lock()
         self._latest: dict[str, Any] | None = None
         self._published: dict[str, Any] | None = None
+        self._redis_retry_at = 0.0
 
     def attach_mqtt(self, mqtt: MqttClient) -> None:
         self._mqtt = mqtt
@@ -61,13 +65,17 @@ class Reporter:
         """Add one event to ``ei:events``; never raises."""
         if self._streams is None:
             return
+        if time.monotonic() < self._redis_retry_at:
+            self._metrics.publish_failures.labels("redis").inc()
+            return
         try:
             body = {"thing": self.thing, **detail}  # built here: a detail may be named "line" or "thing"
             event = Event(type_, now_ns(), body, SERVICE, self.line, level)  # type: ignore[arg-type]
             self._streams.add(names.events_stream(), event)
         except (redis.RedisError, EdgeInspectError, OSError) as exc:
             self._metrics.publish_failures.labels("redis").inc()
-            log.warning("event_not_published", type=type_, error=str(exc))
+            self._redis_retry_at = time.monotonic() + REDIS_PAUSE_S  # a job must not wait on a dead Redis
+            log.warning("event_not_published", type=type_, error=str(exc), paused_s=REDIS_PAUSE_S)
 
     def job_status(self, job_id: str, status: str, model: str, version: str, reason: str, stage: str) -> None:
         level = "error" if status == "FAILED" else "info"
