@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from edgeinspect.core import topics
-from edgeinspect.core.mqtt import MqttClient
+from edgeinspect.core.mqtt import MqttClient, TlsOptions
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "REJECTED", "CANCELED", "TIMED_OUT", "REMOVED"})
 DEVICE_STATUSES = frozenset({"IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED"})
@@ -93,9 +93,11 @@ class JobExecution:
 class JobsCloud:
     """Plays AWS IoT Jobs for any number of things under ``prefix``; see the module docstring."""
 
-    def __init__(self, broker_url: str, prefix: str, client_id: str = "") -> None:
+    def __init__(
+        self, broker_url: str, prefix: str, client_id: str = "", tls: TlsOptions | None = None
+    ) -> None:
         self.prefix = prefix
-        self.mqtt = MqttClient(broker_url, client_id or f"jobs-cloud-{uuid.uuid4().hex[:8]}")
+        self.mqtt = MqttClient(broker_url, client_id or f"jobs-cloud-{uuid.uuid4().hex[:8]}", tls=tls)
         self._cond = threading.Condition()
         self._executions: dict[tuple[str, str], JobExecution] = {}
         self._order: list[tuple[str, str]] = []
