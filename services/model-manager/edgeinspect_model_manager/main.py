@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 from edgeinspect.core.errors import ConfigError
 from edgeinspect.core.lifecycle import install_signal_handlers
@@ -30,6 +31,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _redact(url: str | None) -> str | None:
+    """The URL with any password replaced by ``***``."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parse_args(argv)
@@ -38,10 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"edgeinspect-model-manager: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, service=ModelManagerSettings.service_name)
     if args.check_config:
-        print(json.dumps(settings.model_dump(mode="json"), indent=2, default=str))  # the password is masked
+        shown = settings.model_dump(mode="json")  # SecretStr fields come out masked already
+        for key in ("mqtt_url", "redis_url", "s3_endpoint_url"):
+            shown[key] = _redact(shown[key])  # a config check gets pasted into tickets
+        print(json.dumps(shown, indent=2, default=str))
         return 0
+    configure_logging(settings.log_level, service=ModelManagerSettings.service_name)
     health = Health()
     stop = install_signal_handlers(health)
     registry = CollectorRegistry()

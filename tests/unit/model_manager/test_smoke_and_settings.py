@@ -57,3 +57,27 @@ def test_settings_parse_groups_and_pair_the_client_certificate(monkeypatch: pyte
     monkeypatch.setenv("EI_MQTT_CERT_FILE", "/run/secrets/cert.pem")
     with pytest.raises(ConfigError, match="together"):
         ModelManagerSettings.load()
+
+
+def test_check_config_prints_settings_without_passwords(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgeinspect_model_manager.main import main
+
+    monkeypatch.setenv("EI_THING_NAME", "press-7")
+    monkeypatch.setenv("EI_MQTT_URL", "mqtt://device:hunter2@broker:1883")
+    monkeypatch.setenv("EI_MQTT_PASSWORD", "hunter3")
+    assert main(["--check-config"]) == 0
+    out = capsys.readouterr().out
+    assert '"thing_name": "press-7"' in out and "mqtt://device:***@broker:1883" in out
+    assert "hunter" not in out
+
+
+def test_invalid_settings_exit_with_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgeinspect_model_manager.main import main
+
+    monkeypatch.delenv("EI_THING_NAME", raising=False)
+    assert main(["--check-config"]) == 2
+    assert "EI_THING_NAME" in capsys.readouterr().err
