@@ -54,11 +54,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--since", type=date.fromisoformat, help="first UTC day (YYYY-MM-DD)")
     parser.add_argument("--until", type=date.fromisoformat, help="last UTC day (YYYY-MM-DD)")
     parser.add_argument(
-        "--capture-reasons",
-        nargs="+",
-        default=[],
-        help="use only captures taken for these reasons (sample_good)",
-    )
+        "--capture-reasons", nargs="+", default=["sample_good"],
+        help="captures used for the image check, by capture reason (default sample_good: the unbiased "
+        "random sample; 'all' for every capture, biased towards defects and doubtful frames)",
+    )  # fmt: skip
     parser.add_argument("--psi-threshold", type=float, default=0.2, help="PSI from which a feature drifts")
     parser.add_argument("--p-threshold", type=float, default=0.01, help="p-value below which a move is real")
     parser.add_argument("--min-frames", type=int, default=30, help="fewer field frames never count as drift")
@@ -81,7 +80,8 @@ def _monitor(args: argparse.Namespace) -> int:
     groups = group_windows(read_telemetry(sources, args.line, args.since, args.until, **options))
     if args.captures:
         store = CaptureStore.open(args.captures, **options)
-        groups += capture_groups(store, store.days(args.line, args.since, args.until), args.capture_reasons)
+        reasons = [] if "all" in args.capture_reasons else args.capture_reasons
+        groups += capture_groups(store, store.days(args.line, args.since, args.until), reasons)
     if not groups:
         raise MonitorError(
             f"no telemetry or captures found in {', '.join(sources)}",

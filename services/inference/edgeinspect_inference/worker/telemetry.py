@@ -11,14 +11,16 @@ thread closes the windows and sends each summary (schema in :mod:`edgeinspect.co
   writes to object storage beside the day's capture manifest (``{line}/{yyyy}/{mm}/{dd}/_telemetry/``);
 - as Prometheus gauges of the last closed window (``ei_telemetry_*``).
 
-A sink that fails (broker down, Redis down) is logged and counted and the summary goes on to the
-others; telemetry never slows or stops judging. On shutdown the open windows are flushed once more.
+A sink that fails (broker down, Redis down) is logged and counted, keeps the summary for the next
+interval (up to a day of them, then the oldest are dropped and counted), and the summary goes on to
+the others; telemetry never slows or stops judging. On shutdown the open windows are flushed once more.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -125,7 +127,7 @@ class TelemetryMetrics:
             [*labels, "feature"], registry=registry,
         )  # fmt: skip
         self.sent = Counter(
-            "ei_telemetry_summaries_total", "summaries by sink and outcome (sent, failed)",
+            "ei_telemetry_summaries_total", "summaries by sink and outcome (sent, failed, dropped)",
             ["sink", "outcome"], registry=registry,
         )  # fmt: skip
 
@@ -155,6 +157,7 @@ class TelemetryRecorder:
         sinks: list[SummarySink],
         metrics: TelemetryMetrics,
         clock_ns: Callable[[], int] = time.time_ns,
+        backlog: int = 288,
     ) -> None:
         self.windows = TelemetryWindows(line, thing)
         self.interval_s = interval_s
@@ -163,6 +166,7 @@ class TelemetryRecorder:
         self._clock_ns = clock_ns
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="telemetry", daemon=True)
+        self._unsent: dict[str, deque[dict[str, Any]]] = {s.name: deque(maxlen=backlog) for s in sinks}
         self.published = 0
 
     def observe(self, result: Result, image: ImageFeatures | None, frame_pixels: int | None) -> None:
@@ -183,27 +187,46 @@ class TelemetryRecorder:
             sink.close()
 
     def flush(self) -> list[TelemetrySummary]:
-        """Close the open windows now and send their summaries to every sink."""
+        """Close the open windows now and send their summaries (and any unsent before) to every sink."""
         summaries = self.windows.flush(self._clock_ns())
         for summary in summaries:
             self.metrics.update(summary)
-            body = summary.to_json()
-            for sink in self.sinks:
-                self._send(sink, body)
-            self.published += 1
-            log.info("telemetry_published", line=summary.line, models=models_key(summary.models),
+            log.info("telemetry_window", line=summary.line, models=models_key(summary.models),
                      frames=summary.frames)  # fmt: skip
+        bodies = [summary.to_json() for summary in summaries]
+        for sink in self.sinks:
+            self._deliver(sink, bodies)
+        self.published += len(summaries)
         return summaries
+
+    def _deliver(self, sink: SummarySink, bodies: list[dict[str, Any]]) -> None:
+        """Send what waits for this sink, oldest first; stop at the first failure and keep the rest.
+
+        A sink that is down (broker unreachable) keeps its last ``backlog`` summaries (a day at the
+        default 5 minute interval) and gets them in order once it is back; older ones are dropped.
+        """
+        queue = self._unsent[sink.name]
+        for body in bodies:
+            if len(queue) == queue.maxlen:
+                self.metrics.sent.labels(sink.name, "dropped").inc()
+            queue.append(body)
+        while queue:
+            if not self._send(sink, queue[0]):
+                return
+            queue.popleft()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             self.flush()
 
-    def _send(self, sink: SummarySink, body: dict[str, Any]) -> None:
+    def _send(self, sink: SummarySink, body: dict[str, Any]) -> bool:
         try:
             sink.send(body)
         except (EdgeInspectError, redis.RedisError, OSError) as exc:
             self.metrics.sent.labels(sink.name, "failed").inc()
-            log.warning("telemetry_not_sent", sink=sink.name, error=str(exc))
-            return
+            log.warning(
+                "telemetry_not_sent", sink=sink.name, error=str(exc), waiting=len(self._unsent[sink.name])
+            )
+            return False
         self.metrics.sent.labels(sink.name, "sent").inc()
+        return True
