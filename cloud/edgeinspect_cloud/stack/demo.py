@@ -146,4 +146,7 @@ def run_demo(args: argparse.Namespace, cfg: StackConfig) -> int:
         supervisor.say("demo", f"step 3/3: live verdicts at http://localhost:{cfg.ui_port}", 92)
 
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    # a demo watches a new version for 20 s (production default: 5 minutes) before the job succeeds
+    cfg.extra_env.setdefault("EI_ROLLBACK_WINDOW_S", "20")
+    cfg.extra_env.setdefault("EI_UNLOAD_GRACE_S", "2")
     return run_stack(cfg, after_start=steps, stop_after_start=args.no_wait)

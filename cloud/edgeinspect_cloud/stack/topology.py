@@ -64,6 +64,7 @@ class StackConfig:
     mqtt_port: int = field(default_factory=free_port)
     fleet_db: str = ""
     log_level: str = "INFO"
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def redis_url(self) -> str:
@@ -159,6 +160,7 @@ def common_env(cfg: StackConfig) -> dict[str, str]:
         "EI_THING_NAME": cfg.thing,
         "EI_JOBS_PREFIX": cfg.jobs_prefix,
         "EI_LOG_LEVEL": cfg.log_level,
+        **cfg.extra_env,
     }
 
 
