@@ -47,7 +47,10 @@ def wait_drained(client: redis.Redis, service: UploaderService, timeout: float =
     streams = Streams(client)
 
     def drained() -> bool:
-        pending = streams.pending_count(names.capture_stream(), names.UPLOADER_GROUP)
+        try:
+            pending = streams.pending_count(names.capture_stream(), names.UPLOADER_GROUP)
+        except redis.ResponseError:  # NOGROUP: the uploader has not created its group yet
+            return False
         lag = _lag(client, names.capture_stream()) + _lag(client, names.events_stream())
         telemetry = list((service.settings.spool_dir / "telemetry").glob("*.json"))
         return pending == 0 and lag == 0 and service.spool.stats().captures == 0 and not telemetry
