@@ -8,26 +8,22 @@ layout (read back by the training's own loader) with a provenance line per decis
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 import redis
 from edgeinspect.core import images
-from edgeinspect.core.lifecycle import wait_until
 from edgeinspect.core.messages import now_ns
 from edgeinspect_cloud.data.dataset import list_split, read_labels, read_sample
 from edgeinspect_cloud.data.synth import render_sample
 
 from tests.fixtures.browser import ARTIFACTS
 from tests.fixtures.redis_server import RedisServer
-from tests.fixtures.servers import LOOPBACK, free_port
 from tests.helpers.captures import capture_of, store_captures
+from tests.helpers.review import review_process
 
 pytestmark = pytest.mark.browser
 HEIGHT, WIDTH = 160, 64
@@ -63,28 +59,10 @@ def captured(
 
 @pytest.fixture
 def review_server(captured: dict[str, Any], tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """``edgeinspect review`` as its own process on a free loopback port."""
-    port = free_port()
+    """``edgeinspect review`` as its own process, writing into ``reviewed/``."""
     out = tmp_path / "reviewed"
-    command = [sys.executable, "-m", "edgeinspect_cloud.cli", "review", "--captures", captured["store"],
-               "--out", str(out), "--port", str(port), "--host", LOOPBACK]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://{LOOPBACK}:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        if not wait_until(up, 60, interval=0.2):
-            proc.kill()
-            pytest.fail(f"review did not start: {proc.communicate()[0].decode(errors='replace')}")
+    with review_process(captured["store"], out) as url:
         yield {"url": url, "out": out, **captured}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def paint(page: Any, points: list[tuple[float, float]]) -> None:

@@ -16,6 +16,7 @@ from edgeinspect.core.errors import EdgeInspectError
 
 from edgeinspect_cloud.commands.cli_errors import reports_errors
 from edgeinspect_cloud.registry import ModelRegistry, ModelVersion
+from edgeinspect_cloud.retrain.cli import add_compare
 
 REGISTRY_ENV = "EI_REGISTRY_URL"
 ENDPOINT_ENV = "EI_S3_ENDPOINT_URL"
@@ -69,6 +70,7 @@ def register(subparsers: Any) -> None:
         decide.add_argument("--by", help="who decides (default: the login name)")
         decide.add_argument("--comment", default="", help="why (kept in the history)")
         decide.set_defaults(handler=_approve if action == "approve" else _reject)
+    add_compare(sub, _common)  # registry compare: versions side by side on datasets (retraining)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
