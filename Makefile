@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= edge,cloud,dev
 
-.PHONY: demo test setup protos lint typecheck pytest clean
+.PHONY: demo test setup protos lint typecheck pytest clean bench
 
 demo: setup
 	$(VENV)/bin/edgeinspect demo
@@ -26,6 +26,14 @@ typecheck:
 
 pytest:
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Benchmarks, one after another (minutes each; `make bench BENCH_ARGS=--quick` for a smoke run).
+# Tables and plots go to bench/out/<bench>/; see bench/README.md.
+BENCH_ARGS ?=
+bench: setup
+	$(PY) -m bench.agent_latency $(BENCH_ARGS)
+	$(PY) -m bench.throughput $(BENCH_ARGS)
+	$(PY) -m bench.uploader $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .stamp-* .mypy_cache .ruff_cache .pytest_cache

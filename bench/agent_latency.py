@@ -17,7 +17,8 @@ job and plugs in there as one more path. Run from the repository root:
     .venv/bin/python -m bench.agent_latency            # ~3 minutes on 2 cores
     .venv/bin/python -m bench.agent_latency --quick    # smoke run: 224x224 fp32 only, few iterations
 
-The last line printed is one JSON object with every figure.
+The last line printed is one JSON object with every figure; ``--out`` (default ``bench/out``) gets
+``agent_latency/table.md`` and PNG plots (``bench.report``).
 """
 
 from __future__ import annotations
@@ -266,27 +267,28 @@ def summarise(target: Target, samples: dict[str, list[float]]) -> Row:
     )
 
 
-def print_table(rows: list[Row]) -> None:
+def format_table(rows: list[Row]) -> str:
+    """The readable table, as printed and as written to ``table.md`` by :mod:`bench.report`."""
     header = (
         f"{'model':<10} {'size':<8} {'prec':<5} {'bare p50/p99':>14} {'compat p50/p99':>16} "
         f"{'ext p50/p99':>14} {'in-agent':>9} {'transport p50/p99':>17} "
         f"{'ratio ext':>9} {'ratio compat':>12} {'ratio transport':>15}"
     )
-    print(header)
-    print("-" * len(header))
+    lines = [header, "-" * len(header)]
     for r in rows:
-        print(
+        lines.append(
             f"{r.model:<10} {r.size:<8} {r.precision:<5} {r.bare_p50_ms:>6.2f}/{r.bare_p99_ms:<7.2f} "
             f"{r.compat_p50_ms:>7.2f}/{r.compat_p99_ms:<8.2f} {r.ext_p50_ms:>6.2f}/{r.ext_p99_ms:<7.2f} "
             f"{r.agent_model_p50_ms:>9.2f} {r.transport_p50_ms:>8.2f}/{r.transport_p99_ms:<8.2f} "
             f"{r.agent_overhead_ratio:>9.3f} {r.compat_overhead_ratio:>12.3f} "
             f"{r.transport_overhead_ratio:>15.3f}"
         )
-    print(
+    lines.append(
         "(ms, p50/p99; in-agent = the model's run time inside the agent; transport = round trip - in-agent, "
         "per call;\n ratio = through agent / bare at p50; ratio transport = (bare + transport) / bare, which "
         "a busy shared machine disturbs less)"
     )
+    return "\n".join(lines)
 
 
 def summary_json(rows: list[Row], args: argparse.Namespace) -> dict[str, Any]:
@@ -311,6 +313,8 @@ def summary_json(rows: list[Row], args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.report import DEFAULT_OUT, write_report  # here, so `python bench/agent_latency.py` works
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -326,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="ONNX Runtime threads spin between runs (EI_ALLOW_SPINNING; both sides)",
     )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where <out>/agent_latency/ goes")
     args = parser.parse_args(argv)
     if args.quick:
         args.iterations, args.warmup = 5, 2
@@ -352,7 +357,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    print_table(rows)
+    table = format_table(rows)
+    print(table)
+    folder = write_report("agent_latency", [asdict(r) for r in rows], args.out, table)
+    print(f"wrote table and plots to {folder}", file=sys.stderr, flush=True)
     print(json.dumps(summary_json(rows, args), separators=(",", ":")))
     return 0
 

@@ -17,7 +17,8 @@ What it measures, in one run, on one machine (redis-server, agent and worker as 
     .venv/bin/python bench/throughput.py            # about 2-3 minutes
     .venv/bin/python bench/throughput.py --quick    # a smoke run
 
-The last line printed is one JSON object with every figure.
+The last line printed is one JSON object with every figure; ``--out`` (default ``bench/out``) gets
+``throughput/table.md`` and a PNG plot (``bench.report``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from edgeinspect.core.observability import percentile
 from edgeinspect.core.streams import Streams
 
 from bench.models import KSDD2_HEIGHT, KSDD2_WIDTH, BenchModel, build_packages
+from bench.report import DEFAULT_OUT, write_report
 from bench.stack import BenchStack, rss_mb
 
 LINE = "bench"
@@ -58,6 +60,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--depth", type=int, default=2, help="EI_PIPELINE_DEPTH of the worker")
     parser.add_argument("--threads", type=int, default=0, help="EI_INTRA_OP_THREADS of the agent (0: auto)")
     parser.add_argument("--encoding", choices=("png", "jpeg"), default="png", help="how frames are encoded")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where <out>/throughput/ goes")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.latency_frames = 12.0, 8
@@ -229,7 +232,10 @@ def run(args: argparse.Namespace, stack: BenchStack) -> int:
     figures["worker_inputs"] = (
         "bytes" if "shared_memory_disabled" in stack.log_tail("worker", 10**6) else "shm"
     )
-    _print_table(figures)
+    table = format_table(figures)
+    print(table)
+    folder = write_report("throughput", figures, args.out, table)
+    print(f"wrote table and plots to {folder}", file=sys.stderr, flush=True)
     print(json.dumps(figures, separators=(",", ":")))
     return 0 if figures["frames_unprocessed"] == 0 and figures["frames_pending"] == 0 else 1
 
@@ -270,7 +276,8 @@ def _figures(args: argparse.Namespace, provider: str, bare: dict[str, list[float
     }
 
 
-def _print_table(f: dict[str, Any]) -> None:
+def format_table(f: dict[str, Any]) -> str:
+    """The readable table (blank lines around it), as printed and as written to ``table.md``."""
     rows = [
         ("frame / encoding", f"{f['frame']} {f['encoding']}, provider {f['execution_provider']}, "
                              f"threads {f['intra_op_threads'] or 'auto'}, depth {f['pipeline_depth']}"),
@@ -289,10 +296,9 @@ def _print_table(f: dict[str, Any]) -> None:
         ("worker RSS / peak", f"{f['worker_rss_mb']:.0f} / {f['worker_peak_rss_mb']:.0f} MiB"),
     ]  # fmt: skip
     width = max(len(name) for name, _ in rows)
-    print(f"\n{'measure':<{width}}  value\n{'-' * width}  {'-' * 40}")
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
-    print()
+    lines = [f"\n{'measure':<{width}}  value\n{'-' * width}  {'-' * 40}"]
+    lines += [f"{name:<{width}}  {value}" for name, value in rows]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Uploader benchmark: spool write rate (captures/s) and sustained upload throughput (MB/s) on loopback.
 
     .venv/bin/python -m bench.uploader [--spool-seconds 12] [--upload-seconds 20] [--large-seconds 15]
+    .venv/bin/python -m bench.uploader --quick    # a smoke run: 3 / 5 / 5 seconds
 
 Starts moto's S3 server as a subprocess on a free loopback port (no AWS, nothing off the machine),
 then measures, with the uploader's own classes and unlimited bandwidth:
@@ -14,7 +15,8 @@ then measures, with the uploader's own classes and unlimited bandwidth:
 Images are seeded noise, so PNG cannot shrink them and the byte counts are the worst case. MB is
 10^6 bytes. moto is a Python server and shares the CPU with the uploader, so on loopback it is the
 bottleneck: a real S3 or MinIO endpoint is faster per connection, and a factory uplink far slower.
-Prints a table, then, as the very last line, one JSON object of the same figures.
+Prints a table, then, as the very last line, one JSON object of the same figures; ``--out`` (default
+``bench/out``) gets ``uploader/table.md`` and a PNG plot (``bench.report``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from edgeinspect_uploader.spool import Spool
 from edgeinspect_uploader.sync import Syncer
 from edgeinspect_uploader.throttle import RealClock, TokenBucket
 from prometheus_client import CollectorRegistry
+
+from bench.report import DEFAULT_OUT, write_report
 
 MB = 1_000_000
 MIB = 1 << 20
@@ -208,14 +212,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upload-seconds", type=float, default=20.0)
     parser.add_argument("--large-seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=4, help="EI_UPLOAD_CONCURRENCY")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 3 s spool, 5 s per upload phase")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where <out>/uploader/ goes")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.spool_seconds, args.upload_seconds, args.large_seconds = 3.0, 5.0, 5.0
     os.environ.update(CREDENTIALS)  # dummy credentials for moto; set at run time, never on import
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     with tempfile.TemporaryDirectory(prefix="ei-bench-uploader-") as tmp:
         os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(Path(tmp) / "none")
         with moto_server(Path(tmp)) as endpoint:
             figures = run(args, Path(tmp), endpoint)
-    print(table(figures))
+    text = table(figures)
+    print(text)
+    folder = write_report("uploader", figures, args.out, text)
+    print(f"wrote table and plots to {folder}", file=sys.stderr, flush=True)
     summary = {
         "spool_captures_per_s": figures["spool_write"]["captures_per_s"],
         "spool_mb_per_s": figures["spool_write"]["mb_per_s"],
