@@ -7,6 +7,7 @@ than AWS from ``--endpoint-url`` or ``EI_S3_ENDPOINT_URL``. Output is a table, o
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -16,7 +17,6 @@ from edgeinspect.core.errors import EdgeInspectError
 
 from edgeinspect_cloud.commands.cli_errors import reports_errors
 from edgeinspect_cloud.registry import ModelRegistry, ModelVersion
-from edgeinspect_cloud.retrain.cli import add_compare
 
 REGISTRY_ENV = "EI_REGISTRY_URL"
 ENDPOINT_ENV = "EI_S3_ENDPOINT_URL"
@@ -70,7 +70,9 @@ def register(subparsers: Any) -> None:
         decide.add_argument("--by", help="who decides (default: the login name)")
         decide.add_argument("--comment", default="", help="why (kept in the history)")
         decide.set_defaults(handler=_approve if action == "approve" else _reject)
-    add_compare(sub, _common)  # registry compare: versions side by side on datasets (retraining)
+    # `registry compare` lives with the retraining tools and evaluates packages (onnxruntime, plots): it
+    # is loaded by name, as cli.py loads every command module, so fleet's image never needs it.
+    importlib.import_module("edgeinspect_cloud.retrain.cli").add_compare(sub, _common)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
