@@ -8,6 +8,7 @@ environment in a pod), but a wrong value fails at start-up naming its variable.
 from __future__ import annotations
 
 from typing import ClassVar, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,3 +50,13 @@ class ServiceSettings(BaseSettings):
                 f"invalid settings for {cls.service_name}: {problems}",
                 hint="fix the environment variable(s) named above",
             ) from exc
+
+
+def redact_url(url: str) -> str:
+    """``rtsp://user:secret@cam/`` -> ``rtsp://user:***@cam/``: URLs in settings may hold passwords, and
+    what a service prints (a config check, a log line, an event) is pasted into tickets."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

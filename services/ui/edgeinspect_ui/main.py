@@ -6,14 +6,13 @@ or later), then uvicorn finishes requests in flight and the lifespan stops the f
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 from types import FrameType
 
 import uvicorn
-from edgeinspect.core.errors import ConfigError
-from edgeinspect.core.observability import configure_logging, get_logger
+from edgeinspect.core.observability import get_logger
+from edgeinspect.core.service_main import ServiceCli, run_service
 
 from edgeinspect_ui.app import create_app
 from edgeinspect_ui.settings import UiSettings
@@ -54,19 +53,21 @@ def build_server(settings: UiSettings) -> UiServer:
     return UiServer(config, app.state.ui)
 
 
+CLI = ServiceCli(
+    prog="edgeinspect-ui",
+    description="the live inspection page",
+    settings=UiSettings,
+    report=lambda _settings: "configuration ok",
+    log_service="ui",
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="edgeinspect-ui", description="the live inspection page")
-    parser.add_argument("--check-config", action="store_true", help="validate the settings and exit")
-    args = parser.parse_args(argv)
-    try:
-        settings = UiSettings.load()
-    except ConfigError as exc:
-        print(f"edgeinspect-ui: {exc}", file=sys.stderr)
-        return 2
-    if args.check_config:
-        print("configuration ok")
-        return 0
-    configure_logging(settings.log_level, service="ui")
+    return run_service(CLI, argv, serve)
+
+
+def serve(settings: UiSettings) -> int:
+    """Serve the page until SIGTERM; uvicorn's graceful stop ends with exit 0 like every service."""
     build_server(settings).run()
     return 0
 

@@ -6,13 +6,12 @@ edgeinspect-uploader --check-config  validate the EI_ settings, print them, exit
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
 from edgeinspect.core.errors import EdgeInspectError
 from edgeinspect.core.lifecycle import install_signal_handlers
-from edgeinspect.core.observability import Health, configure_logging, get_logger
+from edgeinspect.core.observability import Health, get_logger
+from edgeinspect.core.service_main import ServiceCli, run_service
 
 from edgeinspect_uploader.service import UploaderService
 from edgeinspect_uploader.settings import UploaderSettings
@@ -20,21 +19,21 @@ from edgeinspect_uploader.statusserver import StatusServer
 
 log = get_logger("edgeinspect_uploader")
 
+CLI = ServiceCli(
+    prog="edgeinspect-uploader",
+    description=__doc__.split("\n")[0],
+    settings=UploaderSettings,
+    sort_keys=True,
+)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the uploader; returns the process exit code (0 after a clean shutdown)."""
-    parser = argparse.ArgumentParser(prog="edgeinspect-uploader", description=__doc__.split("\n")[0])
-    parser.add_argument("--check-config", action="store_true", help="validate settings and exit")
-    args = parser.parse_args(argv)
-    try:
-        settings = UploaderSettings.load()
-    except EdgeInspectError as exc:
-        print(f"edgeinspect-uploader: {exc}", file=sys.stderr)
-        return 2
-    if args.check_config:
-        print(json.dumps(settings.model_dump(mode="json"), indent=2, sort_keys=True))
-        return 0
-    configure_logging(settings.log_level, service="uploader")
+    return run_service(CLI, argv, serve)
+
+
+def serve(settings: UploaderSettings) -> int:
+    """Spool and sync captures until SIGTERM, serving health, metrics and /status alongside."""
     health = Health()
     stop = install_signal_handlers(health)
     try:

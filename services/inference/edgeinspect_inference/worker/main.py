@@ -6,16 +6,15 @@ first), 2 for invalid settings (the message names the ``EI_`` variable).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import threading
 
 import redis
 from edgeinspect.core.agent_client import AgentClient
-from edgeinspect.core.errors import AgentError, ConfigError
+from edgeinspect.core.errors import AgentError
 from edgeinspect.core.lifecycle import install_signal_handlers, retry_until
-from edgeinspect.core.observability import Health, HealthServer, configure_logging, get_logger
+from edgeinspect.core.observability import Health, HealthServer, get_logger
+from edgeinspect.core.service_main import ServiceCli, run_service
 from edgeinspect.core.streams import Streams
 
 from edgeinspect_inference.worker.service import WorkerService
@@ -23,30 +22,22 @@ from edgeinspect_inference.worker.settings import WorkerSettings
 
 log = get_logger("edgeinspect_inference.worker")
 
-
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="edgeinspect-inference",
-        description="The inference worker: frames from Redis -> agent (classification + segmentation) -> "
-        "results, captures and alerts. Configured by EI_ environment variables; "
-        "see services/inference/README.md.",
-    )
-    parser.add_argument("--check-config", action="store_true", help="validate the settings, print them, exit")
-    return parser.parse_args(argv)
+CLI = ServiceCli(
+    prog="edgeinspect-inference",
+    description="The inference worker: frames from Redis -> agent (classification + segmentation) -> "
+    "results, captures and alerts. Configured by EI_ environment variables; "
+    "see services/inference/README.md.",
+    settings=WorkerSettings,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
-    args = _parse_args(argv)
-    try:
-        settings = WorkerSettings.load()
-    except ConfigError as exc:
-        print(f"edgeinspect-inference: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level, service=WorkerSettings.service_name)
-    if args.check_config:
-        print(json.dumps(settings.model_dump(mode="json"), indent=2))
-        return 0
+    return run_service(CLI, argv, serve)
+
+
+def serve(settings: WorkerSettings) -> int:
+    """Wait for Redis and the agent, judge frames until SIGTERM, then finish what is in flight."""
     health = Health()
     stop = install_signal_handlers(health)
     streams = Streams.from_url(settings.redis_url, maxlen=settings.stream_maxlen)
