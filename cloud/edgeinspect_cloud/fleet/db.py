@@ -27,6 +27,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from edgeinspect.core.observability import get_logger
+from edgeinspect.core.settings import redact_url
 
 from edgeinspect_cloud.fleet.errors import FleetDatabaseError
 
@@ -215,7 +216,7 @@ class PostgresDatabase(Database):
         except psycopg.Error as exc:
             self._conn = None
             raise FleetDatabaseError(
-                f"cannot connect to the PostgreSQL fleet database {_redacted(self.url)}: {exc}",
+                f"cannot connect to the PostgreSQL fleet database {redact_url(self.url)}: {exc}",
                 hint="check EI_FLEET_DB (postgresql://user@host:5432/db) and that the server is up",
             ) from exc
 
@@ -255,18 +256,9 @@ class PostgresDatabase(Database):
             return action()
         except psycopg.Error as exc:
             raise FleetDatabaseError(
-                f"PostgreSQL fleet database {_redacted(self.url)}: {exc}",
+                f"PostgreSQL fleet database {redact_url(self.url)}: {exc}",
                 hint="check that the server is up; the service retries on the next poll",
             ) from exc
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
 
 
 def open_database(url: str) -> Database:
@@ -283,14 +275,14 @@ def open_database(url: str) -> Database:
     if scheme in ("postgresql", "postgres"):
         return PostgresDatabase(url)
     raise FleetDatabaseError(
-        f"unsupported fleet database URL {_redacted(url)!r}",
+        f"unsupported fleet database URL {redact_url(url)!r}",
         hint="use sqlite:///path/fleet.db (embedded) or postgresql://user@host:5432/db",
     )
 
 
 def describe(url: str) -> str:
     """A URL safe to print (no password)."""
-    return _redacted(url)
+    return redact_url(url)
 
 
 __all__ = ["Database", "Dialect", "Row", "Transaction", "describe", "open_database"]

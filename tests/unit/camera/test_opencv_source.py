@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 from edgeinspect.core.errors import ConfigError
+from edgeinspect.core.settings import redact_url
 from edgeinspect_camera.sources.base import SourceError
-from edgeinspect_camera.sources.opencv import OpenCVSource, Target, parse_target, redact
+from edgeinspect_camera.sources.opencv import OpenCVSource, Target, parse_target
 
 from tests.unit.camera.helpers import write_video
 
@@ -32,8 +33,8 @@ def test_unknown_schemes_are_a_config_error() -> None:
 
 
 def test_passwords_never_reach_events() -> None:
-    assert redact("redis://:hunter2@redis:6379/0") == "redis://:***@redis:6379/0"
-    assert redact("rtsp://cam/stream") == "rtsp://cam/stream"
+    assert redact_url("redis://:hunter2@redis:6379/0") == "redis://:***@redis:6379/0"
+    assert redact_url("rtsp://cam/stream") == "rtsp://cam/stream"
 
 
 def test_a_video_file_is_read_frame_by_frame_in_rgb(tmp_path: Path) -> None:

@@ -11,11 +11,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 from edgeinspect.core.errors import ConfigError
+from edgeinspect.core.settings import redact_url
 
 from edgeinspect_camera.sources.base import Grab, SourceError
 from edgeinspect_camera.sources.latest import LatestFrameReader
@@ -33,17 +34,6 @@ class Target:
     label: str
 
 
-def redact(url: str) -> str:
-    """``rtsp://user:secret@cam/`` -> ``rtsp://user:***@cam/``: events and logs never hold passwords."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
 def parse_target(url: str) -> Target:
     """``file:///v.mp4``, ``rtsp(s)://...``, ``usb:0`` or ``/dev/video0`` -> a ``Target``."""
     if url.startswith("file://"):
@@ -51,7 +41,7 @@ def parse_target(url: str) -> Target:
         path = parts.netloc + parts.path  # file://clip.mp4 is relative, file:///clip.mp4 absolute
         return Target("file", path, f"file://{path}")
     if url.startswith(("rtsp://", "rtsps://")):
-        return Target("stream", url, redact(url))
+        return Target("stream", url, redact_url(url))  # events and logs never hold passwords
     if url.startswith("usb:") and url[4:].isdigit():
         return Target("device", int(url[4:]), url)
     match = _DEV_VIDEO.match(url)
