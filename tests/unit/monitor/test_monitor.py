@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +153,44 @@ def test_a_baseline_is_read_from_the_package_manifest_and_two_are_combined(tmp_p
     both = combine_baselines([loaded, load_baseline(tmp_path / "baseline.json")])
     assert both.features["brightness"].n == 600  # the same images are not counted twice
     assert both.features["cls_score"].n == 1200
+
+
+class Hook:
+    """A loopback HTTP endpoint that records the JSON bodies POSTed to it (the webhook's receiver)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                hook.bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/drift"
+
+
+def test_drift_is_posted_to_the_webhook_and_a_dead_webhook_still_exits_3(tmp_path: Path) -> None:
+    hook = Hook()
+    try:
+        telemetry = write_jsonl(tmp_path / "t.jsonl", summaries("line-b", "press-2", 3, 2, 80, darker=40))
+        base = ["monitor", "--baseline", str(baseline_file(tmp_path)), "--telemetry", str(telemetry)]
+        assert main([*base, "--out", str(tmp_path / "r1"), "--webhook", hook.url]) == 3
+        (alert,) = hook.bodies
+        assert (alert["type"], alert["line"], alert["device"]) == ("drift", "line-b", "press-2")
+        assert {f["feature"] for f in alert["features"]} == {"brightness", "cls_score"}
+        assert alert["report"].endswith("r1")
+    finally:
+        hook.server.shutdown()
+        hook.server.server_close()
+    assert main([*base, "--out", str(tmp_path / "r2"), "--webhook", hook.url]) == 3  # receiver gone
