@@ -11,7 +11,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -118,21 +118,31 @@ class Health:
         return ready, results
 
 
+JsonRoute = Callable[[], tuple[int, dict[str, Any]]]
+"""An extra GET endpoint of a ``HealthServer``: returns the HTTP status and a JSON body."""
+
+
 class _HealthHandler(BaseHTTPRequestHandler):
     health: Health
     registry: CollectorRegistry
+    routes: Mapping[str, JsonRoute]
 
     def do_GET(self) -> None:
-        if self.path == "/healthz":
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz":
             self._send(200, "application/json", b'{"status":"ok"}')
-        elif self.path == "/readyz":
+        elif path == "/readyz":
             ready, checks = self.health.readiness()
             body = json.dumps({"ready": ready, "checks": checks}).encode()
             self._send(200 if ready else 503, "application/json", body)
-        elif self.path == "/metrics":
+        elif path == "/metrics":
             self._send(200, CONTENT_TYPE_LATEST, generate_latest(self.registry))
+        elif path in self.routes:
+            status, payload = self.routes[path]()
+            self._send(status, "application/json", json.dumps(payload, default=str).encode("utf-8"))
         else:
-            self._send(404, "application/json", b'{"error":"not found"}')
+            paths = ["/healthz", "/readyz", "/metrics", *self.routes]
+            self._send(404, "application/json", json.dumps({"error": "not found", "paths": paths}).encode())
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:
         self.send_response(status)
@@ -146,7 +156,11 @@ class _HealthHandler(BaseHTTPRequestHandler):
 
 
 class HealthServer:
-    """``/healthz``, ``/readyz`` and ``/metrics`` on a background thread, for non-HTTP services."""
+    """``/healthz``, ``/readyz`` and ``/metrics`` on a background thread, for non-HTTP services.
+
+    ``routes`` adds a service's own small JSON endpoints (the uploader's ``/status``) to the same
+    server, so no service needs a web framework, or a second copy of this one, for one more path.
+    """
 
     def __init__(
         self,
@@ -154,8 +168,10 @@ class HealthServer:
         host: str = "127.0.0.1",
         port: int = 0,
         registry: CollectorRegistry = DEFAULT_REGISTRY,
+        routes: Mapping[str, JsonRoute] | None = None,
     ) -> None:
-        handler = type("Handler", (_HealthHandler,), {"health": health, "registry": registry})
+        attrs = {"health": health, "registry": registry, "routes": dict(routes or {})}
+        handler = type("Handler", (_HealthHandler,), attrs)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="health-http", daemon=True)

@@ -10,12 +10,11 @@ import sys
 
 from edgeinspect.core.errors import EdgeInspectError
 from edgeinspect.core.lifecycle import install_signal_handlers
-from edgeinspect.core.observability import Health, get_logger
+from edgeinspect.core.observability import Health, HealthServer, get_logger
 from edgeinspect.core.service_main import ServiceCli, run_service
 
 from edgeinspect_uploader.service import UploaderService
 from edgeinspect_uploader.settings import UploaderSettings
-from edgeinspect_uploader.statusserver import StatusServer
 
 log = get_logger("edgeinspect_uploader")
 
@@ -42,7 +41,7 @@ def serve(settings: UploaderSettings) -> int:
         log.error("uploader_start_failed", error=str(exc))
         return 2
     service.add_health_checks(health)
-    server = StatusServer(health, service.registry, service.status, settings.http_host, settings.http_port)
+    server = HealthServer(health, settings.http_host, settings.http_port, service.registry, service.routes())
     server.start()
     log.info("uploader_started", http_port=server.port, uploader=service.uploader_id)
     service.start()

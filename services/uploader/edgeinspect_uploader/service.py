@@ -15,7 +15,7 @@ from typing import Any
 
 from edgeinspect.core import names
 from edgeinspect.core.lifecycle import Backoff
-from edgeinspect.core.observability import Health, get_logger
+from edgeinspect.core.observability import Health, JsonRoute, get_logger
 from edgeinspect.core.storage import ObjectStore, open_store
 from edgeinspect.core.streams import GroupReader, Streams
 from prometheus_client import CollectorRegistry
@@ -152,3 +152,7 @@ class UploaderService:
             stopping=self.stop.is_set(),
         )
         return body
+
+    def routes(self) -> dict[str, JsonRoute]:
+        """The uploader's own endpoint on the health server: ``/status`` (backlog and counters)."""
+        return {"/status": lambda: (200, self.status())}

@@ -9,11 +9,10 @@ from datetime import date
 from edgeinspect.core import names
 from edgeinspect.core.hashing import sha256_bytes
 from edgeinspect.core.lifecycle import wait_until
-from edgeinspect.core.observability import Health
+from edgeinspect.core.observability import Health, HealthServer
 from edgeinspect.core.storage import open_store
 from edgeinspect.core.streams import Streams
 from edgeinspect_uploader.manifest import parse_part, read_day
-from edgeinspect_uploader.statusserver import StatusServer
 
 from tests.integration.uploader.conftest import SettingsFactory
 from tests.integration.uploader.harness import events_of, pending, publish, running
@@ -77,7 +76,7 @@ def test_status_and_metrics_endpoints_show_backlog_and_uploads(
         assert wait_until(lambda: service.metrics.counts["uploaded_captures"] == 2, timeout=30)
         health = Health()
         service.add_health_checks(health)
-        server = StatusServer(health, service.registry, service.status).start()
+        server = HealthServer(health, registry=service.registry, routes=service.routes()).start()
         try:
             base = f"http://127.0.0.1:{server.port}"
             with urllib.request.urlopen(f"{base}/status") as resp:

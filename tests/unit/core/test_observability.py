@@ -54,3 +54,14 @@ def test_percentile_interpolates() -> None:
     assert percentile([], 50) == 0.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     assert percentile([5.0], 99) == 5.0
+
+
+def test_health_server_serves_extra_json_routes_and_lists_paths_on_404() -> None:
+    server = HealthServer(Health(), registry=CollectorRegistry(), routes={"/status": lambda: (200, {"n": 3})})
+    base = f"http://127.0.0.1:{server.start().port}"
+    try:
+        assert _get(base + "/status?verbose=1") == (200, b'{"n": 3}')
+        status, body = _get(base + "/nope")
+        assert status == 404 and json.loads(body)["paths"] == ["/healthz", "/readyz", "/metrics", "/status"]
+    finally:
+        server.stop()
