@@ -87,6 +87,11 @@ def _check_parts(key: str, *, what: str) -> None:
             )
 
 
+def unreadable_source(path: str | Path, url: str, exc: OSError) -> StorageError:
+    """The error of ``put_file`` when the local file cannot be read: the same from every store."""
+    return StorageError(f"cannot read {path} to store it at {url}: {exc.strerror}", hint="check the path")
+
+
 def normalize_sha256(value: str | None) -> str | None:
     """Lower-case a hex sha256, or raise if it is not one (a typo must not disable verification)."""
     if value is None:

@@ -26,6 +26,7 @@ from edgeinspect.core.storage.base import (
     ObjectNotFoundError,
     ObjectStore,
     ProgressCallback,
+    unreadable_source,
     validate_key,
     validate_prefix,
 )
@@ -64,11 +65,7 @@ class LocalStore(ObjectStore):
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
         """Write ``data`` at ``key`` atomically."""
-        path = self._path(key)
-        with _os_errors(self.url_for(key), "write"), temp_beside(path) as (fh, tmp):
-            fh.write(data)
-            sync(fh)
-            _tag(tmp, sha256_bytes(data), content_type)
+        with self._staged(key, data, content_type) as (tmp, path):
             os.replace(tmp, path)
             fsync_dir(path.parent)
         return self._info_or_raise(key)
@@ -85,8 +82,7 @@ class LocalStore(ObjectStore):
         try:
             src = open(path, "rb")  # noqa: SIM115 - closed by the with below
         except OSError as exc:
-            message = f"cannot read {path} to store it at {self.url_for(key)}: {exc.strerror}"
-            raise StorageError(message, hint="check the path") from exc
+            raise unreadable_source(path, self.url_for(key), exc) from exc
         with src, _os_errors(self.url_for(key), "write"), temp_beside(target) as (fh, tmp):
             hasher = hashlib.sha256()
             done = 0
@@ -104,11 +100,7 @@ class LocalStore(ObjectStore):
 
     def put_bytes_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
         """Write a complete temp file, then ``link`` it to the key: the kernel lets only one link win."""
-        path = self._path(key)
-        with _os_errors(self.url_for(key), "write"), temp_beside(path) as (fh, tmp):
-            fh.write(data)
-            sync(fh)
-            _tag(tmp, sha256_bytes(data), content_type)
+        with self._staged(key, data, content_type) as (tmp, path):
             try:
                 os.link(tmp, path)
             except FileExistsError:
@@ -159,6 +151,17 @@ class LocalStore(ObjectStore):
                 raise StorageError(f"{self.url_for(key)} changed while downloading", hint="retry")
             fh.seek(offset)
             yield iter(lambda: fh.read(_CHUNK), b"")
+
+    @contextlib.contextmanager
+    def _staged(self, key: str, data: bytes, content_type: str | None) -> Iterator[tuple[Path, Path]]:
+        """``(temp, target)``: ``data`` complete, synced and tagged in a temp file beside the key's file,
+        for the caller to move into place (replace, or link when only the first writer may win)."""
+        path = self._path(key)
+        with _os_errors(self.url_for(key), "write"), temp_beside(path) as (fh, tmp):
+            fh.write(data)
+            sync(fh)
+            _tag(tmp, sha256_bytes(data), content_type)
+            yield tmp, path
 
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)

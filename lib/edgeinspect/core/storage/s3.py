@@ -30,6 +30,7 @@ from edgeinspect.core.storage.base import (
     ObjectStore,
     ProgressCallback,
     normalize_sha256,
+    unreadable_source,
     validate_key,
     validate_prefix,
 )
@@ -126,9 +127,7 @@ class S3Store(ObjectStore):
         try:
             digest = sha256_file(path)
         except OSError as exc:
-            raise StorageError(
-                f"cannot read {path} to upload it to {url}: {exc.strerror}", hint="check the path"
-            ) from exc
+            raise unreadable_source(path, url, exc) from exc
         extra = {"Metadata": {_SHA_META: digest}, "ContentType": content_type or DEFAULT_CONTENT_TYPE}
         with self._errors(key, "write"):
             self._client.upload_file(
