@@ -110,11 +110,11 @@ def _scores_plot(path: Path, baseline: TelemetrySummary, group: FieldGroup, name
             for w in group.windows
         ]
         image = np.stack([_shares(baseline.features[name]), *columns], axis=1)
-        right.imshow(
-            image, origin="lower", aspect="auto", extent=(-0.5, len(columns) + 0.5, 0.0, 1.0), cmap="viridis"
-        )
+        vmax = max(1e-9, 2.0 * float(image[:, 0].max()))  # a window of a few frames saturates, not the rest
+        extent = (-0.5, len(columns) + 0.5, 0.0, 1.0)
+        right.imshow(image, origin="lower", aspect="auto", extent=extent, cmap="viridis", vmin=0, vmax=vmax)
         right.axvline(0.5, color="white", linewidth=2)
-        right.set_title(f"{name} over time (column 0: baseline, then window by window)")
+        right.set_title(f"{name} over time (column 0: baseline)")
         right.set_xlabel("window")
         right.set_ylabel("score")
     fig.tight_layout()
