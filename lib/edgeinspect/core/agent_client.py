@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
 import grpc
@@ -114,7 +114,11 @@ class PredictCall:
 
 @dataclass(frozen=True)
 class ModelStats:
-    """Counters of one loaded version since it was loaded (latency percentiles over a recent window)."""
+    """Counters of one loaded version since it was loaded (latency percentiles over a recent window).
+
+    The fields are ``GetModelStats``'s message, name for name: the agent builds this record and sends
+    it with :meth:`to_proto`, the client reads it back with :meth:`from_proto`.
+    """
 
     name: str
     version: str
@@ -131,6 +135,13 @@ class ModelStats:
     def shadow_agreement_rate(self) -> float:
         """Share of compared samples whose shadow verdict matched the primary's (1.0 when none yet)."""
         return self.shadow_agreed / self.shadow_compared if self.shadow_compared else 1.0
+
+    @classmethod
+    def from_proto(cls, message: Any) -> ModelStats:
+        return cls(**{field.name: getattr(message, field.name) for field in fields(cls)})
+
+    def to_proto(self) -> ext_pb2.ModelStats:
+        return ext_pb2.ModelStats(**asdict(self))
 
 
 @dataclass(frozen=True)
@@ -276,21 +287,7 @@ class AgentClient:
     def stats(self, name: str = "") -> list[ModelStats]:
         """Per-version counters (every version, or those of model ``name``)."""
         response = self._call(self.extension.GetModelStats, ext_pb2.GetModelStatsRequest(name=name))
-        return [
-            ModelStats(
-                s.name,
-                s.version,
-                s.requests,
-                s.errors,
-                s.p50_ms,
-                s.p99_ms,
-                s.in_flight,
-                s.shadow_compared,
-                s.shadow_agreed,
-                s.shadow_mean_abs_score_delta,
-            )
-            for s in response.stats
-        ]
+        return [ModelStats.from_proto(s) for s in response.stats]
 
     def health(self, timeout_s: float | None = None) -> HealthInfo:
         response = self._call(self.extension.Health, ext_pb2.HealthRequest(), timeout_s)

@@ -12,7 +12,6 @@ from edgeinspect.core.tensors import data_type_of, to_tensor
 from edgeinspect_inference.agent.loader import LoadedModel
 from edgeinspect_inference.agent.records import AliasEntry, PredictOutcome
 from edgeinspect_inference.agent.session import TensorSpec
-from edgeinspect_inference.agent.stats import StatsSnapshot
 
 _ROLES = {"primary": ext_pb2.PRIMARY, "shadow": ext_pb2.SHADOW, "": ext_pb2.ROLE_UNSPECIFIED}
 
@@ -90,18 +89,3 @@ def predict_response(outcome: PredictOutcome) -> ext_pb2.PredictResponse:
             )
         )
     return response
-
-
-def model_stats(model: LoadedModel, snapshot: StatsSnapshot) -> ext_pb2.ModelStats:
-    return ext_pb2.ModelStats(
-        name=model.name,
-        version=model.version,
-        requests=snapshot.requests,
-        errors=snapshot.errors,
-        p50_ms=snapshot.p50_ms,
-        p99_ms=snapshot.p99_ms,
-        in_flight=snapshot.in_flight,
-        shadow_compared=snapshot.shadow_compared,
-        shadow_agreed=snapshot.shadow_agreed,
-        shadow_mean_abs_score_delta=snapshot.shadow_mean_abs_score_delta,
-    )

@@ -201,7 +201,7 @@ class ExtensionServicer(ext_grpc.AgentServicer):
         rows = self._table.stats(request.name)
         if request.name and not rows:
             raise ModelNotFoundError(f"model {request.name!r} is not loaded")
-        return ext_pb2.GetModelStatsResponse(stats=[convert.model_stats(m, s) for m, s in rows])
+        return ext_pb2.GetModelStatsResponse(stats=[s.to_proto() for _, s in rows])
 
     @rpc
     def Health(self, request: Any, context: grpc.ServicerContext) -> ext_pb2.HealthResponse:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
 
+from edgeinspect.core.agent_client import ModelStats
 from edgeinspect.core.observability import percentile
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -73,20 +73,6 @@ class AgentMetrics:
         self.errors.labels(model or UNKNOWN_MODEL, code).inc()
 
 
-@dataclass(frozen=True)
-class StatsSnapshot:
-    """A version's counters at one moment (what ``GetModelStats`` returns)."""
-
-    requests: int
-    errors: int
-    p50_ms: float
-    p99_ms: float
-    in_flight: int
-    shadow_compared: int
-    shadow_agreed: int
-    shadow_mean_abs_score_delta: float
-
-
 class VersionStats:
     """Counters of one loaded version: requests, errors, a latency window, in-flight, shadow agreement."""
 
@@ -95,6 +81,7 @@ class VersionStats:
     def __init__(self, metrics: AgentMetrics, name: str, version: str) -> None:
         self._metrics = metrics
         self._name = name
+        self._version = version
         self._lock = threading.Lock()
         self._latencies: deque[float] = deque(maxlen=self.WINDOW)
         self._requests = self._errors = self._in_flight = 0
@@ -139,11 +126,14 @@ class VersionStats:
             self._shadow_agreed += agreed
             self._shadow_delta_sum += abs_delta_sum
 
-    def snapshot(self) -> StatsSnapshot:
+    def snapshot(self) -> ModelStats:
+        """The version's counters now, as ``GetModelStats`` sends them."""
         with self._lock:
             latencies = list(self._latencies)
             compared = self._shadow_compared
-            return StatsSnapshot(
+            return ModelStats(
+                name=self._name,
+                version=self._version,
                 requests=self._requests,
                 errors=self._errors,
                 p50_ms=percentile(latencies, 50),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
+from edgeinspect.core.agent_client import ModelStats
 from edgeinspect.core.errors import EdgeInspectError
 from edgeinspect.core.observability import get_logger
 from edgeinspect.core.package import NAME_PATTERN, parse_version
@@ -32,7 +33,7 @@ from edgeinspect_inference.agent.errors import (
 from edgeinspect_inference.agent.loader import LoadedModel, PackageLoader
 from edgeinspect_inference.agent.records import AliasEntry, Feeds, PredictCall, PredictOutcome, Role
 from edgeinspect_inference.agent.shadow import ShadowOutcome, ShadowRunner
-from edgeinspect_inference.agent.stats import AgentMetrics, StatsSnapshot
+from edgeinspect_inference.agent.stats import AgentMetrics
 
 log = get_logger(__name__)
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -298,7 +299,7 @@ class ModelTable:
         except Exception:  # a failed or slow shadow never fails the primary; the runner logged it
             return None
 
-    def stats(self, name: str = "") -> list[tuple[LoadedModel, StatsSnapshot]]:
+    def stats(self, name: str = "") -> list[tuple[LoadedModel, ModelStats]]:
         """Counters of every version (or of the versions of ``name``)."""
         return [(m, m.stats.snapshot()) for m in self.versions() if name in ("", m.name)]
 
