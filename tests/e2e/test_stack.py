@@ -7,6 +7,7 @@ exercises the product's plumbing, not training; the demo trains real ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -98,7 +99,13 @@ def stack(tmp_path: Path) -> Iterator[tuple[Stack, TestKeys, dict[str, str]]]:
     running.start()
     yield running, keys, truth
     if running.proc is not None and running.proc.poll() is None:
-        os.killpg(running.proc.pid, signal.SIGKILL)
+        try:
+            running.stop()  # the supervisor stops its children in order
+        except subprocess.TimeoutExpired:
+            os.killpg(running.proc.pid, signal.SIGKILL)
+    for pid in _stack_pids(state):  # whatever a failed test left behind: never leak processes
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _register(tmp_path: Path, registry: str, keys: TestKeys, group: str, task: str, knob: float) -> int:
