@@ -146,14 +146,24 @@ class StreamRecord:
                 if field.name in cls.OPTIONAL or field.default is not dataclasses.MISSING:
                     continue
                 raise MessageError(f"{cls.KIND} entry is missing field {field.name!r}")
-            kind = _base_type(hints[field.name])
-            values[field.name] = _decode(field.name, kind, fields[field.name])
+            values[field.name] = _decode_field(cls.KIND, field.name, hints[field.name], fields[field.name])
         record = cls(**values)
         record._validate()
         return record
 
     def _validate(self) -> None:
         """Per-record invariants beyond types; override where the contract has them."""
+
+
+def _decode_field(record: str, name: str, hint: Any, raw: FieldValue) -> Any:
+    """One field of a ``record`` entry as its annotated type; a ``list[Prediction]`` field (a result's
+    or a capture's ``predictions``) comes back as ``Prediction`` objects, not bare JSON."""
+    value = _decode(name, _base_type(hint), raw)
+    if hint != list[Prediction]:
+        return value
+    if not isinstance(value, list):
+        raise MessageError(f"{record} entry: field {name!r} must be a JSON list, got {type(value).__name__}")
+    return [Prediction.from_json(item) for item in value]
 
 
 def _base_type(hint: Any) -> Any:
@@ -213,19 +223,11 @@ class Result(StreamRecord):
     error: str = ""
     source: str = ""
 
-    @classmethod
-    def from_fields(cls, raw: RawFields) -> Result:
-        record = super(Result, cls).from_fields(raw)
-        preds = [Prediction.from_json(p) for p in record.predictions]  # type: ignore[arg-type]
-        return dataclasses.replace(record, predictions=preds)
-
     def _validate(self) -> None:
         if self.verdict not in VERDICTS:
             raise MessageError(
                 f"result {self.frame_id}: unknown verdict {self.verdict!r}; use one of {VERDICTS}"
             )
-        if not isinstance(self.predictions, list):
-            raise MessageError(f"result {self.frame_id}: predictions must be a JSON list")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -274,12 +276,6 @@ class Capture(StreamRecord):
             source=frame.source,
             camera=frame.camera,
         )
-
-    @classmethod
-    def from_fields(cls, raw: RawFields) -> Capture:
-        record = super(Capture, cls).from_fields(raw)
-        preds = [Prediction.from_json(p) for p in record.predictions]  # type: ignore[arg-type]
-        return dataclasses.replace(record, predictions=preds)
 
     def _validate(self) -> None:
         if self.verdict not in VERDICTS:

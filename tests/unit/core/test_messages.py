@@ -133,6 +133,18 @@ def test_malformed_predictions_json_is_refused() -> None:
         Result.from_fields(fields)
 
 
+@pytest.mark.parametrize(
+    "record",
+    [make_result(), Capture.from_frame_and_result(make_frame(), make_result(), ["defect"])],
+    ids=["result", "capture"],
+)
+def test_predictions_that_are_not_a_list_are_refused(record: Result | Capture) -> None:
+    fields = as_redis(record.to_fields())
+    fields[b"predictions"] = b"5"
+    with pytest.raises(MessageError, match="'predictions' must be a JSON list"):
+        type(record).from_fields(fields)
+
+
 @given(
     frame_id=st.text(min_size=1, max_size=40),
     data=st.binary(max_size=256),
