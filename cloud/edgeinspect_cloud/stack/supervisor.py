@@ -18,6 +18,16 @@ from typing import IO
 from edgeinspect.core.lifecycle import Backoff
 
 COLOURS = (36, 32, 33, 35, 34, 91, 92, 93, 94, 95, 96)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the supervisor itself dies (even by SIGKILL), so a
+    killed ``edgeinspect up`` never leaves orphaned services holding ports (Linux only)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -91,6 +101,7 @@ class Supervisor:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # our signals reach it only through us: clean, ordered shutdown
+            preexec_fn=_die_with_parent,
         )
         threading.Thread(target=self._pump, args=(child, child.proc), daemon=True).start()
 
