@@ -20,7 +20,7 @@ from edgeinspect.core.observability import get_logger
 from edgeinspect.core.package import Framework
 
 from edgeinspect_cloud.data.arrays import ArraySet
-from edgeinspect_cloud.data.augment import augment_batch, balanced_order
+from edgeinspect_cloud.data.augment import augment_batch, balanced_order, crop_rows
 from edgeinspect_cloud.evaluation.metrics import average_precision, dice_iou
 from edgeinspect_cloud.training.config import TrainConfig, TrainResult, default_config
 from edgeinspect_cloud.training.finish import FitOutcome, finish_run
@@ -61,15 +61,15 @@ def dice_bce_loss(y_true: Any, y_pred: Any) -> Any:
     return bce + (1.0 - dice)
 
 
-def build_segmenter(config: TrainConfig, data: PreparedData, steps: int) -> Any:
-    """The compiled U-Net (Adam with cosine decay over ``steps`` batches)."""
+def build_segmenter(config: TrainConfig, data: PreparedData, steps: int, height: int | None = None) -> Any:
+    """The compiled U-Net (Adam with cosine decay over ``steps`` batches) for ``height`` rows of input."""
     import keras
 
     from edgeinspect_cloud.training.unet import build_unet
 
     norm = data.spec.normalisation
     model = build_unet(
-        config.height,
+        height or config.height,
         config.img_width,
         base_filters=config.width,
         mean=norm.mean,
@@ -126,7 +126,9 @@ def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
     steps = (
         len(balanced_order(data.train.labels, np.random.default_rng(0), cfg.defect_share)) // cfg.batch_size
     )
+    crop = cfg.crop_height if cfg.crop_height and cfg.crop_height < cfg.height else None
     model = build_segmenter(cfg, data, steps * cfg.epochs)
+    trainee = build_segmenter(cfg, data, steps * cfg.epochs, height=crop) if crop else model
     best_path = folder / "checkpoints/segmenter-best.weights.h5"
     last_path = folder / "checkpoints/segmenter-last.weights.h5"
     history: list[dict[str, float]] = []
@@ -134,7 +136,9 @@ def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
     best_epoch, stale, started = 0, 0, time.perf_counter()
     epochs = tqdm(range(1, cfg.epochs + 1), desc="segmenter", unit="epoch", disable=not cfg.progress)
     for epoch in epochs:
-        loss = _train_epoch(model, data.train, cfg, epoch)
+        loss = _train_epoch(trainee, data.train, cfg, epoch, crop)
+        if trainee is not model:  # same layers, any input height: the weights carry over as they are
+            model.set_weights(trainee.get_weights())
         scores = _validate(model, data.val)
         history.append({"epoch": epoch, "loss": loss, **scores})
         epochs.set_postfix(
@@ -155,7 +159,7 @@ def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
     return FitOutcome(model, framework, best_path, history, best_epoch, len(history), seconds)
 
 
-def _train_epoch(model: Any, train: ArraySet, cfg: TrainConfig, epoch: int) -> float:
+def _train_epoch(model: Any, train: ArraySet, cfg: TrainConfig, epoch: int, crop: int | None) -> float:
     """One pass over a balanced, shuffled, augmented epoch; returns the mean training loss."""
     from tqdm import tqdm
 
@@ -168,6 +172,8 @@ def _train_epoch(model: Any, train: ArraySet, cfg: TrainConfig, epoch: int) -> f
         index = order[start : start + cfg.batch_size]
         images, masks = augment_batch(train.images[index], train.masks[index], rng, cfg.augment)
         assert masks is not None
+        if crop:
+            images, masks = crop_rows(images, masks, rng, crop)
         value = model.train_on_batch(images, masks[:, None])
         losses.append(float(np.asarray(value).ravel()[0]))
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
