@@ -11,8 +11,9 @@ import pytest
 from edgeinspect_cloud.data.dataset import list_split, read_labels, read_sample
 from edgeinspect_cloud.data.synth import plan_labels, render_sample, write_dataset
 from edgeinspect_cloud.errors import DatasetError
-from edgeinspect_cloud.evaluation.metrics import average_precision
 from PIL import Image
+
+from tests.unit.cloud.synth_helpers import trivial_baseline_aps
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -91,30 +92,6 @@ def test_refuses_to_mix_into_an_existing_dataset(tmp_path: Path) -> None:
 def test_impossible_settings_are_refused(tmp_path: Path, settings: dict[str, float], message: str) -> None:
     with pytest.raises(DatasetError, match=message):
         write_dataset(tmp_path, **settings)  # type: ignore[arg-type]
-
-
-def trivial_scores(image: np.ndarray) -> dict[str, float]:
-    """Scores a threshold on raw pixels would use: extremes, contrast, dynamic range."""
-    grey = image.astype(np.float32).mean(axis=2)
-    median = float(np.median(grey))
-    return {
-        "max": float(grey.max()),
-        "min": -float(grey.min()),
-        "contrast": float(grey.std()),
-        "range": float(np.ptp(grey)),
-        "brightest_vs_median": float(np.percentile(grey, 99.9)) - median,
-        "darkest_vs_median": median - float(np.percentile(grey, 0.1)),
-    }
-
-
-def trivial_baseline_aps(images: list[np.ndarray], labels: np.ndarray) -> dict[str, float]:
-    """AP of each trivial score, taking the better of the two signs (the most generous reading)."""
-    table = [trivial_scores(image) for image in images]
-    aps = {}
-    for key in table[0]:
-        values = np.array([row[key] for row in table])
-        aps[key] = max(average_precision(labels, values), average_precision(labels, -values))
-    return aps
 
 
 def test_trivial_thresholds_score_near_chance() -> None:
