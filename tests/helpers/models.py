@@ -22,19 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import onnx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from edgeinspect.core.package import (
     Framework,
-    InputSpec,
     Manifest,
-    Normalisation,
-    OutputSpec,
-    Resize,
-    Thresholds,
     build_package,
     load_private_key,
     load_public_keys,
@@ -43,7 +37,8 @@ from edgeinspect.core.package import (
 )
 from onnx import TensorProto, helper
 
-Task = Literal["classification", "segmentation"]
+from tests.helpers.manifests import Task, manifest
+
 OPSET = 17
 SLOPE = 12.0
 CREATED_AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -192,29 +187,20 @@ def manifest_for(
     name: str, version: str, task: Task, height: int, width: int, threshold: float = 0.5
 ) -> Manifest:
     """The manifest of a test model (``files`` and ``golden`` are filled in by ``build_package``)."""
-    if task == "classification":
-        outputs = [OutputSpec(name=CLS_OUTPUT, meaning="defect_probability", shape=[-1, 1])]
-        thresholds = Thresholds(image=threshold)
-    else:
-        outputs = [OutputSpec(name=SEG_OUTPUT, meaning="mask_probability", shape=[-1, 1, height, width])]
-        thresholds = Thresholds(image=threshold, pixel=threshold)
-    return Manifest(
+    return manifest(
+        task,
         name=name,
         version=version,
-        task=task,
+        height=height,
+        width=width,
+        batch=-1,
+        output=CLS_OUTPUT if task == "classification" else SEG_OUTPUT,
+        image=threshold,
+        pixel=threshold,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
         framework=Framework(name="onnx", version=onnx.__version__),
         created_at=CREATED_AT,
-        input=InputSpec(
-            name=INPUT_NAME,
-            shape=[-1, 3, height, width],
-            dtype="uint8",
-            colour="RGB",
-            resize=Resize(height=height, width=width, mode="stretch"),
-            normalisation=Normalisation(mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0]),
-            normalisation_in_graph=True,
-        ),
-        outputs=outputs,
-        thresholds=thresholds,
         dataset_fingerprint="synthetic-test-data",
     )
 

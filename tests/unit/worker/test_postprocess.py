@@ -12,7 +12,7 @@ from edgeinspect.core.postprocess import mask_area_and_bbox
 from edgeinspect.core.preprocess import plan
 from edgeinspect_inference.worker.postprocess import postprocess
 
-from tests.unit.worker.manifests import manifest
+from tests.helpers.manifests import manifest
 
 IDENTITY = plan(8, 8, Resize(height=8, width=8, mode="stretch"))
 

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from edgeinspect.core.package import (
-    Framework,
-    InputSpec,
     Manifest,
-    Normalisation,
-    OutputSpec,
-    Resize,
-    Thresholds,
     build_package,
     load_private_key,
     load_public_keys,
     write_keypair,
 )
 
+from tests.helpers.manifests import manifest
 from tests.unit.core.package.helpers import tiny_onnx_bytes
 
 
@@ -30,26 +24,15 @@ def make_manifest(**overrides: object) -> Manifest:
     fields: dict[str, object] = {
         "name": "defect-cls",
         "version": "7",
-        "task": "classification",
-        "framework": Framework(name="torch", version="2.13.0"),
-        "created_at": datetime(2024, 6, 1, 12, 0, tzinfo=UTC),
-        "input": InputSpec(
-            name="image",
-            shape=[1, 3, 8, 8],
-            dtype="uint8",
-            colour="RGB",
-            resize=Resize(height=8, width=8, mode="letterbox"),
-            normalisation=Normalisation(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
-            normalisation_in_graph=True,
-        ),
-        "outputs": [OutputSpec(name="score", meaning="defect_probability", shape=[1, 1])],
-        "thresholds": Thresholds(image=0.5),
+        "output": "score",
+        "mode": "letterbox",
+        "pixel": None,
         "metrics": {"auroc": 0.97, "f1": 0.91},
         "dataset_fingerprint": "sha256:" + "ab" * 32,
         "baseline": {"score_histogram": [1, 2, 3], "mean_brightness": 117.5},
     }
     fields.update(overrides)
-    return Manifest.model_validate(fields)
+    return manifest(**fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture
