@@ -1,5 +1,6 @@
 """Run the UI for real (uvicorn on a free loopback port, in a thread) and write what the other
-services would write: frames, results with masks, events. Shared by the integration and browser tests."""
+services would write: frames, results with masks, events. Shared by the integration and browser tests,
+whose conftests both import the ``streams`` and ``ui`` fixtures from here."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pytest
 import uvicorn
 from edgeinspect.core import names
 from edgeinspect.core.messages import Event, Frame, Prediction, Result
@@ -22,6 +24,7 @@ from edgeinspect_ui.settings import UiSettings
 from fastapi import FastAPI
 from PIL import Image
 
+from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.servers import LOOPBACK, free_port
 
 WIDTH, HEIGHT = 160, 120
@@ -59,6 +62,20 @@ def serve_ui(**overrides: Any) -> Iterator[LiveUi]:
         app.state.ui.begin_shutdown()
         server.should_exit = True
         thread.join(15)
+
+
+@pytest.fixture
+def streams(redis_server: RedisServer) -> Iterator[Streams]:
+    client = Streams.from_url(redis_server.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def ui(redis_server: RedisServer, line_id: str) -> Iterator[LiveUi]:
+    """The UI showing only this test's line (the session's Redis holds other tests' lines too)."""
+    with serve_ui(redis_url=redis_server.url, ui_lines=line_id, line=line_id) as live:
+        yield live
 
 
 def png(pixels: np.ndarray) -> bytes:
