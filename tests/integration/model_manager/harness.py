@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tarfile
 import uuid
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from edgeinspect.core.mqtt import MqttClient
 from edgeinspect.core.storage import ObjectStore
 
 from tests.fixtures.agent import AgentServer
-from tests.fixtures.servers import LOOPBACK, free_port
+from tests.fixtures.servers import LOOPBACK, free_port, read_log, signal_and_wait, spawn_module
 from tests.helpers.jobs_cloud import JobExecution, JobsCloud
 from tests.helpers.models import image
 
@@ -68,10 +67,7 @@ class ManagerProcess:
         return f"http://{LOOPBACK}:{self.http_port}"
 
     def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "edgeinspect_model_manager"], env=self.env, stdout=log, stderr=log
-            )
+        self.proc = spawn_module("edgeinspect_model_manager", self.env, self.log_path)
         assert wait_until(self._ready, timeout=60, interval=0.1), f"manager not ready:\n{self.logs()[-4000:]}"
 
     def _ready(self) -> bool:
@@ -85,19 +81,10 @@ class ManagerProcess:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return 0
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        return int(proc.returncode)
+        return 0 if proc is None else signal_and_wait(proc, sig, timeout)
 
     def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return read_log(self.log_path)
 
 
 @dataclass
