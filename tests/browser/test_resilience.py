@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,22 +11,10 @@ from edgeinspect.core import names
 from edgeinspect.core.streams import Streams
 
 from tests.fixtures.redis_server import RedisServer
-from tests.fixtures.servers import LOOPBACK, free_port
 from tests.integration.ui.support import LiveUi, push, serve_ui
 
 pytestmark = pytest.mark.browser
 WAIT_MS = 15_000
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A redis-server for this test alone: it is stopped and started again (the session's is shared)."""
-    with tempfile.TemporaryDirectory() as workdir:
-        port = free_port()
-        server = RedisServer(url=f"redis://{LOOPBACK}:{port}/0", port=port, workdir=Path(workdir))
-        server.start()
-        yield server
-        server.stop()
 
 
 @pytest.fixture

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from edgeinspect.core.lifecycle import wait_until
 from edgeinspect.core.streams import Streams
 
 from tests.fixtures.redis_server import RedisServer
-from tests.fixtures.servers import LOOPBACK, free_port
 from tests.integration.ui.support import LiveUi, SseReader, job_event, push, serve_ui
 
 TIMEOUT = httpx.Timeout(15.0)
@@ -49,17 +44,6 @@ def test_a_job_event_pushes_a_new_model_table(ui: LiveUi, streams: Streams, line
 
 def test_unknown_line_is_refused_before_streaming(ui: LiveUi) -> None:
     assert httpx.get(f"{ui.url}/api/stream", params={"line": "elsewhere"}).status_code == 404
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test's own, because the test stops it (the session's one is shared)."""
-    with tempfile.TemporaryDirectory() as workdir:
-        port = free_port()
-        server = RedisServer(url=f"redis://{LOOPBACK}:{port}/0", port=port, workdir=Path(workdir))
-        server.start()
-        yield server
-        server.stop()
 
 
 def test_redis_outage_is_a_status_event_and_the_feed_resumes(own_redis: RedisServer, line_id: str) -> None:
