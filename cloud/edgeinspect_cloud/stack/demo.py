@@ -50,11 +50,11 @@ def _last_json(output: str) -> dict[str, object]:
     raise DemoError("the pipeline printed no JSON summary line")
 
 
-def prepare_models(cfg: StackConfig, supervisor: Supervisor, images: int) -> dict[str, int]:
-    """Keys, synthetic data, quick training, packaging, registration and approval."""
+def prepare_inputs(cfg: StackConfig, supervisor: Supervisor, images: int) -> None:
+    """Signing keys (the device trusts the public one) and the synthetic line the camera replays;
+    done before the stack starts so the camera has its folder from the first second."""
     keys = cfg.state_dir / "keys"
-    private = keys / "edgeinspect.key"
-    if not private.exists():
+    if not (keys / "edgeinspect.key").exists():
         _cli(supervisor, "keys", "keys", "generate", "--out", str(keys))
     cfg.keys_dir.mkdir(parents=True, exist_ok=True)
     for pub in keys.glob("*.pub"):
@@ -62,6 +62,12 @@ def prepare_models(cfg: StackConfig, supervisor: Supervisor, images: int) -> dic
     data = cfg.state_dir / "data"
     if not (data / "test").exists():
         _cli(supervisor, "data", "data", "synth", "--out", str(data), "--count", str(images), "--seed", "7")
+
+
+def prepare_models(cfg: StackConfig, supervisor: Supervisor) -> dict[str, int]:
+    """Quick training of both models, evaluation, compile, packaging, registration and approval."""
+    private = cfg.state_dir / "keys" / "edgeinspect.key"
+    data = cfg.state_dir / "data"
     registry = f"file://{cfg.state_dir / 'registry'}"
     run_dir = cfg.state_dir / "runs" / time.strftime("%Y%m%d-%H%M%S")
     summary = _last_json(
@@ -106,46 +112,92 @@ def prepare_models(cfg: StackConfig, supervisor: Supervisor, images: int) -> dic
 
 
 def _registered_versions(summary: dict[str, object]) -> dict[str, int]:
-    registered = summary.get("registered")
-    if not isinstance(registered, list) or not registered:
-        raise DemoError(f"the pipeline registered no version: {summary}")
-    out: dict[str, int] = {}
-    for item in registered:
-        if isinstance(item, dict):
-            out[str(item["group"])] = int(item["version"])
-    return out
+    """``{"defect-cls": 3, ...}`` from the pipeline's last output line."""
+    versions = summary.get("versions")
+    if not isinstance(versions, dict) or not versions:
+        raise DemoError(f"the pipeline registered no version: {sorted(summary)}")
+    return {str(group): int(version) for group, version in versions.items()}
 
 
 def deploy(cfg: StackConfig, supervisor: Supervisor, versions: dict[str, int]) -> None:
+    """One MQTT job per model to the line's thing group, then wait until each SUCCEEDED."""
     registry = f"file://{cfg.state_dir / 'registry'}"
     fleet_db = f"sqlite:///{cfg.state_dir / 'fleet.sqlite3'}"
+    jobs = []
     for group, version in versions.items():
-        _cli(
-            supervisor,
-            "deploy",
-            "deploy",
-            "--model",
-            group,
-            "--version",
-            str(version),
-            "--target",
-            cfg.lines[0].line,
-            "--registry",
-            registry,
-            "--fleet-db",
-            fleet_db,
-        )
+        out = _cli(supervisor, "deploy", "deploy", "--model", group, "--version", str(version), "--target",
+                   cfg.lines[0].line, "--registry", registry, "--fleet-db", fleet_db, "--json")  # fmt: skip
+        jobs.append(str(json.loads(out)["jobId"]))
+    for job in jobs:
+        status = _wait_for_job(job, fleet_db, timeout_s=240)
+        supervisor.say("demo", f"job {job}: {status}", 92 if status == "SUCCEEDED" else 91)
+        if status != "SUCCEEDED":
+            raise DemoError(f"deployment job {job} ended {status}; see the model-manager lines above")
+
+
+def _wait_for_job(job: str, fleet_db: str, timeout_s: float) -> str:
+    """The job's final status (SUCCEEDED, FAILED, CANCELED) or TIMED_OUT."""
+    deadline = time.monotonic() + timeout_s
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgeinspect_cloud.cli",
+        "jobs",
+        "show",
+        job,
+        "--fleet-db",
+        fleet_db,
+        "--json",
+    ]
+    while time.monotonic() < deadline:
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            job_view = json.loads(done.stdout)
+            executions = [str(e.get("status")) for e in job_view.get("executions", [])]
+            if executions and all(s in ("SUCCEEDED", "FAILED", "CANCELED", "REJECTED") for s in executions):
+                failed = [s for s in executions if s != "SUCCEEDED"]
+                return failed[0] if failed else "SUCCEEDED"
+        time.sleep(2.0)
+    return "TIMED_OUT"
+
+
+def _wait_for_verdicts(cfg: StackConfig, timeout_s: float = 60.0) -> int:
+    """How many recent frames both models judged, waiting until there is at least one."""
+    from edgeinspect.core import names
+    from edgeinspect.core.messages import Result
+    from edgeinspect.core.streams import Streams
+
+    streams = Streams.from_url(cfg.redis_url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            recent = [e.parse(Result) for e in streams.latest(names.results_stream(cfg.lines[0].line), 50)]
+            judged = [r for r in recent if r.verdict != "error" and len(r.predictions) >= 2]
+            if judged:
+                return len(judged)
+            time.sleep(1.0)
+        return 0
+    finally:
+        streams.close()
 
 
 def run_demo(args: argparse.Namespace, cfg: StackConfig) -> int:
     def steps(supervisor: Supervisor) -> None:
         supervisor.say("demo", "step 1/3: quick models for both tasks (a minute or two on 2 cores)", 92)
-        versions = prepare_models(cfg, supervisor, args.images)
+        versions = prepare_models(cfg, supervisor)
         supervisor.say("demo", f"step 2/3: deploying {versions} by MQTT job to {cfg.lines[0].line}", 92)
         deploy(cfg, supervisor, versions)
-        supervisor.say("demo", f"step 3/3: live verdicts at http://localhost:{cfg.ui_port}", 92)
+        judged = _wait_for_verdicts(cfg)
+        if not judged:
+            raise DemoError("no frame was judged by both models within a minute; see the worker lines above")
+        supervisor.say("demo", f"step 3/3: live verdicts and masks at http://localhost:{cfg.ui_port}", 92)
 
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare_inputs(cfg, Supervisor(), args.images)
+    except DemoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     # a demo watches a new version for 20 s (production default: 5 minutes) before the job succeeds
     cfg.extra_env.setdefault("EI_ROLLBACK_WINDOW_S", "20")
     cfg.extra_env.setdefault("EI_UNLOAD_GRACE_S", "2")
