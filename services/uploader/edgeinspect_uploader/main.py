@@ -22,6 +22,7 @@ CLI = ServiceCli(
     prog="edgeinspect-uploader",
     description=__doc__.split("\n")[0],
     settings=UploaderSettings,
+    url_fields=("redis_url", "capture_url", "s3_endpoint_url"),
     sort_keys=True,
 )
 

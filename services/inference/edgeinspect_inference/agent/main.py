@@ -24,6 +24,7 @@ CLI = ServiceCli(
     "and edgeinspect's extensions. Configured by EI_ environment variables; "
     "see services/inference/README.md.",
     settings=AgentSettings,
+    url_fields=("redis_url",),
 )
 
 

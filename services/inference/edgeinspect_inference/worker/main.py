@@ -28,6 +28,7 @@ CLI = ServiceCli(
     "results, captures and alerts. Configured by EI_ environment variables; "
     "see services/inference/README.md.",
     settings=WorkerSettings,
+    url_fields=("redis_url", "mqtt_url", "webhook_url"),
 )
 
 
