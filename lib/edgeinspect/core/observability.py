@@ -6,6 +6,7 @@ a factory's log shipper can index frame and job ids without parsing prose.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sys
@@ -172,7 +173,7 @@ class HealthServer:
     ) -> None:
         attrs = {"health": health, "registry": registry, "routes": dict(routes or {})}
         handler = type("Handler", (_HealthHandler,), attrs)
-        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server = _bind(host, port, handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="health-http", daemon=True)
 
@@ -187,6 +188,21 @@ class HealthServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def _bind(
+    host: str, port: int, handler: type[BaseHTTPRequestHandler], wait_s: float = 10.0
+) -> ThreadingHTTPServer:
+    """Bind the health port, waiting a little while it is still held: a restarted service often
+    comes back before its previous process has released the port."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or port == 0 or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
 
 
 def percentile(values: list[float], q: float) -> float:
