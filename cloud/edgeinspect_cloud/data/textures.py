@@ -125,7 +125,7 @@ def stains(rng: np.random.Generator, height: int, width: int, amount: float) -> 
         cv2.ellipse(blob, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
         sigma = float(rng.uniform(6, 20))
         blob = f32(cv2.GaussianBlur(blob, (0, 0), sigma))
-        plane += float(rng.choice([-1.0, 1.0]) * rng.uniform(0.04, 0.25)) * blob
+        plane += float(rng.choice([-1.0, 1.0]) * rng.uniform(0.04, 0.12)) * blob
     return plane
 
 
