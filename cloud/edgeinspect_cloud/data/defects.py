@@ -73,10 +73,10 @@ def scratch(rng: np.random.Generator, height: int, width: int, strength: float) 
     alpha = np.zeros((height, width), np.float32)
     length = _log_uniform(rng, 25.0, min(300.0, 1.2 * height))
     steps = max(4, int(length / 8))
-    path = _path(rng, _start(rng, height, width, 10), rng.uniform(0, 2 * np.pi), steps, length / steps, 0.04)
-    thickness = int(rng.choice([1, 1, 2, 3]))
+    path = _path(rng, _start(rng, height, width, 20), rng.uniform(0, 2 * np.pi), steps, length / steps, 0.04)
+    thickness = int(rng.choice([2, 2, 3]))
     _taper(path, alpha, thickness)
-    amplitude = _contrast(rng, strength, 3.0, 9.0) * float(rng.choice([-1.0, 1.0], p=[0.65, 0.35]))
+    amplitude = _contrast(rng, strength, 6.0, 14.0) * float(rng.choice([-1.0, 1.0], p=[0.65, 0.35]))
     effect = amplitude * cv2.GaussianBlur(alpha, (0, 0), 0.6)
     if rng.random() < 0.4:  # a ploughed scratch: a bright rim beside the dark groove
         rim = cv2.GaussianBlur(alpha, (0, 0), 2.0) - cv2.GaussianBlur(alpha, (0, 0), 0.7)
@@ -87,16 +87,16 @@ def scratch(rng: np.random.Generator, height: int, width: int, strength: float) 
 def crack(rng: np.random.Generator, height: int, width: int, strength: float) -> Defect:
     """A jagged dark line that changes direction often, sometimes with a branch."""
     alpha = np.zeros((height, width), np.float32)
-    start = _start(rng, height, width, 15)
+    start = _start(rng, height, width, 20)
     angle = rng.uniform(0, 2 * np.pi)
     path = _path(rng, start, angle, int(rng.integers(8, 30)), float(rng.uniform(3, 7)), 0.45)
-    thickness = int(rng.choice([1, 2, 2]))
+    thickness = int(rng.choice([2, 2, 3]))
     _taper(path, alpha, thickness)
     if rng.random() < 0.5:
         fork = path[int(rng.integers(1, len(path) - 1))]
         branch = _path(rng, (float(fork[0]), float(fork[1])), angle + rng.choice([-1.0, 1.0]), 8, 4.0, 0.5)
         _taper(branch, alpha, 1)
-    amplitude = -_contrast(rng, strength, 3.0, 9.0)
+    amplitude = -_contrast(rng, strength, 6.0, 14.0)
     return Defect("crack", amplitude * cv2.GaussianBlur(alpha, (0, 0), 0.5), _mask(alpha, dilate=2))
 
 
@@ -104,18 +104,18 @@ def spot(rng: np.random.Generator, height: int, width: int, strength: float) -> 
     """A small round or oval pit, inclusion or splash (3-14 px), with a soft edge."""
     alpha = np.zeros((height, width), np.float32)
     centre = _start(rng, height, width, 16)
-    radius = _log_uniform(rng, 2.5, 14.0)
+    radius = _log_uniform(rng, 4.0, 14.0)
     axes = (max(2, round(radius * rng.uniform(0.6, 1.0))), max(2, round(radius * rng.uniform(0.8, 1.6))))
     cv2.ellipse(alpha, (round(centre[0]), round(centre[1])), axes, rng.uniform(0, 180), 0, 360, 1.0, -1)
     soft = cv2.GaussianBlur(alpha, (0, 0), max(0.6, radius / 5))
-    low = 2.0 if radius > 6 else 3.5  # a tiny spot needs more contrast to be visible at all
-    amplitude = _contrast(rng, strength, low, 8.0) * float(rng.choice([-1.0, 1.0], p=[0.7, 0.3]))
+    low = 3.0 if radius > 6 else 5.0  # a tiny spot needs more contrast to be visible at all
+    amplitude = _contrast(rng, strength, low, 10.0) * float(rng.choice([-1.0, 1.0], p=[0.7, 0.3]))
     return Defect("spot", amplitude * soft, _mask(alpha, dilate=1))
 
 
 def dent(rng: np.random.Generator, height: int, width: int, strength: float) -> Defect:
     """A large irregular dent or bump: mostly relief shading (one side lit, one shadowed), low contrast."""
-    radius = _log_uniform(rng, 9.0, 40.0)
+    radius = _log_uniform(rng, 10.0, 40.0)
     size = int(4 * radius) | 1
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) - size // 2
     wobble = 1.0 + 0.3 * smooth_noise(rng, size, size, max(2, int(radius / 2)))
@@ -128,7 +128,7 @@ def dent(rng: np.random.Generator, height: int, width: int, strength: float) -> 
     light = rng.uniform(0, 2 * np.pi)
     gy, gx = np.gradient(relief)
     shading = (np.cos(light) * gx + np.sin(light) * gy) * radius
-    amplitude = _contrast(rng, strength, 2.5, 6.0)
+    amplitude = _contrast(rng, strength, 4.0, 8.0)
     body = float(rng.choice([-1.0, 1.0], p=[0.7, 0.3])) * 0.5 * relief
     effect = amplitude * (shading / max(1e-6, float(np.abs(shading).max())) + body)
     return Defect("dent", effect.astype(np.float32), _mask(alpha, dilate=0))

@@ -13,7 +13,7 @@ from edgeinspect_cloud.data.synth import plan_labels, render_sample, write_datas
 from edgeinspect_cloud.errors import DatasetError
 from PIL import Image
 
-from tests.unit.cloud.synth_helpers import trivial_baseline_aps
+from tests.unit.cloud.synth_helpers import TRIVIAL, trivial_baseline_aps
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -96,10 +96,12 @@ def test_impossible_settings_are_refused(tmp_path: Path, settings: dict[str, flo
 
 def test_trivial_thresholds_score_near_chance() -> None:
     images, labels = [], []
-    for index in range(160):
+    for index in range(200):
         defective = index % 5 == 0
         image, _ = render_sample(np.random.default_rng([11, index]), 640, 232, defective)
         images.append(image)
         labels.append(defective)
     aps = trivial_baseline_aps(images, np.array(labels))
-    assert max(aps.values()) < 0.45, aps  # prevalence is 0.2; a useful detector is near 1
+    # prevalence is 0.2: chance AP; a useful detector is near 1
+    assert max(aps[key] for key in TRIVIAL) < 0.35, aps
+    assert max(aps.values()) < 0.6, aps
