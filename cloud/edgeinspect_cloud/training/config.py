@@ -96,15 +96,15 @@ def default_config(task: Task, *, quick: bool = False) -> TrainConfig:
         return TrainConfig(task=task, width=width, learning_rate=3e-3, **common)  # type: ignore[arg-type]
     if task == "classification":
         return TrainConfig(
-            task=task, height=320, img_width=112, width=16, epochs=30, patience=8, learning_rate=2e-3
+            task=task, height=320, img_width=112, width=16, epochs=30, patience=12, learning_rate=2e-3
         )
     return TrainConfig(
         task=task,
         height=320,
         img_width=112,
         width=8,
-        epochs=20,
-        patience=6,
+        epochs=30,
+        patience=10,
         learning_rate=2e-3,
         crop_height=96,
     )
