@@ -43,6 +43,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--int8-max-diff", type=float, default=CompileOptions.int8_max_diff)
     parser.add_argument("--int8-min-agreement", type=float, default=CompileOptions.int8_min_agreement)
     parser.add_argument(
+        "--int8-min-pixel-agreement", type=float, default=CompileOptions.int8_min_pixel_agreement
+    )
+    parser.add_argument(
         "--full-range",
         action="store_true",
         help="8-bit weights, not 7-bit: only for targets with VNNI or ARM dot product (see compile docs)",
@@ -72,6 +75,7 @@ def _compile(args: argparse.Namespace) -> int:
         max_calibration_images=args.calibration_images,
         int8_max_diff=args.int8_max_diff,
         int8_min_agreement=args.int8_min_agreement,
+        int8_min_pixel_agreement=args.int8_min_pixel_agreement,
         reduce_range=not args.full_range,
     )
     result = compile_model(source, data, args.out, options)

@@ -22,7 +22,13 @@ from edgeinspect.core.observability import get_logger
 from edgeinspect_cloud.compile.contract import OUTPUT_NAMES, adapt_to_contract, check_contract
 from edgeinspect_cloud.compile.errors import CompileError
 from edgeinspect_cloud.compile.optimize import CalibrationName, OptimisationLevel, optimize, quantize_int8
-from edgeinspect_cloud.compile.parity import ParityReport, accuracy, compare, require_parity
+from edgeinspect_cloud.compile.parity import (
+    Bounded,
+    ParityReport,
+    accuracy,
+    compare,
+    require_parity,
+)
 from edgeinspect_cloud.compile.runtime import (
     cpu_int8_features,
     latency_ms,
@@ -44,10 +50,12 @@ class CompileOptions:
     """Knobs of the compile step; the defaults are what the pipeline uses.
 
     ``export_max_diff``: allowed |framework - fp32 ONNX| (float rounding is ~1e-6).
-    ``int8_max_diff`` / ``int8_min_agreement``: allowed |fp32 - int8| on probabilities and the share of
-    validation images that must keep their verdict; quantisation error on a probability is typically a
-    few hundredths, a bad calibration gives tenths and flipped verdicts. Verdicts of images whose fp32
-    score lies within ``verdict_margin`` of the threshold are not judged (see ``ParityReport``).
+    ``int8_max_diff`` / ``int8_min_agreement``: allowed |fp32 - int8| on image scores (the probability,
+    or a mask's maximum) and the share of validation images that must keep their verdict; quantisation
+    error on a probability is typically a few hundredths, a bad calibration gives tenths and flipped
+    verdicts. ``int8_min_pixel_agreement``: the share of mask pixels that must stay on the same side of
+    the pixel threshold (segmentation). Verdicts of images whose fp32 score lies within
+    ``verdict_margin`` of the threshold are not judged (see ``ParityReport``).
     """
 
     optimisation: OptimisationLevel = "basic"
@@ -58,6 +66,7 @@ class CompileOptions:
     export_max_diff: float = 1e-3
     int8_max_diff: float = 0.25
     int8_min_agreement: float = 0.9
+    int8_min_pixel_agreement: float = 0.99
     verdict_margin: float = 0.02
     latency_runs: int = 20
     latency_threads: int = 1
@@ -148,6 +157,8 @@ def compile_model(
                 opts.int8_max_diff,
                 opts.int8_min_agreement,
                 opts.verdict_margin,
+                bounded="scores",
+                min_pixel_agreement=opts.int8_min_pixel_agreement,
             )
             report["int8_parity"] = parity.as_dict()
             report["int8"] = _measure(int8_path, int8, data, task, opts)
@@ -190,6 +201,9 @@ def _compare(
     max_allowed: float,
     min_agreement: float,
     margin: float,
+    *,
+    bounded: Bounded = "outputs",
+    min_pixel_agreement: float | None = None,
 ) -> ParityReport:
     return compare(
         reference,
@@ -201,6 +215,8 @@ def _compare(
         max_allowed=max_allowed,
         min_agreement=min_agreement,
         margin=margin,
+        bounded=bounded,
+        min_pixel_agreement=min_pixel_agreement,
     )
 
 

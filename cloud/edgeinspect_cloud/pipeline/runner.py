@@ -100,10 +100,12 @@ def _headline(step: str, report: dict[str, Any]) -> str:
     if step == "compile" and "int8_parity" in report:
         parity = report["int8_parity"]
         fp32, int8 = report.get("fp32", {}), report.get("int8", {})
+        pixels = parity.get("pixel_agreement")
         return (
-            f": int8 max diff {parity['max_abs_diff']:.3f}, "
+            f": int8 score max diff {parity['score_max_abs_diff']:.3f}, "
             f"verdicts {parity['verdict_agreement']:.0%} agree, "
-            f"latency fp32 {fp32.get('latency_ms')} ms / int8 {int8.get('latency_ms')} ms"
+            + (f"pixels {pixels:.3%} agree, " if isinstance(pixels, float) else "")
+            + f"latency fp32 {fp32.get('latency_ms')} ms / int8 {int8.get('latency_ms')} ms"
         )
     if step == "package":
         return f": {report['package']} ({report['size_bytes'] / 1e6:.2f} MB), verified"

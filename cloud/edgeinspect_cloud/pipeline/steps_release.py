@@ -170,7 +170,7 @@ def package_metrics(
     for key, value in compiled.get("fp32", {}).get("metrics", {}).items():
         metrics[f"fp32_val_{key}"] = float(value)
     parity = compiled.get("int8_parity", {})
-    for key in ("max_abs_diff", "verdict_agreement"):
+    for key in ("max_abs_diff", "score_max_abs_diff", "verdict_agreement", "pixel_agreement"):
         if isinstance(parity.get(key), int | float):
             metrics[f"int8_parity_{key}"] = float(parity[key])
     return metrics

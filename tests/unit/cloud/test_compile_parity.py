@@ -16,6 +16,7 @@ from edgeinspect_cloud.compile import (
     compile_model,
     from_torch,
 )
+from edgeinspect_cloud.compile.parity import require_parity
 
 from tests.unit.cloud.compile_helpers import (
     NORMALISATION,
@@ -113,3 +114,39 @@ def test_compare_measures_difference_and_verdict_agreement() -> None:
         min_agreement=0.0,
     )
     assert seg.verdict_agreement == 0.5 and seg.pixel_agreement == pytest.approx(31 / 32)
+
+
+def test_int8_segmentation_is_judged_by_scores_and_pixels_not_one_steep_pixel() -> None:
+    """One edge pixel far off decides nothing; a flipped verdict or a changed mask still fails."""
+    reference = np.zeros((2, 1, 10, 10), np.float32)
+    reference[0, 0, 4:6, 4:6] = 0.95
+    reference[0, 0, 3, 4] = 0.8
+    one_pixel = reference.copy()
+    one_pixel[0, 0, 3, 4] = 0.1  # a steep edge pixel: 0.7 apart, 1 of 200 pixels
+    common = {
+        "task": "segmentation",
+        "names": ("fp32 ONNX", "int8 ONNX"),
+        "image_threshold": 0.5,
+        "pixel_threshold": 0.5,
+        "max_allowed": 0.25,
+        "min_agreement": 0.9,
+        "bounded": "scores",
+        "min_pixel_agreement": 0.99,
+    }
+    report = compare(reference, one_pixel, **common)  # type: ignore[arg-type]
+    assert report.max_abs_diff == pytest.approx(0.7) and report.score_max_abs_diff == 0.0
+    assert report.pixel_agreement == pytest.approx(199 / 200) and report.passed
+
+    blurred = reference.copy()
+    blurred[0, 0, 3:6, 4:6] = 0.6  # verdicts and pixels hold, but the score moved 0.35
+    assert not compare(reference, blurred, **common).passed  # type: ignore[arg-type]
+
+    lost = reference.copy()
+    lost[0, 0, 3:6, 4:6] = 0.4  # the defect vanishes from the mask: 5 pixels and one verdict flip
+    failed = compare(reference, lost, **common)  # type: ignore[arg-type]
+    assert not failed.passed and failed.pixel_agreement == pytest.approx(195 / 200)
+    with pytest.raises(ParityError, match=r"max abs diff of image scores 0\.55.*pixel agreement 97\.500%"):
+        require_parity(failed, hint="recalibrate")
+
+    exported = compare(reference, one_pixel, **{**common, "bounded": "outputs"})  # type: ignore[arg-type]
+    assert not exported.passed  # an export is bounded on every output value
