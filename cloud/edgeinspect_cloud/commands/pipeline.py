@@ -99,6 +99,9 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
 
 @reports_errors
 def _run(args: argparse.Namespace) -> int:
+    from edgeinspect.core.observability import configure_logging
+
+    configure_logging("INFO", service="pipeline")  # one JSON line per epoch on stderr; step lines stay
     steps = parse_steps(args.steps)
     summary = run_pipeline(options_from_args(args, steps), steps)
     print(json.dumps(summary["result"], sort_keys=True))
