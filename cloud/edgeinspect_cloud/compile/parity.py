@@ -33,7 +33,8 @@ class ParityReport:
     ``borderline`` ones closer than that are counted but not judged, because the threshold chosen for
     best F1 *is* a validation score and any rounding flips that image (with a dozen validation images
     one such flip is 8%). ``pixel_agreement`` (segmentation) is the share of pixels on the same side of
-    the pixel threshold.
+    the pixel threshold, likewise among pixels at least ``margin`` from it (``borderline_pixels`` are
+    not judged: a barely trained U-Net puts most pixels near 0.5, where any rounding flips them).
 
     ``bounded`` says which difference ``max_allowed`` limits. ``"outputs"``: every output value (an
     export, where anything above float rounding is a bug). ``"scores"``: the image scores that decide
@@ -52,6 +53,7 @@ class ParityReport:
     borderline: int
     margin: float
     pixel_agreement: float | None
+    borderline_pixels: int | None
     max_allowed: float
     min_agreement: float
     bounded: Bounded = "outputs"
@@ -113,9 +115,12 @@ def compare(
     same = (ref_scores >= image_threshold) == (cand_scores >= image_threshold)
     score_diff = np.abs(ref_scores.astype(np.float64) - cand_scores.astype(np.float64))
     judged = np.abs(ref_scores.astype(np.float64) - image_threshold) >= margin
-    pixel = None
+    pixel, borderline_pixels = None, None
     if task == "segmentation" and pixel_threshold is not None:
-        pixel = float(np.mean((reference >= pixel_threshold) == (candidate >= pixel_threshold)))
+        kept = (reference >= pixel_threshold) == (candidate >= pixel_threshold)
+        clear = np.abs(reference.astype(np.float64) - pixel_threshold) >= margin
+        pixel = float(np.mean(kept[clear])) if clear.any() else 1.0
+        borderline_pixels = int((~clear).sum())
     return ParityReport(
         reference=names[0],
         candidate=names[1],
@@ -127,6 +132,7 @@ def compare(
         borderline=int((~judged).sum()),
         margin=margin,
         pixel_agreement=pixel,
+        borderline_pixels=borderline_pixels,
         max_allowed=max_allowed,
         min_agreement=min_agreement,
         bounded=bounded,

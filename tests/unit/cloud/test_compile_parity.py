@@ -150,3 +150,25 @@ def test_int8_segmentation_is_judged_by_scores_and_pixels_not_one_steep_pixel() 
 
     exported = compare(reference, one_pixel, **{**common, "bounded": "outputs"})  # type: ignore[arg-type]
     assert not exported.passed  # an export is bounded on every output value
+
+
+def test_pixels_near_the_pixel_threshold_are_counted_not_judged() -> None:
+    """A barely trained U-Net says ~0.5 everywhere: int8 rounding flips those pixels and means nothing."""
+    rng = np.random.default_rng(3)
+    reference = (0.5 + rng.uniform(-0.01, 0.01, (4, 1, 8, 8))).astype(np.float32)
+    reference[0, 0, 0, 0] = 0.9  # one clear defect pixel
+    candidate = reference - np.float32(0.012)
+    common = {
+        "task": "segmentation",
+        "names": ("fp32 ONNX", "int8 ONNX"),
+        "image_threshold": 0.95,
+        "pixel_threshold": 0.5,
+        "max_allowed": 0.25,
+        "min_agreement": 0.9,
+        "bounded": "scores",
+        "min_pixel_agreement": 0.99,
+    }
+    judged = compare(reference, candidate, margin=0.02, **common)  # type: ignore[arg-type]
+    assert judged.borderline_pixels == 4 * 64 - 1 and judged.pixel_agreement == 1.0 and judged.passed
+    strict = compare(reference, candidate, margin=0.0, **common)  # type: ignore[arg-type]
+    assert strict.borderline_pixels == 0 and strict.pixel_agreement < 0.99 and not strict.passed
