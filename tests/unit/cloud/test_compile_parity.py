@@ -26,6 +26,18 @@ from tests.unit.cloud.compile_helpers import (
     toy_images,
 )
 
+SEG_INT8_GATE: dict[str, object] = {
+    "task": "segmentation",
+    "names": ("fp32 ONNX", "int8 ONNX"),
+    "image_threshold": 0.5,
+    "pixel_threshold": 0.5,
+    "max_allowed": 0.25,
+    "min_agreement": 0.9,
+    "bounded": "scores",
+    "min_pixel_agreement": 0.99,
+}
+"""The compile step's int8 gate for a segmenter (its defaults), as ``compare`` keyword arguments."""
+
 
 def test_a_model_that_tracing_changes_fails_the_export_parity_gate(tmp_path: Path) -> None:
     images, labels, _ = toy_images(12)
@@ -123,16 +135,7 @@ def test_int8_segmentation_is_judged_by_scores_and_pixels_not_one_steep_pixel() 
     reference[0, 0, 3, 4] = 0.8
     one_pixel = reference.copy()
     one_pixel[0, 0, 3, 4] = 0.1  # a steep edge pixel: 0.7 apart, 1 of 200 pixels
-    common = {
-        "task": "segmentation",
-        "names": ("fp32 ONNX", "int8 ONNX"),
-        "image_threshold": 0.5,
-        "pixel_threshold": 0.5,
-        "max_allowed": 0.25,
-        "min_agreement": 0.9,
-        "bounded": "scores",
-        "min_pixel_agreement": 0.99,
-    }
+    common = SEG_INT8_GATE
     report = compare(reference, one_pixel, **common)  # type: ignore[arg-type]
     assert report.max_abs_diff == pytest.approx(0.7) and report.score_max_abs_diff == 0.0
     assert report.pixel_agreement == pytest.approx(199 / 200) and report.passed
@@ -158,16 +161,7 @@ def test_pixels_near_the_pixel_threshold_are_counted_not_judged() -> None:
     reference = (0.5 + rng.uniform(-0.01, 0.01, (4, 1, 8, 8))).astype(np.float32)
     reference[0, 0, 0, 0] = 0.9  # one clear defect pixel
     candidate = reference - np.float32(0.012)
-    common = {
-        "task": "segmentation",
-        "names": ("fp32 ONNX", "int8 ONNX"),
-        "image_threshold": 0.95,
-        "pixel_threshold": 0.5,
-        "max_allowed": 0.25,
-        "min_agreement": 0.9,
-        "bounded": "scores",
-        "min_pixel_agreement": 0.99,
-    }
+    common = {**SEG_INT8_GATE, "image_threshold": 0.95}
     judged = compare(reference, candidate, margin=0.02, **common)  # type: ignore[arg-type]
     assert judged.borderline_pixels == 4 * 64 - 1 and judged.pixel_agreement == 1.0 and judged.passed
     strict = compare(reference, candidate, margin=0.0, **common)  # type: ignore[arg-type]
