@@ -54,8 +54,8 @@ class CompileOptions:
     or a mask's maximum) and the share of validation images that must keep their verdict; quantisation
     error on a probability is typically a few hundredths, a bad calibration gives tenths and flipped
     verdicts. ``int8_min_pixel_agreement``: the share of mask pixels that must stay on the same side of
-    the pixel threshold (segmentation). Verdicts of images whose fp32 score lies within
-    ``verdict_margin`` of the threshold are not judged (see ``ParityReport``).
+    the pixel threshold (segmentation). Images and pixels whose fp32 score lies within
+    ``verdict_margin`` of their threshold are not judged (see ``ParityReport``).
     """
 
     optimisation: OptimisationLevel = "basic"
