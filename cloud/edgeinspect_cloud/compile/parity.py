@@ -112,15 +112,11 @@ def compare(
         )
     diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
     ref_scores, cand_scores = image_scores(reference, task), image_scores(candidate, task)
-    same = (ref_scores >= image_threshold) == (cand_scores >= image_threshold)
     score_diff = np.abs(ref_scores.astype(np.float64) - cand_scores.astype(np.float64))
-    judged = np.abs(ref_scores.astype(np.float64) - image_threshold) >= margin
+    verdicts, borderline = _agreement(ref_scores, cand_scores, image_threshold, margin)
     pixel, borderline_pixels = None, None
     if task == "segmentation" and pixel_threshold is not None:
-        kept = (reference >= pixel_threshold) == (candidate >= pixel_threshold)
-        clear = np.abs(reference.astype(np.float64) - pixel_threshold) >= margin
-        pixel = float(np.mean(kept[clear])) if clear.any() else 1.0
-        borderline_pixels = int((~clear).sum())
+        pixel, borderline_pixels = _agreement(reference, candidate, pixel_threshold, margin)
     return ParityReport(
         reference=names[0],
         candidate=names[1],
@@ -128,8 +124,8 @@ def compare(
         max_abs_diff=float(diff.max()) if diff.size else 0.0,
         mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
         score_max_abs_diff=float(score_diff.max()) if score_diff.size else 0.0,
-        verdict_agreement=float(np.mean(same[judged])) if judged.any() else 1.0,
-        borderline=int((~judged).sum()),
+        verdict_agreement=verdicts,
+        borderline=borderline,
         margin=margin,
         pixel_agreement=pixel,
         borderline_pixels=borderline_pixels,
@@ -138,6 +134,16 @@ def compare(
         bounded=bounded,
         min_pixel_agreement=min_pixel_agreement if task == "segmentation" else None,
     )
+
+
+def _agreement(
+    reference: FloatArray, candidate: FloatArray, threshold: float, margin: float
+) -> tuple[float, int]:
+    """Share of values on the same side of ``threshold``, judged only where the reference is at least
+    ``margin`` away from it, and how many were too close to judge (1.0 when none could be judged)."""
+    kept = (reference >= threshold) == (candidate >= threshold)
+    clear = np.abs(reference.astype(np.float64) - threshold) >= margin
+    return (float(np.mean(kept[clear])) if clear.any() else 1.0), int((~clear).sum())
 
 
 def require_parity(report: ParityReport, hint: str) -> None:
