@@ -46,6 +46,11 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--quick", action="store_true", help="small, fast settings for demos and tests (under a minute)"
     )
+    run.add_argument(
+        "--profile",
+        choices=["default", "quick", "demo"],
+        help="training settings: default, quick (tests; = --quick) or demo (`make demo-models`)",
+    )
     run.add_argument("--seed", type=int, default=0, help="seed of split, initialisation and augmentation")
     run.add_argument("--epochs", type=int, help="override the number of training epochs")
     run.add_argument("--by", help="who registers (default: the login name)")
@@ -86,6 +91,7 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         tasks=tasks,  # type: ignore[arg-type]
         datasets=list(args.dataset),
         quick=args.quick,
+        profile=args.profile,
         seed=args.seed,
         epochs=args.epochs,
         registry_url=args.registry,

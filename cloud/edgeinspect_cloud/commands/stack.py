@@ -24,6 +24,9 @@ def _add_stack_args(parser: argparse.ArgumentParser, state_default: str) -> None
     parser.add_argument("--thing", default="edge-1", help="this device's thing name")
     parser.add_argument("--fps", type=float, default=4.0, help="camera replay rate per line")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--verbose", action="store_true", help="stream every service's log lines to the console too"
+    )
 
 
 def register(sub: Any) -> None:
@@ -42,7 +45,15 @@ def register(sub: Any) -> None:
 
     demo = sub.add_parser("demo", help="synthetic line, quick training, MQTT deployment, live UI")
     _add_stack_args(demo, ".edgeinspect/demo")
-    demo.add_argument("--images", type=int, default=160, help="synthetic images to generate")
+    demo.add_argument("--images", type=int, default=400, help="synthetic images of the replayed line")
+    demo.add_argument(
+        "--train",
+        action="store_true",
+        help="train both models from scratch (minutes) instead of `make demo-models`",
+    )
+    demo.add_argument(
+        "--scoreboard-every", type=float, default=60.0, help="seconds between scoreboard lines (default 60)"
+    )
     demo.add_argument("--no-wait", action="store_true", help="stop after the first verdicts (for tests)")
     demo.set_defaults(handler=_demo)
 
@@ -60,6 +71,7 @@ def _config(args: argparse.Namespace, lines: list[tuple[str, str]], groups: list
         thing_groups=groups,
         ui_port=args.ui_port,
         log_level=args.log_level,
+        verbose=args.verbose,
     )
 
 

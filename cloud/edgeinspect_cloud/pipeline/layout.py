@@ -27,6 +27,7 @@ from typing import Any, Literal
 from edgeinspect.core.errors import EdgeInspectError
 
 from edgeinspect_cloud.compile import CompileOptions
+from edgeinspect_cloud.training.config import Profile
 
 Task = Literal["classification", "segmentation"]
 TASKS: tuple[Task, ...] = ("classification", "segmentation")
@@ -47,6 +48,7 @@ class PipelineOptions:
     tasks: list[Task]
     datasets: list[Path] = field(default_factory=list)
     quick: bool = False
+    profile: Profile | None = None
     seed: int = 0
     epochs: int | None = None
     registry_url: str | None = None

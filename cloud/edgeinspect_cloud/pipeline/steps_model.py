@@ -82,8 +82,8 @@ def _link(source: Path, link: Path) -> None:
 
 
 def train_config(options: PipelineOptions, task: Task) -> TrainConfig:
-    """The trainer's defaults for ``task`` (quick or full), with this run's seed, epochs and progress."""
-    return default_config(task, quick=options.quick).with_overrides(
+    """The trainer's defaults for ``task`` (its profile), with this run's seed, epochs and progress."""
+    return default_config(task, quick=options.quick, profile=options.profile).with_overrides(
         seed=options.seed, epochs=options.epochs, progress=options.progress
     )
 

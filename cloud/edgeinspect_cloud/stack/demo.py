@@ -16,8 +16,13 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
+from edgeinspect_cloud.pipeline import STEPS
+from edgeinspect_cloud.stack.demo_models import SHIPPED, seed_run
+from edgeinspect_cloud.stack.logfile import RotatingLog
 from edgeinspect_cloud.stack.runner import run_stack
+from edgeinspect_cloud.stack.scoreboard import LiveScoreboard, Scoreboard, ground_truth
 from edgeinspect_cloud.stack.supervisor import Supervisor
 from edgeinspect_cloud.stack.topology import StackConfig
 
@@ -26,18 +31,31 @@ class DemoError(RuntimeError):
     """A demo step failed; the message names the step and where its output is."""
 
 
-def _cli(supervisor: Supervisor, step: str, *argv: str) -> str:
-    """Run an ``edgeinspect`` subcommand, echoing its output; returns its stdout."""
+def _cli(supervisor: Supervisor, step: str, *argv: str, echo: bool = True) -> str:
+    """Run an ``edgeinspect`` subcommand; returns its stdout.
+
+    Everything it prints goes to the step's log file; the console gets its human lines (the pipeline's
+    step lines, the registry's answers), not the JSON log lines (one per epoch) nor the final JSON."""
     cmd = [sys.executable, "-m", "edgeinspect_cloud.cli", *argv]
     supervisor.say("demo", f"$ edgeinspect {' '.join(argv)}", 96)
+    path = supervisor.log_path(f"demo-{step}")
+    log = RotatingLog(path) if path is not None else None
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
-        supervisor.say(step, line, 96)
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if log is not None:
+                log.write(line)
+            if echo and (log is None or not line.lstrip().startswith(("{", "[", "]", "}"))):
+                supervisor.say(step, line, 96)
+    finally:
+        if log is not None:
+            log.close()
     if proc.wait() != 0:
-        raise DemoError(f"step {step!r} failed (exit {proc.returncode}); its output is above")
+        tail = "".join(lines[-15:])
+        raise DemoError(f"step {step!r} failed (exit {proc.returncode}); its last lines:\n{tail}")
     return "".join(lines)
 
 
@@ -64,12 +82,26 @@ def prepare_inputs(cfg: StackConfig, supervisor: Supervisor, images: int) -> Non
         _cli(supervisor, "data", "data", "synth", "--out", str(data), "--count", str(images), "--seed", "7")
 
 
-def prepare_models(cfg: StackConfig, supervisor: Supervisor) -> dict[str, int]:
-    """Quick training of both models, evaluation, compile, packaging, registration and approval."""
+def prepare_models(cfg: StackConfig, supervisor: Supervisor, train: bool = False) -> dict[str, int]:
+    """Both models through the pipeline: evaluation on this line's held-out split, the quality gate,
+    compile, packaging signed with this demo's key, registration; then approval.
+
+    The train step's output comes from ``make demo-models`` (see ``demo_models``) unless ``train``:
+    then the demo trains from scratch with the same ``demo`` profile (several minutes on 2 cores)."""
     private = cfg.state_dir / "keys" / "edgeinspect.key"
     data = cfg.state_dir / "data"
     registry = f"file://{cfg.state_dir / 'registry'}"
     run_dir = cfg.state_dir / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    steps = list(STEPS)
+    if not train:
+        try:
+            seed_run(run_dir)
+        except FileNotFoundError as exc:
+            raise DemoError(str(exc)) from exc
+        steps.remove("train")
+        supervisor.say(
+            "demo", f"trained models from `make demo-models` ({SHIPPED}); every later step runs now", 92
+        )
     summary = _last_json(
         _cli(
             supervisor,
@@ -80,7 +112,10 @@ def prepare_models(cfg: StackConfig, supervisor: Supervisor) -> dict[str, int]:
             str(data),
             "--task",
             "both",
-            "--quick",
+            "--profile",
+            "demo",
+            "--steps",
+            *steps,
             "--out",
             str(run_dir),
             "--key",
@@ -125,14 +160,15 @@ def deploy(cfg: StackConfig, supervisor: Supervisor, versions: dict[str, int]) -
     fleet_db = f"sqlite:///{cfg.state_dir / 'fleet.sqlite3'}"
     jobs = []
     for group, version in versions.items():
-        out = _cli(supervisor, "deploy", "deploy", "--model", group, "--version", str(version), "--target",
-                   cfg.lines[0].line, "--registry", registry, "--fleet-db", fleet_db, "--json")  # fmt: skip
+        argv = ["--model", group, "--version", str(version), "--target", cfg.lines[0].line]
+        argv += ["--registry", registry, "--fleet-db", fleet_db, "--json"]
+        out = _cli(supervisor, "deploy", "deploy", *argv, echo=False)
         jobs.append(str(json.loads(out)["jobId"]))
     for job in jobs:
         status = _wait_for_job(job, fleet_db, timeout_s=240)
         supervisor.say("demo", f"job {job}: {status}", 92 if status == "SUCCEEDED" else 91)
         if status != "SUCCEEDED":
-            raise DemoError(f"deployment job {job} ended {status}; see the model-manager lines above")
+            raise DemoError(f"deployment job {job} ended {status}; see {cfg.log_dir / 'model-manager.log'}")
 
 
 def _wait_for_job(job: str, fleet_db: str, timeout_s: float) -> str:
@@ -181,24 +217,60 @@ def _wait_for_verdicts(cfg: StackConfig, timeout_s: float = 60.0) -> int:
         streams.close()
 
 
+def _report_to(cfg: StackConfig, supervisor: Supervisor, started: float) -> Callable[[Scoreboard], None]:
+    """Print the board on one console line and keep its figures in ``scoreboard.json``."""
+
+    def report(board: Scoreboard) -> None:
+        minutes = (time.monotonic() - started) / 60
+        supervisor.say("scoreboard", f"{minutes:4.1f} min | {board.line()}", 93)
+        figures = {"minutes_since_start": round(minutes, 2), **board.figures()}
+        (cfg.state_dir / "scoreboard.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+
+    return report
+
+
 def run_demo(args: argparse.Namespace, cfg: StackConfig) -> int:
+    started = time.monotonic()
+    boards: list[LiveScoreboard] = []
+
     def steps(supervisor: Supervisor) -> None:
-        supervisor.say("demo", "step 1/3: quick models for both tasks (a minute or two on 2 cores)", 92)
-        versions = prepare_models(cfg, supervisor)
+        supervisor.say("demo", "step 1/3: train, evaluate, gate, package and register both models", 92)
+        versions = prepare_models(cfg, supervisor, train=args.train)
         supervisor.say("demo", f"step 2/3: deploying {versions} by MQTT job to {cfg.lines[0].line}", 92)
         deploy(cfg, supervisor, versions)
+        truth = ground_truth(cfg.state_dir / "data" / "test")
+        report = _report_to(cfg, supervisor, started)
+        board = LiveScoreboard(cfg.redis_url, cfg.lines[0].line, truth, report, every_s=args.scoreboard_every)
+        board.start()
+        boards.append(board)
         judged = _wait_for_verdicts(cfg)
         if not judged:
-            raise DemoError("no frame was judged by both models within a minute; see the worker lines above")
-        supervisor.say("demo", f"step 3/3: live verdicts and masks at http://localhost:{cfg.ui_port}", 92)
+            raise DemoError(
+                f"no frame was judged by both models within a minute; see {cfg.log_dir} (worker, agent)"
+            )
+        elapsed = time.monotonic() - started
+        supervisor.say(
+            "demo",
+            f"step 3/3: live verdicts and masks at http://localhost:{cfg.ui_port} "
+            f"(first verdicts {elapsed:.0f} s after start; a scoreboard against the line's ground truth "
+            f"every {args.scoreboard_every:.0f} s)",
+            92,
+        )
+        if args.no_wait:
+            time.sleep(min(args.scoreboard_every, 5.0))
+            report(board.board)
 
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     try:
-        prepare_inputs(cfg, Supervisor(), args.images)
+        prepare_inputs(cfg, Supervisor(log_dir=cfg.log_dir, verbose=cfg.verbose), args.images)
     except DemoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     # a demo watches a new version for 20 s (production default: 5 minutes) before the job succeeds
     cfg.extra_env.setdefault("EI_ROLLBACK_WINDOW_S", "20")
     cfg.extra_env.setdefault("EI_UNLOAD_GRACE_S", "2")
-    return run_stack(cfg, after_start=steps, stop_after_start=args.no_wait)
+    try:
+        return run_stack(cfg, after_start=steps, stop_after_start=args.no_wait)
+    finally:
+        for board in boards:
+            board.stop()

@@ -20,6 +20,8 @@ def start_stack(cfg: StackConfig, supervisor: Supervisor) -> None:
         supervisor.start(spec)
     supervisor.watch()
     supervisor.say("stack", f"redis {cfg.redis_url} | mqtt {cfg.mqtt_url} | agent {cfg.agent_addr}")
+    if not cfg.verbose:
+        supervisor.say("stack", f"service logs in {cfg.log_dir} (--verbose streams them here)")
     supervisor.say("stack", f"UI: http://localhost:{cfg.ui_port}   (Ctrl-C stops everything)")
 
 
@@ -49,7 +51,7 @@ def run_stack(
     (or stop at once with ``stop_after_start``, for tests)."""
     stop = threading.Event()
     restore = install_stop_signals(stop)
-    supervisor = Supervisor()
+    supervisor = Supervisor(log_dir=cfg.log_dir, verbose=cfg.verbose)
     try:
         start_stack(cfg, supervisor)
         if after_start is not None:

@@ -1,6 +1,10 @@
-"""A small process supervisor for ``edgeinspect up``: starts the stack's processes in order, merges
-their output into one coloured, prefixed log stream, restarts a child that dies (reporting it), and
-stops everything in reverse order on Ctrl-C or SIGTERM, leaving no process behind.
+"""A small process supervisor for ``edgeinspect up``: starts the stack's processes in order, writes
+each one's output to its own bounded log file (and, with ``verbose``, to one coloured, prefixed
+console stream), restarts a child that dies (reporting it with its last lines), and stops everything
+in reverse order on Ctrl-C or SIGTERM, leaving no process behind.
+
+The console is for people: steps, addresses, errors and the scoreboard. Services log a JSON line per
+event, several a second; on the console those would bury the one line that says where the UI is.
 """
 
 from __future__ import annotations
@@ -11,14 +15,22 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 from edgeinspect.core.lifecycle import Backoff
 
+from edgeinspect_cloud.stack.logfile import RotatingLog, is_error_line
+
 COLOURS = (36, 32, 33, 35, 34, 91, 92, 93, 94, 95, 96)
 PR_SET_PDEATHSIG = 1
+TAIL_LINES = 12
+"""Lines of a child's output kept in memory, shown on the console when it exits."""
+ERROR_LINE_INTERVAL_S = 10.0
+"""Without ``verbose``, at most one error line per child this often reaches the console."""
 
 
 def _die_with_parent() -> None:
@@ -51,14 +63,25 @@ class _Child:
     restarts: int = 0
     backoff: Backoff = field(default_factory=lambda: Backoff(initial=1.0, maximum=30.0))
     next_start: float = 0.0
+    log: RotatingLog | None = None
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    last_error_shown: float = 0.0
 
 
 class Supervisor:
     """Runs a list of ``ProcessSpec`` as one stack; thread-safe ``stop()``."""
 
-    def __init__(self, out: IO[str] | None = None, colour: bool | None = None) -> None:
+    def __init__(
+        self,
+        out: IO[str] | None = None,
+        colour: bool | None = None,
+        log_dir: Path | None = None,
+        verbose: bool = False,
+    ) -> None:
         self._out = out or sys.stdout
         self._colour = self._out.isatty() if colour is None else colour
+        self._log_dir = log_dir
+        self._verbose = verbose or log_dir is None
         self._children: list[_Child] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -74,21 +97,48 @@ class Supervisor:
             self._out.write(f"{prefix} {line.rstrip()}\n")
             self._out.flush()
 
+    def log_path(self, name: str) -> Path | None:
+        """Where a child's (or a demo step's) output goes; None when everything goes to the console."""
+        if self._log_dir is None:
+            return None
+        return self._log_dir / f"{name.replace(':', '-')}.log"
+
     def _pump(self, child: _Child, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
         for raw in iter(proc.stdout.readline, b""):
-            self.say(child.spec.name, raw.decode(errors="replace"), child.colour)
+            line = raw.decode(errors="replace")
+            child.tail.append(line.rstrip())
+            if child.log is not None:
+                child.log.write(line)
+            if self._verbose:
+                self.say(child.spec.name, line, child.colour)
+            elif is_error_line(line) and time.monotonic() - child.last_error_shown > ERROR_LINE_INTERVAL_S:
+                child.last_error_shown = time.monotonic()
+                self.say(child.spec.name, _clip(line), 91)
+
+    def _show_tail(self, child: _Child) -> None:
+        """A child that died: its last lines on the console, so nobody has to open the log first."""
+        if self._verbose or not child.tail:
+            return
+        where = self.log_path(child.spec.name)
+        self.say(child.spec.name, f"last {len(child.tail)} lines (all in {where}):", 91)
+        for line in list(child.tail):
+            self.say(child.spec.name, _clip(line), 91)
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self, spec: ProcessSpec) -> None:
         """Start one process and wait until its readiness check passes (or fail loudly)."""
         child = _Child(spec, COLOURS[len(self._children) % len(COLOURS)])
+        path = self.log_path(spec.name)
+        if path is not None:
+            child.log = RotatingLog(path)
         self._children.append(child)
         self._spawn(child)
         if spec.ready is not None and not self._wait_ready(child):
+            self._show_tail(child)
             raise RuntimeError(
                 f"{spec.name} did not become ready within {spec.ready_timeout_s:.0f}s; "
-                "see its log lines above"
+                f"see its log lines above{self._log_hint(spec.name)}"
             )
 
     def _spawn(self, child: _Child) -> None:
@@ -141,6 +191,7 @@ class Supervisor:
             self.say(
                 "stack", f"{child.spec.name} exited with code {proc.returncode}; {how} in {delay:.1f}s", 91
             )
+            self._show_tail(child)
             if not child.spec.restart:
                 child.proc = None
             return
@@ -171,8 +222,21 @@ class Supervisor:
                 proc.wait(timeout=5)
             except ProcessLookupError:
                 pass
+        for child in self._children:
+            if child.log is not None:
+                child.log.close()
         self.say("stack", "all processes stopped")
+
+    def _log_hint(self, name: str) -> str:
+        path = self.log_path(name)
+        return "" if path is None else f" and in {path}"
 
     @property
     def stopping(self) -> threading.Event:
         return self._stopping
+
+
+def _clip(line: str, limit: int = 400) -> str:
+    """One console line, however long the logged one was."""
+    line = line.rstrip()
+    return line if len(line) <= limit else f"{line[:limit]}... (cut)"

@@ -64,6 +64,7 @@ class StackConfig:
     mqtt_port: int = field(default_factory=free_port)
     fleet_db: str = ""
     log_level: str = "INFO"
+    verbose: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -77,6 +78,11 @@ class StackConfig:
     @property
     def agent_addr(self) -> str:
         return f"unix://{self.state_dir / 'run' / 'agent.sock'}"
+
+    @property
+    def log_dir(self) -> Path:
+        """Each process's bounded log file (``<name>.log`` plus one ``.1`` backup)."""
+        return self.state_dir / "logs"
 
     @property
     def storage_dir(self) -> Path:
