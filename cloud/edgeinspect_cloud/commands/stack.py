@@ -25,6 +25,12 @@ def _add_stack_args(parser: argparse.ArgumentParser, state_default: str) -> None
     parser.add_argument("--fps", type=float, default=4.0, help="camera replay rate per line")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument(
+        "--bucket-max-mb",
+        type=int,
+        default=1024,
+        help="keep the local object-store folder under this size, oldest objects first (default 1024)",
+    )
+    parser.add_argument(
         "--verbose", action="store_true", help="stream every service's log lines to the console too"
     )
 
@@ -72,6 +78,7 @@ def _config(args: argparse.Namespace, lines: list[tuple[str, str]], groups: list
         ui_port=args.ui_port,
         log_level=args.log_level,
         verbose=args.verbose,
+        bucket_max_mb=args.bucket_max_mb,
     )
 
 

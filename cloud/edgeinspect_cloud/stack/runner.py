@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
+from edgeinspect_cloud.stack.lifecycle import FolderLifecycle
+from edgeinspect_cloud.stack.logfile import RotatingLog
 from edgeinspect_cloud.stack.supervisor import Supervisor
 from edgeinspect_cloud.stack.topology import StackConfig, mqtt_spec, redis_spec, service_specs
 
@@ -52,8 +54,11 @@ def run_stack(
     stop = threading.Event()
     restore = install_stop_signals(stop)
     supervisor = Supervisor(log_dir=cfg.log_dir, verbose=cfg.verbose)
+    lifecycle_log = RotatingLog(cfg.log_dir / "lifecycle.log")
+    lifecycle = FolderLifecycle(cfg.storage_dir, cfg.bucket_max_mb * 1024 * 1024, note=lifecycle_log.write)
     try:
         start_stack(cfg, supervisor)
+        lifecycle.start()
         if after_start is not None:
             after_start(supervisor)
         while not stop_after_start and not stop.wait(0.5):
@@ -64,5 +69,7 @@ def run_stack(
         supervisor.say("stack", f"error: {exc}", 91)
         return 1
     finally:
+        lifecycle.stop()
+        lifecycle_log.close()
         supervisor.stop()
         restore()

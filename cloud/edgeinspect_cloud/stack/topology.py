@@ -65,6 +65,8 @@ class StackConfig:
     fleet_db: str = ""
     log_level: str = "INFO"
     verbose: bool = False
+    bucket_max_mb: int = 1024
+    """The local folder object store's size rule (oldest objects go first), like a bucket lifecycle."""
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -115,3 +115,24 @@ def test_scoreboard_scores_verdicts_and_each_model_against_the_truth() -> None:
     assert board.e2e_p50() == 35.0
     line = board.line()
     assert "verdict P 0.50 R 0.50" in line and "e2e p50 35 ms" in line
+
+
+def test_folder_lifecycle_removes_the_oldest_objects_down_to_90_percent(tmp_path: Path) -> None:
+    import os
+
+    from edgeinspect_cloud.stack.lifecycle import trim_folder
+
+    bucket = tmp_path / "bucket" / "captures" / "line-1"
+    bucket.mkdir(parents=True)
+    for i in range(20):
+        path = bucket / f"{i:03d}.png"
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (1000.0 + i, 1000.0 + i))
+    fresh = bucket / "fresh.png"
+    fresh.write_bytes(b"x" * 1000)
+    os.utime(fresh, (5000.0, 5000.0))
+    trimmed = trim_folder(tmp_path / "bucket", max_bytes=10_000, min_age_s=300.0, now=5100.0)
+    left = sorted(p.name for p in bucket.iterdir())
+    assert trimmed.total_after <= 9_000 and trimmed.files == 12
+    assert left[0] == "012.png" and "fresh.png" in left  # oldest first; nothing younger than min_age
+    assert trim_folder(tmp_path / "bucket", max_bytes=10_000, now=5100.0).files == 0
