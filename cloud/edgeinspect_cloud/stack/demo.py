@@ -17,9 +17,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from edgeinspect_cloud.pipeline import STEPS
-from edgeinspect_cloud.stack.demo_models import SHIPPED, seed_run
+from edgeinspect_cloud.stack.demo_models import DEMO_LINE_SEED, SHIPPED, seed_run
 from edgeinspect_cloud.stack.logfile import RotatingLog
 from edgeinspect_cloud.stack.runner import run_stack
 from edgeinspect_cloud.stack.scoreboard import LiveScoreboard, Scoreboard, ground_truth
@@ -78,8 +79,20 @@ def prepare_inputs(cfg: StackConfig, supervisor: Supervisor, images: int) -> Non
     for pub in keys.glob("*.pub"):
         shutil.copy2(pub, cfg.keys_dir / pub.name)
     data = cfg.state_dir / "data"
-    if not (data / "test").exists():
-        _cli(supervisor, "data", "data", "synth", "--out", str(data), "--count", str(images), "--seed", "7")
+    if not _is_demo_line(data, images):
+        shutil.rmtree(data, ignore_errors=True)  # an older demo's line (another seed or size)
+        argv = ["--out", str(data), "--count", str(images), "--seed", str(DEMO_LINE_SEED)]
+        _cli(supervisor, "data", "data", "synth", *argv)
+
+
+def _is_demo_line(data: Path, images: int) -> bool:
+    """Whether ``data`` holds this demo's line: its seed (no shipped model trained on it) and size."""
+    try:
+        made = json.loads((data / "synth.json").read_text())
+    except (OSError, ValueError):
+        return False
+    size = int(made.get("train_images", 0)) + int(made.get("test_images", 0))
+    return made.get("seed") == DEMO_LINE_SEED and size == images and (data / "test").is_dir()
 
 
 def prepare_models(cfg: StackConfig, supervisor: Supervisor, train: bool = False) -> dict[str, int]:
