@@ -73,8 +73,6 @@ class TelemetryForwarder:
                 self.upload_pending()
                 backoff.reset()
             except (redis.RedisError, OSError, StorageError) as exc:
-                if "NOGROUP" in str(exc):  # the stream was deleted or Redis restarted empty
-                    started = False
                 delay = backoff.next_delay()
                 self.outcomes.labels("failed").inc()
                 log.warning("telemetry_forward_failed", error=str(exc), retry_in_s=round(delay, 2))
