@@ -106,7 +106,12 @@ class UploaderService:
                 stale_ms=settings.stale_claim_ms, batch=settings.read_batch, block_ms=1000,
             )  # fmt: skip
             telemetry = TelemetryForwarder(
-                event_reader, settings.spool_dir / "telemetry", store, uploader_id, registry
+                event_reader,
+                settings.spool_dir / "telemetry",
+                store,
+                uploader_id,
+                registry,
+                max_files=settings.telemetry_spool_max,
             )
         return cls(settings, stop, streams, store, spool, journal, metrics, registry, receiver, syncer,
                    uploader_id, wake, [], telemetry)  # fmt: skip
