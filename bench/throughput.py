@@ -12,10 +12,15 @@ What it measures, in one run, on one machine (redis-server, agent and worker as 
 3. **throughput**: the camera keeps a small backlog topped up for ``--seconds``; then it stops and the
    worker drains. ``fps`` = results per second over the measured window, and the run fails loudly if
    any frame is left unprocessed or pending;
-4. **memory**: resident (and peak) memory of the agent and the worker during the throughput phase.
+4. **memory**: resident (and peak) memory of the agent and the worker during the throughput phase,
+   and Redis's ``used_memory`` plus every process's RSS (redis-server, agent, worker) at the start
+   and the end of that phase. The bench camera bounds the frames stream as the camera service does
+   (``EI_FRAMES_MAX_BYTES`` / ``EI_FRAMES_MAX_AGE_S``, ``edgeinspect.core.retention``), so a long run
+   shows whether Redis stays within its budget.
 
-    .venv/bin/python bench/throughput.py            # about 2-3 minutes
-    .venv/bin/python bench/throughput.py --quick    # a smoke run
+    .venv/bin/python bench/throughput.py                   # 10 minutes of throughput (the soak figure)
+    .venv/bin/python bench/throughput.py --duration 2m     # a shorter run
+    .venv/bin/python bench/throughput.py --quick           # a smoke run
 
 The last line printed is one JSON object with every figure; ``--out`` (default ``bench/out``) gets
 ``throughput/table.md`` and a PNG plot (``bench.report``).
@@ -41,6 +46,7 @@ from edgeinspect.core import images, names
 from edgeinspect.core.agent_client import AgentClient
 from edgeinspect.core.messages import Encoding, Frame, Result, now_ns
 from edgeinspect.core.observability import percentile
+from edgeinspect.core.settings import ServiceSettings
 from edgeinspect.core.streams import Streams
 
 from bench.models import KSDD2_HEIGHT, KSDD2_WIDTH, BenchModel, build_packages
@@ -53,7 +59,10 @@ LINE = "bench"
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run (about a minute)")
-    parser.add_argument("--seconds", type=float, default=60.0, help="length of the throughput phase")
+    parser.add_argument(
+        "--duration", "--seconds", dest="seconds", type=_duration, default=600.0,
+        help="length of the throughput phase: seconds, or 90s / 10m (default 10m)",
+    )  # fmt: skip
     parser.add_argument(
         "--latency-frames", type=int, default=30, help="frames timed one at a time (each after one bare run)"
     )
@@ -65,6 +74,27 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.seconds, args.latency_frames = 12.0, 8
     return args
+
+
+def _duration(text: str) -> float:
+    """``600``, ``600s`` or ``10m`` -> seconds."""
+    value = text.strip().lower()
+    scale = 60.0 if value.endswith("m") else 1.0
+    try:
+        seconds = float(value.rstrip("ms")) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: use seconds, 90s or 10m") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the duration must be positive")
+    return seconds
+
+
+def memory_snapshot(client: redis.Redis, pids: dict[str, int]) -> dict[str, float]:
+    """Redis ``used_memory`` and the RSS of every process of the stack, in MiB."""
+    info: Any = client.info("memory")
+    snapshot = {"redis_used_memory_mb": round(int(info["used_memory"]) / 2**20, 1)}
+    snapshot.update({f"{name}_rss_mb": round(rss_mb(pid), 1) for name, pid in pids.items()})
+    return snapshot
 
 
 def synthetic_frames(count: int, encoding: str, seed: int = 0) -> list[bytes]:
@@ -105,6 +135,9 @@ class Camera:
     def __init__(self, client: redis.Redis, frames: list[bytes], encoding: Encoding) -> None:
         self.client = client
         self.streams = Streams(client)
+        # bounded like the camera service bounds it (the budget's defaults, or EI_FRAMES_MAX_*)
+        budget = ServiceSettings.load().stream_budget("frames")
+        self.retention = self.streams.retain(names.frames_stream(LINE), budget, group=names.INFERENCE_GROUP)
         self.frames = frames
         self.encoding = encoding
         self.sent = 0
@@ -227,8 +260,15 @@ def run(args: argparse.Namespace, stack: BenchStack) -> int:
     del bare_cls, bare_seg  # free their memory and threads before the throughput phase
     print(f"throughput for {args.seconds:.0f} s ...", file=sys.stderr)
     pids = {"agent": stack.procs["agent"].pid, "worker": worker.pid}
+    everyone = {"redis": stack.procs["redis"].pid, **pids}
+    at_start = memory_snapshot(client, everyone)
     flow = measure_throughput(camera, args.seconds, backlog=2 * args.depth + 2, pids=pids)
+    at_end = memory_snapshot(client, everyone)
     figures = _figures(args, provider, bare, seen, reported, flow)
+    figures.update({f"start_{k}": v for k, v in at_start.items()})
+    figures.update({f"end_{k}": v for k, v in at_end.items()})
+    figures["frames_stream_entries"] = int(client.xlen(names.frames_stream(LINE)))
+    figures["frames_budget_mb"] = round(camera.retention.budget.max_bytes / 2**20, 1)
     figures["worker_inputs"] = (
         "bytes" if "shared_memory_disabled" in stack.log_tail("worker", 10**6) else "shm"
     )
@@ -295,6 +335,13 @@ def format_table(f: dict[str, Any]) -> str:
         ("agent RSS / peak", f"{f['agent_rss_mb']:.0f} / {f['agent_peak_rss_mb']:.0f} MiB"),
         ("worker RSS / peak", f"{f['worker_rss_mb']:.0f} / {f['worker_peak_rss_mb']:.0f} MiB"),
     ]  # fmt: skip
+    for name in ("redis_used_memory", "redis_rss", "agent_rss", "worker_rss"):
+        if f"start_{name}_mb" in f:
+            rows.append((f"{name.replace('_', ' ')} start -> end",
+                         f"{f[f'start_{name}_mb']:.0f} -> {f[f'end_{name}_mb']:.0f} MiB"))  # fmt: skip
+    if "frames_stream_entries" in f:
+        budget = f"{f['frames_stream_entries']} entries (budget {f['frames_budget_mb']:.0f} MiB)"
+        rows.append(("frames stream after the run", budget))
     width = max(len(name) for name, _ in rows)
     lines = [f"\n{'measure':<{width}}  value\n{'-' * width}  {'-' * 40}"]
     lines += [f"{name:<{width}}  {value}" for name, value in rows]

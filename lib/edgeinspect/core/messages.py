@@ -16,7 +16,9 @@ from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin, get_ty
 from edgeinspect.core.errors import MessageError
 
 SCHEMA_VERSION = 1
-Verdict = Literal["ok", "defect", "error"]
+Verdict = Literal["ok", "defect", "error", "no_model"]
+"""``no_model``: the frame was not inspected, because no model was loaded for the line (after the
+worker's bounded wait for one); a state of the line, not an error."""
 Encoding = Literal["png", "jpeg", "raw"]
 VERDICTS: tuple[str, ...] = get_args(Verdict)
 ENCODINGS: tuple[str, ...] = get_args(Encoding)

@@ -7,13 +7,14 @@ environment in a pod), but a wrong value fails at start-up naming its variable.
 
 from __future__ import annotations
 
-from typing import ClassVar, TypeVar
+from typing import ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edgeinspect.core.errors import ConfigError
+from edgeinspect.core.retention import Budget
 
 S = TypeVar("S", bound="ServiceSettings")
 
@@ -36,6 +37,19 @@ class ServiceSettings(BaseSettings):
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis with the streams")
     line: str = Field(default="line-1", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     stream_maxlen: int = Field(default=10_000, ge=10, description="approximate cap of every stream")
+    # Streams are bounded by bytes and age (edgeinspect.core.retention); the count above is a safety net.
+    frames_max_bytes: int = Field(default=256 << 20, ge=1 << 20, description="ei:frames:{line} budget")
+    frames_max_age_s: float = Field(default=600.0, ge=0, description="oldest frame kept; 0: no bound")
+    results_max_bytes: int = Field(default=64 << 20, ge=1 << 20, description="ei:results:{line} budget")
+    results_max_age_s: float = Field(default=86_400.0, ge=0, description="oldest result kept; 0: no bound")
+    capture_max_bytes: int = Field(default=256 << 20, ge=1 << 20, description="ei:capture budget")
+    capture_max_age_s: float = Field(default=86_400.0, ge=0, description="oldest capture kept; 0: no bound")
+    events_max_bytes: int = Field(default=16 << 20, ge=1 << 20, description="ei:events budget")
+    events_max_age_s: float = Field(default=604_800.0, ge=0, description="oldest event kept; 0: no bound")
+
+    def stream_budget(self, kind: Literal["frames", "results", "capture", "events"]) -> Budget:
+        """The bytes and age budget of one kind of stream (``EI_{KIND}_MAX_BYTES`` / ``_MAX_AGE_S``)."""
+        return Budget(int(getattr(self, f"{kind}_max_bytes")), float(getattr(self, f"{kind}_max_age_s")))
 
     @classmethod
     def load(cls: type[S], **overrides: object) -> S:

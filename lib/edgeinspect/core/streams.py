@@ -13,10 +13,19 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
+from prometheus_client import Counter
 
 from edgeinspect.core.messages import FieldValue, StreamRecord
+from edgeinspect.core.observability import get_logger
+from edgeinspect.core.retention import Budget, StreamRetention, entry_size
 
 R = TypeVar("R", bound=StreamRecord)
+log = get_logger(__name__)
+
+
+def is_nogroup(exc: BaseException) -> bool:
+    """True for Redis's NOGROUP reply: the stream or its group is gone (Redis restarted empty)."""
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith("NOGROUP")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +56,15 @@ class Streams:
     def __init__(self, client: redis.Redis, maxlen: int = 10_000) -> None:
         self.client = client
         self.maxlen = maxlen
+        self._retention: dict[str, StreamRetention] = {}
+
+    def retain(
+        self, stream: str, budget: Budget, *, group: str = "", counter: Counter | None = None
+    ) -> StreamRetention:
+        """Bound ``stream`` by bytes and age on every :meth:`add` (see :mod:`edgeinspect.core.retention`)."""
+        retention = StreamRetention(self.client, stream, budget, group=group, counter=counter)
+        self._retention[stream] = retention
+        return retention
 
     @classmethod
     def from_url(cls, url: str, maxlen: int = 10_000, **kwargs: Any) -> Streams:
@@ -61,6 +79,9 @@ class Streams:
         """XADD with ``MAXLEN ~``; returns the entry id."""
         fields = record.to_fields() if isinstance(record, StreamRecord) else dict(record)
         entry_id = self.client.xadd(stream, fields, maxlen=maxlen or self.maxlen, approximate=True)  # type: ignore[arg-type]
+        retention = self._retention.get(stream)
+        if retention is not None:
+            retention.added(entry_size([*fields.keys(), *fields.values()]))
         return _str(entry_id)
 
     def ensure_group(self, stream: str, group: str, start_id: str = "0") -> None:
@@ -172,12 +193,49 @@ class GroupReader:
         self.block_ms = block_ms
         self._recovered = False
         self._reads = 0
+        self._consuming = True
+        self.groups_recreated = 0
+
+    @property
+    def consuming(self) -> bool:
+        """False from a failed read until the next one succeeds: what a consumer's ``/readyz`` reports,
+        so a service that cannot read its stream (Redis down, group unrecoverable) is never ready."""
+        return self._consuming
 
     def start(self) -> None:
         self.streams.ensure_group(self.stream, self.group)
 
     def next_batch(self) -> list[Entry]:
-        """The next entries to process (may be empty after ``block_ms`` with nothing to do)."""
+        """The next entries to process (may be empty after ``block_ms`` with nothing to do).
+
+        A NOGROUP reply (Redis restarted empty, or the stream was deleted) recreates the group and
+        reads again at once: every consumer recovers here, none loops on the error. Any other Redis
+        error propagates (the caller backs off) and marks the reader as not consuming.
+        """
+        try:
+            try:
+                batch = self._next_batch()
+            except redis.ResponseError as exc:
+                if not is_nogroup(exc):
+                    raise
+                self._recreate_group(exc)
+                batch = self._next_batch()
+        except redis.RedisError:
+            self._consuming = False
+            raise
+        self._consuming = True
+        return batch
+
+    def _recreate_group(self, exc: redis.ResponseError) -> None:
+        self.streams.ensure_group(self.stream, self.group)
+        self.groups_recreated += 1
+        self._recovered = False
+        log.warning(
+            "consumer_group_recreated", stream=self.stream, group=self.group, consumer=self.consumer,
+            cause=str(exc),
+        )  # fmt: skip
+
+    def _next_batch(self) -> list[Entry]:
         if not self._recovered:
             own = self.streams.read_group(
                 [self.stream], self.group, self.consumer, count=self.batch, pending=True

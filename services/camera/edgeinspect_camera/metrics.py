@@ -23,7 +23,7 @@ class CameraMetrics:
         )
         self.dropped = Counter(
             "edgeinspect_camera_frames_dropped",
-            "Frames dropped, by reason (drop_oldest, drop_newest, redis_error, encode_error)",
+            "Frames dropped, by reason (drop_oldest, drop_newest, redis_error, encode_error, retention)",
             ["reason"],
             registry=registry,
         )

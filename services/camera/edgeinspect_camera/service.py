@@ -18,6 +18,7 @@ from edgeinspect.core import names
 from edgeinspect.core.errors import ImageError
 from edgeinspect.core.lifecycle import Backoff, retry_until
 from edgeinspect.core.observability import Health, get_logger
+from edgeinspect.core.retention import StreamRetention
 from edgeinspect.core.streams import Streams
 from prometheus_client import CollectorRegistry
 
@@ -31,7 +32,7 @@ from edgeinspect_camera.sources import FrameSource, FrameUnreadable, Grab, Sourc
 
 log = get_logger(__name__)
 ROOM_POLL_S = 0.01
-DROP_REASONS = ("drop_oldest", "drop_newest", "redis_error", "encode_error")
+DROP_REASONS = ("drop_oldest", "drop_newest", "redis_error", "encode_error", "retention")
 
 
 class CameraService:
@@ -73,6 +74,13 @@ class CameraService:
             policy=settings.drop_policy,
             maxlen=settings.stream_maxlen,
         )
+        # Bytes and age bound the stream; frames the worker has not read are dropped only on purpose
+        # (counted as reason "retention"), frames it is working on never (edgeinspect.core.retention).
+        self.retention = StreamRetention(
+            self.streams.client, self.frames_stream, settings.stream_budget("frames"),
+            group=settings.backlog_group,
+        )  # fmt: skip
+        self.streams.retain(names.events_stream(), settings.stream_budget("events"))
         self.events = EventReporter(
             self.streams,
             line=settings.line,
@@ -263,11 +271,22 @@ class CameraService:
         self.metrics.backlog.set(outcome.backlog - outcome.dropped + (1 if added else 0))
         if added:
             self.metrics.published.inc()
+            self._retain(len(frame.data))
         if outcome.dropped:
             ids = outcome.dropped_frame_ids if added else (frame_id,)
             self._count_drop(self.settings.drop_policy, outcome.dropped, ids, outcome.backlog)
         else:
             self.events.maybe_flush()
+
+    def _retain(self, size: int) -> None:
+        """Keep the frames stream within its budget; a trim failure waits for the next frame."""
+        try:
+            trimmed = self.retention.added(size)
+        except redis.RedisError as exc:
+            log.warning("retention_failed", stream=self.frames_stream, error=str(exc))
+            return
+        if trimmed is not None and trimmed.dropped:
+            self._count_drop("retention", len(trimmed.dropped), trimmed.dropped, 0)
 
     def _count_drop(self, reason: str, count: int, frame_ids: tuple[str, ...], backlog: int) -> None:
         self.metrics.dropped.labels(reason).inc(count)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 
+from edgeinspect.core import names
 from edgeinspect.core.agent_client import AgentClient
 from edgeinspect.core.errors import AgentError
 from edgeinspect.core.mqtt import MqttClient
@@ -53,6 +54,8 @@ class ModelManagerService:
         self.streams = (
             Streams.from_url(settings.redis_url, settings.stream_maxlen) if settings.redis_url else None
         )
+        if self.streams is not None:
+            self.streams.retain(names.events_stream(), settings.stream_budget("events"))
         self.reporter = Reporter(
             self.streams, settings.thing_name, settings.line, settings.state_topic_root, self.metrics
         )

@@ -80,6 +80,7 @@ class UploaderService:
         metrics = UploaderMetrics(registry)
         metrics.backlog(spool.stats())
         streams = Streams.from_url(settings.redis_url, maxlen=settings.stream_maxlen)
+        streams.retain(names.events_stream(), settings.stream_budget("events"))
         events = EventSink(streams)
         store = open_store(settings.capture_url, **settings.store_options())
         bucket = TokenBucket(settings.bandwidth_bytes_per_s, settings.burst_bytes(), clock or RealClock(stop))
@@ -105,7 +106,12 @@ class UploaderService:
                 stale_ms=settings.stale_claim_ms, batch=settings.read_batch, block_ms=1000,
             )  # fmt: skip
             telemetry = TelemetryForwarder(
-                event_reader, settings.spool_dir / "telemetry", store, uploader_id, registry
+                event_reader,
+                settings.spool_dir / "telemetry",
+                store,
+                uploader_id,
+                registry,
+                max_files=settings.telemetry_spool_max,
             )
         return cls(settings, stop, streams, store, spool, journal, metrics, registry, receiver, syncer,
                    uploader_id, wake, [], telemetry)  # fmt: skip
@@ -139,6 +145,10 @@ class UploaderService:
         """Ready while Redis answers and the spool can be written (the store may be down: we spool)."""
         health.add_check("redis", self.streams.ping)
         health.add_check("spool", lambda: self.spool.ready.is_dir())
+        health.add_check("capture_stream", lambda: self.receiver.reader.consuming)
+        if self.telemetry is not None:
+            telemetry = self.telemetry
+            health.add_check("events_stream", lambda: telemetry.reader.consuming)
 
     def status(self) -> dict[str, Any]:
         """The ``/status`` body."""

@@ -59,6 +59,12 @@ class UploaderSettings(ServiceSettings):
     telemetry_forward: bool = Field(
         default=True, description="upload the worker's telemetry summaries (ei:events) beside the manifests"
     )
+    telemetry_spool_max: int = Field(
+        default=10_000,
+        ge=10,
+        description="summaries kept in spool/telemetry while the store is down "
+        "(a few KB each); beyond it the oldest are evicted and counted",
+    )
 
     def store_options(self) -> dict[str, Any]:
         """Keyword options for ``open_store`` (ignored by ``file://`` stores)."""

@@ -47,14 +47,16 @@ class TelemetryForwarder:
         store: ObjectStore,
         uploader: str,
         registry: CollectorRegistry,
+        max_files: int = 10_000,
     ) -> None:
         self.reader = reader
+        self.max_files = max_files
         self.folder = folder
         self.store = store
         self.uploader = uploader
         self.outcomes = Counter(
             "ei_uploader_telemetry_total",
-            "telemetry summaries by outcome (spooled, uploaded, malformed, failed)",
+            "telemetry summaries by outcome (spooled, uploaded, malformed, failed, evicted)",
             ["outcome"],
             registry=registry,
         )
@@ -73,8 +75,6 @@ class TelemetryForwarder:
                 self.upload_pending()
                 backoff.reset()
             except (redis.RedisError, OSError, StorageError) as exc:
-                if "NOGROUP" in str(exc):  # the stream was deleted or Redis restarted empty
-                    started = False
                 delay = backoff.next_delay()
                 self.outcomes.labels("failed").inc()
                 log.warning("telemetry_forward_failed", error=str(exc), retry_in_s=round(delay, 2))
@@ -110,9 +110,19 @@ class TelemetryForwarder:
             log.warning("telemetry_malformed", entry_id=entry.id, error=str(exc))
             return 0
         body = json.dumps({"key": key, "line": json.dumps(event.detail, sort_keys=True)})
+        self._make_room()
         write_file_atomically(self.folder / f"{entry.id}.json", body.encode())
         self.outcomes.labels("spooled").inc()
         return 1
+
+    def _make_room(self) -> None:
+        """Keep the spool folder bounded while the store is down: the oldest summaries go, counted."""
+        spooled = sorted(self.folder.glob("*.json"), key=_entry_order)
+        excess = len(spooled) - self.max_files + 1
+        for path in spooled[: max(0, excess)]:
+            path.unlink(missing_ok=True)
+            self.outcomes.labels("evicted").inc()
+            log.warning("telemetry_evicted", path=path.name, kept=self.max_files)
 
     def upload_pending(self) -> int:
         """Upload every spooled summary (oldest entry first), deleting each once stored."""

@@ -92,4 +92,5 @@ def test_status_and_metrics_endpoints_show_backlog_and_uploads(
     assert status["store_online"] is True and status["uploader"] == service.uploader_id
     assert "ei_uploader_uploaded_bytes_total" in metrics and "ei_uploader_backlog_captures 0.0" in metrics
     assert "ei_uploader_oldest_pending_age_seconds" in metrics
-    assert ready == {"ready": True, "checks": {"redis": True, "spool": True}}
+    checks = {"redis": True, "spool": True, "capture_stream": True, "events_stream": True}
+    assert ready == {"ready": True, "checks": checks}

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 from edgeinspect.core import images
+from edgeinspect.core.lifecycle import wait_until
 from edgeinspect.core.messages import Result
 
 from tests.integration.worker.conftest import FRAME_SIZE, PATCH, LineKit, frame_pixels
@@ -93,12 +94,36 @@ def test_a_corrupt_frame_gets_an_error_result_with_the_reason_and_is_acknowledge
     assert "fine" not in captured
 
 
-def test_without_any_model_every_frame_is_an_error_naming_the_aliases(line: LineKit) -> None:
-    with line.worker():
+def test_without_any_model_frames_are_not_inspected_and_not_errors(line: LineKit) -> None:
+    with line.worker(model_wait_s=0) as service:
         line.send("f1")
-        (result,) = line.wait_results(1)
-    assert result.verdict == "error"
-    assert "no model loaded for alias defect-cls or defect-seg" in result.error
+        line.send("f2")
+        first, second = line.wait_results(2)
+        metrics = service.metrics.registry
+    assert first.verdict == second.verdict == "no_model"
+    assert "waiting for a model: none loaded for alias defect-cls or defect-seg" in first.error
+    assert metrics.get_sample_value("ei_worker_frames_total", {"line": line.line, "verdict": "no_model"}) == 2
+    assert (
+        metrics.get_sample_value("ei_worker_errors_total", {"line": line.line, "reason": "no_model"}) is None
+    )
+    assert not line.captures()  # nothing was inspected: nothing to capture
+
+
+def test_frames_wait_for_the_first_model_within_the_bound(line: LineKit) -> None:
+    with line.worker(model_wait_s=60, model_retry_s=0.05) as service:
+        for i in range(3):
+            line.send(f"early-{i}", frame_pixels("bright"))
+        metrics = service.metrics.registry
+        labels = {"line": line.line}
+        assert wait_until(lambda: metrics.get_sample_value("ei_worker_waiting_for_model", labels) == 1, 30)
+        assert wait_until(
+            lambda: (metrics.get_sample_value("ei_worker_model_wait_seconds_total", labels) or 0) > 0.1, 30
+        )
+        assert line.results() == []  # held, not judged
+        line.deploy()
+        results = line.wait_results(3)
+        assert metrics.get_sample_value("ei_worker_waiting_for_model", labels) == 0
+    assert [r.verdict for r in results] == ["defect"] * 3
 
 
 def test_with_only_the_classifier_loaded_frames_are_judged_by_it_and_the_gap_is_said(line: LineKit) -> None:

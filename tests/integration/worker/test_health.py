@@ -27,7 +27,7 @@ def test_ready_when_redis_and_agent_answer_and_metrics_count_frames(line: LineKi
         assert wait_until(ready, 60), "the worker never became ready"
         assert httpx.get(f"{base}/readyz", timeout=2).json() == {
             "ready": True,
-            "checks": {"redis": True, "agent": True},
+            "checks": {"redis": True, "agent": True, "frames_stream": True},
         }
         assert httpx.get(f"{base}/healthz", timeout=2).status_code == 200
         line.send("bad", frame_pixels("bright"))

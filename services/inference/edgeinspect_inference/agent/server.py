@@ -17,7 +17,9 @@ from pathlib import Path
 import grpc
 from edgeinspect.core.agentapi import ext_grpc, ext_pb2, sm_grpc, sm_pb2
 from edgeinspect.core.errors import ConfigError
+from edgeinspect.core.names import UPLOADER_GROUP, capture_stream
 from edgeinspect.core.observability import get_logger
+from edgeinspect.core.retention import trimmed_counter
 from edgeinspect.core.streams import Streams
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -70,6 +72,11 @@ class AgentServer:
         self.settings = settings
         self.table = build_table(settings, registry)
         sink = Streams.from_url(settings.redis_url, settings.stream_maxlen) if settings.redis_url else None
+        if sink is not None:  # CaptureData adds to ei:capture: bounded like the worker's captures
+            sink.retain(
+                capture_stream(), settings.stream_budget("capture"), group=UPLOADER_GROUP,
+                counter=trimmed_counter(registry),
+            )  # fmt: skip
         self.captures = CaptureStore(sink, self._lookup, settings.line, settings.capture_status_max)
         self.providers = [p.name for p in resolve(settings.execution_providers, available_providers)]
         self._serving = threading.Event()

@@ -39,6 +39,8 @@ class CapturePolicy:
         """Every rule that selects ``result``'s frame, in the order of :data:`REASONS`."""
         if result.verdict == "error":
             return ["error"]
+        if result.verdict == "no_model":
+            return []  # not inspected: nothing to learn from, and no disk to spend on it
         found: list[str] = []
         if result.verdict == "defect":
             found.append("defect")

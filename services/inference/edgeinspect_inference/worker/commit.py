@@ -17,6 +17,10 @@ from typing import Any
 import redis
 from edgeinspect.core import names
 from edgeinspect.core.messages import Capture, FieldValue, Result
+from edgeinspect.core.observability import get_logger
+from edgeinspect.core.retention import StreamRetention, entry_size
+
+log = get_logger(__name__)
 
 # KEYS: done, results, frames, capture
 # ARGV: entry_id, group, ttl_s, results_maxlen, n_result, capture_maxlen, n_capture, fields...
@@ -57,6 +61,8 @@ class Committer:
         results_maxlen: int = 10_000,
         capture_maxlen: int = 1_000,
         done_ttl_s: int = 600,
+        results_retention: StreamRetention | None = None,
+        capture_retention: StreamRetention | None = None,
     ) -> None:
         self._client = client
         self._line = line
@@ -64,6 +70,8 @@ class Committer:
         self._results_maxlen = results_maxlen
         self._capture_maxlen = capture_maxlen
         self._done_ttl_s = done_ttl_s
+        self._results_retention = results_retention
+        self._capture_retention = capture_retention
         self._script: Any = client.register_script(_COMMIT)
         self._frames = names.frames_stream(line)
         self._results = names.results_stream(line)
@@ -85,7 +93,21 @@ class Committer:
             *result_args,
             *capture_args,
         ]
-        return int(self._script(keys=keys, args=args)) == 1
+        added = int(self._script(keys=keys, args=args)) == 1
+        if added:
+            self._retain(self._results_retention, result_args)
+            if capture_args:
+                self._retain(self._capture_retention, capture_args)
+        return added
+
+    def _retain(self, retention: StreamRetention | None, fields: list[FieldValue]) -> None:
+        """Bound the stream just written (bytes and age); a failed trim is retried on a later commit."""
+        if retention is None:
+            return
+        try:
+            retention.added(entry_size(fields))
+        except redis.RedisError as exc:
+            log.warning("retention_failed", stream=retention.stream, error=str(exc))
 
 
 def _flatten(fields: Mapping[str, FieldValue]) -> list[FieldValue]:

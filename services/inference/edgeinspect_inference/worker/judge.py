@@ -4,7 +4,9 @@
 ``e2e_ms``, which the committer stamps at write time). Everything that is wrong with *the frame* or
 *a model* becomes a result with the reason, never silence; only an unreachable agent escapes as
 :class:`AgentUnavailable`, so the frame stays pending and is judged again once the agent is back
-(turning an agent restart into error results would lose the frames).
+(turning an agent restart into error results would lose the frames). A missing model escapes as
+:class:`~.waiting.ModelPending` for at most the wait bound (:mod:`.waiting`), then becomes the
+outcome ``no_model``: not an error, the frame was simply not inspected.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from edgeinspect_inference.worker.catalog import ModelCatalog, Target
 from edgeinspect_inference.worker.metrics import WorkerMetrics
 from edgeinspect_inference.worker.postprocess import ModelVerdict
 from edgeinspect_inference.worker.verdict import VerdictRule, decide
+from edgeinspect_inference.worker.waiting import ModelPending, ModelWait
 
 
 class AgentUnavailable(EdgeInspectError):
@@ -91,6 +94,7 @@ class FrameJudge:
         rule: VerdictRule = "any",
         clock_ns: Callable[[], int] = time.time_ns,
         features: bool = False,
+        wait: ModelWait | None = None,
     ) -> None:
         self.line = line
         self.aliases = aliases
@@ -101,9 +105,10 @@ class FrameJudge:
         self._rule = rule
         self._clock_ns = clock_ns
         self._features = features
+        self.wait = wait or ModelWait(line, 0.0, metrics.registry)
 
     def judge(self, entry: Entry) -> Judged:
-        """The outcome for one entry; raises only :class:`AgentUnavailable`."""
+        """The outcome for one entry; raises only :class:`AgentUnavailable` and :class:`ModelPending`."""
         try:
             return self._judge(entry)
         except AgentError as exc:  # the catalog could not reach the agent: judge the frame later
@@ -122,11 +127,12 @@ class FrameJudge:
             return self._error(entry, frame, "decode", f"cannot decode frame: {exc}")
         targets = {alias: self._catalog.target(alias) for alias in self.aliases}
         present = [(alias, t) for alias, t in targets.items() if t is not None]
+        missing = [alias for alias, t in targets.items() if t is None]
+        self._maybe_hold(missing, everything_missing=not present)
         if not present:
             return self._no_model(entry, frame)
-        notes = [f"no model loaded for alias {alias}" for alias, t in targets.items() if t is None]
-        judged = self._judge_with(entry, frame, image, present, notes)
-        if self._features and judged.result.verdict != "error":
+        judged = self._judge_with(entry, frame, image, present, missing)
+        if self._features and judged.result.verdict in ("ok", "defect"):
             judged = replace(judged, features=self._image_features(image))
         return judged
 
@@ -143,16 +149,19 @@ class FrameJudge:
         frame: Frame,
         image: npt.NDArray[np.uint8],
         present: list[tuple[str, Target]],
-        notes: list[str],
+        missing: list[str],
     ) -> Judged:
+        notes = [f"no model loaded for alias {alias}" for alias in missing]
         futures = {alias: self._executor.submit(self._run, t, image, frame.frame_id) for alias, t in present}
         answers: list[Answer] = []
         problems: list[ModelProblem] = []
         unavailable: AgentUnavailable | None = None
+        gone: list[str] = []
         for alias, future in futures.items():
             try:
                 answer = future.result()
                 if answer is None:
+                    gone.append(alias)
                     notes.append(f"no model loaded for alias {alias}")
                 else:
                     answers.append(answer)
@@ -163,12 +172,31 @@ class FrameJudge:
                 self._metrics.errors.labels(self.line, exc.reason).inc()
         if unavailable is not None:
             raise unavailable
+        if gone:  # the agent lost the alias since the catalog's last read (a restart, a removal)
+            self._maybe_hold(gone, everything_missing=not answers, force=True)
         if problems:  # a loaded model failed on this frame: the inspection is incomplete
             message = "; ".join([p.message for p in problems] + notes)
             return self._error(entry, frame, problems[0].reason, message, count=False)
         if not answers:
             return self._no_model(entry, frame)
+        self.wait.seen(a.alias for a in answers)
+        if not gone and not self.wait.returning(missing):
+            self.wait.clear()  # every model the line needs answered
         return self._result(entry, frame, answers, notes)
+
+    def _maybe_hold(self, missing: list[str], *, everything_missing: bool, force: bool = False) -> None:
+        """Raise :class:`ModelPending` while a needed model may still come back (within the bound).
+
+        Needed: every alias when none is loaded, else the ones that judged frames before (a line that
+        was never given a segmenter is not waiting for one). ``force``: the agent just said the alias
+        is gone, so it was loaded a moment ago.
+        """
+        if not missing:
+            return
+        if not (everything_missing or force or self.wait.returning(missing)):
+            return
+        if self.wait.hold(missing):
+            raise ModelPending(f"waiting for a model for alias {' or '.join(missing)}")
 
     def _run(self, target: Target, image: npt.NDArray[np.uint8], frame_id: str) -> Answer | None:
         """One alias's answer, or None when the alias turned out to be gone (a note, not an error)."""
@@ -219,9 +247,17 @@ class FrameJudge:
         return self._error(entry, frame, "internal", f"internal error while judging: {exc!r}")
 
     def _no_model(self, entry: Entry, frame: Frame) -> Judged:
+        """Not inspected: no model for any alias, even after the wait bound (a state, not an error)."""
         aliases = " or ".join(self.aliases)
-        message = f"no model loaded for alias {aliases}; deploy one with the model manager"
-        return self._error(entry, frame, "no_model", message)
+        message = (
+            f"waiting for a model: none loaded for alias {aliases} after {self.wait.bound_s:g}s; "
+            "deploy one with the model manager"
+        )
+        result = Result(
+            frame_id=frame.frame_id, line=self.line, ts_ns=frame.ts_ns, verdict="no_model", score=0.0,
+            predictions=[], e2e_ms=0.0, error=message, source=frame.source,
+        )  # fmt: skip
+        return Judged(entry.id, frame, result)
 
     def _error(
         self, entry: Entry, frame: Frame | None, reason: str, message: str, *, count: bool = True

@@ -31,6 +31,7 @@ from edgeinspect_inference.worker.commit import Commit, Committer
 from edgeinspect_inference.worker.judge import AgentUnavailable, FrameJudge, Judged
 from edgeinspect_inference.worker.metrics import WorkerMetrics
 from edgeinspect_inference.worker.telemetry import TelemetryRecorder
+from edgeinspect_inference.worker.waiting import ModelPending
 
 log = get_logger(__name__)
 
@@ -54,6 +55,7 @@ class Worker:
         stale_ms: int = 30_000,
         block_ms: int = 500,
         telemetry: TelemetryRecorder | None = None,
+        model_retry_s: float = 0.5,
     ) -> None:
         self.line = judge.line
         self._streams = streams
@@ -65,6 +67,7 @@ class Worker:
         self._depth = depth
         self._block_ms = block_ms
         self._telemetry = telemetry
+        self._model_retry_s = model_retry_s
         self._reader = GroupReader(
             streams, names.frames_stream(self.line), names.INFERENCE_GROUP, consumer,
             stale_ms=stale_ms, batch=depth, block_ms=block_ms,
@@ -74,6 +77,10 @@ class Worker:
         self._backoff = Backoff(initial=0.2, maximum=5.0)
         self._backlog_at = 0.0
         self.committed = 0
+
+    def consuming(self) -> bool:
+        """False while the frames stream cannot be read (for ``/readyz``)."""
+        return self._reader.consuming
 
     def run(self, stop: threading.Event) -> None:
         """Process frames until ``stop`` is set; then finish what is in flight and return."""
@@ -99,9 +106,7 @@ class Worker:
         try:
             entries = self._reader.next_batch()
         except redis.RedisError as exc:
-            self._wait_after("read", exc, stop)
-            if "NOGROUP" in str(exc):  # Redis restarted empty: the group must be created again
-                self._recreate_group()
+            self._wait_after("read", exc, stop)  # a lost group is recreated by the reader itself
             return False
         in_flight = {entry.id for entry, _ in self._window}
         started = False
@@ -113,12 +118,6 @@ class Worker:
             started = True
         self._metrics.in_flight.labels(self.line).set(len(self._window))
         return started
-
-    def _recreate_group(self) -> None:
-        try:
-            self._reader.start()
-        except redis.RedisError as exc:
-            log.warning("group_not_created", stream=self._reader.stream, error=str(exc))
 
     def _finish_head(self, stop: threading.Event) -> None:
         """Wait for the oldest frame in flight and commit it (retrying it while the agent is down)."""
@@ -133,6 +132,9 @@ class Worker:
             else:
                 self._window[0] = (entry, self._jobs.submit(self._judge.judge, entry))
             return
+        except ModelPending:
+            self._hold_for_model(entry, stop)
+            return
         except Exception as exc:  # a bug must cost one frame (an error result), never the line
             log.exception("judge_failed", entry_id=entry.id, error=str(exc))
             judged = self._judge.internal_error(entry, exc)
@@ -146,6 +148,17 @@ class Worker:
         self._window.popleft()
         self._backoff.reset()
         self._metrics.in_flight.labels(self.line).set(len(self._window))
+
+    def _hold_for_model(self, entry: Entry, stop: threading.Event) -> None:
+        """Keep the head frame pending while its model may come back, then judge it again."""
+        self._judge.wait.held_frames(len(self._window), 0.0)
+        started = time.monotonic()
+        stop.wait(self._model_retry_s)
+        self._judge.wait.held_frames(len(self._window), time.monotonic() - started)
+        if stop.is_set():  # leave it pending: our restart (or a peer) judges it
+            self._window.popleft()
+        else:
+            self._window[0] = (entry, self._jobs.submit(self._judge.judge, entry))
 
     def _commit(self, judged: Judged) -> None:
         result = dataclasses.replace(judged.result, e2e_ms=_e2e_ms(judged.result))
@@ -162,7 +175,7 @@ class Worker:
             log.warning("duplicate_frame", frame_id=result.frame_id, entry_id=judged.entry_id)
             return
         self._observe(result, reasons if capture is not None else [])
-        if self._telemetry is not None:
+        if self._telemetry is not None and result.verdict != "no_model":  # not inspected: no statistics
             pixels = judged.frame.height * judged.frame.width if judged.frame is not None else None
             self._telemetry.observe(result, judged.features, pixels)
 

@@ -46,6 +46,7 @@ def serve(settings: WorkerSettings) -> int:
     service = WorkerService(settings, streams, agent)
     health.add_check("redis", streams.ping)
     health.add_check("agent", service.agent_ready)
+    health.add_check("frames_stream", service.worker.consuming)
     http = HealthServer(health, settings.http_host, settings.http_port, service.metrics.registry).start()
     log.info("worker_starting", http_port=http.port, line=settings.line, agent=settings.agent_addr)
     try:

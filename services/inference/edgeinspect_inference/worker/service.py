@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from edgeinspect.core import names
 from edgeinspect.core.agent_client import AgentClient
 from edgeinspect.core.errors import AgentError
+from edgeinspect.core.retention import StreamRetention, trimmed_counter
 from edgeinspect.core.streams import Streams
 
 from edgeinspect_inference.worker.agentcalls import AgentModelCaller
@@ -31,6 +32,7 @@ from edgeinspect_inference.worker.telemetry import (
     TelemetryMetrics,
     TelemetryRecorder,
 )
+from edgeinspect_inference.worker.waiting import ModelWait
 
 
 class WorkerService:
@@ -68,6 +70,7 @@ class WorkerService:
             self.metrics,
             settings.verdict_rule,
             features=settings.telemetry_interval_s > 0 and settings.telemetry_images,
+            wait=ModelWait(settings.line, settings.model_wait_s, self.metrics.registry),
         )
         committer = Committer(
             streams.client,
@@ -76,13 +79,25 @@ class WorkerService:
             results_maxlen=settings.stream_maxlen,
             capture_maxlen=settings.capture_maxlen,
             done_ttl_s=settings.done_ttl_s,
+            results_retention=StreamRetention(
+                streams.client, names.results_stream(settings.line), settings.stream_budget("results")
+            ),
+            capture_retention=StreamRetention(
+                streams.client,
+                names.capture_stream(),
+                settings.stream_budget("capture"),
+                group=names.UPLOADER_GROUP,
+                counter=trimmed_counter(self.metrics.registry),
+            ),
         )
+        streams.retain(names.events_stream(), settings.stream_budget("events"))
         policy = CapturePolicy(settings.capture_good_fraction, settings.capture_band, settings.capture_seed)
         self.telemetry = telemetry_recorder(settings, streams, self.metrics, telemetry_sinks)
         self.worker = Worker(
             streams, judge, committer, policy, self.alerter, self.metrics,
             consumer=settings.consumer, depth=settings.pipeline_depth,
             stale_ms=settings.stale_ms, block_ms=settings.block_ms, telemetry=self.telemetry,
+            model_retry_s=settings.model_retry_s,
         )  # fmt: skip
 
     def agent_ready(self) -> bool:

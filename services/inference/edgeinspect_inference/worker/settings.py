@@ -61,6 +61,15 @@ class WorkerSettings(ServiceSettings):
     done_ttl_s: int = Field(
         default=600, ge=1, description="how long a judged frame id is remembered to refuse a second result"
     )
+    model_wait_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="how long frames wait for a missing model (an agent restart) "
+        "before they become verdict=no_model; 0: at once",
+    )
+    model_retry_s: float = Field(
+        default=0.5, gt=0, le=10, description="how often a held frame looks for its model again"
+    )
     catalog_refresh_s: float = Field(
         default=5.0, gt=0, description="how often aliases and manifests are re-read from the agent"
     )

@@ -43,7 +43,7 @@ class ResultOut(BaseModel):
     line: str
     frame_id: str
     ts_ns: int
-    verdict: Literal["ok", "defect", "error"]
+    verdict: Literal["ok", "defect", "error", "no_model"]
     score: float
     e2e_ms: float
     error: str = ""
@@ -99,6 +99,7 @@ class StatsOut(BaseModel):
     inspected: int
     defects: int
     errors: int
+    waiting: int = Field(default=0, description="frames not inspected because no model was loaded")
     defect_rate: float = Field(description="defects / inspected, 0..1")
     fps: float = Field(description="results per second over the last 10 s")
     e2e_p50_ms: float

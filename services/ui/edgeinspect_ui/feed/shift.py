@@ -61,6 +61,7 @@ class ShiftCounter:
         self.inspected = 0
         self.defects = 0
         self.errors = 0
+        self.waiting = 0
         self.last_ts_ns = 0
         self._arrivals.clear()
         self._latency.clear()
@@ -77,10 +78,13 @@ class ShiftCounter:
         """Count one result; ``live=False`` for replayed history (counted, but not in the fps window)."""
         if result.ts_ns and result.ts_ns < self.start_ns and not live:
             return
+        self.last_ts_ns = max(self.last_ts_ns, result.ts_ns)
+        if result.verdict == "no_model":  # not inspected (no model yet): neither a part nor an error
+            self.waiting += 1
+            return
         self.inspected += 1
         self.defects += result.verdict == "defect"
         self.errors += result.verdict == "error"
-        self.last_ts_ns = max(self.last_ts_ns, result.ts_ns)
         if result.verdict != "error":
             self._latency.append(result.e2e_ms)
         if live:
@@ -105,6 +109,7 @@ class ShiftCounter:
             inspected=self.inspected,
             defects=self.defects,
             errors=self.errors,
+            waiting=self.waiting,
             defect_rate=self.defects / self.inspected if self.inspected else 0.0,
             fps=round(self.fps(), 2),
             e2e_p50_ms=round(percentile(latency, 50), 2),

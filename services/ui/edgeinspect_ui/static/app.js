@@ -12,6 +12,7 @@ const VERDICTS = {
   ok: { text: "OK", icon: "✓" },
   defect: { text: "DEFECT", icon: "✗" },
   error: { text: "ERROR", icon: "!" },
+  no_model: { text: "WAITING FOR A MODEL", icon: "…" },
 };
 
 const state = {
@@ -42,7 +43,7 @@ function onResult(result) {
   if (state.shown && state.shown.result.id === result.id) return;
   if (newer(result.id, state.charted)) {
     state.charted = result.id;
-    if (result.verdict !== "error") chart.push(result.e2e_ms);
+    if (result.verdict === "ok" || result.verdict === "defect") chart.push(result.e2e_ms);
   }
   state.pending = result;
   schedule();
@@ -124,7 +125,7 @@ function showVerdict(result) {
     );
     return tr;
   });
-  if (result.verdict === "error") {
+  if (result.verdict === "error" || result.verdict === "no_model") {
     const tr = el("tr");
     const td = el("td", result.error || "the frame could not be inspected");
     td.colSpan = 5;
@@ -251,7 +252,7 @@ async function seedChart() {
     const results = await response.json();
     if (line !== state.line || chart.values.length > 0 || results.length === 0) return; // stream was first
     state.charted = results[0].id;
-    chart.reset(results.filter((r) => r.verdict !== "error").map((r) => r.e2e_ms).reverse());
+    chart.reset(results.filter((r) => r.verdict === "ok" || r.verdict === "defect").map((r) => r.e2e_ms).reverse());
   } catch (err) {
     /* the live stream fills the chart anyway */
   }

@@ -95,7 +95,8 @@ export function renderStats(stats) {
   $("c-latency").textContent =
     stats.inspected > 0 ? `${stats.e2e_p50_ms.toFixed(0)} / ${stats.e2e_p99_ms.toFixed(0)} ms` : "—";
   const since = new Date(stats.shift_start_ns / 1e6).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
-  $("c-since").textContent = `Since ${since} · ${stats.defects} defects · ${stats.errors} errors`;
+  $("c-since").textContent = `Since ${since} · ${stats.defects} defects · ${stats.errors} errors` +
+    (stats.waiting ? ` · ${stats.waiting} not inspected (waiting for a model)` : "");
 }
 
 /** Fill the line picker; it is shown only when there is more than one line. */
