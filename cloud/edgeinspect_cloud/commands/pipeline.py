@@ -1,4 +1,4 @@
-"""``edgeinspect pipeline run``: data -> train -> evaluate -> compile -> package -> register, by name.
+"""``edgeinspect pipeline run``: data -> train -> evaluate -> gate -> compile -> package -> register.
 
 Every step reads and writes the run folder (``--out``), so ``--steps`` can run any of them alone or
 resume after a failure. Progress goes to stdout one line per step; the last line is one JSON object
@@ -16,6 +16,7 @@ from edgeinspect_cloud.commands.cli_errors import reports_errors
 from edgeinspect_cloud.commands.registry import add_registry_arguments
 from edgeinspect_cloud.compile import CompileOptions
 from edgeinspect_cloud.pipeline import STEPS, TASKS, PipelineError, PipelineOptions, run_pipeline
+from edgeinspect_cloud.registry.gate import default_gate
 
 
 def register(subparsers: Any) -> None:
@@ -56,8 +57,27 @@ def register(subparsers: Any) -> None:
     run.add_argument("--by", help="who registers (default: the login name)")
     run.add_argument("--no-int8", action="store_true", help="ship fp32 only (no static int8 model)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (logs and step lines stay)")
+    gate = run.add_argument_group(
+        "quality gate", "held-out minimums a model must reach to be registered (defaults: EI_GATE_*)"
+    )
+    gate.add_argument("--gate-min-ap", type=_fraction, help="minimum image AP (default 0.9)")
+    gate.add_argument(
+        "--gate-min-recall", type=_fraction, help="minimum recall at the shipped threshold (default 0.8)"
+    )
+    gate.add_argument("--gate-min-dice", type=_fraction, help="minimum pixel Dice, segmenters (default 0.6)")
     add_registry_arguments(run)
     run.set_defaults(handler=_run)
+
+
+def _fraction(text: str) -> float:
+    """A gate minimum: a number from 0 (figure not checked) to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1 (0 switches the figure off)")
+    return value
 
 
 def parse_steps(values: list[str]) -> list[str]:
@@ -100,6 +120,9 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         created_by=args.by,
         progress=not args.no_progress,
         compile=CompileOptions(quantize=not args.no_int8),
+        gate=default_gate().with_overrides(
+            min_image_ap=args.gate_min_ap, min_recall=args.gate_min_recall, min_dice=args.gate_min_dice
+        ),
     )
 
 

@@ -17,6 +17,7 @@ from edgeinspect.core.errors import EdgeInspectError
 
 from edgeinspect_cloud.commands.cli_errors import reports_errors
 from edgeinspect_cloud.registry import ModelRegistry, ModelVersion
+from edgeinspect_cloud.registry.gate import GATE_KEY, rejudge
 
 REGISTRY_ENV = "EI_REGISTRY_URL"
 ENDPOINT_ENV = "EI_S3_ENDPOINT_URL"
@@ -69,6 +70,12 @@ def register(subparsers: Any) -> None:
         _version_args(decide)
         decide.add_argument("--by", help="who decides (default: the login name)")
         decide.add_argument("--comment", default="", help="why (kept in the history)")
+        if action == "approve":
+            decide.add_argument(
+                "--force",
+                action="store_true",
+                help="approve a version below its quality gate (needs --comment; who, when, why are kept)",
+            )
         decide.set_defaults(handler=_approve if action == "approve" else _reject)
     # `registry compare` lives with the retraining tools and evaluates packages (onnxruntime, plots): it
     # is loaded by name, as cli.py loads every command module, so fleet's image never needs it.
@@ -112,7 +119,9 @@ def _show(args: argparse.Namespace) -> int:
 
 @reports_errors
 def _approve(args: argparse.Namespace) -> int:
-    mv = open_registry(args).approve(args.group, args.version, by=args.by, comment=args.comment)
+    mv = open_registry(args).approve(
+        args.group, args.version, by=args.by, comment=args.comment, force=args.force
+    )
     return _print_decision(args, mv)
 
 
@@ -128,6 +137,8 @@ def _print_decision(args: argparse.Namespace, mv: ModelVersion) -> int:
     else:
         last = mv.history[-1]
         print(f"{mv.group} version {mv.version} is now {mv.status} (by {last.by} at {last.at.isoformat()})")
+        if last.overrode:
+            print(f"  past its quality gate ({', '.join(last.overrode)}): {last.comment}")
     return 0
 
 
@@ -169,11 +180,25 @@ def format_details(mv: ModelVersion) -> str:
     ]
     if reg.description:
         lines.append(f"  description   {reg.description}")
+    gate = reg.extra.get(GATE_KEY)
+    if isinstance(gate, dict):
+        lines.append(f"  quality gate  {_gate_text(gate)}")
     lines.append("  history")
     for change in mv.history:
         comment = f": {change.comment}" if change.comment else ""
-        lines.append(f"    {change.at.isoformat()}  {change.status:<22} by {change.by}{comment}")
+        forced = f" (forced past the gate: {', '.join(change.overrode)})" if change.overrode else ""
+        lines.append(f"    {change.at.isoformat()}  {change.status:<22} by {change.by}{forced}{comment}")
     return "\n".join(lines)
+
+
+def _gate_text(record: dict[str, Any]) -> str:
+    """``passed (image_ap 0.98 >= 0.90, ...)`` judged again from the stored figures; damaged: say so."""
+    try:
+        judged = rejudge(record)
+    except ValueError:
+        return "damaged record"
+    verdict = "passed" if judged.passed else "FAILED"
+    return f"{verdict} ({', '.join(figure.describe() for figure in judged.figures)}; on {judged.source})"
 
 
 _TABLE_METRICS = ("image_ap", "image_auroc", "f1", "dice", "iou")

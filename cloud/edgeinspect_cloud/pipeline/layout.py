@@ -9,6 +9,7 @@ given the folder the previous steps left::
     RUN_DIR/data/union/               several --dataset folders joined (links), when more than one
     RUN_DIR/train/{task}/             the trainer's run: model.onnx, model_spec.json, result.json, report/
     RUN_DIR/evaluate/{task}/          held-out evaluation report (metrics.json, report.html, plots)
+    RUN_DIR/gate/{task}.json          the quality gate's verdict: thresholds, figures, passed
     RUN_DIR/compile/{task}/           model.onnx, model.int8.onnx, compile.json, golden-input.npy,
                                       baseline.json (drift baseline)
     RUN_DIR/package/{task}/           draft/ and the signed {group}-{n}.tar.gz, check.json
@@ -27,11 +28,12 @@ from typing import Any, Literal
 from edgeinspect.core.errors import EdgeInspectError
 
 from edgeinspect_cloud.compile import CompileOptions
+from edgeinspect_cloud.registry.gate import QualityGate, default_gate
 from edgeinspect_cloud.training.config import Profile
 
 Task = Literal["classification", "segmentation"]
 TASKS: tuple[Task, ...] = ("classification", "segmentation")
-STEPS = ("data", "train", "evaluate", "compile", "package", "register")
+STEPS = ("data", "train", "evaluate", "gate", "compile", "package", "register")
 GROUPS: dict[Task, str] = {"classification": "defect-cls", "segmentation": "defect-seg"}
 """Registry group (= package name) per task; the edge worker's aliases use the same names."""
 
@@ -57,6 +59,7 @@ class PipelineOptions:
     created_by: str | None = None
     progress: bool = True
     compile: CompileOptions = field(default_factory=CompileOptions)
+    gate: QualityGate = field(default_factory=default_gate)
 
 
 class RunLayout:
@@ -82,6 +85,9 @@ class RunLayout:
 
     def evaluate_dir(self, task: Task) -> Path:
         return self.root / "evaluate" / task
+
+    def gate_json(self, task: Task) -> Path:
+        return self.root / "gate" / f"{task}.json"
 
     def compile_dir(self, task: Task) -> Path:
         return self.root / "compile" / task

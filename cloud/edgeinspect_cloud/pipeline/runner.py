@@ -16,8 +16,10 @@ from typing import Any, TextIO
 from edgeinspect.core.observability import get_logger
 
 from edgeinspect_cloud.pipeline.layout import GROUPS, STEPS, PipelineError, PipelineOptions, RunLayout, Task
+from edgeinspect_cloud.pipeline.steps_gate import gate_error, step_gate
 from edgeinspect_cloud.pipeline.steps_model import step_data, step_evaluate, step_train
 from edgeinspect_cloud.pipeline.steps_release import step_compile, step_package, step_register
+from edgeinspect_cloud.registry.gate import GateRecord
 
 log = get_logger(__name__)
 
@@ -36,12 +38,17 @@ def run_pipeline(
     ordered = [step for step in STEPS if step in steps]
     layout = RunLayout(options.run_dir)
     layout.root.mkdir(parents=True, exist_ok=True)
-    layout.write(layout.root / "run.json", {**vars(options), "steps": ordered})
+    layout.write(
+        layout.root / "run.json", {**vars(options), "gate": options.gate.model_dump(), "steps": ordered}
+    )
     summary = _load_summary(layout)
     framework_models: dict[Task, Any] = {}
     jobs: list[tuple[str, Task | None]] = [(step, None) for step in ordered if step == "data"]
     jobs += [(step, task) for step in ordered if step != "data" for task in options.tasks]
+    failed_gates: list[GateRecord] = []
     for index, (step, task) in enumerate(jobs, start=1):
+        if failed_gates and step != "gate":
+            break
         label = f"[{index}/{len(jobs)}] {step}" + (f" {task}" if task else "")
         print(f"{label} ...", file=out, flush=True)
         started = time.monotonic()
@@ -52,8 +59,13 @@ def run_pipeline(
         layout.write(layout.summary_json, summary)
         print(f"{label} done in {seconds:.1f}s{_headline(step, report)}", file=out, flush=True)
         log.info("pipeline_step", step=step, task=task, seconds=seconds)
+        if step == "gate" and task is not None and not report["passed"]:
+            failed_gates.append(GateRecord.model_validate(layout.read(layout.gate_json(task), "gate")))
     summary["result"] = _result(layout, options, summary)
     layout.write(layout.summary_json, summary)
+    if failed_gates:
+        log.warning("quality_gate_failed", tasks=[r.task for r in failed_gates])
+        raise gate_error(failed_gates)
     return summary
 
 
@@ -69,6 +81,7 @@ def _run_step(
         return report
     runners: dict[str, Callable[[PipelineOptions, RunLayout, Task], dict[str, Any]]] = {
         "evaluate": step_evaluate,
+        "gate": step_gate,
         "package": step_package,
         "register": step_register,
     }
@@ -107,6 +120,9 @@ def _headline(step: str, report: dict[str, Any]) -> str:
             + (f"pixels {pixels:.3%} agree, " if isinstance(pixels, float) else "")
             + f"latency fp32 {fp32.get('latency_ms')} ms / int8 {int8.get('latency_ms')} ms"
         )
+    if step == "gate":
+        verdict = "passed" if report["passed"] else "FAILED"
+        return f": {verdict} ({', '.join(_figure(f) for f in report['figures'])})"
     if step == "package":
         return f": {report['package']} ({report['size_bytes'] / 1e6:.2f} MB), verified"
     if step == "register":
@@ -114,10 +130,15 @@ def _headline(step: str, report: dict[str, Any]) -> str:
     return ""
 
 
+def _figure(figure: dict[str, Any]) -> str:
+    value = "missing" if figure["value"] is None else f"{figure['value']:.3f}"
+    return f"{figure['name']} {value} {'>=' if figure['passed'] else '<'} {figure['minimum']:.2f}"
+
+
 def _result(layout: RunLayout, options: PipelineOptions, summary: dict[str, Any]) -> dict[str, Any]:
     """The one-line result: versions registered, package URLs, headline metrics per group."""
     steps = summary.get("steps", {})
-    versions, packages, metrics = {}, {}, {}
+    versions, packages, metrics, gates = {}, {}, {}, {}
     for task in options.tasks:
         group = GROUPS[task]
         registered = steps.get("register", {}).get(task)
@@ -126,6 +147,9 @@ def _result(layout: RunLayout, options: PipelineOptions, summary: dict[str, Any]
             packages[group] = registered["package_url"]
         elif steps.get("package", {}).get(task):
             packages[group] = steps["package"][task]["package"]
+        gate = steps.get("gate", {}).get(task)
+        if gate:
+            gates[group] = "passed" if gate["passed"] else f"failed: {gate.get('failed')}"
         evaluated = steps.get("evaluate", {}).get(task, {}).get("metrics")
         trained = steps.get("train", {}).get(task, {}).get("metrics")
         figures = dict(evaluated or trained or {})
@@ -140,4 +164,5 @@ def _result(layout: RunLayout, options: PipelineOptions, summary: dict[str, Any]
         "versions": versions,
         "packages": packages,
         "metrics": metrics,
+        "gate": gates,
     }

@@ -28,8 +28,10 @@ from edgeinspect_cloud.evaluation.spec import ModelSpec
 from edgeinspect_cloud.monitor.baseline import baseline_for_samples
 from edgeinspect_cloud.packaging import PackageDraft, check_package
 from edgeinspect_cloud.pipeline.layout import GROUPS, PipelineError, PipelineOptions, RunLayout, Task
+from edgeinspect_cloud.pipeline.steps_gate import passed_gate
 from edgeinspect_cloud.pipeline.steps_model import MODEL_FILE, trained_spec
 from edgeinspect_cloud.registry import ModelRegistry, ModelVersion
+from edgeinspect_cloud.registry.gate import GATE_KEY
 
 GOLDEN_FILE = "golden-input.npy"
 BASELINE_FILE = "baseline.json"
@@ -178,6 +180,7 @@ def package_metrics(
 
 def step_register(options: PipelineOptions, layout: RunLayout, task: Task) -> dict[str, Any]:
     """Register the package (PendingManualApproval); rebuilt for another number if it was taken."""
+    gate = passed_gate(layout, task)
     registry = _registry(options)
     key = _private_key(options)
     draft = PackageDraft.load(layout.require(layout.package_dir(task) / "draft", "package"))
@@ -196,7 +199,12 @@ def step_register(options: PipelineOptions, layout: RunLayout, task: Task) -> di
         build,
         created_by=options.created_by,
         description=f"pipeline run {layout.root.resolve()}",
-        extra={"run_dir": str(layout.root.resolve()), "quick": options.quick, "seed": options.seed},
+        extra={
+            "run_dir": str(layout.root.resolve()),
+            "quick": options.quick,
+            "seed": options.seed,
+            GATE_KEY: gate,
+        },
     )
     layout.write(layout.register_json(task), mv.to_json())
     return {

@@ -41,6 +41,8 @@ class StatusChange(_Record):
     by: str = Field(min_length=1)
     at: AwareDatetime
     comment: str = ""
+    overrode: list[str] = Field(default_factory=list)
+    """The quality-gate failures an approver overrode with ``--force`` (the comment says why)."""
 
 
 class PackageRef(_Record):

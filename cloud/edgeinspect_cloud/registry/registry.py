@@ -37,9 +37,10 @@ from edgeinspect.core.hashing import sha256_file
 from edgeinspect.core.observability import get_logger
 from edgeinspect.core.package import INT8_MODEL_FILE, MANIFEST_FILE, NAME_PATTERN, Manifest, utc_now
 from edgeinspect.core.storage import ObjectInfo, ObjectStore, open_store
-from pydantic import JsonValue
+from pydantic import JsonValue, ValidationError
 
 from edgeinspect_cloud.registry.errors import RegistryError, VersionNotFoundError
+from edgeinspect_cloud.registry.gate import GATE_KEY, rejudge
 from edgeinspect_cloud.registry.records import (
     APPROVED,
     DECISIONS,
@@ -178,17 +179,34 @@ class ModelRegistry:
             hint="too many concurrent registrations; retry later",
         )
 
-    def approve(self, group: str, version: int, *, by: str | None = None, comment: str = "") -> ModelVersion:
-        """Mark a version ``Approved`` (deployable), after checking its package is really in the store."""
-        self._check_package_stored(self.get(group, version))
-        return self.set_status(group, version, APPROVED, by=by, comment=comment)
+    def approve(
+        self, group: str, version: int, *, by: str | None = None, comment: str = "", force: bool = False
+    ) -> ModelVersion:
+        """Mark a version ``Approved`` (deployable), after checking its package is really in the store
+        and its recorded figures against its recorded quality gate.
+
+        A version below its gate is refused unless ``force`` with a ``comment`` saying why; the forced
+        approval records which figures it overrode, by whom and when. A version registered without a
+        gate record (by another tool) has no gate to be below.
+        """
+        mv = self.get(group, version)
+        self._check_package_stored(mv)
+        overrode = _gate_failures(mv, force=force, comment=comment)
+        return self.set_status(group, version, APPROVED, by=by, comment=comment, overrode=overrode)
 
     def reject(self, group: str, version: int, *, by: str | None = None, comment: str = "") -> ModelVersion:
         """Mark a version ``Rejected`` (never to be deployed; also revokes an earlier approval)."""
         return self.set_status(group, version, REJECTED, by=by, comment=comment)
 
     def set_status(
-        self, group: str, version: int, status: Status, *, by: str | None = None, comment: str = ""
+        self,
+        group: str,
+        version: int,
+        status: Status,
+        *,
+        by: str | None = None,
+        comment: str = "",
+        overrode: list[str] | None = None,
     ) -> ModelVersion:
         """Append a status event; concurrent callers each get their own event, none is lost."""
         if status not in DECISIONS:
@@ -196,7 +214,9 @@ class ModelRegistry:
                 f"cannot set status {status!r}", hint=f"a version can be set to one of {list(DECISIONS)}"
             )
         self.get(group, version)  # the version must exist
-        change = StatusChange(status=status, by=by or current_user(), at=utc_now(), comment=comment)
+        change = StatusChange(
+            status=status, by=by or current_user(), at=utc_now(), comment=comment, overrode=overrode or []
+        )
         for _ in range(self.max_attempts):
             seq = len(self._events(group, version)) + 1
             if self.store.put_bytes_if_absent(_event_key(group, version, seq), record_bytes(change), _JSON):
@@ -325,6 +345,35 @@ def manifest_from_tar(path: str | Path) -> Manifest:
             f"cannot read {MANIFEST_FILE} from {path}: {exc}", hint="rebuild the package"
         ) from exc
     return Manifest.from_json_bytes(data, source=f"{path}:{MANIFEST_FILE}")
+
+
+def _gate_failures(mv: ModelVersion, *, force: bool, comment: str) -> list[str]:
+    """The gate failures of ``mv`` that this approval overrides; ``RegistryError`` if not forced."""
+    record = mv.registration.extra.get(GATE_KEY)
+    if not isinstance(record, dict):
+        return []
+    try:
+        judged = rejudge(record)
+    except ValidationError as exc:
+        raise RegistryError(
+            f"{mv.group} version {mv.version} has a damaged quality-gate record: {exc.errors()[0]['msg']}",
+            hint="register the model again with edgeinspect pipeline run",
+        ) from exc
+    if judged.passed:
+        return []
+    failures = judged.describe_failures()
+    if not force:
+        raise RegistryError(
+            f"{mv.group} version {mv.version} is below its quality gate ({failures}): not approved",
+            hint="train a better model, or approve it anyway with --force --comment 'why' (recorded)",
+        )
+    if not comment.strip():
+        raise RegistryError(
+            f"approving {mv.group} version {mv.version} past its quality gate ({failures}) needs a reason",
+            hint="add --comment 'why this model ships anyway' (kept in the version's history)",
+        )
+    log.warning("gate_overridden", group=mv.group, version=mv.version, failures=failures)
+    return [figure.describe() for figure in judged.failures]
 
 
 def _initial(registration: Registration) -> list[StatusChange]:

@@ -37,6 +37,7 @@ def test_pipeline_trains_compiles_packages_and_registers_both_models(
         "--epochs",
         "1",
         "--no-progress",
+        *("--gate-min-ap", "0", "--gate-min-recall", "0", "--gate-min-dice", "0"),  # one epoch: figures vary
         "--registry",
         registry_url,
         "--endpoint-url",
@@ -49,7 +50,7 @@ def test_pipeline_trains_compiles_packages_and_registers_both_models(
     lines = capsys.readouterr().out.strip().splitlines()
     result = json.loads(lines[-1])
     assert result["versions"] == {"defect-cls": 1, "defect-seg": 1}
-    for step in ("data", "train", "evaluate", "compile", "package", "register"):
+    for step in ("data", "train", "evaluate", "gate", "compile", "package", "register"):
         assert any(f"] {step}" in line and " done in " in line for line in lines), step
 
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -64,6 +65,8 @@ def test_pipeline_trains_compiles_packages_and_registers_both_models(
         assert mv.registration.dataset_fingerprint == data["fingerprint"]
         assert {"image_ap", "int8_val_image_ap", "int8_parity_max_abs_diff"} <= set(mv.registration.metrics)
         assert result["packages"][group] == mv.registration.package.url
+        gate = mv.registration.extra["gate"]
+        assert gate["passed"] and gate["gate"] == {"min_image_ap": 0.0, "min_recall": 0.0, "min_dice": 0.0}  # type: ignore[index,call-overload]
 
         compiled = json.loads((run_dir / "compile" / task / "compile.json").read_text())
         assert compiled["export_parity"]["passed"] and compiled["int8_parity"]["passed"]
