@@ -92,7 +92,7 @@ class Scoreboard:
             self.errors += 1
             return
         primaries = [p for p in result.predictions if p.role == "primary"]
-        if not primaries:
+        if result.verdict == "no_model" or not primaries:
             self.waiting += 1
             return
         truly = self.truth.get(Path(result.source).name)
@@ -115,6 +115,8 @@ class Scoreboard:
         p50 = self.e2e_p50()
         parts.append(f"e2e p50 {'-' if p50 is None else f'{p50:.0f} ms'}")
         parts.append(f"errors {self.errors}")
+        if self.waiting:
+            parts.append(f"not inspected (no model) {self.waiting}")
         return " | ".join(parts)
 
     def figures(self) -> dict[str, object]:
