@@ -71,7 +71,7 @@ class Prediction:
                 bbox=tuple(int(v) for v in bbox) if bbox is not None else None,  # type: ignore[arg-type]
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise MessageError(f"malformed prediction {data!r}: {exc}") from exc
+            raise MessageError(f"malformed prediction {safejson.clip(data)}: {exc}") from exc
 
 
 def _text(raw: FieldValue) -> str:

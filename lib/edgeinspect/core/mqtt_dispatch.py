@@ -125,13 +125,19 @@ def encode_json(topic: str, payload: Mapping[str, Any]) -> bytes:
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 """Above AWS IoT Core's 128 KB message limit, so nothing valid there is refused here."""
+MAX_PAYLOAD_DEPTH = 512
+"""Far below where ``json.loads`` would overflow the stack (~1000), yet deep enough that a hostile job
+document nested inside a jobs reply still reaches the handler, whose own checks fail that one job
+(a refused reply would leave the device asking for the same job again and again)."""
 
 
 def decode_json_object(payload: bytes) -> tuple[JsonObject | None, str]:
     """The payload as a JSON object, or None and why not (over the size/depth limits, invalid
     UTF-8/JSON, or not an object). Never raises: a hostile payload is one refused message."""
     try:
-        value = safejson.loads(payload, what="MQTT payload", max_bytes=MAX_PAYLOAD_BYTES)
+        value = safejson.loads(
+            payload, what="MQTT payload", max_bytes=MAX_PAYLOAD_BYTES, max_depth=MAX_PAYLOAD_DEPTH
+        )
     except safejson.JsonInputError as exc:
         return None, str(exc)
     if not isinstance(value, dict):
