@@ -44,7 +44,7 @@ def test_size_is_refused_before_parsing_and_the_error_stays_short() -> None:
 
 
 def test_valid_documents_parse_exactly_as_json_does() -> None:
-    doc = {"a": [1, 2.5, None, True, {"b": "[[[\\\"]]"}], "c": "é"}
+    doc = {"a": [1, 2.5, None, True, {"b": '[[[\\"]]'}], "c": "é"}
     assert safejson.loads(json.dumps(doc).encode()) == doc
     assert safejson.loads(json.dumps(doc)) == doc
     assert safejson.nesting_depth(json.dumps(doc).encode()) == 3

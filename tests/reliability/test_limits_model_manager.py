@@ -13,7 +13,6 @@ import httpx
 import pytest
 from edgeinspect.core import topics
 
-from tests.integration.model_manager.conftest import kit  # noqa: F401  (the fixture)
 from tests.integration.model_manager.harness import DeviceKit
 from tests.reliability.hostile import BRACKET_BOMB, raw_publish
 
@@ -72,7 +71,9 @@ def test_a_bracket_bomb_on_notify_next_leaves_the_dispatcher_and_later_jobs_work
 
 
 @pytest.mark.parametrize("job_id", [".."])
-def test_a_job_id_that_is_not_a_plain_name_is_refused_and_deletes_nothing(kit: DeviceKit, job_id: str) -> None:
+def test_a_job_id_that_is_not_a_plain_name_is_refused_and_deletes_nothing(
+    kit: DeviceKit, job_id: str
+) -> None:
     _installed_v1(kit)
 
     job = kit.deploy(job_id, kit.publish(kit.package("cls", "2")))

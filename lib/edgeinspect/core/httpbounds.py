@@ -32,6 +32,7 @@ class BoundedHTTPServer(ThreadingHTTPServer):
     """``ThreadingHTTPServer`` with a connection cap and a per-request deadline (see the module)."""
 
     daemon_threads = True
+    request_queue_size = 128  # a burst of connects waits in the kernel, not in SYN retries of seconds
 
     def __init__(
         self,
