@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from edgeinspect.core.images import decode as real_decode
 from edgeinspect.core.images import encode
 from edgeinspect.core.lifecycle import wait_until
 from edgeinspect_camera.sources import trigger as trigger_module
@@ -76,7 +77,6 @@ def test_decodes_run_at_most_decode_slots_at_a_time(
 ) -> None:
     running, peak = [0], [0]
     lock = threading.Lock()
-    real_decode = trigger_module.decode
 
     def counting_decode(*args: Any, **kwargs: Any) -> np.ndarray:
         with lock:
