@@ -22,6 +22,7 @@ from edgeinspect.core import topics
 from edgeinspect.core.errors import MqttError
 from edgeinspect.core.lifecycle import install_signal_handlers
 from edgeinspect.core.mqtt import MqttClient
+from edgeinspect.core.mqtt_health import watch_mqtt
 from edgeinspect.core.observability import Health, HealthServer, configure_logging, get_logger
 from prometheus_client import CollectorRegistry
 
@@ -50,6 +51,7 @@ class FleetService:
             on_bad_payload=self._on_bad_payload,
             **settings.mqtt_options(),
         )
+        watch_mqtt(self.mqtt, None, registry, "ei_fleet")
         self._flush_lock = threading.Lock()
         self._notified: dict[str, str | None] = {}
         self._state_prefix = topics.device_state("x", root=settings.state_topic_root)[: -len("x/state")]
@@ -57,6 +59,7 @@ class FleetService:
     def add_health_checks(self, health: Health) -> None:
         health.add_check("database", self.store.db.ping)
         health.add_check("mqtt", lambda: self.mqtt.is_connected)
+        health.add_check("mqtt_dispatcher", lambda: self.mqtt.dispatcher_alive)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 

@@ -34,8 +34,10 @@ from typing import Any
 
 from edgeinspect.core.errors import PackageError
 from edgeinspect.core.hashing import sha256_file
+from edgeinspect.core.ids import is_valid
 from edgeinspect.core.observability import get_logger
-from edgeinspect.core.package import INT8_MODEL_FILE, MANIFEST_FILE, NAME_PATTERN, Manifest, utc_now
+from edgeinspect.core.package import INT8_MODEL_FILE, MANIFEST_FILE, Manifest, utc_now
+from edgeinspect.core.safejson import clip
 from edgeinspect.core.storage import ObjectInfo, ObjectStore, open_store
 from pydantic import JsonValue, ValidationError
 
@@ -388,18 +390,20 @@ def _sorted_events(infos: Iterator[ObjectInfo], strip: int) -> list[ObjectInfo]:
 
 
 def _valid_group(group: str) -> bool:
-    return bool(re.match(NAME_PATTERN, group)) and len(group) <= 63
+    return is_valid("model name", group)
 
 
 def _check_group(group: str) -> None:
     if not _valid_group(group):
         raise RegistryError(
-            f"invalid model group name {group!r}",
+            f"invalid model group name {clip(group)}",
             hint="use letters and digits joined by '-', at most 63 characters (e.g. defect-cls)",
         )
 
 
 def _group_prefix(group: str) -> str:
+    """Every key of a group is built here, so no group name can reach outside ``groups/``."""
+    _check_group(group)
     return f"groups/{group}/"
 
 

@@ -16,6 +16,12 @@ from PIL import Image, UnidentifiedImageError
 from edgeinspect.core.errors import ImageError
 
 MAX_PIXELS = 50_000_000
+
+
+class ImageTooLarge(ImageError):
+    """The image's header declares more pixels than may be decoded."""
+
+
 ImageArray = npt.NDArray[np.uint8]
 
 
@@ -78,6 +84,23 @@ def _decode_compressed(data: bytes, encoding: str, max_pixels: int) -> ImageArra
     if image.mode in ("L", "I;16", "I", "F"):
         return np.asarray(image.convert("L"), dtype=np.uint8)[:, :, None]
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def dimensions(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` read from the image's header, without decompressing a pixel.
+
+    For callers that must refuse an oversize image before spending memory on it (the camera's HTTP
+    trigger); ``ImageError`` when the header cannot be read.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return int(image.width), int(image.height)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"image is too large to decode: {exc}", hint="send a smaller image") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"cannot read the image header: {exc}", hint="send a PNG or JPEG file") from exc
 
 
 def encode(image: ImageArray, encoding: str, *, quality: int = 90, compress_level: int = 1) -> bytes:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin, get_type_hints
 
+from edgeinspect.core import safejson
 from edgeinspect.core.errors import MessageError
 
 SCHEMA_VERSION = 1
@@ -72,7 +73,7 @@ class Prediction:
                 bbox=tuple(int(v) for v in bbox) if bbox is not None else None,  # type: ignore[arg-type]
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise MessageError(f"malformed prediction {data!r}: {exc}") from exc
+            raise MessageError(f"malformed prediction {safejson.clip(data)}: {exc}") from exc
 
 
 def _text(raw: FieldValue) -> str:
@@ -92,9 +93,11 @@ def _decode(name: str, kind: Any, raw: FieldValue) -> Any:
             return float(_text(raw))
         if kind is bool:
             return _text(raw) == "1"
-        return json.loads(_text(raw))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MessageError(f"field {name!r} is not a valid {getattr(kind, '__name__', kind)}: {exc}") from exc
+        return safejson.loads(raw if isinstance(raw, bytes) else _text(raw), what=f"field {name!r}")
+    except (ValueError, UnicodeDecodeError) as exc:  # JsonInputError is a ValueError too
+        raise MessageError(
+            f"field {name!r} is not a valid {getattr(kind, '__name__', kind)}: {safejson.clip(str(exc), 300)}"
+        ) from exc
 
 
 def _encode(value: Any) -> FieldValue:

@@ -134,6 +134,16 @@ class MqttClient:
         )
 
     @property
+    def dispatcher_alive(self) -> bool:
+        """False if the thread that runs the handlers died: put it in ``/readyz`` (see ``mqtt_health``)."""
+        return self._dispatcher.alive
+
+    @property
+    def dispatch_counts(self) -> dict[str, int]:
+        """Bad payloads refused, handler calls that raised, messages whose delivery failed, so far."""
+        return dict(self._dispatcher.counts)
+
+    @property
     def is_connected(self) -> bool:
         """Whether the broker has accepted our CONNECT and the connection has not been lost since."""
         return self._connected.is_set()

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edgeinspect.core import safejson
 from edgeinspect.core.errors import MessageError, MqttError
 from edgeinspect.core.observability import get_logger
 from edgeinspect.core.topics import topic_matches
@@ -122,12 +123,23 @@ def encode_json(topic: str, payload: Mapping[str, Any]) -> bytes:
         ) from exc
 
 
+MAX_PAYLOAD_BYTES = 256 * 1024
+"""Above AWS IoT Core's 128 KB message limit, so nothing valid there is refused here."""
+MAX_PAYLOAD_DEPTH = 512
+"""Far below where ``json.loads`` would overflow the stack (~1000), yet deep enough that a hostile job
+document nested inside a jobs reply still reaches the handler, whose own checks fail that one job
+(a refused reply would leave the device asking for the same job again and again)."""
+
+
 def decode_json_object(payload: bytes) -> tuple[JsonObject | None, str]:
-    """The payload as a JSON object, or None and why not (invalid UTF-8/JSON, or not an object)."""
+    """The payload as a JSON object, or None and why not (over the size/depth limits, invalid
+    UTF-8/JSON, or not an object). Never raises: a hostile payload is one refused message."""
     try:
-        value = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"not valid JSON: {exc}"
+        value = safejson.loads(
+            payload, what="MQTT payload", max_bytes=MAX_PAYLOAD_BYTES, max_depth=MAX_PAYLOAD_DEPTH
+        )
+    except safejson.JsonInputError as exc:
+        return None, str(exc)
     if not isinstance(value, dict):
         return None, f"expected a JSON object, got {type(value).__name__}"
     return value, ""
@@ -156,6 +168,19 @@ class Dispatcher:
         self._inbox: queue.Queue[_Item] = queue.Queue()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._counts_lock = threading.Lock()
+        self.counts: dict[str, int] = {"bad_payloads": 0, "handler_failures": 0, "message_failures": 0}
+        """Messages refused as bad payloads, handler calls that raised, messages whose delivery failed."""
+
+    @property
+    def alive(self) -> bool:
+        """False only when the worker was started and has died since (``stop()`` is not a death)."""
+        thread = self._thread
+        return thread is None or thread.is_alive()
+
+    def _count(self, what: str) -> None:
+        with self._counts_lock:
+            self.counts[what] += 1
 
     def start(self) -> None:
         """Start the worker if it is not running (after ``stop()`` a fresh queue is used)."""
@@ -199,9 +224,18 @@ class Dispatcher:
                 continue
             try:
                 self._deliver(item)
+            except Exception as exc:  # one message must never end the thread that serves all of them
+                self._count("message_failures")
+                log.error(
+                    "mqtt_message_failed",
+                    client_id=self.client_id,
+                    topic=item.topic,
+                    size=len(item.payload),
+                    error=safejson.clip(f"{type(exc).__name__}: {exc}", 300),
+                )
             finally:
                 if item.qos > 0 and not stopped.is_set():
-                    self._ack(item.mid, item.qos)
+                    self._call("ack", self._ack, item.mid, item.qos)
 
     def _deliver(self, item: Inbound) -> None:
         handlers = self._handlers_for(item.topic, item.sub_ids)
@@ -210,6 +244,7 @@ class Dispatcher:
             return
         payload, reason = decode_json_object(item.payload)
         if payload is None:
+            self._count("bad_payloads")
             log.warning(
                 "mqtt_bad_payload",
                 client_id=self.client_id,
@@ -223,9 +258,10 @@ class Dispatcher:
         for handler in handlers:
             self._call(f"handler for {item.topic}", handler, item.topic, payload)
 
-    def _call(self, what: str, fn: Callable[..., None], *args: Any) -> None:
+    def _call(self, what: str, fn: Callable[..., object], *args: Any) -> None:
         """Run user code; an exception is logged with its traceback and never ends the thread."""
         try:
             fn(*args)
         except Exception:
+            self._count("handler_failures")
             log.exception("mqtt_callback_failed", client_id=self.client_id, callback=what)

@@ -66,6 +66,16 @@ class CameraSettings(ServiceSettings):
     trigger_source: str = Field(default="", description="source that POST /capture grabs from")
     trigger_queue: int = Field(default=64, ge=1, description="posted frames waiting to be published")
     trigger_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    trigger_max_pixels: int = Field(
+        default=25_000_000, ge=1, description="posted images declaring more pixels get 413 before decoding"
+    )
+    trigger_decode_slots: int = Field(default=2, ge=1, description="posted images decoded at once")
+    trigger_max_connections: int = Field(
+        default=32, ge=1, description="HTTP connections served at once; more get 503"
+    )
+    trigger_request_timeout_s: float = Field(
+        default=10.0, gt=0.0, description="time a client has to send a whole request"
+    )
     reconnect_initial_s: float = Field(default=0.5, gt=0.0)
     reconnect_max_s: float = Field(default=30.0, gt=0.0)
     read_timeout_s: float = Field(default=5.0, gt=0.0, description="OpenCV/GenICam open and read timeout")

@@ -17,6 +17,7 @@ from typing import Any
 
 from edgeinspect.core.agent_client import AgentClient, ModelVersionInfo
 from edgeinspect.core.errors import AgentError
+from edgeinspect.core.ids import check_model_name, check_model_version, safe_join
 from edgeinspect.core.observability import get_logger
 
 from edgeinspect_model_manager.metrics import ManagerMetrics
@@ -63,7 +64,8 @@ class Device:
             self.metrics.versions_on_disk.set(len(draft.versions))
 
     def version_dir(self, name: str, version: str) -> Path:
-        return self.settings.model_dir / name / version
+        """``{model_dir}/{name}/{version}``; ``IdentifierError``/``PathEscapeError`` if either is unsafe."""
+        return safe_join(self.settings.model_dir, check_model_name(name), check_model_version(version))
 
     # ---- agent helpers ---------------------------------------------------------------------------
 

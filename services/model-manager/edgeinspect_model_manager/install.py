@@ -9,7 +9,6 @@ created is removed again if the job fails.
 
 from __future__ import annotations
 
-import re
 import shutil
 import threading
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edgeinspect.core.errors import PackageError
+from edgeinspect.core.ids import check_job_id, safe_join
 from edgeinspect.core.observability import get_logger
 from edgeinspect.core.package import Manifest, load_public_keys, unpack_package, verify_package_dir
 
@@ -30,12 +30,15 @@ from edgeinspect_model_manager.state import InstalledVersion
 
 log = get_logger(__name__)
 StageFn = Callable[[str], None]
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def staging_for(device: Device, job_id: str) -> Path:
-    """The job's own staging folder (a job id may hold characters a file name should not)."""
-    return device.settings.staging_dir / _UNSAFE.sub("_", job_id)[:120]
+    """The job's own staging folder, strictly inside the staging root.
+
+    ``IdentifierError`` for a job id outside AWS IoT's rule: a job id ``..`` once made the cleanup of
+    this folder delete every installed model.
+    """
+    return safe_join(device.settings.staging_dir, check_job_id(job_id))
 
 
 @dataclass(frozen=True)

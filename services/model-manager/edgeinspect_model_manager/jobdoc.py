@@ -19,13 +19,14 @@ Anything else fails the job with a reason that names the bad field, never a stac
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
+from edgeinspect.core import safejson
 from edgeinspect.core.errors import PackageError
-from edgeinspect.core.package import NAME_PATTERN, parse_version
+from edgeinspect.core.ids import MODEL_NAME_MAX, MODEL_NAME_PATTERN, MODEL_VERSION_MAX
+from edgeinspect.core.package import parse_version
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from edgeinspect_model_manager.errors import JobDocumentError
@@ -34,6 +35,8 @@ Role = Literal["primary", "shadow"]
 Dialect = Literal["deploy_model", "new_model"]
 URL_SCHEMES = frozenset({"s3", "https", "http", "file"})
 SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
+MAX_DOCUMENT_BYTES = 64 * 1024
+"""Twice AWS IoT's 32 KB job document limit."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,10 @@ def _check_url(value: str) -> str:
     return value
 
 
-Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
-Version = Annotated[str, BeforeValidator(_version_text), Field(max_length=64), AfterValidator(_check_version)]
+Name = Annotated[str, Field(pattern=MODEL_NAME_PATTERN, max_length=MODEL_NAME_MAX)]
+Version = Annotated[
+    str, BeforeValidator(_version_text), Field(max_length=MODEL_VERSION_MAX), AfterValidator(_check_version)
+]
 
 
 class _Strict(BaseModel):
@@ -144,9 +149,9 @@ def decode_document(raw: object) -> dict[str, Any]:
     """A ``jobDocument`` as an object: AWS sends an object over MQTT, a string over HTTPS; take both."""
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise JobDocumentError(f"the job document is not valid JSON: {exc}") from exc
+            raw = safejson.loads(raw, what="the job document", max_bytes=MAX_DOCUMENT_BYTES)
+        except safejson.JsonInputError as exc:
+            raise JobDocumentError(exc.message, hint=exc.hint) from exc
     if not isinstance(raw, dict):
         raise JobDocumentError(
             f"the job document must be a JSON object, got {type(raw).__name__}",

@@ -13,6 +13,7 @@ import shutil
 import threading
 
 from edgeinspect.core.errors import AgentError, EdgeInspectError
+from edgeinspect.core.ids import is_valid
 from edgeinspect.core.lifecycle import Backoff
 from edgeinspect.core.observability import get_logger
 
@@ -89,7 +90,11 @@ def clean_staging(device: Device, state: DeviceState) -> None:
     root = device.settings.staging_dir
     if not root.is_dir():
         return
-    keep = {staging_for(device, r.job_id).name for r in state.jobs if r.status == "IN_PROGRESS"}
+    keep = {
+        staging_for(device, r.job_id).name
+        for r in state.jobs
+        if r.status == "IN_PROGRESS" and is_valid("job id", r.job_id)
+    }
     for folder in root.iterdir():
         if folder.name not in keep:
             shutil.rmtree(folder, ignore_errors=True)

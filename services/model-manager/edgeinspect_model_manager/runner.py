@@ -18,6 +18,7 @@ import threading
 import time
 
 from edgeinspect.core.errors import EdgeInspectError
+from edgeinspect.core.ids import IdentifierError, check_job_id, is_valid
 from edgeinspect.core.lifecycle import Backoff
 from edgeinspect.core.observability import get_logger
 
@@ -115,11 +116,7 @@ class JobRunner:
             log.info("job_already_done", job_id=known.job_id, status=known.status)
             self._send_final(tracked, known)
             return
-        try:
-            op: JobOperation | None = parse_job_document(execution.document)
-            failure = None
-        except JobDocumentError as exc:
-            op, failure = None, Outcome.failed(exc.message, stage="validating")
+        op, failure = _parse(execution)
         record = _record(execution, op)
         self._save(record)
         log.info(
@@ -190,10 +187,13 @@ class JobRunner:
         except JobGoneError as exc:
             log.warning("final_status_refused", job_id=record.job_id, error=str(exc))
         except EdgeInspectError as exc:
-            log.warning(
-                "final_status_not_sent", job_id=record.job_id, error=str(exc), retry="before next job"
-            )
-            return
+            if is_valid("job id", record.job_id):
+                log.warning(
+                    "final_status_not_sent", job_id=record.job_id, error=str(exc), retry="before next job"
+                )
+                return
+            # an id no topic can carry (``#``, ``a/b``) is told once, never retried forever
+            log.warning("final_status_not_sent", job_id=record.job_id, error=str(exc), retry="never")
         self._save(record.model_copy(update={"reported": True}))
 
     def _flush_unreported(self) -> None:
@@ -207,6 +207,24 @@ class JobRunner:
                 state.record_job(record, self.device.settings.jobs_history)
         except EdgeInspectError as exc:  # a full disk must not stop the report itself
             log.error("job_record_not_saved", job_id=record.job_id, error=str(exc))
+
+
+def _parse(execution: Execution) -> tuple[JobOperation | None, Outcome | None]:
+    """The job's operation, or the FAILED outcome that says why it cannot run.
+
+    Nothing in a job (its id, its document) may raise out of here: an exception would end the job
+    thread, and since the job stays IN_PROGRESS in the cloud, every restart would crash on it again.
+    """
+    try:
+        check_job_id(execution.job_id)
+        return parse_job_document(execution.document), None
+    except IdentifierError as exc:
+        return None, Outcome.failed(f"{exc.message} ({exc.hint})", stage="validating")
+    except JobDocumentError as exc:
+        return None, Outcome.failed(exc.message, stage="validating")
+    except Exception as exc:  # a parser bug must still fail this job, not crash-loop the device
+        log.exception("job_document_crashed", job_id=execution.job_id[:64])
+        return None, Outcome.failed(f"cannot read the job document: {type(exc).__name__}", stage="validating")
 
 
 def _record(execution: Execution, op: JobOperation | None) -> JobRecord:

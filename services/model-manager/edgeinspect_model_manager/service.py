@@ -18,6 +18,7 @@ from edgeinspect.core import names
 from edgeinspect.core.agent_client import AgentClient
 from edgeinspect.core.errors import AgentError
 from edgeinspect.core.mqtt import MqttClient
+from edgeinspect.core.mqtt_health import watch_mqtt
 from edgeinspect.core.observability import Health, get_logger
 from edgeinspect.core.streams import Streams
 from prometheus_client import CollectorRegistry
@@ -81,6 +82,7 @@ class ModelManagerService:
         self.runner = JobRunner(self.device, self.channel, self.retention, stop)
         health.add_check("state_restored", self.restored.is_set)
         health.add_check("agent", self._agent_serving)
+        watch_mqtt(self.mqtt, health, registry, "edgeinspect_model_manager")
 
     def _connection_changed(self, up: bool) -> None:
         self.runner.on_connection(up)

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from edgeinspect.core import safejson
 from edgeinspect.core.errors import PackageError
 from edgeinspect.core.package.version import parse_version
 
@@ -32,6 +33,10 @@ SCHEMA_VERSION: Literal[1] = 1
 
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "manifest.sig"
+MAX_MANIFEST_BYTES = 1 << 20
+"""A real manifest is a few KB; anything near this is refused before it is read, let alone parsed."""
+MAX_SIGNATURE_BYTES = 64 * 1024
+"""An Ed25519 signature file is well under 1 KB."""
 MODEL_FILE = "model.onnx"
 INT8_MODEL_FILE = "model.int8.onnx"
 GOLDEN_INPUT_FILE = "golden/input.npy"
@@ -257,9 +262,11 @@ class Manifest(_Strict):
 def _decode_json(data: bytes, source: str) -> dict[str, Any]:
     """Decode JSON bytes into an object, turning every failure into a ``PackageError``."""
     try:
-        raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PackageError(f"{source} is not valid UTF-8 JSON: {exc}", hint="rebuild the package") from exc
+        raw = safejson.loads(data, what=source, max_bytes=MAX_MANIFEST_BYTES)
+    except safejson.JsonInputError as exc:
+        raise PackageError(
+            f"{source} is not valid UTF-8 JSON: {exc.message}", hint="rebuild the package"
+        ) from exc
     if not isinstance(raw, dict):
         raise PackageError(
             f"{source} must hold a JSON object, got {type(raw).__name__}", hint="rebuild the package"

@@ -9,6 +9,7 @@ manager can load from it without re-checking and a refused package leaves the ru
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -20,11 +21,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edgeinspect.core.errors import PackageError
 from edgeinspect.core.hashing import sha256_file
 from edgeinspect.core.observability import get_logger
-from edgeinspect.core.package.manifest import MANIFEST_FILE, MODEL_FILE, SIGNATURE_FILE, Manifest
+from edgeinspect.core.package.manifest import (
+    MANIFEST_FILE,
+    MAX_MANIFEST_BYTES,
+    MAX_SIGNATURE_BYTES,
+    MODEL_FILE,
+    SIGNATURE_FILE,
+    Manifest,
+)
 from edgeinspect.core.package.signing import require_trusted_keys, verify
 from edgeinspect.core.package.tarsafe import UnpackLimits, fsync_dir, safe_extract
 
 log = get_logger(__name__)
+_PACKAGE_NAME_CAPS = ((MANIFEST_FILE, MAX_MANIFEST_BYTES), (SIGNATURE_FILE, MAX_SIGNATURE_BYTES))
 _REBUILD = "the package was altered or damaged after signing; download it again or rebuild it"
 
 
@@ -35,7 +44,7 @@ def read_manifest(package_dir: str | Path) -> Manifest:
     :func:`verify_package_dir` (or :func:`unpack_package`), which returns the same model once trusted.
     """
     path = Path(package_dir) / MANIFEST_FILE
-    return Manifest.from_json_bytes(_read_required(path, "manifest"), source=str(path))
+    return Manifest.from_json_bytes(_read_required(path, "manifest", MAX_MANIFEST_BYTES), source=str(path))
 
 
 def verify_package_dir(
@@ -50,23 +59,36 @@ def verify_package_dir(
     folder = Path(package_dir)
     label = label or folder.name
     require_trusted_keys(public_keys)
-    manifest_bytes = _read_required(folder / MANIFEST_FILE, "manifest")
+    manifest_bytes = _read_required(folder / MANIFEST_FILE, "manifest", MAX_MANIFEST_BYTES)
     signature_path = folder / SIGNATURE_FILE
     if not signature_path.is_file():
         raise PackageError(
             f"package {label} is unsigned: {SIGNATURE_FILE} is missing",
             hint="only signed packages are accepted; build it with a signing key",
         )
-    verify(manifest_bytes, signature_path.read_bytes(), public_keys)
+    verify(manifest_bytes, _read_required(signature_path, "signature", MAX_SIGNATURE_BYTES), public_keys)
     manifest = Manifest.from_json_bytes(manifest_bytes, source=f"{label}/{MANIFEST_FILE}")
     _check_complete(manifest)
     _check_files(folder, manifest, label)
     return manifest
 
 
-def _read_required(path: Path, what: str) -> bytes:
+def _read_required(path: Path, what: str, max_bytes: int | None = None) -> bytes:
+    """The file's bytes; with ``max_bytes``, refused from its size before one byte is read (and never
+    more than ``max_bytes + 1`` read, should it grow meanwhile): the manifest is untrusted until its
+    signature is checked, and an unsigned 512 MB one must not be loaded into memory to find that out."""
     try:
-        return path.read_bytes()
+        if max_bytes is None:
+            return path.read_bytes()
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            data = handle.read(max_bytes + 1) if size <= max_bytes else b""
+        if size > max_bytes or len(data) > max_bytes:
+            raise PackageError(
+                f"{what} {path.name} is {max(size, len(data))} bytes, over the limit of {max_bytes}",
+                hint="this is not a package built by edgeinspect; rebuild it",
+            )
+        return data
     except FileNotFoundError as exc:
         raise PackageError(
             f"{what} {path} is missing", hint="this is not an edgeinspect model package"
@@ -144,7 +166,14 @@ def unpack_package(
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.verifying-", dir=dest.parent))
     try:
         unpacked = safe_extract(
-            tar_path, staging / "package", caps.max_member_bytes, caps.max_total_bytes, caps.max_members
+            tar_path,
+            staging / "package",
+            caps.max_member_bytes,
+            caps.max_total_bytes,
+            caps.max_members,
+            max_ratio=caps.max_ratio,
+            ratio_floor_bytes=caps.ratio_floor_bytes,
+            name_caps=caps.name_caps or _PACKAGE_NAME_CAPS,
         )
         manifest = verify_package_dir(unpacked, public_keys, label=Path(tar_path).name)
         unpacked.rename(dest)

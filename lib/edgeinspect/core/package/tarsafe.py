@@ -3,7 +3,9 @@
 A package arrives from the network before its signature is checked (the signature lives inside
 it), so extraction is the first place an attacker or a corrupt download can hurt the device. Only
 plain files and folders with plain relative names are accepted; sizes and counts are capped from
-the headers before any data is written; and the result appears under its final name in one
+the headers before any data is written, and again as bytes are written; the total may not exceed a
+multiple of the compressed size (a 1 MB archive that expands to 1 GiB is refused from its first
+header, before any byte is written); and the result appears under its final name in one
 ``rename`` so that no reader ever sees a half-unpacked folder.
 """
 
@@ -30,6 +32,16 @@ class UnpackLimits:
     max_member_bytes: int = 4 << 30
     max_total_bytes: int = 8 << 30
     max_members: int = 256
+    max_ratio: int = 100
+    """Unpacked bytes per compressed byte: ONNX weights compress ~1.1x, a bomb 1000x."""
+    ratio_floor_bytes: int = 64 << 20
+    """The ratio applies above this many bytes, so small packages of zeros still unpack."""
+    name_caps: tuple[tuple[str, int], ...] = ()
+    """Tighter caps for members by name (``manifest.json`` is a few KB and is read before trust)."""
+
+    def total_for(self, compressed_bytes: int) -> int:
+        """The total unpacked size allowed for an archive of ``compressed_bytes``."""
+        return min(self.max_total_bytes, max(self.ratio_floor_bytes, self.max_ratio * compressed_bytes))
 
 
 def safe_extract(
@@ -38,12 +50,17 @@ def safe_extract(
     max_member_bytes: int,
     max_total_bytes: int,
     max_members: int,
+    *,
+    max_ratio: int = UnpackLimits.max_ratio,
+    ratio_floor_bytes: int = UnpackLimits.ratio_floor_bytes,
+    name_caps: tuple[tuple[str, int], ...] = (),
 ) -> Path:
     """Extract ``tar_path`` (gzip-compressed tar) into ``dest_dir``, which must not exist yet.
 
     Rejects, with a ``PackageError`` naming the member and why: absolute paths, ``..`` components,
-    links, devices, fifos, duplicate names, members over ``max_member_bytes``, more than
-    ``max_total_bytes`` in all, more than ``max_members`` entries, and unreadable (truncated) archives.
+    links, devices, fifos, duplicate names, members over ``max_member_bytes`` (or their ``name_caps``),
+    more than ``max_total_bytes`` in all or more than ``max_ratio`` times the archive's size (above
+    ``ratio_floor_bytes``), more than ``max_members`` entries, and unreadable (truncated) archives.
     Files get mode 0644 and folders 0755 whatever the archive says. On any failure nothing is left
     at ``dest_dir`` and the temporary folder beside it is removed.
     """
@@ -53,7 +70,9 @@ def safe_extract(
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.unpacking-", dir=dest.parent))
     try:
-        limits = UnpackLimits(max_member_bytes, max_total_bytes, max_members)
+        limits = UnpackLimits(
+            max_member_bytes, max_total_bytes, max_members, max_ratio, ratio_floor_bytes, name_caps
+        )
         _extract_all(Path(tar_path), staging, limits)
         os.rename(staging, dest)
     except BaseException:
@@ -88,7 +107,10 @@ class _Extractor:
         self.limits = limits
         self.seen: dict[str, bool] = {}  # normalised name -> is a directory
         self.total = 0
+        self.written = 0
         self.count = 0
+        self.max_total = limits.total_for(tar_path.stat().st_size)
+        self.name_caps = dict(limits.name_caps)
 
     def reject(self, member: tarfile.TarInfo, why: str) -> PackageError:
         return PackageError(
@@ -120,14 +142,15 @@ class _Extractor:
             raise self.reject(
                 member, "is a device, fifo or other special file; only files and folders allowed"
             )
-        if member.size > self.limits.max_member_bytes:
-            raise self.reject(
-                member, f"is {member.size} bytes, over the {self.limits.max_member_bytes}-byte limit"
-            )
+        cap = self.name_caps.get(relative.as_posix(), self.limits.max_member_bytes)
+        if member.size > cap:
+            raise self.reject(member, f"is {member.size} bytes, over the {cap}-byte limit")
         self.total += member.size
-        if self.total > self.limits.max_total_bytes:
+        if self.total > self.max_total:
             raise self.reject(
-                member, f"brings the total to {self.total} bytes, over {self.limits.max_total_bytes}"
+                member,
+                f"brings the total to {self.total} bytes, over the {self.max_total}-byte limit "
+                f"(at most {self.limits.max_total_bytes}, or {self.limits.max_ratio}x the archive's size)",
             )
         self.check_unique(member, relative)
         return relative
@@ -167,8 +190,11 @@ class _Extractor:
         with os.fdopen(fd, "wb") as out:
             while chunk := source.read(_COPY_CHUNK):
                 written += len(chunk)
+                self.written += len(chunk)
                 if written > member.size:
                     raise self.reject(member, "holds more data than its header says")
+                if self.written > self.max_total:  # counted as written, whatever the headers claimed
+                    raise self.reject(member, f"takes the unpacked total over {self.max_total} bytes")
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())

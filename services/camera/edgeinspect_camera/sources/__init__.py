@@ -76,4 +76,8 @@ def _trigger(
         capture_source=capture,
         queue_size=settings.trigger_queue,
         max_bytes=settings.trigger_max_bytes,
+        max_pixels=settings.trigger_max_pixels,
+        decode_slots=settings.trigger_decode_slots,
+        max_connections=settings.trigger_max_connections,
+        request_timeout_s=settings.trigger_request_timeout_s,
     )

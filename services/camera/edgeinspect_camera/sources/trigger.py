@@ -3,7 +3,10 @@
 ``POST /frames`` with an image body (PNG/JPEG/BMP/TIFF) or ``POST /capture`` ("capture now" from
 ``EI_TRIGGER_SOURCE``) answers ``202 {"frame_id", "ts_ns"}`` at once; the frame joins a bounded queue
 that the capture loop drains, so the controller never waits for encoding or Redis. A corrupt body is
-refused with 400 and a reason before anything is queued.
+refused with 400 and a reason before anything is queued; an image that declares more than
+``max_pixels`` is refused with 413 from its header, before a pixel is decompressed; and at most
+``decode_slots`` images are decoded at once (a request waits up to ``DECODE_WAIT_S`` for a slot, then
+gets 503), so 16 concurrent 7000x7000 PNGs cannot take the camera to gigabytes.
 """
 
 from __future__ import annotations
@@ -12,16 +15,23 @@ import queue
 import threading
 
 from edgeinspect.core.errors import ImageError
-from edgeinspect.core.images import decode
+from edgeinspect.core.images import ImageTooLarge, decode, dimensions
 from edgeinspect.core.observability import get_logger
 
 from edgeinspect_camera.clock import Clock
 from edgeinspect_camera.frames import new_frame_id
 from edgeinspect_camera.sources.base import FrameSource, FrameUnreadable, Grab, SourceError
-from edgeinspect_camera.sources.trigger_http import NoCaptureSource, QueueFull, TriggerServer
+from edgeinspect_camera.sources.trigger_http import (
+    DecoderBusy,
+    FrameTooLarge,
+    NoCaptureSource,
+    QueueFull,
+    TriggerServer,
+)
 
 log = get_logger(__name__)
 POLL_S = 0.2
+DECODE_WAIT_S = 5.0
 
 
 class TriggerSource:
@@ -36,10 +46,18 @@ class TriggerSource:
         capture_source: FrameSource | None = None,
         queue_size: int = 64,
         max_bytes: int = 64 * 1024 * 1024,
+        max_pixels: int = 25_000_000,
+        decode_slots: int = 2,
+        max_connections: int = 32,
+        request_timeout_s: float = 10.0,
     ) -> None:
         self.host = host
         self.requested_port = port
         self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+        self.max_connections = max_connections
+        self.request_timeout_s = request_timeout_s
+        self._decode_slots = threading.BoundedSemaphore(decode_slots)
         self._clock = clock
         self._capture = capture_source
         self._capture_open = False
@@ -70,7 +88,13 @@ class TriggerSource:
         if self._server is not None:
             return
         try:
-            self._server = TriggerServer(self, self.host, self.requested_port).start()
+            self._server = TriggerServer(
+                self,
+                self.host,
+                self.requested_port,
+                max_connections=self.max_connections,
+                request_timeout_s=self.request_timeout_s,
+            ).start()
         except OSError as exc:
             raise SourceError(
                 f"cannot listen for triggers on {self.host}:{self.requested_port}: {exc.strerror or exc}",
@@ -100,7 +124,16 @@ class TriggerSource:
         """Decode a posted image (``FrameUnreadable`` if it is not one) and queue it."""
         ts_ns = self._clock.time_ns()
         try:
-            image = decode(body, "png")
+            self._check_pixels(body, source)
+            if not self._decode_slots.acquire(timeout=DECODE_WAIT_S):
+                raise DecoderBusy(
+                    f"every decode slot stayed busy for {DECODE_WAIT_S}s",
+                    hint="retry; or slow the trigger rate, or raise EI_TRIGGER_DECODE_SLOTS",
+                )
+            try:
+                image = decode(body, "png", max_pixels=self.max_pixels)
+            finally:
+                self._decode_slots.release()
         except ImageError as exc:
             raise FrameUnreadable(
                 source or "posted image",
@@ -110,6 +143,23 @@ class TriggerSource:
         return self._enqueue(
             Grab(image=image, source=source or "http-post", ts_ns=ts_ns, frame_id=new_frame_id())
         )
+
+    def _check_pixels(self, body: bytes, source: str) -> None:
+        """Refuse an image over ``max_pixels`` from its header alone (an undecodable header is left
+        to ``decode``, which says why)."""
+        try:
+            width, height = dimensions(body)
+        except ImageTooLarge as exc:
+            raise FrameTooLarge(
+                exc.message, hint="send a smaller image, or raise EI_TRIGGER_MAX_PIXELS"
+            ) from exc
+        except ImageError:
+            return
+        if width * height > self.max_pixels:
+            raise FrameTooLarge(
+                f"{source or 'posted image'} is {width}x{height}, over the limit of {self.max_pixels} pixels",
+                hint="send a smaller image, or raise EI_TRIGGER_MAX_PIXELS",
+            )
 
     def capture_now(self) -> Grab:
         """Grab one frame from the capture source at this moment and queue it."""

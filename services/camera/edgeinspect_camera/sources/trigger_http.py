@@ -3,28 +3,45 @@
 Standard library only (``ThreadingHTTPServer``): two POST routes do not need a web framework, and a
 PLC's HTTP client gets plain JSON either way.
 
-    POST /frames[?source=NAME]   body: image bytes  -> 202 {"frame_id", "ts_ns"} | 400 | 413 | 503
+    POST /frames[?source=NAME]   body: image bytes  -> 202 {"frame_id", "ts_ns"} | 400 | 411 | 413 | 503
     POST /capture                                    -> 202 {"frame_id", "ts_ns"} | 409 | 502 | 503
+
+What a client can take is bounded (:mod:`edgeinspect.core.httpbounds`): at most
+``EI_TRIGGER_MAX_CONNECTIONS`` connections (one more gets 503 at once), each with
+``EI_TRIGGER_REQUEST_TIMEOUT_S`` to deliver its whole request; a body over ``EI_TRIGGER_MAX_BYTES`` is
+refused from its Content-Length (413), an image over ``EI_TRIGGER_MAX_PIXELS`` from its header (413),
+before any pixel is decoded; and at most ``EI_TRIGGER_DECODE_SLOTS`` images are decoded at once.
+Nothing a client sends is quoted back beyond its first hundred characters.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from edgeinspect.core.errors import EdgeInspectError
+from edgeinspect.core.httpbounds import BoundedHandler, BoundedHTTPServer
 from edgeinspect.core.observability import get_logger
+from edgeinspect.core.safejson import clip
 
 from edgeinspect_camera.sources.base import FrameUnreadable, Grab, SourceError
 
 log = get_logger(__name__)
+MAX_SOURCE_CHARS = 100
 
 
 class QueueFull(SourceError):
     """More posted frames are waiting than ``EI_TRIGGER_QUEUE`` allows; the caller should retry."""
+
+
+class FrameTooLarge(SourceError):
+    """A posted image declares more pixels than ``EI_TRIGGER_MAX_PIXELS`` (refused before decoding)."""
+
+
+class DecoderBusy(SourceError):
+    """Every decode slot stayed busy for the whole wait; the caller should retry."""
 
 
 class NoCaptureSource(SourceError):
@@ -43,8 +60,10 @@ class TriggerTarget(Protocol):
 
 def status_for(error: EdgeInspectError, route: str) -> int:
     """Map a domain error to an HTTP status (the only such mapping in the camera)."""
-    if isinstance(error, QueueFull):
+    if isinstance(error, QueueFull | DecoderBusy):
         return 503
+    if isinstance(error, FrameTooLarge):
+        return 413
     if isinstance(error, NoCaptureSource):
         return 409
     if isinstance(error, FrameUnreadable):
@@ -54,23 +73,27 @@ def status_for(error: EdgeInspectError, route: str) -> int:
     return 500
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(BoundedHandler):
     target: TriggerTarget
 
     def do_POST(self) -> None:
         url = urlsplit(self.path)
         route = url.path.rstrip("/") or "/"
         if route not in ("/frames", "/capture"):
-            self._json(404, {"error": f"no route {route}", "hint": "POST /frames (image body) or /capture"})
+            self.request_received()
+            self._json(
+                404, {"error": f"no route {clip(route)}", "hint": "POST /frames (image body) or /capture"}
+            )
             return
         try:
             if route == "/frames":
                 body = self._body()
                 if body is None:
                     return
-                source = parse_qs(url.query).get("source", [""])[0]
+                source = parse_qs(url.query).get("source", [""])[0][:MAX_SOURCE_CHARS]
                 grab = self.target.submit_image(body, source)
             else:
+                self.request_received()
                 grab = self.target.capture_now()
         except EdgeInspectError as exc:
             status = status_for(exc, route)
@@ -81,25 +104,44 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(202, {"frame_id": grab.frame_id, "ts_ns": grab.ts_ns, "source": grab.source})
 
     def do_GET(self) -> None:
+        self.request_received()
         self._json(405, {"error": "use POST", "hint": "POST /frames (image body) or POST /capture"})
 
     def _body(self) -> bytes | None:
         """The request body, or ``None`` after answering 411/413/400 for a missing or oversize one."""
         length_text = self.headers.get("Content-Length")
-        if length_text is None or not length_text.isdigit():
+        if length_text is None or not length_text.isdigit() or len(length_text) > 18:
+            self.request_received()
             self._json(411, {"error": "Content-Length is required", "hint": "send the image as the body"})
             return None
         length = int(length_text)
         if length > self.target.max_bytes:
+            self.request_received()
             self.close_connection = True
-            self._json(413, {"error": f"body of {length} bytes is over {self.target.max_bytes}", "hint": ""})
+            self._json(
+                413,
+                {
+                    "error": f"body of {length} bytes is over {self.target.max_bytes}",
+                    "hint": "send a smaller image, or raise EI_TRIGGER_MAX_BYTES",
+                },
+            )
             return None
         if length == 0:
+            self.request_received()
             self._json(
                 400, {"error": "the request body is empty", "hint": "POST the image bytes as the body"}
             )
             return None
-        return self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except OSError:  # the per-read timeout: a client that stalled mid-body
+            body = b""
+        self.request_received()
+        if len(body) < length:  # the client stopped sending, or its deadline shut the socket
+            self.close_connection = True
+            log.warning("trigger_body_incomplete", received=len(body), expected=length)
+            return None
+        return body
 
     def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         body = json.dumps(payload).encode()
@@ -118,10 +160,19 @@ class _Handler(BaseHTTPRequestHandler):
 class TriggerServer:
     """The HTTP server on its own thread; ``stop`` closes the socket so the port is free again."""
 
-    def __init__(self, target: TriggerTarget, host: str, port: int) -> None:
-        handler = type("TriggerHandler", (_Handler,), {"target": target})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+    def __init__(
+        self,
+        target: TriggerTarget,
+        host: str,
+        port: int,
+        *,
+        max_connections: int = 32,
+        request_timeout_s: float = 10.0,
+    ) -> None:
+        handler = type("TriggerHandler", (_Handler,), {"target": target, "timeout": request_timeout_s})
+        self._server = BoundedHTTPServer(
+            (host, port), handler, max_connections=max_connections, request_deadline_s=request_timeout_s
+        )
         self._thread = threading.Thread(target=self._serve, name="trigger-http", daemon=True)
 
     @property
