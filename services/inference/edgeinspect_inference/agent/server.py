@@ -25,13 +25,14 @@ from prometheus_client import CollectorRegistry
 
 from edgeinspect_inference.agent.capture import CaptureStore
 from edgeinspect_inference.agent.errors import ModelNotFoundError
+from edgeinspect_inference.agent.inputs import Decoder
 from edgeinspect_inference.agent.loader import LoadedModel, LoadOptions, PackageLoader
 from edgeinspect_inference.agent.providers import resolve
-from edgeinspect_inference.agent.servicers import CompatServicer, Decoder, ExtensionServicer
+from edgeinspect_inference.agent.servicers import CompatServicer, ExtensionServicer
 from edgeinspect_inference.agent.session import available_providers
 from edgeinspect_inference.agent.settings import AgentSettings
 from edgeinspect_inference.agent.shadow import ShadowRunner
-from edgeinspect_inference.agent.shm import SegmentCache
+from edgeinspect_inference.agent.shm import SegmentReader
 from edgeinspect_inference.agent.stats import AgentMetrics
 from edgeinspect_inference.agent.table import ModelTable
 
@@ -58,6 +59,8 @@ def build_table(settings: AgentSettings, registry: CollectorRegistry) -> ModelTa
         intra_op_threads=settings.intra_op_threads,
         allow_spinning=settings.allow_spinning,
         warmup_runs=settings.warmup_runs,
+        max_batch=settings.max_batch,
+        max_manifest_bytes=settings.max_manifest_bytes,
     )
     shadows = ShadowRunner(metrics, settings.shadow_threads, settings.shadow_max_pending)
     return ModelTable(PackageLoader(options, metrics), metrics, shadows)
@@ -70,7 +73,14 @@ class AgentServer:
         self.settings = settings
         self.table = build_table(settings, registry)
         sink = Streams.from_url(settings.redis_url, settings.stream_maxlen) if settings.redis_url else None
-        self.captures = CaptureStore(sink, self._lookup, settings.line, settings.capture_status_max)
+        self.captures = CaptureStore(
+            sink,
+            self._lookup,
+            settings.line,
+            settings.capture_status_max,
+            max_pending=settings.capture_max_pending,
+            max_pending_bytes=settings.capture_max_pending_bytes,
+        )
         self.providers = [p.name for p in resolve(settings.execution_providers, available_providers)]
         self._serving = threading.Event()
         self._health = health.HealthServicer()
@@ -92,8 +102,10 @@ class AgentServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        decoder = Decoder(self.table, SegmentCache(settings.shm_dir))
-        sm_grpc.add_AgentServicer_to_server(CompatServicer(self.table, self.captures, decoder), server)  # type: ignore[no-untyped-call]
+        decoder = Decoder(self.table, SegmentReader(settings.shm_dir, settings.max_tensor_bytes))
+        float_pixels = settings.compat_pixels == "float32"
+        compat = CompatServicer(self.table, self.captures, decoder, float_pixels)
+        sm_grpc.add_AgentServicer_to_server(compat, server)  # type: ignore[no-untyped-call]
         ext = ExtensionServicer(self.table, decoder, self.providers, self._serving.is_set)
         ext_grpc.add_AgentServicer_to_server(ext, server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
