@@ -238,8 +238,12 @@ class CaptureStore:
         if model is None:
             missing = f"model {clip(request.model_name)!r} is not loaded; outputs not interpreted"
             return "error", 0.0, [], missing
+        outputs = dict(request.outputs)
+        expected = model.manifest.outputs[0].name
+        if expected not in outputs and len(outputs) == 1:  # stock clients name tensors as they like
+            outputs = {expected: next(iter(outputs.values()))}
         try:
-            score = float(image_scores(model.manifest, request.outputs)[0])
+            score = float(image_scores(model.manifest, outputs)[0])
         except (KeyError, ValueError, IndexError) as exc:
             return "error", 0.0, [], f"outputs do not match model {model.ref}: {exc}"
         threshold = model.manifest.thresholds.image
