@@ -58,7 +58,9 @@ def test_truncating_a_segment_mid_request_never_crashes_the_agent(agent_server: 
             try:
                 while not stop.is_set():
                     os.ftruncate(fd, 4096)
+                    time.sleep(0.002)  # long enough for a request to be reading meanwhile
                     os.ftruncate(fd, frames.nbytes)
+                    time.sleep(0.001)
             finally:
                 os.close(fd)
 
