@@ -102,7 +102,8 @@ class AgentServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        decoder = Decoder(self.table, SegmentReader(settings.shm_dir, settings.max_tensor_bytes))
+        self._segments = SegmentReader(settings.shm_dir, settings.max_tensor_bytes)
+        decoder = Decoder(self.table, self._segments)
         float_pixels = settings.compat_pixels == "float32"
         compat = CompatServicer(self.table, self.captures, decoder, float_pixels)
         sm_grpc.add_AgentServicer_to_server(compat, server)  # type: ignore[no-untyped-call]
@@ -154,6 +155,7 @@ class AgentServer:
         self._server.stop(grace).wait()
         self.table.close()
         self.captures.close()
+        self._segments.close()
         socket_path = unix_socket_path(self.settings.agent_addr)
         if socket_path is not None:
             with contextlib.suppress(FileNotFoundError):
