@@ -44,6 +44,10 @@ class Decoder:
             self._table.count_error(model, exc)
             raise
 
+    def detach_segments(self) -> None:
+        """Detach System V segments (on unload: the application that wrote them is likely done)."""
+        self._segments.close()
+
     def capture_arrays(self, model: str, tensors: Any) -> Feeds:
         """CaptureData tensors as sent (any names and dtypes); -1 resolved when the model is loaded."""
         try:

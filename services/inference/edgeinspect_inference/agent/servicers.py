@@ -84,6 +84,7 @@ class CompatServicer(sm_grpc.AgentServicer):
     def UnLoadModel(self, request: Any, context: grpc.ServicerContext) -> sm_pb2.UnLoadModelResponse:
         name, _, version = request.name.partition(":")
         self._table.unload(name, version)
+        self._decoder.detach_segments()
         return sm_pb2.UnLoadModelResponse()
 
     @rpc
@@ -158,6 +159,7 @@ class ExtensionServicer(ext_grpc.AgentServicer):
                 "UnloadVersion needs a version (compat UnLoadModel unloads every version)"
             )
         self._table.unload(request.name, request.version)
+        self._decoder.detach_segments()
         return ext_pb2.UnloadVersionResponse()
 
     @rpc

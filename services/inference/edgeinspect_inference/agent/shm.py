@@ -10,8 +10,8 @@
   Every request checks the segment first (``IPC_STAT``): ``offset + size`` against its size, and
   whether its owner removed it (then it is detached and refused). A System V segment cannot shrink
   while attached, so the copy is safe. At most ``max_attached`` stay attached (least recently used
-  detached first), and :meth:`SegmentReader.close` detaches all, so the agent never keeps a removed
-  segment's memory alive for long.
+  detached first), and :meth:`SegmentReader.close` (on every unload and on shutdown) detaches all,
+  so the agent never keeps a removed segment's memory alive for long.
 - 2**31 and above: **our POSIX** segment ``EI_SHM_DIR/ei-shm-<id>`` (what the worker writes with
   ``core.tensors.ShmSegment``). It is opened ``O_NOFOLLOW`` (a symlink is refused), must be a regular
   file (a directory, FIFO or device is refused), and is read with ``preadv`` into the agent's own
@@ -85,7 +85,7 @@ class SegmentReader:
         return memoryview(self._sysv.read(segment_id, offset, size))
 
     def close(self) -> None:
-        """Detach every System V segment (on shutdown)."""
+        """Detach every System V segment (on unload and shutdown; the reader stays usable)."""
         self._sysv.close()
 
     def _read_posix(self, segment_id: int, offset: int, size: int) -> bytearray:
