@@ -35,9 +35,8 @@ class Decoder:
 
     def compat_feeds(self, model: str, tensors: Any) -> Feeds:
         """What a stock SageMaker Edge client sent, made to fit the model ``model`` resolves to."""
-        loaded, _ = self._table.resolve(model)
-        specs = loaded.session.inputs
         try:
+            specs = self._table.resolve(model)[0].session.inputs
             compat.resolve_shapes(tensors, specs)
             return compat.to_model_dtypes(from_tensors(tensors, self._segments.view), specs)
         except EdgeInspectError as exc:
