@@ -120,7 +120,7 @@ def test_fuzzed_tensors_and_handles_get_client_errors_never_a_crash(target: Targ
     @given(data=st.data())
     def check(data: st.DataObject) -> None:
         batch = data.draw(st.lists(tensors(target.segment_ids), min_size=0, max_size=2))
-        model = data.draw(st.sampled_from(["cls", "cls:1", "nope"]))
+        model = data.draw(st.sampled_from(["cls", "cls:1", "nope", "n" * 20_000]))  # 20 KB: over a header
         method = data.draw(st.sampled_from(["compat", "ext", "capture"]))
         if method == "compat":
             code = _code(target.compat.Predict, sm_pb2.PredictRequest(name=model, tensors=batch))
@@ -131,7 +131,12 @@ def test_fuzzed_tensors_and_handles_get_client_errors_never_a_crash(target: Targ
                 model_name=model, capture_id=f"f-{uuid.uuid4().hex}", input_tensors=batch
             )
             code = _code(target.compat.CaptureData, request)
-        assert code in CLIENT_ERRORS, f"{method} answered {code.name}"
+        # RESOURCE_EXHAUSTED only from a full capture queue: a Predict this small has no resource to
+        # exhaust, and a transport error (an echoed 20 KB name overflowing the status header) reads the same
+        allowed = (
+            CLIENT_ERRORS if method == "capture" else CLIENT_ERRORS - {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        )
+        assert code in allowed, f"{method} answered {code.name}"
 
     check()
     _still_serving(target)
