@@ -10,9 +10,15 @@ int8 weights, uint8 activations, calibrated on random images), batch 1, it measu
       compatible ``AWS.SageMaker.Edge.Agent/Predict`` and with the extension ``Predict``
       (``AgentClient.predict``: request built, pixels sent as uint8 bytes, outputs decoded),
 
-and prints ``agent_overhead_ratio`` = (b) p50 / (a) p50 per row. Each measured path is a callable in
-:func:`measure_paths`; end to end through Redis (frame XADD -> result) is ``bench/throughput.py``'s
-job and plugs in there as one more path. Run from the repository root:
+  (c) what a stock SageMaker Edge client costs: compat ``Predict`` with the metadata copied from
+      ``ListModels`` and float32 raw-pixel bytes (4x the bytes, converted to uint8 in the agent), and
+      the same from a System V segment (``shmget``, as their C++ example did), beside our own worker's
+      path: extension ``Predict`` from a POSIX segment (``ShmSegment``),
+
+and prints ``agent_overhead_ratio`` = (b) p50 / (a) p50 per row, and ``stock_cost_ratio`` = stock
+float32 bytes p50 / extension uint8 bytes p50 (the price of compatibility). Each measured path is
+a callable in :func:`measure_paths`; end to end through Redis (frame XADD -> result) is
+``bench/throughput.py``'s job and plugs in there as one more path. Run from the repository root:
 
     .venv/bin/python -m bench.agent_latency            # ~3 minutes on 2 cores
     .venv/bin/python -m bench.agent_latency --quick    # smoke run: 224x224 fp32 only, few iterations
@@ -42,7 +48,7 @@ from edgeinspect.core.agentapi import sm_pb2
 from edgeinspect.core.observability import percentile
 from edgeinspect.core.package import Manifest, build_package, load_private_key, unpack_package, write_keypair
 from edgeinspect.core.package import load_public_keys as load_keys
-from edgeinspect.core.tensors import to_tensor
+from edgeinspect.core.tensors import POSIX_SEGMENT_MIN, ShmSegment, to_tensor
 
 SIZES = {"224x224": (224, 224), "232x640": (232, 640)}
 
@@ -76,6 +82,13 @@ class Row:
     agent_overhead_ratio: float
     compat_overhead_ratio: float
     transport_overhead_ratio: float
+    stock_f32_p50_ms: float = 0.0
+    stock_f32_p99_ms: float = 0.0
+    stock_sysv_p50_ms: float = 0.0
+    stock_sysv_p99_ms: float = 0.0
+    ext_shm_p50_ms: float = 0.0
+    ext_shm_p99_ms: float = 0.0
+    stock_cost_ratio: float = 0.0
 
 
 def quantize(fp32_path: Path, int8_path: Path, shape: tuple[int, int, int, int], samples: int = 4) -> None:
@@ -239,8 +252,90 @@ def measure_paths(target: Target, client: AgentClient, args: argparse.Namespace)
         "compat": compat_predict,
         "ext": extension,
     }
-    samples = timed_rounds(paths, args.iterations, args.warmup)
+    pixels = frame.astype(np.float32)
+    listed = {m.name: m for m in client.compat.ListModels(sm_pb2.ListModelsRequest()).models}
+    metadata = listed[target.ref.split(":")[0]].input_tensor_metadatas[0]  # copied as stock clients do
+    stock = sm_pb2.PredictRequest(
+        name=target.ref, tensors=[sm_pb2.Tensor(tensor_metadata=metadata, byte_data=pixels.tobytes())]
+    )
+    paths["stock_f32"] = lambda: client.compat.Predict(stock, timeout=60)
+    posix = ShmSegment(POSIX_SEGMENT_MIN + os.getpid(), frame.nbytes)
+    ref = posix.write(frame)
+    paths["ext_shm"] = lambda: client.predict(target.ref, {"image": ref})
+    system_v = _sysv_segment(pixels.tobytes())
+    if system_v is not None:
+        handle = sm_pb2.SharedMemoryHandle(size=pixels.nbytes, offset=0, segment_id=system_v.id)
+        by_id = sm_pb2.PredictRequest(
+            name=target.ref, tensors=[sm_pb2.Tensor(tensor_metadata=metadata, shared_memory_handle=handle)]
+        )
+        paths["stock_sysv"] = lambda: client.compat.Predict(by_id, timeout=60)
+    try:
+        samples = timed_rounds(paths, args.iterations, args.warmup)
+    finally:
+        posix.close()
+        if system_v is not None:
+            system_v.close()
     return samples | {"in_agent": in_agent_ms, "transport": transport_ms}
+
+
+def _sysv_segment(data: bytes) -> Any:
+    """A System V segment holding ``data`` (the test suite's libc writer), or None off 64-bit Linux."""
+    from tests.helpers import sysv
+
+    if not sysv.AVAILABLE:
+        return None
+    segment = sysv.SysVSegment(len(data))
+    segment.write(data)
+    return segment
+
+
+def decode_costs(shape: tuple[int, int, int, int], repeats: int = 200) -> dict[str, float]:
+    """Median microseconds the agent spends turning one request's tensor into the model's uint8 array.
+
+    The agent's own decoding code, in process and without a model, so a busy machine's noise in the
+    model run does not hide it: uint8 bytes (ours), float32 bytes (stock: + one conversion), our
+    POSIX segment and a System V segment (each: + one copy out of the segment).
+    """
+    from edgeinspect.core.tensors import from_tensors
+    from edgeinspect_inference.agent.compat import to_model_dtypes
+    from edgeinspect_inference.agent.session import TensorSpec
+    from edgeinspect_inference.agent.shm import SegmentReader
+
+    frame = np.random.default_rng(5).integers(0, 256, shape, dtype=np.uint8)
+    spec = [TensorSpec("image", np.dtype(np.uint8), (-1, *shape[1:]))]
+    reader = SegmentReader(Path("/dev/shm"), 1 << 30)
+    posix = ShmSegment(POSIX_SEGMENT_MIN + os.getpid() + 1, frame.nbytes)
+    system_v = _sysv_segment(frame.astype(np.float32).tobytes())
+    requests = {
+        "uint8_bytes": [to_tensor("image", frame)],
+        "float32_bytes": [to_tensor("image", frame.astype(np.float32))],
+        "uint8_posix_shm": [to_tensor("image", posix.write(frame))],
+    }
+    if system_v is not None:
+        requests["float32_sysv_shm"] = [
+            sm_pb2.Tensor(
+                tensor_metadata=sm_pb2.TensorMetadata(
+                    name=b"image", data_type=sm_pb2.FLOAT32, shape=list(shape)
+                ),
+                shared_memory_handle=sm_pb2.SharedMemoryHandle(
+                    size=frame.size * 4, offset=0, segment_id=system_v.id
+                ),
+            )
+        ]
+    costs: dict[str, float] = {}
+    try:
+        for name, tensors in requests.items():
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                to_model_dtypes(from_tensors(tensors, reader.view), spec)
+                times.append((time.perf_counter() - started) * 1e6)
+            costs[name] = round(percentile(times, 50), 1)
+    finally:
+        posix.close()
+        if system_v is not None:
+            system_v.close()
+    return costs
 
 
 def summarise(target: Target, samples: dict[str, list[float]]) -> Row:
@@ -264,6 +359,13 @@ def summarise(target: Target, samples: dict[str, list[float]]) -> Row:
         round(p50["ext"] / p50["bare"], 3),
         round(p50["compat"] / p50["bare"], 3),
         round((p50["bare"] + transport_p50) / p50["bare"], 3),
+        round(p50["stock_f32"], 2),
+        round(p99["stock_f32"], 2),
+        round(p50.get("stock_sysv", 0.0), 2),
+        round(p99.get("stock_sysv", 0.0), 2),
+        round(p50["ext_shm"], 2),
+        round(p99["ext_shm"], 2),
+        round(p50["stock_f32"] / p50["ext"], 3),
     )
 
 
@@ -283,11 +385,34 @@ def format_table(rows: list[Row]) -> str:
             f"{r.agent_overhead_ratio:>9.3f} {r.compat_overhead_ratio:>12.3f} "
             f"{r.transport_overhead_ratio:>15.3f}"
         )
+    lines.append("")
+    stock = (
+        f"{'model':<10} {'size':<8} {'prec':<5} {'ours: ext uint8':>16} {'ours: ext POSIX shm':>20} "
+        f"{'stock: f32 bytes':>17} {'stock: f32 SysV shm':>20} {'stock/ours':>10}"
+    )
+    lines += [stock, "-" * len(stock)]
+    for r in rows:
+        lines.append(
+            f"{r.model:<10} {r.size:<8} {r.precision:<5} {r.ext_p50_ms:>7.2f}/{r.ext_p99_ms:<8.2f} "
+            f"{r.ext_shm_p50_ms:>9.2f}/{r.ext_shm_p99_ms:<10.2f} "
+            f"{r.stock_f32_p50_ms:>8.2f}/{r.stock_f32_p99_ms:<8.2f} "
+            f"{r.stock_sysv_p50_ms:>9.2f}/{r.stock_sysv_p99_ms:<10.2f} {r.stock_cost_ratio:>10.3f}"
+        )
     lines.append(
         "(ms, p50/p99; in-agent = the model's run time inside the agent; transport = round trip - in-agent, "
         "per call;\n ratio = through agent / bare at p50; ratio transport = (bare + transport) / bare, which "
         "a busy shared machine disturbs less)"
     )
+    return "\n".join(lines)
+
+
+def format_decode(decode: dict[str, dict[str, float]]) -> str:
+    """The agent's decoding cost per request path (no model), the part of compatibility that is ours."""
+    names = list(next(iter(decode.values())))
+    header = f"{'decode p50 (us)':<16}" + "".join(f"{n:>18}" for n in names)
+    lines = [header, "-" * len(header)]
+    for size, costs in decode.items():
+        lines.append(f"{size:<16}" + "".join(f"{costs.get(n, 0.0):>18.1f}" for n in names))
     return "\n".join(lines)
 
 
@@ -309,6 +434,16 @@ def summary_json(rows: list[Row], args: argparse.Namespace) -> dict[str, Any]:
         },
         "p50_ms": {f"{r.model}-{r.size}-{r.precision}": r.ext_p50_ms for r in rows},
         "target_agent_overhead_ratio": 1.10,
+        "stock_cost_ratio_by_row": {f"{r.model}-{r.size}-{r.precision}": r.stock_cost_ratio for r in rows},
+        "stock_p50_ms": {
+            f"{r.model}-{r.size}-{r.precision}": {
+                "ext_uint8": r.ext_p50_ms,
+                "ext_posix_shm": r.ext_shm_p50_ms,
+                "stock_f32_bytes": r.stock_f32_p50_ms,
+                "stock_f32_sysv_shm": r.stock_sysv_p50_ms,
+            }
+            for r in rows
+        },
     }
 
 
@@ -340,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         targets, packages, trusted = build_targets(work, sizes, int8=args.int8 and not args.quick)
         proc, addr = start_agent(work, trusted, args.threads, args.spin)
         rows: list[Row] = []
+        decode = {size: decode_costs((1, 3, *SIZES[size])) for size in sizes}
         try:
             with AgentClient(addr, timeout_s=300) as client:
                 for package in packages:
@@ -357,11 +493,11 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    table = format_table(rows)
+    table = format_table(rows) + "\n\n" + format_decode(decode)
     print(table)
     folder = write_report("agent_latency", [asdict(r) for r in rows], args.out, table)
     print(f"wrote table and plots to {folder}", file=sys.stderr, flush=True)
-    print(json.dumps(summary_json(rows, args), separators=(",", ":")))
+    print(json.dumps(summary_json(rows, args) | {"decode_p50_us": decode}, separators=(",", ":")))
     return 0
 
 

@@ -42,3 +42,10 @@ fi
 
 # --- generated gRPC code (built, never hand-edited) --------------------------------------------------
 "$venv/bin/python" -m edgeinspect.core.protobuild --if-stale
+
+# --- the Node.js stock-client test's npm packages (tests/clients/node; skipped there without npm) -----
+if command -v npm >/dev/null && [ ! -d tests/clients/node/node_modules/@grpc/grpc-js ]; then
+  say "installing the Node.js compat client's packages (npm ci, tests/clients/node)"
+  npm ci --prefix tests/clients/node --no-audit --no-fund --loglevel=error >/dev/null \
+    || say "npm ci failed; the Node.js client test will try again (or skip without npm)"
+fi

@@ -258,6 +258,7 @@ class Capture(StreamRecord):
     error: str = ""
     source: str = ""
     camera: str = ""
+    attachments: bytes | None = None  # core.attachments: extra files stored beside the image
 
     @classmethod
     def from_frame_and_result(cls, frame: Frame, result: Result, reasons: list[str]) -> Capture:

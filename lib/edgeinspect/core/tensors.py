@@ -1,10 +1,11 @@
 """numpy <-> agent ``Tensor`` conversion, shared by the agent and every client so both agree on bytes.
 
 A tensor travels as ``TensorMetadata{name, data_type, shape}`` plus either raw C-order bytes or a
-``SharedMemoryHandle{size, offset, segment_id}``. Shared memory follows one naming rule, defined
-here and nowhere else: segment ``segment_id`` is the POSIX shared-memory object ``/ei-shm-<id>``
-(``/dev/shm/ei-shm-<id>`` on Linux). The writer (the worker) creates it with :class:`ShmSegment`;
-the agent maps it read-only. Decoding never copies: arrays are read-only views over the bytes.
+``SharedMemoryHandle{size, offset, segment_id}``. Shared memory follows one rule, defined here and
+nowhere else (:func:`is_posix_segment`): a ``segment_id`` below 2**31 is a System V shmid (what
+``shmget`` returns, and what SageMaker Edge clients send); from 2**31 up it is our POSIX
+shared-memory object ``/ei-shm-<id>`` (``/dev/shm/ei-shm-<id>`` on Linux), which the writer (the
+worker) creates with :class:`ShmSegment`. Decoding bytes never copies: arrays are read-only views.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from edgeinspect.core.errors import MessageError
 
 SHM_PREFIX = "ei-shm-"
 """Shared-memory objects are named ``ei-shm-<segment_id>`` (POSIX adds the leading slash)."""
+POSIX_SEGMENT_MIN = 1 << 31
+"""Segment ids from here up name POSIX segments; below are System V shmids (``shmget`` gives an int)."""
 
 _DTYPES: dict[int, np.dtype[Any]] = {
     sm_pb2.UINT8: np.dtype(np.uint8),
@@ -60,6 +63,11 @@ ShmResolver = Callable[[int, int, int], memoryview]
 def shm_name(segment_id: int) -> str:
     """The POSIX shared-memory name of segment ``segment_id`` (without the leading slash)."""
     return f"{SHM_PREFIX}{segment_id}"
+
+
+def is_posix_segment(segment_id: int) -> bool:
+    """Whether ``segment_id`` names our POSIX segment (else it is a System V shmid)."""
+    return segment_id >= POSIX_SEGMENT_MIN
 
 
 def dtype_of(data_type: int) -> np.dtype[Any]:
@@ -176,6 +184,11 @@ class ShmSegment:
     """
 
     def __init__(self, segment_id: int, size: int) -> None:
+        if not is_posix_segment(segment_id):
+            raise TensorError(
+                f"POSIX segment id {segment_id} is below {POSIX_SEGMENT_MIN}, where ids mean System V shmids",
+                hint="add core.tensors.POSIX_SEGMENT_MIN to the id",
+            )
         self.segment_id = segment_id
         self._shm = shared_memory.SharedMemory(name=shm_name(segment_id), create=True, size=size)
 

@@ -27,6 +27,11 @@ from edgeinspect_uploader.spoolfs import write_file_atomically
 _ROLE_OF = {"mask.png": "mask", RESULT_FILE: "result"}
 
 
+def _role_of(file: str) -> str:
+    """``image``, ``mask``, ``result``; an attachment (``input-x.npy``) is listed under its own name."""
+    return _ROLE_OF.get(file, "image" if file.startswith("image.") else file)
+
+
 @dataclass(frozen=True, slots=True)
 class FileRef:
     """One file of a capture as planned: local name, object key, size and digests."""
@@ -89,7 +94,7 @@ def plan_item(folder: Path, uploader: str, seq: int) -> BatchItem:
     summary = read_summary((folder / RESULT_FILE).read_bytes())
     prefix = capture_prefix(summary.line, summary.ts_ns, summary.frame_id)
     files = [_file_ref(path, f"{prefix}/{path.name}") for path in sorted(folder.iterdir())]
-    objects = {_ROLE_OF.get(f.file, "image"): ObjectRef(f.key, f.size, f.sha256) for f in files}
+    objects = {_role_of(f.file): ObjectRef(f.key, f.size, f.sha256) for f in files}
     record = ManifestRecord(
         frame_id=summary.frame_id,
         line=summary.line,

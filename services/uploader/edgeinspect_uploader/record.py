@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from edgeinspect.core import attachments
 from edgeinspect.core.hashing import sha256_bytes
 from edgeinspect.core.images import decode, encode
 from edgeinspect.core.messages import Capture
@@ -49,6 +50,8 @@ def capture_files(capture: Capture) -> CaptureFiles:
     files = {image_name: image}
     if capture.mask:
         files[MASK_FILE] = capture.mask
+    if capture.attachments:
+        files.update(attachments.unpack(capture.attachments))  # names checked: never image/mask/result
     files[RESULT_FILE] = result_json(capture, files)
     return CaptureFiles(
         line=capture.line,

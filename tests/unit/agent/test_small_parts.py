@@ -76,7 +76,10 @@ def test_images_are_recognised_in_nchw_nhwc_and_hwc() -> None:
     assert as_hwc_image(np.zeros((1, 4, 5, 3), np.uint8)).shape == (4, 5, 3)  # type: ignore[union-attr]
     assert as_hwc_image(np.zeros((4, 5, 3), np.uint8)).shape == (4, 5, 3)  # type: ignore[union-attr]
     assert as_hwc_image(np.zeros((2, 3, 4, 5), np.uint8)) is None
-    assert as_hwc_image(np.zeros((1, 3, 4, 5), np.float32)) is None
+    assert as_hwc_image(np.zeros((1, 3, 4, 5), np.float32)) is not None  # raw pixels, as stock clients send
+    assert as_hwc_image(np.full((1, 3, 4, 5), 0.5, np.float32) * 600) is None  # out of 0..255
+    assert as_hwc_image(np.full((1, 3, 4, 5), np.nan, np.float32)) is None
+    assert as_hwc_image(np.zeros((1, 3, 4, 5), np.int16)) is None
 
 
 def _capture(capture_id: str) -> CaptureRequest:

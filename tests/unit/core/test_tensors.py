@@ -1,4 +1,4 @@
-"""numpy <-> agent Tensor conversion, and shared-memory segments read through the agent's cache."""
+"""numpy <-> agent Tensor conversion, and shared-memory segments read through the agent's reader."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from edgeinspect.core.agentapi import sm_pb2
 from edgeinspect.core.tensors import (
+    POSIX_SEGMENT_MIN,
     ShmSegment,
     TensorError,
     data_type_of,
@@ -17,7 +18,7 @@ from edgeinspect.core.tensors import (
     shm_name,
     to_tensor,
 )
-from edgeinspect_inference.agent.shm import SegmentCache
+from edgeinspect_inference.agent.shm import SegmentReader
 
 SHM_DIR = Path("/dev/shm")
 pytestmark = pytest.mark.skipif(not SHM_DIR.is_dir(), reason="needs POSIX shared memory at /dev/shm")
@@ -76,11 +77,11 @@ def test_shared_memory_needs_a_resolver() -> None:
 
 @pytest.fixture
 def segment_id() -> int:
-    return uuid.uuid4().int & (2**63 - 1)
+    return POSIX_SEGMENT_MIN + (uuid.uuid4().int & (2**62 - 1))
 
 
-def test_a_shared_memory_tensor_is_read_in_place(segment_id: int) -> None:
-    cache = SegmentCache(SHM_DIR)
+def test_a_shared_memory_tensor_is_copied_out_of_its_segment(segment_id: int) -> None:
+    cache = SegmentReader(SHM_DIR, 1 << 20)
     frame = np.random.default_rng(1).integers(0, 256, (1, 3, 32, 32), dtype=np.uint8)
     with ShmSegment(segment_id, 2 * frame.nbytes) as segment:
         ref = segment.write(frame, offset=frame.nbytes)
@@ -89,23 +90,22 @@ def test_a_shared_memory_tensor_is_read_in_place(segment_id: int) -> None:
         assert (SHM_DIR / shm_name(segment_id)).exists()
         _, array = from_tensor(tensor, cache.view)
         np.testing.assert_array_equal(array, frame)
-        assert not array.flags.writeable
-        del array
+        segment.write(np.zeros_like(frame), offset=frame.nbytes)
+        np.testing.assert_array_equal(array, frame)  # a copy: the writer may reuse the region at once
 
 
-def test_a_recreated_segment_is_remapped_not_read_stale(segment_id: int) -> None:
-    cache = SegmentCache(SHM_DIR)
+def test_a_recreated_segment_is_read_anew_not_stale(segment_id: int) -> None:
+    cache = SegmentReader(SHM_DIR, 1 << 20)
     with ShmSegment(segment_id, 16) as first:
         tensor = to_tensor("x", first.write(np.full(16, 1, np.uint8)))
         assert from_tensor(tensor, cache.view)[1][0] == 1
     with ShmSegment(segment_id, 16) as second:
         second.write(np.full(16, 2, np.uint8))
         assert from_tensor(tensor, cache.view)[1][0] == 2
-    assert len(cache) == 1
 
 
 def test_shared_memory_errors_name_the_problem(segment_id: int) -> None:
-    cache = SegmentCache(SHM_DIR)
+    cache = SegmentReader(SHM_DIR, 1 << 20)
     with pytest.raises(TensorError, match="does not exist"):
         cache.view(segment_id, 0, 4)
     with ShmSegment(segment_id, 8) as segment:
@@ -117,3 +117,10 @@ def test_shared_memory_errors_name_the_problem(segment_id: int) -> None:
         bad.shared_memory_handle.size = 7
         with pytest.raises(TensorError, match="size is 7"):
             from_tensor(bad, cache.view)
+
+
+def test_a_small_id_is_a_system_v_id_not_a_posix_segment() -> None:
+    with pytest.raises(TensorError, match="System V"):
+        ShmSegment(12345, 16)
+    with pytest.raises(TensorError, match="System V"):
+        SegmentReader(SHM_DIR, 1 << 20).view(2**31 - 1, 0, 4)

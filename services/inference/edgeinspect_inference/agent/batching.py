@@ -74,6 +74,9 @@ def _stackable(model: LoadedModel, feeds: Sequence[Feeds]) -> bool:
     if not all(spec.dynamic_batch for spec in (*session.inputs, *session.outputs)):
         return False
     first = feeds[0]
+    first_input = next(iter(first))
+    if sum(f[first_input].shape[0] for f in feeds) > session.max_batch:
+        return False  # each call is within the batch cap; their sum need not be (run one by one)
     return all(f[name].shape[1:] == first[name].shape[1:] for f in feeds[1:] for name in first)
 
 

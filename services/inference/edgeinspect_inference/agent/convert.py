@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 from edgeinspect.core.agentapi import ext_pb2, sm_pb2
+from edgeinspect.core.package import Manifest
 from edgeinspect.core.tensors import data_type_of, to_tensor
 
+from edgeinspect_inference.agent import compat
 from edgeinspect_inference.agent.loader import LoadedModel
 from edgeinspect_inference.agent.records import AliasEntry, PredictOutcome
 from edgeinspect_inference.agent.session import TensorSpec
@@ -20,22 +22,25 @@ def _data_type(spec: TensorSpec) -> Any:
     return data_type_of(spec.dtype)
 
 
-def tensor_metadata(spec: TensorSpec) -> sm_pb2.TensorMetadata:
-    """Compat metadata of a model input/output (-1 for dynamic dimensions)."""
-    return sm_pb2.TensorMetadata(name=spec.name.encode(), data_type=_data_type(spec), shape=list(spec.shape))
+def tensor_metadata(spec: TensorSpec, manifest: Manifest, float_pixels: bool) -> sm_pb2.TensorMetadata:
+    """Compat metadata a stock client can copy into a request as is (see :mod:`.compat`)."""
+    data_type: Any = data_type_of(compat.reported_dtype(spec, float_pixels))
+    shape = compat.reported_shape(spec, manifest)
+    return sm_pb2.TensorMetadata(name=spec.name.encode(), data_type=data_type, shape=shape)
 
 
 def tensor_spec(spec: TensorSpec) -> ext_pb2.TensorSpec:
     return ext_pb2.TensorSpec(name=spec.name, data_type=_data_type(spec), shape=list(spec.shape))
 
 
-def compat_model(model: LoadedModel, name: str | None = None) -> sm_pb2.Model:
-    """A SageMaker ``Model``: url, name and the tensors it takes and gives."""
+def compat_model(model: LoadedModel, name: str | None = None, *, float_pixels: bool = True) -> sm_pb2.Model:
+    """A SageMaker ``Model``: url, name and the tensors it takes and gives, as stock clients copy them."""
+    manifest = model.manifest
     return sm_pb2.Model(
         url=model.url,
         name=name or model.name,
-        input_tensor_metadatas=[tensor_metadata(s) for s in model.session.inputs],
-        output_tensor_metadatas=[tensor_metadata(s) for s in model.session.outputs],
+        input_tensor_metadatas=[tensor_metadata(s, manifest, float_pixels) for s in model.session.inputs],
+        output_tensor_metadatas=[tensor_metadata(s, manifest, False) for s in model.session.outputs],
     )
 
 

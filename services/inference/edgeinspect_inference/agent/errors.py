@@ -69,8 +69,21 @@ def status_name(exc: BaseException) -> str:
     return "INTERNAL"
 
 
+MAX_MESSAGE_CHARS = 2000
+"""Longest status message a client gets: gRPC carries it in a header, and clients cap headers at 8 KiB."""
+
+
+def clip(text: str, limit: int = 120) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out (client input is quoted in
+    errors and logs, and a megabyte of it must not become a megabyte of error)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...(+{len(text) - limit} chars)"
+
+
 def describe(exc: BaseException) -> str:
-    """The message a client reads: what was wrong and, when known, what to do."""
+    """The message a client reads: what was wrong and, when known, what to do (never overlong)."""
     if isinstance(exc, EdgeInspectError):
-        return str(exc)
-    return f"internal error: {type(exc).__name__}: {exc}"
+        hint = f" ({clip(exc.hint, 400)})" if exc.hint else ""
+        return clip(exc.message, MAX_MESSAGE_CHARS) + hint
+    return clip(f"internal error: {type(exc).__name__}: {exc}", MAX_MESSAGE_CHARS)

@@ -26,7 +26,7 @@ from edgeinspect.core.package import (
     verify_package_dir,
 )
 
-from edgeinspect_inference.agent.errors import InvalidInputError, ModelLoadError, NotFoundPathError
+from edgeinspect_inference.agent.errors import InvalidInputError, ModelLoadError, NotFoundPathError, clip
 from edgeinspect_inference.agent.providers import ExecutionProvider
 from edgeinspect_inference.agent.session import ModelSession, rss_bytes
 from edgeinspect_inference.agent.stats import AgentMetrics, VersionStats
@@ -46,6 +46,8 @@ class LoadOptions:
     intra_op_threads: int = 0
     allow_spinning: bool = True
     warmup_runs: int = 2
+    max_batch: int = 64
+    max_manifest_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,7 +92,7 @@ def _local_path(url: str) -> Path:
     path = Path(url.removeprefix("file://"))
     if not path.exists():
         raise NotFoundPathError(
-            f"package {url!r} does not exist on this device",
+            f"package {clip(url)!r} does not exist on this device",
             hint="give the folder the model manager unpacked, or a .tar.gz package file",
         )
     return path
@@ -110,7 +112,7 @@ class PackageLoader:
         if path.is_dir():
             return VerifiedPackage(path, verify_package_dir(path, keys), url, None)
         if not path.name.endswith(PACKAGE_SUFFIXES):
-            raise PackageError(f"{url!r} is neither a package folder nor a .tar.gz package file")
+            raise PackageError(f"{clip(url)!r} is neither a package folder nor a .tar.gz package file")
         stem = path.name.removesuffix(".tgz").removesuffix(".tar.gz")
         dest = self.options.model_dir / f"{stem}.{uuid.uuid4().hex[:8]}"
         unpacked, manifest = unpack_package(path, dest, keys)
@@ -119,10 +121,11 @@ class PackageLoader:
     def build(self, package: VerifiedPackage, name: str, variant: str, warmup: bool) -> LoadedModel:
         """Create the session, warm it up on the golden input, and measure load time and memory."""
         manifest = package.manifest
+        self._check_manifest_size(package.path)
         chosen = variant or "fp32"
         model_file = VARIANT_FILES.get(chosen)
         if model_file is None:
-            raise InvalidInputError(f"variant {variant!r} is unknown; expected '', 'fp32' or 'int8'")
+            raise InvalidInputError(f"variant {clip(variant)!r} is unknown; expected '', 'fp32' or 'int8'")
         if model_file not in manifest.files:
             raise InvalidInputError(
                 f"package {manifest.name}:{manifest.version} has no {model_file} for variant {chosen!r}",
@@ -134,6 +137,7 @@ class PackageLoader:
             self.options.providers,
             self.options.intra_op_threads,
             self.options.allow_spinning,
+            self.options.max_batch,
         )
         if warmup:
             self._warm_up(session, package)
@@ -164,6 +168,16 @@ class PackageLoader:
             memory_bytes=model.memory_bytes,
         )
         return model
+
+    def _check_manifest_size(self, folder: Path) -> None:
+        """Every client's ListVersions carries each manifest: one huge manifest must not break them."""
+        size = (folder / MANIFEST_FILE).stat().st_size
+        if size > self.options.max_manifest_bytes:
+            raise PackageError(
+                f"manifest.json is {size} bytes; this agent loads manifests of at most "
+                f"{self.options.max_manifest_bytes} bytes (EI_MAX_MANIFEST_BYTES)",
+                hint="keep large data (metrics, notes) out of the manifest",
+            )
 
     def _warm_up(self, session: ModelSession, package: VerifiedPackage) -> None:
         """Run the golden input so the first real request does not pay for lazy allocations."""

@@ -27,13 +27,14 @@ from prometheus_client import CollectorRegistry
 
 from edgeinspect_inference.agent.capture import CaptureStore
 from edgeinspect_inference.agent.errors import ModelNotFoundError
+from edgeinspect_inference.agent.inputs import Decoder
 from edgeinspect_inference.agent.loader import LoadedModel, LoadOptions, PackageLoader
 from edgeinspect_inference.agent.providers import resolve
-from edgeinspect_inference.agent.servicers import CompatServicer, Decoder, ExtensionServicer
+from edgeinspect_inference.agent.servicers import CompatServicer, ExtensionServicer
 from edgeinspect_inference.agent.session import available_providers
 from edgeinspect_inference.agent.settings import AgentSettings
 from edgeinspect_inference.agent.shadow import ShadowRunner
-from edgeinspect_inference.agent.shm import SegmentCache
+from edgeinspect_inference.agent.shm import SegmentReader
 from edgeinspect_inference.agent.stats import AgentMetrics
 from edgeinspect_inference.agent.table import ModelTable
 
@@ -60,6 +61,8 @@ def build_table(settings: AgentSettings, registry: CollectorRegistry) -> ModelTa
         intra_op_threads=settings.intra_op_threads,
         allow_spinning=settings.allow_spinning,
         warmup_runs=settings.warmup_runs,
+        max_batch=settings.max_batch,
+        max_manifest_bytes=settings.max_manifest_bytes,
     )
     shadows = ShadowRunner(metrics, settings.shadow_threads, settings.shadow_max_pending)
     return ModelTable(PackageLoader(options, metrics), metrics, shadows)
@@ -77,7 +80,14 @@ class AgentServer:
                 capture_stream(), settings.stream_budget("capture"), group=UPLOADER_GROUP,
                 counter=trimmed_counter(registry),
             )  # fmt: skip
-        self.captures = CaptureStore(sink, self._lookup, settings.line, settings.capture_status_max)
+        self.captures = CaptureStore(
+            sink,
+            self._lookup,
+            settings.line,
+            settings.capture_status_max,
+            max_pending=settings.capture_max_pending,
+            max_pending_bytes=settings.capture_max_pending_bytes,
+        )
         self.providers = [p.name for p in resolve(settings.execution_providers, available_providers)]
         self._serving = threading.Event()
         self._health = health.HealthServicer()
@@ -99,8 +109,11 @@ class AgentServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        decoder = Decoder(self.table, SegmentCache(settings.shm_dir))
-        sm_grpc.add_AgentServicer_to_server(CompatServicer(self.table, self.captures, decoder), server)  # type: ignore[no-untyped-call]
+        self._segments = SegmentReader(settings.shm_dir, settings.max_tensor_bytes)
+        decoder = Decoder(self.table, self._segments)
+        float_pixels = settings.compat_pixels == "float32"
+        compat = CompatServicer(self.table, self.captures, decoder, float_pixels)
+        sm_grpc.add_AgentServicer_to_server(compat, server)  # type: ignore[no-untyped-call]
         ext = ExtensionServicer(self.table, decoder, self.providers, self._serving.is_set)
         ext_grpc.add_AgentServicer_to_server(ext, server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -149,6 +162,7 @@ class AgentServer:
         self._server.stop(grace).wait()
         self.table.close()
         self.captures.close()
+        self._segments.close()
         socket_path = unix_socket_path(self.settings.agent_addr)
         if socket_path is not None:
             with contextlib.suppress(FileNotFoundError):

@@ -14,13 +14,18 @@ import grpc
 from edgeinspect.core.agentapi import ext_grpc, ext_pb2, sm_grpc, sm_pb2
 from edgeinspect.core.errors import EdgeInspectError
 from edgeinspect.core.observability import get_logger
-from edgeinspect.core.tensors import from_tensors
 
 from edgeinspect_inference.agent import convert
-from edgeinspect_inference.agent.capture import CaptureRequest, CaptureStore
-from edgeinspect_inference.agent.errors import InvalidInputError, ModelNotFoundError, describe, status_name
-from edgeinspect_inference.agent.records import Feeds, PredictCall
-from edgeinspect_inference.agent.shm import SegmentCache
+from edgeinspect_inference.agent.capture import AuxiliaryData, CaptureRequest, CaptureStore
+from edgeinspect_inference.agent.errors import (
+    InvalidInputError,
+    ModelNotFoundError,
+    clip,
+    describe,
+    status_name,
+)
+from edgeinspect_inference.agent.inputs import Decoder
+from edgeinspect_inference.agent.records import PredictCall
 from edgeinspect_inference.agent.table import ModelTable
 
 log = get_logger(__name__)
@@ -39,8 +44,9 @@ def rpc(handler: Handler[T]) -> Handler[T]:
             return handler(self, request, context)
         except EdgeInspectError as exc:
             code = status_name(exc)
-            frame_id = getattr(request, "frame_id", "")
-            log.warning("request_refused", method=method, code=code, error=str(exc), frame_id=frame_id)
+            frame_id = clip(str(getattr(request, "frame_id", "")))
+            error = clip(str(exc), 1000)
+            log.warning("request_refused", method=method, code=code, error=error, frame_id=frame_id)
             context.abort(grpc.StatusCode[code], describe(exc))
         except Exception as exc:  # an agent bug must answer INTERNAL, never kill the server thread silently
             log.exception("request_failed", method=method)
@@ -50,32 +56,21 @@ def rpc(handler: Handler[T]) -> Handler[T]:
     return wrapper
 
 
-class Decoder:
-    """Tensors -> arrays, resolving shared-memory handles, counting undecodable requests per model."""
-
-    def __init__(self, table: ModelTable, segments: SegmentCache) -> None:
-        self._table = table
-        self._segments = segments
-
-    def feeds(self, model: str, tensors: Any) -> Feeds:
-        try:
-            return from_tensors(tensors, self._segments.view)
-        except EdgeInspectError as exc:
-            self._table.count_error(model, exc)
-            raise
-
-
 class CompatServicer(sm_grpc.AgentServicer):
     """``AWS.SageMaker.Edge.Agent``: the original API, for applications built on its stubs."""
 
-    def __init__(self, table: ModelTable, captures: CaptureStore, decoder: Decoder) -> None:
+    def __init__(
+        self, table: ModelTable, captures: CaptureStore, decoder: Decoder, float_pixels: bool = True
+    ) -> None:
         self._table = table
         self._captures = captures
         self._decoder = decoder
+        self._float_pixels = float_pixels
 
     @rpc
     def Predict(self, request: Any, context: grpc.ServicerContext) -> sm_pb2.PredictResponse:
-        outcome = self._table.predict(request.name, self._decoder.feeds(request.name, request.tensors))
+        feeds = self._decoder.compat_feeds(request.name, request.tensors)
+        outcome = self._table.predict(request.name, feeds)
         return sm_pb2.PredictResponse(tensors=convert.tensors(outcome.outputs))
 
     @rpc
@@ -83,33 +78,34 @@ class CompatServicer(sm_grpc.AgentServicer):
         if not request.name:
             raise InvalidInputError("LoadModel needs a name (pattern ^[a-zA-Z0-9](-*[a-zA-Z0-9])*$)")
         model = self._table.load(request.url, name=request.name, exclusive_name=True)
-        return sm_pb2.LoadModelResponse(model=convert.compat_model(model))
+        return sm_pb2.LoadModelResponse(model=convert.compat_model(model, float_pixels=self._float_pixels))
 
     @rpc
     def UnLoadModel(self, request: Any, context: grpc.ServicerContext) -> sm_pb2.UnLoadModelResponse:
         name, _, version = request.name.partition(":")
         self._table.unload(name, version)
+        self._decoder.detach_segments()
         return sm_pb2.UnLoadModelResponse()
 
     @rpc
     def ListModels(self, request: Any, context: grpc.ServicerContext) -> sm_pb2.ListModelsResponse:
         return sm_pb2.ListModelsResponse(
-            models=[convert.compat_model(m) for m in self._table.latest_versions()]
+            models=[
+                convert.compat_model(m, float_pixels=self._float_pixels)
+                for m in self._table.latest_versions()
+            ]
         )
 
     @rpc
     def DescribeModel(self, request: Any, context: grpc.ServicerContext) -> sm_pb2.DescribeModelResponse:
         model, _ = self._table.resolve(request.name)
-        return sm_pb2.DescribeModelResponse(model=convert.compat_model(model, request.name))
+        described = convert.compat_model(model, request.name, float_pixels=self._float_pixels)
+        return sm_pb2.DescribeModelResponse(model=described)
 
     @rpc
     def CaptureData(self, request: Any, context: grpc.ServicerContext) -> sm_pb2.CaptureDataResponse:
-        inputs = self._decoder.feeds(request.model_name, request.input_tensors)
-        outputs = self._decoder.feeds(request.model_name, request.output_tensors)
-        auxiliary = [
-            {"name": aux.name, "encoding": sm_pb2.Encoding.Name(aux.encoding), "bytes": len(aux.byte_data)}
-            for aux in [*request.inputs, *request.outputs]
-        ]
+        inputs = self._decoder.capture_arrays(request.model_name, request.input_tensors)
+        outputs = self._decoder.capture_arrays(request.model_name, request.output_tensors)
         timestamp = request.inference_timestamp
         self._captures.submit(
             CaptureRequest(
@@ -117,7 +113,10 @@ class CompatServicer(sm_grpc.AgentServicer):
                 model_name=request.model_name,
                 inputs={k: v.copy() for k, v in inputs.items()},  # shared memory may change after we return
                 outputs={k: v.copy() for k, v in outputs.items()},
-                auxiliary=auxiliary,
+                auxiliary=[
+                    *(_auxiliary("input", aux) for aux in request.inputs),
+                    *(_auxiliary("output", aux) for aux in request.outputs),
+                ],
                 **({"ts_ns": timestamp.seconds * 10**9 + timestamp.nanos} if timestamp.seconds else {}),
             )
         )
@@ -130,6 +129,13 @@ class CompatServicer(sm_grpc.AgentServicer):
         status = self._captures.status(request.capture_id)
         code = _CAPTURE_STATUS[status] if status is not None else sm_pb2.NOT_FOUND
         return sm_pb2.GetCaptureDataStatusResponse(status=code)
+
+
+def _auxiliary(role: str, aux: Any) -> AuxiliaryData:
+    """An ``AuxilaryData`` as the capture keeps it (bytes only: shared memory is for tensors)."""
+    if aux.WhichOneof("data") == "shared_memory_handle":
+        raise InvalidInputError(f"auxiliary data {clip(aux.name)!r} uses shared memory; send it as byte_data")
+    return AuxiliaryData(role, aux.name, sm_pb2.Encoding.Name(aux.encoding), bytes(aux.byte_data))
 
 
 class ExtensionServicer(ext_grpc.AgentServicer):
@@ -153,6 +159,7 @@ class ExtensionServicer(ext_grpc.AgentServicer):
                 "UnloadVersion needs a version (compat UnLoadModel unloads every version)"
             )
         self._table.unload(request.name, request.version)
+        self._decoder.detach_segments()
         return ext_pb2.UnloadVersionResponse()
 
     @rpc
@@ -200,7 +207,7 @@ class ExtensionServicer(ext_grpc.AgentServicer):
     def GetModelStats(self, request: Any, context: grpc.ServicerContext) -> ext_pb2.GetModelStatsResponse:
         rows = self._table.stats(request.name)
         if request.name and not rows:
-            raise ModelNotFoundError(f"model {request.name!r} is not loaded")
+            raise ModelNotFoundError(f"model {clip(request.name)!r} is not loaded")
         return ext_pb2.GetModelStatsResponse(stats=[s.to_proto() for _, s in rows])
 
     @rpc

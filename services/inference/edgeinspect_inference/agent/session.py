@@ -80,7 +80,9 @@ class ModelSession:
         providers: Sequence[ExecutionProvider],
         intra_op_threads: int = 0,
         allow_spinning: bool = True,
+        max_batch: int = 64,
     ) -> None:
+        self.max_batch = max_batch
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
@@ -117,6 +119,12 @@ class ModelSession:
                 expected_shape, got = list(spec.shape), list(array.shape)
                 raise InvalidInputError(
                     f"input {spec.name!r}: expected shape {expected_shape} (-1: any), got {got}"
+                )
+            if spec.dynamic_batch and array.shape[0] > self.max_batch:
+                raise InvalidInputError(
+                    f"input {spec.name!r}: batch {array.shape[0]} is larger than this agent's limit "
+                    f"of {self.max_batch} (EI_MAX_BATCH)",
+                    hint="split the request into smaller batches",
                 )
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from edgeinspect.core.settings import ServiceSettings
 from pydantic import Field, field_validator
@@ -39,6 +39,19 @@ class AgentSettings(ServiceSettings):
     max_message_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="largest gRPC message accepted (RESOURCE_EXHAUSTED)"
     )
+    max_tensor_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="largest tensor a shared-memory handle may name"
+    )
+    max_batch: int = Field(
+        default=64, ge=1, description="largest batch one request may ask for (INVALID_ARGUMENT above it)"
+    )
+    max_manifest_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest manifest.json a package may carry"
+    )
+    compat_pixels: Literal["float32", "uint8"] = Field(
+        default="float32",
+        description="data type the SageMaker-compatible ListModels reports for uint8 image inputs",
+    )
     shutdown_grace_s: float = Field(default=10.0, ge=0, description="how long in-flight requests may finish")
     warmup_runs: int = Field(default=2, ge=0, description="inference runs on the golden input at load")
     shadow_threads: int = Field(default=1, ge=1, description="threads that run shadow models")
@@ -50,6 +63,12 @@ class AgentSettings(ServiceSettings):
         default="", description="Redis for CaptureData (ei:capture, ei:events); empty keeps captures local"
     )
     capture_status_max: int = Field(default=10_000, ge=1, description="capture ids remembered for status")
+    capture_max_pending: int = Field(
+        default=64, ge=1, description="captures waiting for Redis before CaptureData is RESOURCE_EXHAUSTED"
+    )
+    capture_max_pending_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1024, description="bytes of captures waiting for Redis, at most"
+    )
 
     @field_validator("execution_providers", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ from edgeinspect_inference.agent.errors import (
     ModelExistsError,
     ModelInUseError,
     ModelNotFoundError,
+    clip,
     status_name,
 )
 from edgeinspect_inference.agent.loader import LoadedModel, PackageLoader
@@ -59,7 +60,8 @@ def check_name(name: str, what: str) -> None:
     """Names follow the SageMaker Edge ``LoadModel`` rule, so they work on both APIs and in URLs."""
     if not _NAME_RE.match(name) or len(name) > 63:
         raise InvalidInputError(
-            f"{what} {name!r} is invalid: expected letters and digits joined by '-', at most 63 characters"
+            f"{what} {clip(name)!r} is invalid: "
+            "expected letters and digits joined by '-', at most 63 characters"
         )
 
 
@@ -135,7 +137,8 @@ class ModelTable:
             current = self._state
             doomed = [m for key, m in current.models.items() if key[0] == name and version in ("", key[1])]
             if not doomed:
-                raise ModelNotFoundError(f"model {name}{':' + version if version else ''} is not loaded")
+                ref = clip(f"{name}{':' + version if version else ''}")
+                raise ModelNotFoundError(f"model {ref} is not loaded")
             for entry in current.aliases.values():
                 for model in doomed:
                     if model in (entry.model, entry.shadow):
@@ -170,7 +173,9 @@ class ModelTable:
         model = state.models.get((name, version)) if sep else state.latest.get(name)
         if model is None:
             known = sorted([*state.aliases, *state.latest])
-            raise ModelNotFoundError(f"no model, version or alias {ref!r} is loaded; loaded: {known}")
+            raise ModelNotFoundError(
+                f"no model, version or alias {clip(ref)!r} is loaded; loaded: {clip(str(known), 400)}"
+            )
         return model, None
 
     # ---- aliases --------------------------------------------------------------------------------
@@ -204,7 +209,7 @@ class ModelTable:
             current = self._state
             old = current.aliases.get(alias)
             if old is None:
-                raise ModelNotFoundError(f"alias {alias!r} does not exist", hint="set the alias first")
+                raise ModelNotFoundError(f"alias {clip(alias)!r} does not exist", hint="set the alias first")
             shadow = self._loaded(current, old.model.name, version) if version else None
             if shadow is old.model:
                 raise InvalidInputError(
@@ -222,7 +227,8 @@ class ModelTable:
     def _loaded(state: _State, name: str, version: str) -> LoadedModel:
         model = state.models.get((name, version))
         if model is None:
-            raise ModelNotFoundError(f"model {name}:{version} is not loaded", hint="load it first")
+            ref = f"{clip(name)}:{clip(version)}"
+            raise ModelNotFoundError(f"model {ref} is not loaded", hint="load it first")
         return model
 
     def role_of(self, model: LoadedModel) -> Role:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from edgeinspect.core.observability import get_logger
-from edgeinspect.core.tensors import SharedTensor, ShmSegment, shm_name
+from edgeinspect.core.tensors import POSIX_SEGMENT_MIN, SharedTensor, ShmSegment, shm_name
 
 log = get_logger(__name__)
 
@@ -42,7 +42,8 @@ class ShmInputs:
             self._free.put(slot)
         self._segments: dict[int, ShmSegment] = {}
         self._lock = threading.Lock()
-        self._base = os.getpid() << 16  # unique per worker process; low bits number the slots
+        # unique per worker process (low bits number the slots), in the POSIX range of segment ids
+        self._base = POSIX_SEGMENT_MIN + (os.getpid() << 16)
 
     @contextmanager
     def lease(self, array: npt.NDArray[Any]) -> Iterator[npt.NDArray[Any] | SharedTensor]:
