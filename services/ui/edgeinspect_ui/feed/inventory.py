@@ -33,9 +33,9 @@ class AgentLike(Protocol):
     def close(self) -> None: ...
 
 
-def connect_agent(addr: str) -> AgentLike:
-    """The real client (channels connect lazily, so this never blocks)."""
-    return AgentClient(addr, timeout_s=AGENT_TIMEOUT_S)
+def connect_agent(addr: str, token: str = "") -> AgentLike:
+    """The real client (channels connect lazily, so this never blocks); ``token``: EI_AGENT_TOKEN."""
+    return AgentClient(addr, timeout_s=AGENT_TIMEOUT_S, token=token)
 
 
 def role_of(name: str, version: str, aliases: Sequence[AliasInfo]) -> tuple[list[str], Role]:
