@@ -118,18 +118,22 @@ def headers_of(scope: Scope) -> dict[str, str]:
 def cross_origin(method: str, headers: dict[str, str]) -> str:
     """Why a state-changing request looks like it came from another site's page ("" when it did not).
 
-    Browsers send ``Origin`` on every POST, and ``Sec-Fetch-Site`` on every request; API clients
-    (curl, the CLI, tests) send neither and authenticate with a header, which no other page can set.
+    Current browsers send ``Sec-Fetch-Site`` on every request, which is decisive; older ones send
+    ``Origin`` on every POST (``null`` where the page's referrer policy hides it, as ours does for a
+    form, so ``Sec-Fetch-Site`` comes first). API clients (curl, the CLI, tests) send neither and
+    authenticate with a header, which no other page can set.
     """
     if method.upper() in SAFE_METHODS:
         return ""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return "" if site in ("same-origin", "none") else f"Sec-Fetch-Site is {site!r}"
     origin = headers.get("origin")
-    if origin is not None:
-        host = headers.get("host", "").strip().lower()
-        netloc = urlsplit(origin).netloc.lower() if origin != "null" else ""
-        return "" if netloc and netloc == host else f"Origin {origin!r} is not this site ({host!r})"
-    site = headers.get("sec-fetch-site", "")
-    return "" if site in ("", "same-origin", "none") else f"Sec-Fetch-Site is {site!r}"
+    if origin is None:
+        return ""
+    host = headers.get("host", "").strip().lower()
+    netloc = urlsplit(origin).netloc.lower() if origin != "null" else ""
+    return "" if netloc and netloc == host else f"Origin {origin!r} is not this site ({host!r})"
 
 
 class HostGuard:

@@ -132,8 +132,6 @@ class Authenticator:
         )
 
 
-
-
 class RequireAuth:
     """Lets public paths through; otherwise 401 (API) or a redirect to ``/login`` (the page, bearer mode)."""
 

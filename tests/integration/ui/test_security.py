@@ -139,7 +139,13 @@ def test_a_host_outside_the_allow_list_is_refused(redis_server: RedisServer, lin
         assert refused.status_code == 421
         assert ATTACKER in refused.json()["error"] and "allowed-hosts" in refused.json()["hint"]
         assert "content-security-policy" in refused.headers
-        for host in (f"localhost:{port}", f"127.0.0.1:{port}", "[::1]", "edge-ui.factory", "EDGE-UI.factory."):
+        for host in (
+            f"localhost:{port}",
+            f"127.0.0.1:{port}",
+            "[::1]",
+            "edge-ui.factory",
+            "EDGE-UI.factory.",
+        ):
             assert httpx.get(ui.url + "/api/lines", headers={"host": host}).status_code == 200, host
         for probe in ("/healthz", "/readyz", "/metrics"):  # kubelet and Prometheus send the pod's IP
             assert httpx.get(ui.url + probe, headers={"host": "10.42.0.7:8080"}).status_code == 200

@@ -22,7 +22,9 @@ def test_no_auth_only_on_loopback() -> None:
     for host in ("127.0.0.1", "::1", "localhost"):
         assert UiSettings.load(ui_auth="none", http_host=host).ui_auth == "none"
     for host in ("0.0.0.0", "::", "192.0.2.7"):
-        with pytest.raises(ConfigError, match="EI_UI_AUTH=none is allowed only when EI_HTTP_HOST is loopback"):
+        with pytest.raises(
+            ConfigError, match="EI_UI_AUTH=none is allowed only when EI_HTTP_HOST is loopback"
+        ):
             UiSettings.load(ui_auth="none", http_host=host)
 
 
