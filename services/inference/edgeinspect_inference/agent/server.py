@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
+from edgeinspect_inference.agent.auth import interceptors
 from edgeinspect_inference.agent.capture import CaptureStore
 from edgeinspect_inference.agent.errors import ModelNotFoundError
 from edgeinspect_inference.agent.loader import LoadedModel, LoadOptions, PackageLoader
@@ -91,6 +92,7 @@ class AgentServer:
                 ("grpc.max_send_message_length", settings.max_message_bytes),
                 ("grpc.so_reuseport", 0),
             ],
+            interceptors=interceptors(settings.token()),
         )
         decoder = Decoder(self.table, SegmentCache(settings.shm_dir))
         sm_grpc.add_AgentServicer_to_server(CompatServicer(self.table, self.captures, decoder), server)  # type: ignore[no-untyped-call]
