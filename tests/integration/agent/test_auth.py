@@ -11,14 +11,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from edgeinspect.core.agent_client import AgentClient
 from edgeinspect.core.errors import AgentError
+from edgeinspect.core.lifecycle import wait_until
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from tests.fixtures.agent import AgentServer
+from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.servers import free_port
+from tests.integration.ui.support import serve_ui
 
 TOKEN = "agent-token-for-tests-0123456789"
 
@@ -73,6 +77,20 @@ def test_with_a_token_tcp_calls_need_it_and_the_unix_socket_does_not(
         assert reflected.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "agent_call_refused" in agent.logs()
     assert TOKEN not in agent.logs()
+
+
+def test_the_ui_sends_the_token_to_a_tcp_agent(
+    agent_factory: Callable[..., AgentServer], redis_server: RedisServer, line_id: str
+) -> None:
+    agent = agent_factory(agent_token=TOKEN)
+    agent.client().load_version(str(agent.package("m", "1")))
+    common = {"redis_url": redis_server.url, "ui_lines": line_id, "agent_addr": agent.tcp_addr}
+    with serve_ui(**common) as ui:
+        assert wait_until(lambda: httpx.get(ui.url + "/api/models").json()["agent"] == "unreachable", 20)
+        assert "EI_AGENT_TOKEN" in httpx.get(ui.url + "/api/models").json()["message"]
+    with serve_ui(**common, agent_token=TOKEN) as ui:
+        assert wait_until(lambda: httpx.get(ui.url + "/api/models").json()["agent"] == "ok", 20)
+        assert [row["version"] for row in httpx.get(ui.url + "/api/models").json()["models"]] == ["1"]
 
 
 def test_without_a_token_loopback_tcp_stays_as_it_was(agent_server: AgentServer) -> None:

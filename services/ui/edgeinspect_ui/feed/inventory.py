@@ -111,6 +111,8 @@ class ModelInventory:
         except EdgeInspectError as exc:
             log.warning("agent_unreachable", addr=self._addr, error=str(exc)[:300])
             message = f"no agent reachable at {self._addr}"
+            if getattr(exc, "code", "") == "UNAUTHENTICATED":
+                message = f"the agent at {self._addr} wants its token: set EI_AGENT_TOKEN"
             return ModelsOut(
                 agent="unreachable", message=message, models=[], last_job=last_job, device_state=device_state
             )
