@@ -23,7 +23,7 @@ from edgeinspect_cloud.data.synth import render_sample
 from tests.fixtures.browser import ARTIFACTS
 from tests.fixtures.redis_server import RedisServer
 from tests.helpers.captures import capture_of, store_captures
-from tests.helpers.review import review_process
+from tests.helpers.review import review_process, sign_in
 
 pytestmark = pytest.mark.browser
 HEIGHT, WIDTH = 160, 64
@@ -94,9 +94,8 @@ def test_an_operator_corrects_labels_and_masks_and_finds_them_in_the_dataset(
     page: Any, review_server: dict[str, Any]
 ) -> None:
     out: Path = review_server["out"]
-    page.goto(review_server["url"] + "/")
+    sign_in(page, review_server["url"], "ana")  # decisions are recorded under the signed-in name
     page.wait_for_selector("#list-body button[data-frame]")
-    page.fill("#reviewer", "ana")
 
     # the defect the model missed: filter the ok verdicts, mark it defect, paint the blister's area
     page.select_option("#f-verdict", "ok")
@@ -152,7 +151,7 @@ def test_an_operator_corrects_labels_and_masks_and_finds_them_in_the_dataset(
 
 
 def test_a_defect_without_a_mask_is_refused_with_a_reason(page: Any, review_server: dict[str, Any]) -> None:
-    page.goto(review_server["url"] + "/")
+    sign_in(page, review_server["url"])
     page.wait_for_selector("#list-body button[data-frame]")
     open_capture(page, "missed")
     page.check("#label-defect")

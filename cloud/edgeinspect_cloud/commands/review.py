@@ -6,7 +6,10 @@
 Open http://127.0.0.1:8090/ : filter by line, verdict, score band and shadow disagreement, confirm
 or correct each frame's label, paint or erase its mask, save. ``--out`` then holds ``train/NNNNN.png``
 + ``NNNNN_GT.png`` and ``provenance.jsonl``, ready for ``edgeinspect pipeline run --dataset BASE
---dataset OUT``. The page listens on loopback unless ``--host`` says otherwise (it has no login).
+--dataset OUT``. The page listens on loopback unless ``--host`` says otherwise. Reviewers sign in:
+``EI_REVIEW_USERS=ana:TOKEN,bob:TOKEN`` names them; without it a token for ``reviewer`` is generated
+into ``EI_REVIEW_STATE_DIR`` and printed on the first start. ``EI_REVIEW_ALLOWED_HOSTS`` adds the
+host names the page is opened by (besides localhost, 127.0.0.1 and [::1]); see docs/security.md.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ def register(subparsers: Any) -> None:
 @reports_errors
 def _review(args: argparse.Namespace) -> int:
     import uvicorn
+    from edgeinspect.core.webguard import allowed_hosts
 
+    from edgeinspect_cloud.review.access import Reviewers, ReviewSettings
     from edgeinspect_cloud.review.app import create_app
     from edgeinspect_cloud.review.captures import CaptureStore
     from edgeinspect_cloud.review.export import ReviewExport
@@ -48,7 +53,10 @@ def _review(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"endpoint_url": args.endpoint_url} if args.endpoint_url else {}
     store = CaptureStore.open(args.captures, **options)
     days = store.days(args.line, args.since, args.until) if (args.line or args.since or args.until) else None
-    app = create_app(store, ReviewExport(args.out), days)
+    settings = ReviewSettings.load()
+    reviewers = Reviewers.from_settings(settings)
+    hosts = allowed_hosts(settings.review_allowed_hosts)
+    app = create_app(store, ReviewExport(args.out), days, reviewers=reviewers, hosts=hosts)
     print(f"review: {store.url} -> {args.out}; open http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -1,15 +1,19 @@
 """The review web app: a FastAPI page over captured frames, writing decisions as a dataset.
 
-``create_app(store, export, days)`` takes its dependencies (the capture store, the dataset being
-written, which (line, day) manifests to show), so tests and ``edgeinspect review`` build the same app.
+``create_app(store, export, days, reviewers=...)`` takes its dependencies (the capture store, the
+dataset being written, which (line, day) manifests to show, who may review), so tests and
+``edgeinspect review`` build the same app. Every request but ``/healthz`` and the sign-in form needs a
+signed-in reviewer (:mod:`edgeinspect_cloud.review.access`); a Host outside the allow-list is refused
+(421) and a POST from another site's page too (403).
 The page is static HTML, CSS and vanilla JS (``static/``, no build step), in the live UI's look; the
 API is small and JSON:
 
 - ``GET  /api/captures?line=&verdict=&min_score=&max_score=&disagreement=&unreviewed=``: the list;
 - ``GET  /api/captures/{key}``: one capture's result and the last decision on it;
 - ``GET  /api/captures/{key}/image`` and ``/mask``: the stored frame and the model's mask (PNG);
-- ``POST /api/captures/{key}/review`` ``{"label": "ok"|"defect", "mask": "data:image/png;base64,...",
-  "reviewer": "..."}``: writes the decision into the dataset;
+- ``POST /api/captures/{key}/review`` ``{"label": "ok"|"defect", "mask": "data:image/png;base64,..."}``:
+  writes the decision into the dataset, under the signed-in reviewer's name;
+- ``GET  /api/whoami``: the signed-in reviewer; ``GET|POST /login``: the sign-in form;
 - ``GET  /api/export``: what the dataset holds; ``POST /api/refresh``: re-read the manifests.
 """
 
@@ -26,12 +30,14 @@ from edgeinspect.core import images
 from edgeinspect.core.capture_manifest import ManifestRecord
 from edgeinspect.core.errors import EdgeInspectError, ImageError, StorageError
 from edgeinspect.core.observability import get_logger
+from edgeinspect.core.webguard import HostGuard
 from fastapi import FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edgeinspect_cloud.review.access import RequireReviewer, Reviewers
 from edgeinspect_cloud.review.captures import CaptureStore, LineDay
 from edgeinspect_cloud.review.export import Decision, ReviewError, ReviewExport, capture_key
 
@@ -51,11 +57,11 @@ HEADERS = [
 
 
 class ReviewBody(BaseModel):
-    """A decision from the page: the label, the mask as a PNG data URL (frame size), who decided."""
+    """A decision from the page: the label and the mask as a PNG data URL (frame size). Who decided is
+    the signed-in reviewer; a ``reviewer`` field in the body is ignored."""
 
     label: Literal["ok", "defect"]
     mask: str | None = Field(default=None, description="data:image/png;base64,... of the mask")
-    reviewer: str = Field(default="", max_length=100)
 
 
 class CaptureIndex:
@@ -111,8 +117,16 @@ def _decode_mask(data_url: str | None, record: ManifestRecord) -> np.ndarray:
     return mask
 
 
-def create_app(store: CaptureStore, export: ReviewExport, days: Sequence[LineDay] | None = None) -> FastAPI:
-    """The review app over ``store``, writing into ``export``; ``days`` None means every day found."""
+def create_app(
+    store: CaptureStore,
+    export: ReviewExport,
+    days: Sequence[LineDay] | None = None,
+    *,
+    reviewers: Reviewers,
+    hosts: frozenset[str],
+) -> FastAPI:
+    """The review app over ``store``, writing into ``export``; ``days`` None means every day found;
+    ``reviewers`` may sign in; ``hosts`` are the names it answers to (``webguard.allowed_hosts``)."""
     index = CaptureIndex(store, days)
     app = FastAPI(title="edgeinspect review", docs_url=None, redoc_url=None)
     app.state.index = index
@@ -129,6 +143,25 @@ def create_app(store: CaptureStore, export: ReviewExport, days: Sequence[LineDay
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/login", include_in_schema=False)
+    def login_form() -> FileResponse:
+        return FileResponse(STATIC / "login.html")
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        """Trade name and token for an HttpOnly session cookie (the page never sees the token)."""
+        user, token = reviewers.login_form(await request.body())
+        if not reviewers.sign_in(user, token):
+            log.info("review_sign_in_refused", user=user[:64])
+            return RedirectResponse("/login?failed=1", status_code=303)
+        response = RedirectResponse("/", status_code=303)
+        response.headers["set-cookie"] = reviewers.session_cookie(user, request.url.scheme == "https")
+        return response
+
+    @app.get("/api/whoami")
+    def whoami(request: Request) -> dict[str, str]:
+        return {"reviewer": request.state.reviewer}
 
     @app.get("/api/captures")
     def list_captures(
@@ -175,9 +208,9 @@ def create_app(store: CaptureStore, export: ReviewExport, days: Sequence[LineDay
         return Response(store.store.get_bytes(record.objects["mask"].key), media_type="image/png")
 
     @app.post("/api/captures/{key:path}/review")
-    def review(key: str, body: ReviewBody) -> dict[str, Any]:
+    def review(key: str, body: ReviewBody, request: Request) -> dict[str, Any]:
         record = index.get(key)
-        decision = Decision(body.label, _decode_mask(body.mask, record), body.reviewer or "anonymous")
+        decision = Decision(body.label, _decode_mask(body.mask, record), request.state.reviewer)
         data, _ = store.image_bytes(record)
         entry = export.save(record, data, decision, store.mask(record))
         log.info("capture_reviewed", capture=key, label=body.label, reviewer=decision.reviewer)
@@ -189,6 +222,8 @@ def create_app(store: CaptureStore, export: ReviewExport, days: Sequence[LineDay
         return {**_item(record, export.decided(key)), "result": store.result(record)}
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(RequireReviewer, reviewers=reviewers)
+    app.add_middleware(HostGuard, hosts=hosts)
     app.add_middleware(SecureHeaders)
     index.refresh()
     return app

@@ -248,6 +248,8 @@ def service_specs(cfg: StackConfig) -> list[ProcessSpec]:
                 **env,
                 "EI_UI_PORT": str(cfg.ui_port),
                 "EI_HTTP_HOST": LOOPBACK,
+                # the local stack's page stays open, which the UI allows on loopback only
+                "EI_UI_AUTH": "none",
                 "EI_UI_LINES": ",".join(line.line for line in cfg.lines),
             },
             ready=lambda: http_ok(f"http://{LOOPBACK}:{cfg.ui_port}/healthz"),

@@ -60,7 +60,8 @@ class ModelManagerService:
         self.reporter = Reporter(
             self.streams, settings.thing_name, settings.line, settings.state_topic_root, self.metrics
         )
-        self.agent = AgentClient(settings.agent_addr, timeout_s=settings.agent_timeout_s)
+        token = settings.agent_token.get_secret_value() if settings.agent_token else ""
+        self.agent = AgentClient(settings.agent_addr, timeout_s=settings.agent_timeout_s, token=token)
         self.device = Device(settings, self.agent, self.reporter, self.metrics)
         self.janitor = Janitor()
         self.retention = Retention(self.device, self.janitor)

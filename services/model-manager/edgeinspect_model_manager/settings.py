@@ -52,6 +52,7 @@ class ModelManagerSettings(ServiceSettings):
 
     agent_addr: str = Field(default="unix:///run/edgeinspect/agent.sock", description="the agent's gRPC")
     agent_timeout_s: float = Field(default=300.0, gt=0, description="longest agent call (a model load)")
+    agent_token: SecretStr | None = Field(default=None, description="the agent's EI_AGENT_TOKEN (TCP)")
     agent_wait_s: float = Field(default=120.0, gt=0, description="how long start-up waits for the agent")
 
     model_dir: Path = Field(

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 from edgeinspect.core.observability import Health, get_logger
 from edgeinspect.core.streams import Streams
+from edgeinspect.core.webguard import HostGuard, allowed_hosts
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -21,7 +23,7 @@ from edgeinspect_ui.feed.inventory import AgentLike, ModelInventory, connect_age
 from edgeinspect_ui.feed.jobs import JobBoard
 from edgeinspect_ui.feed.watcher import ModelWatcher
 from edgeinspect_ui.metrics import UiMetrics
-from edgeinspect_ui.security import Authenticator, RequireAuth, SecureHeaders
+from edgeinspect_ui.security import Authenticator, RequireAuth, SecureHeaders, bearer_token
 from edgeinspect_ui.settings import UiSettings
 from edgeinspect_ui.state import UiState
 
@@ -36,6 +38,8 @@ def build_state(
     jobs = JobBoard()
     holder: list[ModelWatcher] = []
     feed = Feed(streams, settings, metrics, jobs, on_models_hint=lambda: holder[0].poke() if holder else None)
+    if connect is connect_agent and settings.agent_token is not None:
+        connect = partial(connect_agent, token=settings.agent_token.get_secret_value())
     inventory = ModelInventory(settings.agent_addr, jobs, connect)
     watcher = ModelWatcher(
         inventory, settings.ui_models_refresh_s, lambda table: feed.broadcast("models", table), metrics
@@ -51,7 +55,7 @@ def build_state(
         frames=FrameLocator(streams),
         metrics=metrics,
         health=health,
-        auth=Authenticator(settings),
+        auth=Authenticator(settings, bearer_token(settings)),
     )
 
 
@@ -101,6 +105,7 @@ def create_app(
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.static_dir()), name="static")
     app.add_middleware(RequireAuth, auth=state.auth)
+    app.add_middleware(HostGuard, hosts=allowed_hosts(settings.ui_allowed_hosts))  # type: ignore[arg-type]
     app.add_middleware(SecureHeaders)
     return app
 

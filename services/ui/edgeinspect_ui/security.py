@@ -1,18 +1,22 @@
 """Secure headers on every response and the optional authentication, as plain ASGI middleware
 (streaming-safe: the SSE stream passes through untouched).
 
-Authentication (``EI_UI_AUTH``): ``none``; ``basic`` (the browser asks for user and password);
-``bearer`` (API clients send ``Authorization: Bearer``; a browser signs in once on ``/login`` and gets
-an HttpOnly cookie derived from the token, so the token itself is never stored in or sent to the page).
+Authentication (``EI_UI_AUTH``): ``bearer``, the default (API clients send ``Authorization: Bearer``;
+a browser signs in once on ``/login`` and gets an HttpOnly cookie derived from the token, so the token
+itself is never stored in or sent to the page; without ``EI_UI_TOKEN`` a token is generated once into
+``EI_UI_STATE_DIR`` and printed once); ``basic`` (the browser asks for user and password); ``none``,
+only for a loopback listener (``edgeinspect up``). The Host allow-list and the same-origin check of
+POSTs are :class:`edgeinspect.core.webguard.HostGuard`, shared with the review app.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
+import sys
 from collections.abc import Iterable
 
+from edgeinspect.core.observability import get_logger
+from edgeinspect.core.webguard import cookie, equal, load_or_create_secret, mac
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgeinspect_ui.settings import UiSettings
@@ -31,6 +35,7 @@ SECURE_HEADERS: list[tuple[bytes, bytes]] = [
 ]
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/login"})
 SESSION_COOKIE = "ei_session"
+log = get_logger(__name__)
 
 
 class SecureHeaders:
@@ -66,15 +71,37 @@ def _has(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bool:
 
 def session_value(token: str) -> str:
     """The cookie a signed-in browser carries: derived from the token, useless for the API header."""
-    return hmac.new(token.encode(), b"edgeinspect-ui-session-v1", hashlib.sha256).hexdigest()
+    return mac(token, "edgeinspect-ui-session-v1")
+
+
+def bearer_token(settings: UiSettings) -> str:
+    """``EI_UI_TOKEN``, or (bearer mode without one) the token generated into the state folder: made
+    and printed on the first start only, read back on every later one."""
+    if settings.ui_token is not None:
+        return settings.ui_token.get_secret_value()
+    if settings.ui_auth != "bearer":
+        return ""
+    path = settings.token_file()
+    token, created = load_or_create_secret(path)
+    if created:
+        print(
+            f"edgeinspect-ui: generated an access token (kept in {path}, mode 0600; printed only this once):"
+            f"\n\n    {token}\n\nSign in on the page with it, or send `Authorization: Bearer <token>`.",
+            file=sys.stderr,
+            flush=True,
+        )
+    log.info("ui_token_generated" if created else "ui_token_loaded", path=str(path))
+    return token
 
 
 class Authenticator:
     """Decides whether a request may pass; holds the secrets, never renders them."""
 
-    def __init__(self, settings: UiSettings) -> None:
+    def __init__(self, settings: UiSettings, token: str | None = None) -> None:
         self.mode = settings.ui_auth
-        self._token = settings.ui_token.get_secret_value() if settings.ui_token else ""
+        if token is None:
+            token = settings.ui_token.get_secret_value() if settings.ui_token else ""
+        self._token = token
         user, password = settings.ui_user, settings.ui_password
         pair = f"{user}:{password.get_secret_value() if password else ''}".encode()
         self._basic = base64.b64encode(pair).decode()
@@ -85,13 +112,13 @@ class Authenticator:
             return True
         given = headers.get("authorization", "")
         if self.mode == "basic":
-            return _equal(given, f"Basic {self._basic}")
-        if _equal(given, f"Bearer {self._token}"):
+            return equal(given, f"Basic {self._basic}")
+        if equal(given, f"Bearer {self._token}"):
             return True
-        return _equal(_cookie(headers.get("cookie", ""), SESSION_COOKIE), self._session)
+        return equal(cookie(headers.get("cookie", ""), SESSION_COOKIE), self._session)
 
     def token_matches(self, token: str) -> bool:
-        return self.mode == "bearer" and _equal(token, self._token)
+        return self.mode == "bearer" and equal(token, self._token)
 
     def session_cookie(self, secure: bool) -> str:
         flags = "; Secure" if secure else ""
@@ -103,18 +130,6 @@ class Authenticator:
             if self.mode == "basic"
             else 'Bearer realm="edgeinspect"'
         )
-
-
-def _equal(given: str, expected: str) -> bool:
-    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _cookie(header: str, name: str) -> str:
-    for part in header.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == name:
-            return value
-    return ""
 
 
 class RequireAuth:

@@ -30,7 +30,7 @@ from edgeinspect_cloud.registry import ModelRegistry
 
 from tests.fixtures.redis_server import RedisServer
 from tests.helpers.captures import capture_of, store_captures
-from tests.helpers.review import review_process
+from tests.helpers.review import bearer, review_process
 
 pytestmark = pytest.mark.slow
 
@@ -42,13 +42,15 @@ EPOCHS = "8"
 
 def review_everything(url: str, truth: dict[str, np.ndarray]) -> None:
     """What the operator decides for each capture: its true label and mask, sent as the page would."""
-    items = httpx.get(f"{url}/api/captures", timeout=30).json()["items"]
+    items = httpx.get(f"{url}/api/captures", headers=bearer("retrain-test"), timeout=30).json()["items"]
     assert len(items) == CAPTURED
     for item in items:
         mask = truth[item["frame_id"]]
         data_url = "data:image/png;base64," + base64.b64encode(images.encode_mask(mask)).decode()
-        body = {"label": "defect" if mask.any() else "ok", "mask": data_url, "reviewer": "retrain-test"}
-        response = httpx.post(f"{url}/api/captures/{item['key']}/review", json=body, timeout=30)
+        body = {"label": "defect" if mask.any() else "ok", "mask": data_url}
+        response = httpx.post(
+            f"{url}/api/captures/{item['key']}/review", json=body, headers=bearer("retrain-test"), timeout=30
+        )
         assert response.status_code == 200, response.text
 
 

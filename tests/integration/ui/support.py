@@ -43,7 +43,9 @@ class LiveUi:
 
 @contextmanager
 def serve_ui(**overrides: Any) -> Iterator[LiveUi]:
-    """Serve ``create_app(UiSettings(**overrides))`` until the block ends (graceful stop)."""
+    """Serve ``create_app(UiSettings(**overrides))`` until the block ends (graceful stop); on loopback,
+    so without authentication unless ``ui_auth`` says otherwise."""
+    overrides.setdefault("ui_auth", "none")
     settings = UiSettings.load(**overrides)
     app = create_app(settings)
     port = free_port()

@@ -25,9 +25,9 @@ def test_check_config_validates_and_exits(capsys: pytest.CaptureFixture[str]) ->
 def test_a_bad_setting_exits_2_naming_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("EI_UI_AUTH", "bearer")
+    monkeypatch.setenv("EI_UI_AUTH", "basic")
     assert main(["--check-config"]) == 2
-    assert "EI_UI_TOKEN" in capsys.readouterr().err
+    assert "EI_UI_PASSWORD" in capsys.readouterr().err
 
 
 def test_sigterm_closes_live_streams_and_exits_cleanly(redis_server: RedisServer, line_id: str) -> None:
@@ -37,6 +37,7 @@ def test_sigterm_closes_live_streams_and_exits_cleanly(redis_server: RedisServer
         EI_REDIS_URL=redis_server.url,
         EI_UI_PORT=str(port),
         EI_HTTP_HOST=LOOPBACK,
+        EI_UI_AUTH="none",
         EI_UI_LINES=line_id,
         EI_LINE=line_id,
     )

@@ -15,13 +15,22 @@ def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EI_AGENT_ADDR", "unix:///run/edgeinspect/agent.sock")
     settings = UiSettings.load()
     assert settings.ui_port == 9090 and settings.agent_addr == "unix:///run/edgeinspect/agent.sock"
-    assert UiSettings.load(ui_port=8080).ui_auth == "none"
+    assert UiSettings.load(ui_port=8080).ui_auth == "bearer", "authentication is on unless turned off"
+
+
+def test_no_auth_only_on_loopback() -> None:
+    for host in ("127.0.0.1", "::1", "localhost"):
+        assert UiSettings.load(ui_auth="none", http_host=host).ui_auth == "none"
+    for host in ("0.0.0.0", "::", "192.0.2.7"):
+        with pytest.raises(
+            ConfigError, match="EI_UI_AUTH=none is allowed only when EI_HTTP_HOST is loopback"
+        ):
+            UiSettings.load(ui_auth="none", http_host=host)
 
 
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [
-        ({"ui_auth": "bearer"}, "EI_UI_TOKEN"),
         ({"ui_auth": "basic"}, "EI_UI_PASSWORD"),
         ({"ui_lines": "ok,bad line"}, "EI_UI_LINES"),
         ({"ui_shift_starts": "06:00,25:00"}, "EI_UI_SHIFT_STARTS"),
@@ -39,7 +48,7 @@ def test_secrets_do_not_print() -> None:
 
 
 def test_no_auth_lets_everything_through() -> None:
-    assert Authenticator(UiSettings.load()).allows({})
+    assert Authenticator(UiSettings.load(ui_auth="none")).allows({})
 
 
 def test_basic_auth_needs_the_exact_pair() -> None:

@@ -249,14 +249,12 @@ function maskDataUrl() {
 async function save() {
   if (!state.current) return;
   const label = $("label-defect").checked ? "defect" : "ok";
-  const reviewer = $("reviewer").value.trim();
-  localStorage.setItem("ei-reviewer", reviewer);
   $("save").disabled = true;
   try {
     const saved = await api(`/api/captures/${state.current.key}/review`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ label, mask: label === "defect" ? maskDataUrl() : null, reviewer }),
+      body: JSON.stringify({ label, mask: label === "defect" ? maskDataUrl() : null }),
     });
     $("saved").textContent = `Saved as ${label} (dataset image ${saved.number})`;
     banner("");
@@ -270,7 +268,8 @@ async function save() {
 }
 
 function init() {
-  $("reviewer").value = localStorage.getItem("ei-reviewer") || "";
+  // decisions are recorded under the signed-in name; the page only shows it
+  api("/api/whoami").then((me) => { $("reviewer").textContent = me.reviewer; }).catch(() => {});
   for (const id of ["f-line", "f-verdict", "f-min", "f-max", "f-disagree", "f-unreviewed"]) {
     $(id).addEventListener("change", loadList);
   }

@@ -25,6 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
+from edgeinspect_inference.agent.auth import interceptors
 from edgeinspect_inference.agent.capture import CaptureStore
 from edgeinspect_inference.agent.errors import ModelNotFoundError
 from edgeinspect_inference.agent.inputs import Decoder
@@ -108,6 +109,7 @@ class AgentServer:
                 ("grpc.max_send_message_length", settings.max_message_bytes),
                 ("grpc.so_reuseport", 0),
             ],
+            interceptors=interceptors(settings.token()),
         )
         self._segments = SegmentReader(settings.shm_dir, settings.max_tensor_bytes)
         decoder = Decoder(self.table, self._segments)

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 from edgeinspect.core.settings import ServiceSettings
-from pydantic import Field, field_validator
+from edgeinspect.core.webguard import is_loopback, listen_host
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 DEFAULT_AGENT_ADDR = "unix:///run/edgeinspect/agent.sock"
@@ -21,6 +22,10 @@ class AgentSettings(ServiceSettings):
         default=DEFAULT_AGENT_ADDR, description="gRPC address: unix:///path/to.sock (or host:port)"
     )
     agent_tcp_addr: str = Field(default="", description="optional extra TCP listener, e.g. 127.0.0.1:50051")
+    agent_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token TCP callers must send; required for a TCP listener beyond loopback",
+    )
     model_dir: Path = Field(
         default=Path("/var/lib/edgeinspect/models"), description="where package files are unpacked on load"
     )
@@ -69,6 +74,29 @@ class AgentSettings(ServiceSettings):
     capture_max_pending_bytes: int = Field(
         default=256 * 1024 * 1024, ge=1024, description="bytes of captures waiting for Redis, at most"
     )
+
+    @model_validator(mode="after")
+    def _tcp_beyond_loopback_needs_a_token(self) -> AgentSettings:
+        """Whoever reaches an unauthenticated TCP port could load models and drive the line."""
+        if self.agent_token is not None and len(self.agent_token.get_secret_value()) < 16:
+            raise ValueError("EI_AGENT_TOKEN is shorter than 16 characters; use a long random token")
+        if self.agent_token is None:
+            for name, addr in self.tcp_listeners():
+                if not is_loopback(listen_host(addr)):
+                    raise ValueError(
+                        f"{name}={addr} listens beyond this machine without authentication: set "
+                        "EI_AGENT_TOKEN (TCP clients send it as `authorization: Bearer ...`), or listen "
+                        "on 127.0.0.1 / the unix socket only"
+                    )
+        return self
+
+    def tcp_listeners(self) -> list[tuple[str, str]]:
+        """(variable, address) of every TCP listener (a ``unix:`` address is not one)."""
+        pairs = [("EI_AGENT_ADDR", self.agent_addr), ("EI_AGENT_TCP_ADDR", self.agent_tcp_addr)]
+        return [(name, addr) for name, addr in pairs if addr and not addr.startswith("unix:")]
+
+    def token(self) -> str:
+        return self.agent_token.get_secret_value() if self.agent_token is not None else ""
 
     @field_validator("execution_providers", mode="before")
     @classmethod

@@ -33,9 +33,9 @@ class AgentLike(Protocol):
     def close(self) -> None: ...
 
 
-def connect_agent(addr: str) -> AgentLike:
-    """The real client (channels connect lazily, so this never blocks)."""
-    return AgentClient(addr, timeout_s=AGENT_TIMEOUT_S)
+def connect_agent(addr: str, token: str = "") -> AgentLike:
+    """The real client (channels connect lazily, so this never blocks); ``token``: EI_AGENT_TOKEN."""
+    return AgentClient(addr, timeout_s=AGENT_TIMEOUT_S, token=token)
 
 
 def role_of(name: str, version: str, aliases: Sequence[AliasInfo]) -> tuple[list[str], Role]:
@@ -111,6 +111,8 @@ class ModelInventory:
         except EdgeInspectError as exc:
             log.warning("agent_unreachable", addr=self._addr, error=str(exc)[:300])
             message = f"no agent reachable at {self._addr}"
+            if getattr(exc, "code", "") == "UNAUTHENTICATED":
+                message = f"the agent at {self._addr} wants its token: set EI_AGENT_TOKEN"
             return ModelsOut(
                 agent="unreachable", message=message, models=[], last_job=last_job, device_state=device_state
             )
