@@ -108,7 +108,7 @@ def test_scoreboard_scores_verdicts_and_each_model_against_the_truth() -> None:
     board.add(
         Result(frame_id="e", line="line-1", ts_ns=1, verdict="error", score=0.0, predictions=[], e2e_ms=1)
     )
-    board.add(Result(frame_id="w", line="l", ts_ns=1, verdict="no_model", score=0.0, predictions=[], e2e_ms=1))
+    board.add(Result(frame_id="w", line="l", ts_ns=1, verdict="no_model", score=0, predictions=[], e2e_ms=1))
     assert board.judged == 4 and board.unscored == 1 and board.errors == 1 and board.waiting == 1
     assert (board.verdict.tp, board.verdict.fp, board.verdict.fn, board.verdict.tn) == (1, 1, 1, 1)
     assert board.verdict.precision == 0.5 and board.verdict.recall == 0.5
