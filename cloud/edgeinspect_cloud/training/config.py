@@ -104,7 +104,7 @@ def default_config(task: Task, *, quick: bool = False, profile: Profile | None =
     if chosen == "demo":
         if task == "classification":
             return TrainConfig(
-                task=task, height=256, img_width=96, width=8, epochs=8, patience=8, learning_rate=3e-3
+                task=task, height=256, img_width=96, width=8, epochs=14, patience=8, learning_rate=3e-3
             )
         return TrainConfig(
             task=task,

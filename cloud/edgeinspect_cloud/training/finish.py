@@ -18,6 +18,7 @@ from edgeinspect.core.package import Framework, OutputSpec, Thresholds
 from edgeinspect.core.postprocess import classification_score, segmentation_score_and_mask
 
 from edgeinspect_cloud.evaluation.evaluate import evaluate_samples
+from edgeinspect_cloud.evaluation.metrics import operating_threshold
 from edgeinspect_cloud.evaluation.report import write_report
 from edgeinspect_cloud.evaluation.runner import OnnxModel
 from edgeinspect_cloud.evaluation.spec import ModelSpec
@@ -59,7 +60,7 @@ def finish_run(run_dir: Path, config: TrainConfig, data: PreparedData, fit: FitO
     spec = ModelSpec(task=config.task, input=data.spec, outputs=[output])
     runner = OnnxModel(onnx_path, spec, threads=config.threads)
     evaluation = evaluate_samples(runner, data.val_files, progress=config.progress)
-    image_threshold = evaluation.metrics["threshold"]
+    image_threshold = operating_threshold(evaluation.labels, evaluation.scores)
     thresholds = Thresholds(
         image=image_threshold if math.isfinite(image_threshold) else 0.5,
         pixel=evaluation.pixel_threshold,

@@ -119,3 +119,15 @@ def test_pixel_scores_without_defective_images_are_nan() -> None:
 def test_pixel_scores_refuse_mismatched_shapes() -> None:
     with pytest.raises(EvaluationError, match="map predictions back"):
         m.pixel_scores([np.ones((2, 2), bool)], [np.ones((3, 2), np.float32)], 0.5)
+
+
+def test_operating_threshold_keeps_validation_f1_and_sits_mid_gap() -> None:
+    labels = [0, 0, 0, 1, 1, 1]
+    scores = [0.05, 0.2, 0.3, 0.997, 0.998, 0.999]  # perfectly separated: best_f1 picks 0.997
+    assert m.best_f1(labels, scores)[1] == pytest.approx(0.997)
+    threshold = m.operating_threshold(labels, scores)
+    assert threshold == pytest.approx((0.997 + 0.3) / 2)
+    assert m.confusion(labels, scores, threshold).f1 == pytest.approx(1.0)
+    f1, best = m.best_f1(LABELS, SCORES)
+    assert m.confusion(LABELS, SCORES, m.operating_threshold(LABELS, SCORES)).f1 == pytest.approx(f1)
+    assert m.operating_threshold([1, 1], [0.4, 0.9]) == pytest.approx(0.4)  # nothing below: the score
