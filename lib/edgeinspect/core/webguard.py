@@ -152,6 +152,9 @@ class HostGuard:
         headers = headers_of(scope)
         host = normalise_host(headers.get("host", ""))
         if ANY_HOST not in self.hosts and host not in self.hosts:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008, "reason": "unknown host"})
+                return
             await respond(
                 send,
                 421,
@@ -160,7 +163,7 @@ class HostGuard:
                 "service's allowed-hosts setting",
             )
             return
-        reason = cross_origin(scope.get("method", "GET"), headers)
+        reason = cross_origin(scope.get("method", "GET"), headers) if scope["type"] == "http" else ""
         if reason:
             await respond(
                 send,

@@ -105,7 +105,7 @@ def create_app(
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.static_dir()), name="static")
     app.add_middleware(RequireAuth, auth=state.auth)
-    app.add_middleware(HostGuard, hosts=allowed_hosts(settings.ui_allowed_hosts))  # type: ignore[arg-type]
+    app.add_middleware(HostGuard, hosts=allowed_hosts(settings.ui_allowed_hosts))
     app.add_middleware(SecureHeaders)
     return app
 
