@@ -13,11 +13,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+
+from edgeinspect.core.httpbounds import BoundedHTTPServer
 
 _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -124,6 +126,7 @@ JsonRoute = Callable[[], tuple[int, dict[str, Any]]]
 
 
 class _HealthHandler(BaseHTTPRequestHandler):
+    timeout = 10.0  # with BoundedHTTPServer: a probe port cannot be held open by half-sent requests
     health: Health
     registry: CollectorRegistry
     routes: Mapping[str, JsonRoute]
@@ -192,13 +195,13 @@ class HealthServer:
 
 def _bind(
     host: str, port: int, handler: type[BaseHTTPRequestHandler], wait_s: float = 10.0
-) -> ThreadingHTTPServer:
+) -> BoundedHTTPServer:
     """Bind the health port, waiting a little while it is still held: a restarted service often
     comes back before its previous process has released the port."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            return ThreadingHTTPServer((host, port), handler)
+            return BoundedHTTPServer((host, port), handler)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE or port == 0 or time.monotonic() >= deadline:
                 raise

@@ -23,6 +23,7 @@ from edgeinspect.core.capture_manifest import MANIFEST_DIR as MANIFEST_DIR  # de
 from edgeinspect.core.capture_manifest import day_prefix as day_prefix
 from edgeinspect.core.capture_manifest import manifest_dir as manifest_dir
 from edgeinspect.core.errors import MessageError
+from edgeinspect.core.safejson import clip
 
 _FRAME_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _LINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -54,12 +55,12 @@ def check_ids(line: str, frame_id: str) -> None:
     """Refuse ids that cannot be a safe path part and object key part (``MessageError`` says which)."""
     if not _LINE.match(line):
         raise MessageError(
-            f"capture line {line!r} is not a valid line id",
+            f"capture line {clip(line)} is not a valid line id",
             hint="line ids are 1-63 letters, digits, '_', '.', '-', starting with a letter or digit",
         )
     if not _FRAME_ID.match(frame_id):
         raise MessageError(
-            f"capture frame_id {frame_id!r} cannot be used in a key",
+            f"capture frame_id {clip(frame_id)} cannot be used in a key",
             hint="frame ids are 1-128 letters, digits, '_', '.', ':', '-', starting with a letter or digit",
         )
 

@@ -32,6 +32,7 @@ from edgeinspect_camera.sources.trigger_http import (
 log = get_logger(__name__)
 POLL_S = 0.2
 DECODE_WAIT_S = 5.0
+TRIGGER_FORMATS = ("PNG", "JPEG", "BMP", "TIFF")
 
 
 class TriggerSource:
@@ -145,16 +146,14 @@ class TriggerSource:
         )
 
     def _check_pixels(self, body: bytes, source: str) -> None:
-        """Refuse an image over ``max_pixels`` from its header alone (an undecodable header is left
-        to ``decode``, which says why)."""
+        """Refuse an image over ``max_pixels`` from its header alone; a header that is not PNG, JPEG,
+        BMP or TIFF is refused here too (``ImageError``), so no other parser sees the bytes."""
         try:
-            width, height = dimensions(body)
+            width, height = dimensions(body, TRIGGER_FORMATS)
         except ImageTooLarge as exc:
             raise FrameTooLarge(
                 exc.message, hint="send a smaller image, or raise EI_TRIGGER_MAX_PIXELS"
             ) from exc
-        except ImageError:
-            return
         if width * height > self.max_pixels:
             raise FrameTooLarge(
                 f"{source or 'posted image'} is {width}x{height}, over the limit of {self.max_pixels} pixels",
