@@ -205,6 +205,11 @@ class GroupReader:
     def start(self) -> None:
         self.streams.ensure_group(self.stream, self.group)
 
+    def rewind(self) -> None:
+        """After work on a batch failed (disk full, store down): read this consumer's own pending
+        entries again first, at once, instead of waiting for them to turn stale."""
+        self._recovered = False
+
     def next_batch(self) -> list[Entry]:
         """The next entries to process (may be empty after ``block_ms`` with nothing to do).
 
