@@ -252,7 +252,7 @@ def run(args: argparse.Namespace, stack: BenchStack) -> int:
         provider = agent.list_versions()[0].execution_provider
     bare_cls, bare_seg = BareModel(cls, args.threads), BareModel(seg, args.threads)
     worker = stack.start_worker(line=LINE, pipeline_depth=str(args.depth))
-    client = redis.Redis.from_url(stack.redis_url)
+    client = redis.Redis.from_url(stack.redis_url, socket_timeout=60)  # XREAD BLOCK waits up to 30 s
     camera = Camera(client, synthetic_frames(8, args.encoding), args.encoding)
     print("bare session.run and end-to-end latency, interleaved, one frame at a time ...", file=sys.stderr)
     seen, reported = measure_latency(camera, args.latency_frames, [bare_cls, bare_seg])

@@ -81,7 +81,10 @@ class Streams:
         entry_id = self.client.xadd(stream, fields, maxlen=maxlen or self.maxlen, approximate=True)  # type: ignore[arg-type]
         retention = self._retention.get(stream)
         if retention is not None:
-            retention.added(entry_size([*fields.keys(), *fields.values()]))
+            try:
+                retention.added(entry_size([*fields.keys(), *fields.values()]))
+            except redis.RedisError as exc:  # the entry is in: a failed trim must not look like a failed add
+                log.warning("retention_failed", stream=stream, error=str(exc))
         return _str(entry_id)
 
     def ensure_group(self, stream: str, group: str, start_id: str = "0") -> None:
@@ -204,6 +207,11 @@ class GroupReader:
 
     def start(self) -> None:
         self.streams.ensure_group(self.stream, self.group)
+
+    def rewind(self) -> None:
+        """After work on a batch failed (disk full, store down): read this consumer's own pending
+        entries again first, at once, instead of waiting for them to turn stale."""
+        self._recovered = False
 
     def next_batch(self) -> list[Entry]:
         """The next entries to process (may be empty after ``block_ms`` with nothing to do).

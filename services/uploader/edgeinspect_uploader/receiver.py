@@ -20,6 +20,9 @@ from edgeinspect_uploader.record import capture_files
 from edgeinspect_uploader.spool import PutStatus, Spool, SpoolEntry, SpoolWriteError, describe
 
 log = get_logger(__name__)
+SPOOL_RETRY_MAX_S = 2.0
+"""Longest wait after a failed spool write (disk full): each retry is one local write, and waiting
+longer only leaves captures pending in Redis after the uploads have already made room."""
 
 
 class Receiver:
@@ -53,6 +56,9 @@ class Receiver:
             except (redis.RedisError, OSError) as exc:
                 delay = backoff.next_delay()
                 stage = "redis" if isinstance(exc, redis.RedisError) else "spool"
+                if stage == "spool":  # a full disk empties as uploads finish: look again soon
+                    delay = min(delay, SPOOL_RETRY_MAX_S)
+                self.reader.rewind()  # what this batch left pending comes first next time
                 self.metrics.failure(stage, str(exc))
                 log.warning("receive_failed", stage=stage, error=str(exc), retry_in_s=round(delay, 2))
                 stop.wait(delay)

@@ -76,6 +76,7 @@ class TelemetryForwarder:
                 backoff.reset()
             except (redis.RedisError, OSError, StorageError) as exc:
                 delay = backoff.next_delay()
+                self.reader.rewind()
                 self.outcomes.labels("failed").inc()
                 log.warning("telemetry_forward_failed", error=str(exc), retry_in_s=round(delay, 2))
                 stop.wait(delay)

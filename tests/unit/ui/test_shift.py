@@ -51,6 +51,17 @@ def test_counts_verdicts_and_the_defect_rate() -> None:
     assert stats.defect_rate == 0.25
 
 
+def test_frames_without_a_model_are_waiting_not_errors_nor_parts() -> None:
+    clock = Clock(datetime(2026, 3, 2, 15, tzinfo=TZ))
+    counter = ShiftCounter("l", STARTS, now=clock.wall, monotonic=clock.monotonic)
+    verdicts: list[Verdict] = ["no_model"] * 180 + ["ok", "defect"]
+    for verdict in verdicts:
+        counter.add(result(verdict))
+    stats = counter.snapshot()
+    assert (stats.inspected, stats.defects, stats.errors, stats.waiting) == (2, 1, 0, 180)
+    assert stats.defect_rate == 0.5
+
+
 def test_fps_counts_arrivals_in_the_last_ten_seconds_and_falls_to_zero() -> None:
     clock = Clock(datetime(2026, 3, 2, 15, tzinfo=TZ))
     counter = ShiftCounter("l", STARTS, now=clock.wall, monotonic=clock.monotonic)
