@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from edgeinspect_cloud.commands.cli_errors import reports_errors
 from edgeinspect_cloud.commands.registry import add_registry_arguments
 from edgeinspect_cloud.compile import CompileOptions
-from edgeinspect_cloud.pipeline import STEPS, TASKS, PipelineError, PipelineOptions, run_pipeline
+from edgeinspect_cloud.pipeline import STEPS, TASKS, PipelineError, PipelineOptions, RunLayout, run_pipeline
+from edgeinspect_cloud.pipeline.remote import is_url
+from edgeinspect_cloud.pipeline.steps_gate import GateFailedError
 from edgeinspect_cloud.registry.gate import default_gate
 
 
@@ -27,9 +30,8 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--dataset",
         action="append",
-        type=Path,
         default=[],
-        help="dataset folder (repeat to train on several)",
+        help="dataset folder, or s3:// / file:// URL of one (repeat to train on several)",
     )
     run.add_argument(
         "--task", choices=[*TASKS, "both"], default="both", help="which model(s) (default: both)"
@@ -65,8 +67,40 @@ def register(subparsers: Any) -> None:
         "--gate-min-recall", type=_fraction, help="minimum recall at the shipped threshold (default 0.8)"
     )
     gate.add_argument("--gate-min-dice", type=_fraction, help="minimum pixel Dice, segmenters (default 0.6)")
+    gate.add_argument(
+        "--gate-passed-out",
+        type=Path,
+        help="write true/false here and exit 0 on a failed gate (an engine's condition decides)",
+    )
+    gate.add_argument(
+        "--gate-report-out", type=Path, help="write the gate verdict as JSON here (as --gate-passed-out)"
+    )
+    run.add_argument(
+        "--run-url",
+        help="object-storage home of the run folder (s3://bucket/runs/X): pulled first, pushed per step",
+    )
     add_registry_arguments(run)
     run.set_defaults(handler=_run)
+    _add_export(sub)
+
+
+def _add_export(sub: Any) -> None:
+    """``pipeline export``: the same steps as a Kubeflow (IR YAML) or SageMaker (JSON) pipeline."""
+    from edgeinspect_cloud.pipeline.export import DEFAULT_IMAGE, DEFAULT_ROLE, ENGINES
+
+    export = sub.add_parser(
+        "export", help="compile the pipeline for Kubeflow Pipelines or SageMaker Pipelines"
+    )
+    export.add_argument("--engine", choices=ENGINES, required=True)
+    export.add_argument("--out", type=Path, required=True, help="pipeline.yaml (kubeflow) or pipeline.json")
+    export.add_argument("--image", default=DEFAULT_IMAGE, help=f"the cloud image (default {DEFAULT_IMAGE})")
+    export.add_argument("--quick", action="store_true", help="quick training settings in every step")
+    export.add_argument("--epochs", type=int, help="override the number of training epochs")
+    export.add_argument("--role-arn", default=DEFAULT_ROLE, help="SageMaker execution role")
+    export.add_argument(
+        "--tool-venv", type=Path, help="the SDK environment (default .venv-pipelines, made on first use)"
+    )
+    export.set_defaults(handler=_export)
 
 
 def _fraction(text: str) -> float:
@@ -94,7 +128,8 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
     tasks = list(TASKS) if args.task == "both" else [args.task]
     if "data" in steps and not args.dataset:
         raise PipelineError("the data step needs --dataset", hint="pass --dataset DIR (repeat for several)")
-    for dataset in args.dataset:
+    folders = [Path(d) for d in args.dataset if not is_url(d)]
+    for dataset in folders:
         if not dataset.is_dir():
             raise PipelineError(f"dataset folder {dataset} does not exist", hint="check --dataset")
     if {"package", "register"} & set(steps) and (args.key is None or not args.key.is_file()):
@@ -109,7 +144,9 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
     return PipelineOptions(
         run_dir=args.out,
         tasks=tasks,  # type: ignore[arg-type]
-        datasets=list(args.dataset),
+        datasets=folders,
+        dataset_urls=[d for d in args.dataset if is_url(d)],
+        run_url=args.run_url,
         quick=args.quick,
         profile=args.profile,
         seed=args.seed,
@@ -132,6 +169,46 @@ def _run(args: argparse.Namespace) -> int:
 
     configure_logging("INFO", service="pipeline")  # one JSON line per epoch on stderr; step lines stay
     steps = parse_steps(args.steps)
-    summary = run_pipeline(options_from_args(args, steps), steps)
+    options = options_from_args(args, steps)
+    engine = args.gate_passed_out or args.gate_report_out
+    try:
+        summary = run_pipeline(options, steps)
+    except GateFailedError as exc:
+        if not engine or "gate" not in steps:
+            raise
+        print(f"error: {exc} (the engine's condition skips the gated steps)", file=sys.stderr)
+        _write_gate_outputs(args, options)
+        return 0
+    if engine and "gate" in steps:
+        _write_gate_outputs(args, options)
     print(json.dumps(summary["result"], sort_keys=True))
     return 0
+
+
+@reports_errors
+def _export(args: argparse.Namespace) -> int:
+    from edgeinspect_cloud.pipeline.export import export
+
+    path = export(
+        args.engine,
+        args.out,
+        image=args.image,
+        quick=args.quick,
+        epochs=args.epochs,
+        role_arn=args.role_arn,
+        venv_dir=args.tool_venv,
+    )
+    print(f"wrote the {args.engine} pipeline to {path}")
+    return 0
+
+
+def _write_gate_outputs(args: argparse.Namespace, options: PipelineOptions) -> None:
+    """The gate verdict of every task, for an engine: ``true``/``false`` and the records as JSON."""
+    layout = RunLayout(options.run_dir)
+    records = {task: layout.read(layout.gate_json(task), "gate") for task in options.tasks}
+    passed = all(record["passed"] for record in records.values())
+    if args.gate_passed_out:
+        args.gate_passed_out.parent.mkdir(parents=True, exist_ok=True)
+        args.gate_passed_out.write_text("true" if passed else "false")
+    if args.gate_report_out:
+        RunLayout.write(args.gate_report_out, {"passed": passed, "tasks": records})

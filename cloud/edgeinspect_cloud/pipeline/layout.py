@@ -60,6 +60,10 @@ class PipelineOptions:
     progress: bool = True
     compile: CompileOptions = field(default_factory=CompileOptions)
     gate: QualityGate = field(default_factory=default_gate)
+    run_url: str | None = None
+    """Object-storage home of the run folder (engine containers): pulled before, pushed after each step."""
+    dataset_urls: list[str] = field(default_factory=list)
+    """``s3://``/``file://`` datasets, fetched into the run folder's ``.datasets/`` before the steps."""
 
 
 class RunLayout:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, TextIO
 
 from edgeinspect.core.observability import get_logger
 
+from edgeinspect_cloud.pipeline.graph import local_jobs
 from edgeinspect_cloud.pipeline.layout import GROUPS, STEPS, PipelineError, PipelineOptions, RunLayout, Task
+from edgeinspect_cloud.pipeline.remote import DATASETS_DIR, fetch_dataset, pull, push
 from edgeinspect_cloud.pipeline.steps_gate import gate_error, step_gate
-from edgeinspect_cloud.pipeline.steps_model import step_data, step_evaluate, step_train
+from edgeinspect_cloud.pipeline.steps_model import join_datasets, step_data, step_evaluate, step_train
 from edgeinspect_cloud.pipeline.steps_release import step_compile, step_package, step_register
 from edgeinspect_cloud.registry.gate import GateRecord
 
@@ -38,13 +41,13 @@ def run_pipeline(
     ordered = [step for step in STEPS if step in steps]
     layout = RunLayout(options.run_dir)
     layout.root.mkdir(parents=True, exist_ok=True)
+    options = _prepare_remote(options, layout)
     layout.write(
         layout.root / "run.json", {**vars(options), "gate": options.gate.model_dump(), "steps": ordered}
     )
     summary = _load_summary(layout)
     framework_models: dict[Task, Any] = {}
-    jobs: list[tuple[str, Task | None]] = [(step, None) for step in ordered if step == "data"]
-    jobs += [(step, task) for step in ordered if step != "data" for task in options.tasks]
+    jobs = local_jobs(ordered, options.tasks)  # the same graph the engine exports are built from
     failed_gates: list[GateRecord] = []
     for index, (step, task) in enumerate(jobs, start=1):
         if failed_gates and step != "gate":
@@ -57,6 +60,8 @@ def run_pipeline(
         report = {**report, "seconds": seconds}
         summary.setdefault("steps", {}).setdefault(step, {})[task or "all"] = report
         layout.write(layout.summary_json, summary)
+        if options.run_url:
+            push(layout.root, options.run_url, options.endpoint_url)
         print(f"{label} done in {seconds:.1f}s{_headline(step, report)}", file=out, flush=True)
         log.info("pipeline_step", step=step, task=task, seconds=seconds)
         if step == "gate" and task is not None and not report["passed"]:
@@ -67,6 +72,22 @@ def run_pipeline(
         log.warning("quality_gate_failed", tasks=[r.task for r in failed_gates])
         raise gate_error(failed_gates)
     return summary
+
+
+def _prepare_remote(options: PipelineOptions, layout: RunLayout) -> PipelineOptions:
+    """Pull the run folder from ``run_url``, fetch URL datasets, re-make the union a new container lacks."""
+    if options.run_url:
+        pull(options.run_url, layout.root, options.endpoint_url)
+    if not options.dataset_urls:
+        return options
+    fetched = [
+        fetch_dataset(url, layout.root / DATASETS_DIR / f"d{index}", options.endpoint_url)
+        for index, url in enumerate(options.dataset_urls)
+    ]
+    options = replace(options, datasets=[*options.datasets, *fetched])
+    if layout.data_json.is_file() and not layout.dataset_root().exists() and len(options.datasets) > 1:
+        join_datasets(options.datasets, layout.union_dir)
+    return options
 
 
 def _run_step(

@@ -29,7 +29,11 @@ def step_data(options: PipelineOptions, layout: RunLayout) -> dict[str, Any]:
     if not options.datasets:
         raise PipelineError("the data step needs at least one --dataset", hint="pass --dataset DIR")
     counts = {str(path): _split_counts(path) for path in options.datasets}
-    root = options.datasets[0] if len(options.datasets) == 1 else _join(options.datasets, layout.union_dir)
+    root = (
+        options.datasets[0]
+        if len(options.datasets) == 1
+        else join_datasets(options.datasets, layout.union_dir)
+    )
     summary = {
         "datasets": [str(path) for path in options.datasets],
         "root": str(root),
@@ -52,7 +56,7 @@ def _split_counts(root: Path) -> dict[str, dict[str, int]]:
     return counts
 
 
-def _join(datasets: list[Path], union: Path) -> Path:
+def join_datasets(datasets: list[Path], union: Path) -> Path:
     """Link every image and mask of every dataset into ``union/{split}/d{i}-{name}`` (names stay paired).
 
     Links keep the union cheap for big datasets; each dataset's files keep their own name behind a

@@ -50,6 +50,13 @@ def constant_classifier(path: Path, score: float) -> Path:
     return path
 
 
+def constant_spec() -> ModelSpec:
+    """The spec of :func:`constant_classifier`: image threshold 0.5, so it never says 'defective'."""
+    return ModelSpec.from_manifest(
+        manifest(height=HEIGHT, width=WIDTH, batch=-1, output="score", image=0.5, mean=[0.5], std=[0.25])
+    )
+
+
 @pytest.fixture(scope="module")
 def bad_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A run folder whose data step ran and whose 'trained' classifier outputs a constant."""
@@ -60,10 +67,7 @@ def bad_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     run_pipeline(PipelineOptions(run_dir=run, tasks=["classification"], datasets=[dataset]), ["data"])
     train = RunLayout(run).train_dir("classification")
     train.mkdir(parents=True)
-    spec = ModelSpec.from_manifest(
-        manifest(height=HEIGHT, width=WIDTH, batch=-1, output="score", image=0.5, mean=[0.5], std=[0.25])
-    )
-    spec.write(train / "model_spec.json")
+    constant_spec().write(train / "model_spec.json")
     constant_classifier(train / "model.onnx", 0.3)
     return dataset, run
 
