@@ -43,6 +43,7 @@ class FleetService:
         self.store = store
         self.metrics = FleetMetrics(registry)
         self.responder = JobsResponder(store, settings.jobs_prefix)
+        store.db.on_statement = self.metrics.statement_seconds.observe
         self.mqtt = MqttClient(
             settings.mqtt_url,
             settings.mqtt_client_id,
@@ -147,6 +148,10 @@ class FleetService:
         request = self.responder.parse(topic)
         if request is None:
             return
+        with self.metrics.request_seconds.labels(request.action).time():
+            self._answer(request.action, topic, payload)
+
+    def _answer(self, action: str, topic: str, payload: dict[str, Any]) -> None:
         try:
             reply = self.responder.handle(topic, payload)
         except FleetDatabaseError as exc:
@@ -158,8 +163,8 @@ class FleetService:
             reply = Reply(topics.rejected(topic), body, False)
         if reply is None:
             return
-        self._send(request.action, reply)
-        if reply.accepted and request.action in ("update", "start-next"):
+        self._send(action, reply)
+        if reply.accepted and action in ("update", "start-next"):
             self.poll()
 
     def _on_bad_payload(self, topic: str, _raw: bytes, why: str) -> None:

@@ -76,7 +76,7 @@ class JobStore:
         now = time.time()
         with self.db.transaction() as tx:
             things = resolve_targets(tx, self.devices, targets)
-            waves = plan_waves(things, rollout.waves)
+            waves = plan_waves(things, rollout.waves, rollout.wave_pct)
             inserted = tx.execute(
                 "INSERT INTO fleet_jobs (job_id, document, description, targets, status, waves,"
                 " abort_threshold_pct, released_wave, created_by, created_at, updated_at)"
