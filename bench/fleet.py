@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import re
+import signal
 import sys
 import threading
 import time
@@ -461,13 +462,15 @@ report.PLOTTERS["fleet"] = plot_fleet
 # ---- main --------------------------------------------------------------------------------------
 
 
-def make_devices(count: int, load_s: float, line_size: int, lines_per_plant: int) -> list[SimDevice]:
+def make_devices(
+    count: int, load_s: float, serving: str, line_size: int, lines_per_plant: int
+) -> list[SimDevice]:
     devices = []
     for i in range(count):
         line = i // line_size
         plant = line // lines_per_plant
         groups = [f"plant-{plant:02d}", f"plant-{plant:02d}-line-{line % lines_per_plant}"]
-        devices.append(SimDevice(f"box-{i:04d}", groups, MODEL, "1", load_s=load_s))
+        devices.append(SimDevice(f"box-{i:04d}", groups, MODEL, serving, load_s=load_s))
     return devices
 
 
@@ -512,8 +515,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop every server we started, whatever stops us
     logging.basicConfig(level=logging.ERROR)
     root = temp_root()
     pg, broker = Postgres(root), Mosquitto(root)
@@ -531,14 +539,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         closers.append(store.close)
         sys_counters = SysCounters(broker.port)
         closers.append(sys_counters.close)
-        devices = make_devices(args.devices, args.load_s, line_size=20, lines_per_plant=5)
+        versions = Versions(root)
+        first, _ = versions.approve_next()  # what every device serves before the first rollout
+        devices = make_devices(args.devices, args.load_s, first, line_size=20, lines_per_plant=5)
         progress(f"starting {len(devices)} simulated devices")
         fleet = Fleet(LOOPBACK, broker.port, PREFIX, PREFIX, devices, args.reply_timeout_s)
         fleet.start()
         closers.append(fleet.stop)
         wait_registered(store, len(devices), 120)
         targets = sorted({d.groups[0] for d in devices})
-        bench = Bench(args, root, store, service, fleet, Versions(root), sys_counters, pg, targets)
+        bench = Bench(args, root, store, service, fleet, versions, sys_counters, pg, targets)
         rows = [bench.run(scenario) for scenario in bench.scenarios()]
         summary = {
             "label": args.label,

@@ -46,6 +46,8 @@ from paho.mqtt.properties import Properties
 Handler = Callable[[str, dict[str, Any]], None]
 STAGES = ("downloading", "verifying", "loading", "smoke_testing", "swapping")
 SESSION_EXPIRY_S = 3600
+POLL_INTERVAL_S = 600.0
+"""``EI_JOBS_POLL_INTERVAL_S``'s default: an idle device asks start-next this often."""
 
 
 class NetLoop(threading.Thread):
@@ -79,17 +81,21 @@ class NetLoop(threading.Thread):
             self._epoll.unregister(sock.fileno())
 
     def _want_write(self, _client: paho.Client, _userdata: object, sock: Any) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self._epoll.modify(sock.fileno(), select.EPOLLIN | select.EPOLLOUT)
+        self._interest(sock.fileno(), True)
 
-    def _no_write(self, _client: paho.Client, _userdata: object, sock: Any) -> None:
+    def _no_write(self, client: paho.Client, _userdata: object, sock: Any) -> None:
+        # paho decides "nothing left to write" before it drops its lock, so a publish from a job thread
+        # can slip in between and its register call is skipped: look again after unregistering
+        self._interest(sock.fileno(), client.want_write())
+
+    def _interest(self, fd: int, write: bool) -> None:
         with contextlib.suppress(OSError, ValueError):
-            self._epoll.modify(sock.fileno(), select.EPOLLIN)
+            self._epoll.modify(fd, select.EPOLLIN | (select.EPOLLOUT if write else 0))
 
     def run(self) -> None:
-        next_misc = 0.0
+        next_misc = next_sweep = 0.0
         while not self._halt.is_set():
-            for fd, events in self._epoll.poll(0.2):
+            for fd, events in self._epoll.poll(0.1):
                 with self._lock:
                     client = self._by_fd.get(fd)
                 if client is None:
@@ -98,10 +104,19 @@ class NetLoop(threading.Thread):
                     client.loop_read()
                 if events & select.EPOLLOUT:
                     client.loop_write()
-            if time.monotonic() >= next_misc:  # keepalive pings, timeouts
-                next_misc = time.monotonic() + 1.0
-                with self._lock:
-                    clients = list(self._clients)
+                    if not client.want_write():
+                        self._interest(fd, False)
+            now = time.monotonic()
+            if now < next_sweep:
+                continue
+            next_sweep = now + 0.05
+            with self._lock:
+                clients = list(self._clients)
+            for client in clients:  # the same race, from the other side: flush what is left waiting
+                if client.want_write():
+                    client.loop_write()
+            if now >= next_misc:  # keepalive pings, timeouts
+                next_misc = now + 1.0
                 for client in clients:
                     client.loop_misc()
 
@@ -234,9 +249,16 @@ class DeviceRunner:
     """The job loop of one simulated device (model manager's runner.py rules, agent stubbed)."""
 
     def __init__(
-        self, device: SimDevice, mqtt: SimMqtt, prefix: str, state_root: str, reply_timeout_s: float
+        self,
+        device: SimDevice,
+        mqtt: SimMqtt,
+        prefix: str,
+        state_root: str,
+        reply_timeout_s: float,
+        poll_interval_s: float = POLL_INTERVAL_S,
     ) -> None:
         self.device = device
+        self.poll_interval_s = poll_interval_s
         self.mqtt = mqtt
         self.state_topic = topics.device_state(device.thing, root=state_root)
         self.channel = JobsChannel(mqtt, prefix, device.thing, reply_timeout_s)  # type: ignore[arg-type]
@@ -262,10 +284,10 @@ class DeviceRunner:
             self.mqtt.publish_json(self.state_topic, self.device.document(activity), retain=True)
 
     def _loop(self) -> None:
-        backoff = Backoff(initial=1.0, maximum=10.0)
+        backoff = Backoff(initial=1.0, maximum=self.poll_interval_s)  # as runner.py: up to the poll interval
         announced = False
         while not self._stop.is_set():
-            self._wake.wait(30.0)
+            self._wake.wait(self.poll_interval_s)
             self._wake.clear()
             if self._stop.is_set() or not self.mqtt.is_connected:
                 announced = False
