@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from edgeinspect_cloud.fleet.errors import FleetDatabaseError
+from edgeinspect_cloud.fleet.errors import FleetDatabaseError, FleetError
 from edgeinspect_cloud.fleet.fleetdb import FleetStore
 from edgeinspect_cloud.fleet.overview import fleet_overview
 
@@ -108,14 +108,15 @@ class WebServer:
 
     def start(self, timeout: float = 15.0) -> WebServer:
         self._thread.start()
-        deadline = threading.Event()
+        pause = threading.Event()
         for _ in range(int(timeout / 0.05)):
             if self._server.started or not self._thread.is_alive():
                 break
-            deadline.wait(0.05)
+            pause.wait(0.05)
         if not self._server.started:
-            raise FleetDatabaseError(
-                "the fleet page's HTTP server did not start", hint="is EI_HTTP_PORT free?"
+            raise FleetError(
+                "the fleet service's HTTP server did not start",
+                hint="is EI_HTTP_PORT free? another process may listen on it",
             )
         return self
 
