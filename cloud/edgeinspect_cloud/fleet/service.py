@@ -17,8 +17,8 @@ latest per thing) and last-seen times are written by the poll loop, many per tra
 notifications go out from there too, woken as soon as an update made some.
 
 Lifecycle: SIGTERM/SIGINT mark the service not ready, the poll loop ends, the workers finish what
-they were given, the buffers are written, MQTT disconnects (the session stays on the broker), the
-databases close, exit 0.
+they were given, MQTT disconnects (the session stays on the broker, and nothing is acknowledged after
+this), the buffered states and last-seen times are written, the databases close, exit 0.
 """
 
 from __future__ import annotations
@@ -158,9 +158,9 @@ class FleetService:
                 self._wake.clear()
         finally:
             for worker in self._workers:
-                worker.stop()
-            self.poll()  # what the workers left in the buffers
-            self.mqtt.stop()
+                worker.stop()  # answer what they were given, while replies can still be published
+            self.mqtt.stop()  # from here on nothing more is taken (and acknowledged) from the broker
+            self.poll()  # so this writes every state document and last-seen time that was acknowledged
             for worker in self._workers:
                 if worker.store is not self.store:
                     worker.store.close()
