@@ -29,6 +29,7 @@ from edgeinspect_cloud.commands.cli_errors import reports_errors
 from edgeinspect_cloud.commands.registry import add_registry_arguments, open_registry
 from edgeinspect_cloud.fleet import FleetError, FleetStore, Rollout
 from edgeinspect_cloud.fleet.deploy import approved_version, deploy_document, new_job_id
+from edgeinspect_cloud.fleet.records import parse_wave_pct
 from edgeinspect_cloud.fleet.settings import FLEET_DB_ENV, FleetSettings, default_fleet_db
 from edgeinspect_cloud.fleet.views import devices_table, job_details, jobs_table
 from edgeinspect_cloud.registry import current_user
@@ -172,11 +173,20 @@ def _rollout_args(parser: argparse.ArgumentParser) -> None:
         "--abort-threshold", type=float, metavar="PCT",
         help="stop the rollout when more than PCT%% of a wave's executions fail",
     )  # fmt: skip
+    parser.add_argument(
+        "--wave-pct", metavar="P1,P2,...",
+        help="cumulative share of the things reached by each wave, e.g. 1,10,50,100 (instead of --waves)",
+    )  # fmt: skip
+
+
+def _rollout(args: argparse.Namespace) -> Rollout:
+    wave_pct = parse_wave_pct(args.wave_pct) if args.wave_pct else ()
+    return Rollout(args.waves, args.abort_threshold, wave_pct)
 
 
 @reports_errors
 def _deploy(args: argparse.Namespace) -> int:
-    rollout = Rollout(args.waves, args.abort_threshold)
+    rollout = _rollout(args)
     mv = approved_version(open_registry(args), args.model, args.version)
     document = deploy_document(mv, args.role, alias=args.alias, rollback_on_failure=not args.no_rollback)
     job_id = args.job_id or new_job_id(args.model, args.version)
@@ -258,7 +268,7 @@ def _jobs_show(args: argparse.Namespace) -> int:
 
 @reports_errors
 def _jobs_create(args: argparse.Namespace) -> int:
-    rollout = Rollout(args.waves, args.abort_threshold)
+    rollout = _rollout(args)
     try:
         document = json.loads(args.document.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -49,11 +50,11 @@ class Transaction:
 
     def execute(self, sql: str, params: Params = ()) -> int:
         """Run a statement; returns the number of rows it changed."""
-        return self._db._run(sql, params, fetch=False)[0]
+        return self._db._timed(sql, params, fetch=False)[0]
 
     def query(self, sql: str, params: Params = ()) -> list[Row]:
         """Run a query; every row as a dict keyed by column name."""
-        return self._db._run(sql, params, fetch=True)[1]
+        return self._db._timed(sql, params, fetch=True)[1]
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
         """The first row of a query, or None."""
@@ -81,6 +82,8 @@ class Database(ABC):
         self.url = url
         self._lock = threading.RLock()
         self._depth = 0
+        self.on_statement: Callable[[float], None] | None = None
+        """Called with each statement's duration in seconds (the service's query-time histogram)."""
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -112,6 +115,15 @@ class Database(ABC):
         except FleetDatabaseError:
             return False
         return True
+
+    def _timed(self, sql: str, params: Params, *, fetch: bool) -> tuple[int, list[Row]]:
+        if self.on_statement is None:
+            return self._run(sql, params, fetch=fetch)
+        start = time.perf_counter()
+        try:
+            return self._run(sql, params, fetch=fetch)
+        finally:
+            self.on_statement(time.perf_counter() - start)
 
     @abstractmethod
     def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from edgeinspect_cloud.fleet.db import Database, Transaction
@@ -85,32 +85,44 @@ class DeviceRegistry:
 
     def seen(self, thing: str, at: float | None = None) -> None:
         """The thing just talked to us (a jobs request): update its last-seen time."""
-        now = time.time() if at is None else at
+        self.seen_many({thing: time.time() if at is None else at})
+
+    def seen_many(self, seen: Mapping[str, float]) -> None:
+        """Last-seen times of many things in one transaction (the service batches them per poll)."""
+        if not seen:
+            return
         with self.db.transaction() as tx:
-            self._ensure_thing(tx, thing)
-            tx.execute(
-                "UPDATE fleet_things SET last_seen = ?, first_seen = COALESCE(first_seen, ?) WHERE thing = ?",
-                (now, now, thing),
-            )
+            for thing, now in seen.items():
+                self._ensure_thing(tx, thing)
+                tx.execute(
+                    "UPDATE fleet_things SET last_seen = ?, first_seen = COALESCE(first_seen, ?)"
+                    " WHERE thing = ?",
+                    (now, now, thing),
+                )
 
     def record_state(self, thing: str, state: dict[str, Any] | None, at: float | None = None) -> None:
         """Keep the device's retained state (None: it was cleared) and join the groups it reports."""
-        now = time.time() if at is None else at
-        groups = [g for g in (state or {}).get("groups") or [] if isinstance(g, str)]
+        self.record_states({thing: (state, time.time() if at is None else at)})
+
+    def record_states(self, states: Mapping[str, tuple[dict[str, Any] | None, float]]) -> None:
+        """Many devices' latest state documents in one transaction (the service batches them per poll)."""
+        if not states:
+            return
         with self.db.transaction() as tx:
-            self._ensure_thing(tx, thing)
-            tx.execute(
-                "UPDATE fleet_things SET state = ?, state_at = ?, last_seen = ?,"
-                " first_seen = COALESCE(first_seen, ?) WHERE thing = ?",
-                (None if state is None else json.dumps(state), now, now, now, thing),
-            )
-            for group in groups:
-                if not GROUP_PATTERN.match(group):
-                    continue
-                tx.execute(
-                    _ADD_MEMBER,
-                    (group, thing, "device", now),
-                )
+            for thing, (state, now) in states.items():
+                self._record_state(tx, thing, state, now)
+
+    def _record_state(self, tx: Transaction, thing: str, state: dict[str, Any] | None, now: float) -> None:
+        groups = [g for g in (state or {}).get("groups") or [] if isinstance(g, str)]
+        self._ensure_thing(tx, thing)
+        tx.execute(
+            "UPDATE fleet_things SET state = ?, state_at = ?, last_seen = ?,"
+            " first_seen = COALESCE(first_seen, ?) WHERE thing = ?",
+            (None if state is None else json.dumps(state), now, now, now, thing),
+        )
+        for group in groups:
+            if GROUP_PATTERN.match(group):
+                tx.execute(_ADD_MEMBER, (group, thing, "device", now))
 
     def devices(self, group: str | None = None) -> list[Device]:
         """Every known device (or those of one group), sorted by thing name."""

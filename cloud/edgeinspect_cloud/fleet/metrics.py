@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 class FleetMetrics:
@@ -24,3 +26,11 @@ class FleetMetrics:
             "ei_fleet_executions", "Job executions by status", ["status"], registry=registry
         )
         self.jobs = Gauge("ei_fleet_jobs", "Jobs by status", ["status"], registry=registry)
+        self.request_seconds = Histogram(
+            "ei_fleet_request_seconds", "Time to answer a jobs request (database and publish), by action",
+            ["action"], buckets=LATENCY_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.statement_seconds = Histogram(
+            "ei_fleet_db_statement_seconds", "Time of one database statement", buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )  # fmt: skip

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,9 +141,11 @@ def _optional_int(payload: Mapping[str, Any], name: str) -> int | None:
 class JobsResponder:
     """Answers one thing's jobs requests from the fleet store (see the module docstring)."""
 
-    def __init__(self, store: FleetStore, prefix: str) -> None:
+    def __init__(self, store: FleetStore, prefix: str, on_seen: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.prefix = prefix
+        self.on_seen = on_seen or store.devices.seen
+        """Told each thing that sent a request; the service buffers these and writes them in batches."""
 
     def parse(self, topic: str) -> JobsTopic | None:
         """The request a topic names; None for replies, notifications and foreign topics."""
@@ -163,7 +165,7 @@ class JobsResponder:
                 topic, error_payload("InvalidTopic", f"invalid thing name {request.thing!r}", token)
             )
         try:
-            self.store.devices.seen(request.thing)
+            self.on_seen(request.thing)
             body = self._dispatch(request, payload)
         except JobsRequestRejected as exc:
             return self._rejected(topic, error_payload(exc.code, exc.message, token, exc.execution_state))

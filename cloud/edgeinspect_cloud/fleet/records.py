@@ -7,6 +7,7 @@ one of ours: ``SCHEDULED``, an execution whose wave has not been released yet. A
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -69,12 +70,20 @@ class Rollout:
 
     ``abort_threshold_pct``: stop the rollout (cancel every execution not yet started) as soon as more
     than this percentage of one wave's executions failed. None: never abort.
+
+    ``wave_pct``: cumulative percentages of the things reached by the end of each wave, e.g.
+    ``(1, 10, 50, 100)`` (a canary of 1%, then 10%, half, all); it sets ``waves`` to its length.
+    Empty: ``waves`` near-equal batches.
     """
 
     waves: int = 1
     abort_threshold_pct: float | None = None
+    wave_pct: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.wave_pct:
+            _check_wave_pct(self.wave_pct)
+            object.__setattr__(self, "waves", len(self.wave_pct))
         if self.waves < 1:
             raise FleetError(
                 f"waves must be at least 1, not {self.waves}", hint="use --waves 1 for all at once"
@@ -85,6 +94,28 @@ class Rollout:
                 f"abort threshold must be in [0, 100), not {pct}",
                 hint="it is the failed percentage of a wave above which the rollout stops",
             )
+
+
+def _check_wave_pct(pct: tuple[float, ...]) -> None:
+    if any(b <= a for a, b in itertools.pairwise(pct)) or pct[0] <= 0 or pct[-1] != 100:
+        raise FleetError(
+            f"wave percentages must grow strictly from above 0 to 100, not {','.join(f'{p:g}' for p in pct)}",
+            hint="give the share of the things reached by the end of each wave, e.g. 1,10,50,100",
+        )
+
+
+def parse_wave_pct(text: str) -> tuple[float, ...]:
+    """``"1,10,50,100"`` -> ``(1.0, 10.0, 50.0, 100.0)``; ``FleetError`` for anything else."""
+    try:
+        pct = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise FleetError(
+            f"wave percentages {text!r} are not numbers", hint="e.g. --wave-pct 1,10,50,100"
+        ) from exc
+    if not pct:
+        raise FleetError("no wave percentages given", hint="e.g. --wave-pct 1,10,50,100")
+    _check_wave_pct(pct)
+    return pct
 
 
 @dataclass(frozen=True)

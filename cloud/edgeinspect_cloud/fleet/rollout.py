@@ -7,6 +7,7 @@ the line on the model that works.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -16,17 +17,32 @@ from edgeinspect_cloud.fleet.records import FAILURES, TERMINAL, Rollout
 Decision = Literal["wait", "abort", "next_wave", "complete"]
 
 
-def plan_waves(things: Sequence[str], waves: int) -> list[list[str]]:
+def plan_waves(things: Sequence[str], waves: int, wave_pct: Sequence[float] = ()) -> list[list[str]]:
     """Split ``things`` (in the given order) into at most ``waves`` non-empty, near-equal batches.
 
     Earlier waves get the extra thing when the split is uneven, so the first wave is never the smallest.
+    With ``wave_pct`` (cumulative percentages, see :class:`Rollout`) wave ``i`` ends at
+    ``ceil(len(things) * wave_pct[i] / 100)`` things, so a 1% canary of 50 things is still one thing;
+    waves left empty by rounding are dropped.
     """
+    if wave_pct:
+        return _plan_pct(things, wave_pct)
     count = min(max(waves, 1), len(things)) or 1
     size, extra = divmod(len(things), count)
     out: list[list[str]] = []
     start = 0
     for index in range(count):
         end = start + size + (1 if index < extra else 0)
+        out.append(list(things[start:end]))
+        start = end
+    return [batch for batch in out if batch]
+
+
+def _plan_pct(things: Sequence[str], wave_pct: Sequence[float]) -> list[list[str]]:
+    out: list[list[str]] = []
+    start = 0
+    for pct in wave_pct:
+        end = min(len(things), max(start, math.ceil(len(things) * pct / 100 - 1e-9)))
         out.append(list(things[start:end]))
         start = end
     return [batch for batch in out if batch]

@@ -55,6 +55,11 @@ class FleetSettings(ServiceSettings):
     fleet_poll_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="how often new jobs and cancels from the CLI are picked up"
     )
+    fleet_workers: int = Field(
+        default=4, ge=1, le=64,
+        description="threads answering device requests, each with its own database connection (PostgreSQL;"
+        " SQLite always uses one)",
+    )  # fmt: skip
     mqtt_url: str = Field(
         default="mqtt://127.0.0.1:1883", description="mqtt://host:1883 or mqtts://host:8883"
     )

@@ -12,6 +12,7 @@ execution is the oldest ``IN_PROGRESS`` one, else the oldest ``QUEUED`` one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -54,6 +55,7 @@ class JobStore:
     def __init__(self, db: Database, devices: DeviceRegistry) -> None:
         self.db = db
         self.devices = devices
+        self._documents: dict[str, dict[str, Any]] = {}
 
     # ---- jobs (the CLI's side) ---------------------------------------------------------------
 
@@ -76,7 +78,7 @@ class JobStore:
         now = time.time()
         with self.db.transaction() as tx:
             things = resolve_targets(tx, self.devices, targets)
-            waves = plan_waves(things, rollout.waves)
+            waves = plan_waves(things, rollout.waves, rollout.wave_pct)
             inserted = tx.execute(
                 "INSERT INTO fleet_jobs (job_id, document, description, targets, status, waves,"
                 " abort_threshold_pct, released_wave, created_by, created_at, updated_at)"
@@ -176,8 +178,11 @@ class JobStore:
             return self._next(tx, thing)
 
     def document(self, job_id: str) -> dict[str, Any]:
-        """The job document sent with an execution."""
-        return self.get_job(job_id).document
+        """The job document sent with an execution (kept once read: a job's document never changes)."""
+        cached = self._documents.get(job_id)
+        if cached is None:
+            cached = self._documents[job_id] = self.get_job(job_id).document
+        return dict(cached)
 
     def start_next(self, thing: str, details: Mapping[str, str] | None = None) -> Execution | None:
         """Claim the next pending execution (StartNextPendingJobExecution); None when nothing is pending.
@@ -190,15 +195,14 @@ class JobStore:
                 found = self._next(tx, thing)
                 if found is None or found.status == IN_PROGRESS:
                     return found
-                self._lock_job(tx, found.job_id)
-                now = time.time()
+                now = time.time()  # no job lock: the claim below is conditional on QUEUED, atomically
                 claimed = tx.execute(
                     "UPDATE fleet_executions SET status = ?, status_details = ?, started_at = ?,"
                     " updated_at = ?, version_number = version_number + 1"
                     " WHERE job_id = ? AND thing = ? AND status = ?",
                     (IN_PROGRESS, json.dumps(dict(details or {})), now, now, found.job_id, thing, QUEUED),
                 )
-                if claimed:  # else canceled while we waited for the job's lock: take the next one
+                if claimed:  # else canceled (or claimed) in between: take the next one
                     log.info("execution_started", job_id=found.job_id, thing=thing)
                     return self._execution(tx, found.job_id, thing)
             return None
@@ -236,8 +240,10 @@ class JobStore:
                 "InvalidRequest",
                 f"status {status!r} cannot be reported; use one of {sorted(DEVICE_SETTABLE)}",
             )
+        if status not in TERMINAL:
+            return self._progress(thing, job_id, status, details, expected_version, execution_number)
         with self.db.transaction() as tx:
-            self._lock_job(tx, job_id, rejecting=True)
+            self._lock_job(tx, job_id, rejecting=True)  # a terminal update may decide the rollout
             current = self._execution(tx, job_id, thing)
             if current is None or current.status == SCHEDULED:
                 raise JobsRequestRejected("ResourceNotFound", f"no execution of job {job_id} for {thing}")
@@ -249,13 +255,44 @@ class JobStore:
                 " updated_at = ?, started_at = COALESCE(started_at, ?) WHERE job_id = ? AND thing = ?",
                 (status, json.dumps(kept), current.version_number + 1, now, now, job_id, thing),
             )
-            if status in TERMINAL:
-                log.info("execution_finished", job_id=job_id, thing=thing, status=status)
-                outbox.notify(tx, thing)
-                self._advance(tx, job_id)
-            updated = self._execution(tx, job_id, thing)
-            assert updated is not None
-            return updated
+            log.info("execution_finished", job_id=job_id, thing=thing, status=status)
+            outbox.notify(tx, thing)
+            self._advance(tx, job_id)
+            return _replace(current, status, kept, now)
+
+    def _progress(
+        self,
+        thing: str,
+        job_id: str,
+        status: str,
+        details: Mapping[str, str] | None,
+        expected_version: int | None,
+        execution_number: int | None,
+    ) -> Execution:
+        """An IN_PROGRESS update: no rollout decision hangs on it, so it does not take the job's lock.
+
+        The write is conditional on the version and status just read; if a cancel (or another update)
+        got in between, the execution is read again and judged again, so the outcome is the same as
+        under the lock, without making every device's progress report wait for every other's.
+        """
+        for _ in range(_CLAIM_ATTEMPTS):
+            with self.db.transaction() as tx:
+                current = self._execution(tx, job_id, thing)
+                if current is None or current.status == SCHEDULED:
+                    raise JobsRequestRejected("ResourceNotFound", f"no execution of job {job_id} for {thing}")
+                _check_update(current, expected_version, execution_number)
+                now = time.time()
+                kept = current.status_details if details is None else dict(details)
+                changed = tx.execute(
+                    "UPDATE fleet_executions SET status = ?, status_details = ?, version_number = ?,"
+                    " updated_at = ?, started_at = COALESCE(started_at, ?)"
+                    " WHERE job_id = ? AND thing = ? AND version_number = ? AND status = ?",
+                    (status, json.dumps(kept), current.version_number + 1, now, now, job_id, thing,
+                     current.version_number, current.status),
+                )  # fmt: skip
+                if changed:
+                    return _replace(current, status, kept, now)
+        raise JobsRequestRejected("RequestThrottled", f"execution of job {job_id} for {thing} keeps changing")
 
     # ---- rollout -----------------------------------------------------------------------------
 
@@ -266,8 +303,13 @@ class JobStore:
             self._maybe_finish_canceled(tx, job)
             return
         wave = job.released_wave
-        rows = tx.query("SELECT status FROM fleet_executions WHERE job_id = ? AND wave = ?", (job_id, wave))
-        outcome = judge_wave([row["status"] for row in rows], wave, job.rollout.waves - 1, job.rollout)
+        rows = tx.query(
+            "SELECT status, COUNT(*) AS n FROM fleet_executions WHERE job_id = ? AND wave = ?"
+            " GROUP BY status",
+            (job_id, wave),
+        )
+        statuses = [row["status"] for row in rows for _ in range(int(row["n"]))]
+        outcome = judge_wave(statuses, wave, job.rollout.waves - 1, job.rollout)
         if outcome.decision == "abort":
             log.warning("rollout_aborted", job_id=job_id, wave=wave + 1, reason=outcome.reason)
             self._cancel(tx, job_id, [SCHEDULED, QUEUED], outcome.reason, JOB_CANCELED)
@@ -363,6 +405,18 @@ class JobStore:
             (thing, IN_PROGRESS, QUEUED),
         )
         return None if row is None else Execution.from_row(row)
+
+
+def _replace(current: Execution, status: str, details: dict[str, str], now: float) -> Execution:
+    """The execution as the update just wrote it (no read-back query)."""
+    return dataclasses.replace(
+        current,
+        status=status,
+        status_details=details,
+        version_number=current.version_number + 1,
+        updated_at=now,
+        started_at=current.started_at if current.started_at is not None else now,
+    )
 
 
 def _check_update(current: Execution, expected_version: int | None, execution_number: int | None) -> None:

@@ -194,7 +194,13 @@ def test_jobs_requests_get_aws_shaped_replies(
         )
         assert done["executionState"]["statusDetails"] == {"stage": "download"}  # not sent: kept
         assert done["jobDocument"] == DOC and isinstance(done["timestamp"], int)
-        device.wait_for(lambda: device.notifications[-1].get("execution", {}).get("jobId") == "j2")
+        # notify-next follows the reply (from the service's poll loop): wait for it, not on an empty list
+        device.wait_for(
+            lambda: (
+                bool(device.notifications)
+                and device.notifications[-1].get("execution", {}).get("jobId") == "j2"
+            )
+        )
 
 
 def test_a_request_that_is_not_json_is_rejected_as_invalid_json(

@@ -181,3 +181,19 @@ def test_deploy_a_model_named_like_its_alias_and_with_an_explicit_alias(
     assert "alias" not in json.loads(capsys.readouterr().out)["document"]
     assert cli.main([*base, "--alias", "line-3-cls", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["document"]["alias"] == "line-3-cls"
+
+
+def test_deploy_in_cumulative_percentage_waves(
+    env: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, registry = env
+    capsys.readouterr()
+    assert _deploy(db, registry, 1, "--wave-pct", "50,100", "--json") == 0
+    job = json.loads(capsys.readouterr().out)
+    assert job["waves"] == 2
+    assert [(e["thingName"], e["status"]) for e in job["executions"]] == [
+        ("edge-1", "QUEUED"),
+        ("edge-2", "SCHEDULED"),
+    ]
+    assert _deploy(db, registry, 1, "--wave-pct", "10,5,100") == 1
+    assert "wave percentages must grow strictly" in capsys.readouterr().err

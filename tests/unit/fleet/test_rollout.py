@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from edgeinspect_cloud.fleet import FleetError, Rollout
+from edgeinspect_cloud.fleet.records import parse_wave_pct
 from edgeinspect_cloud.fleet.rollout import judge_wave, plan_waves
 from hypothesis import given
 from hypothesis import strategies as st
@@ -47,3 +48,19 @@ def test_the_last_wave_completes_the_job() -> None:
 def test_bad_rollouts_are_refused(waves: int, threshold: float | None) -> None:
     with pytest.raises(FleetError):
         Rollout(waves, threshold)
+
+
+def test_wave_percentages_make_a_canary_then_growing_waves() -> None:
+    things = [f"t{i}" for i in range(1000)]
+    waves = plan_waves(things, 4, (1, 10, 50, 100))
+    assert [len(w) for w in waves] == [10, 90, 400, 500]
+    assert [t for w in waves for t in w] == things
+    assert [len(w) for w in plan_waves(things[:5], 4, (1, 10, 50, 100))] == [1, 2, 2]
+
+
+def test_wave_percentages_set_the_number_of_waves_and_are_checked() -> None:
+    assert Rollout(wave_pct=(1, 10, 50, 100)).waves == 4
+    assert parse_wave_pct("1, 10,50,100") == (1.0, 10.0, 50.0, 100.0)
+    for bad in ("10,5,100", "1,10,50", "0,100", "x,100", ""):
+        with pytest.raises(FleetError):
+            parse_wave_pct(bad)
