@@ -77,6 +77,7 @@ def result_json(capture: Capture, files: dict[str, bytes]) -> bytes:
         "line": capture.line,
         "camera": capture.camera,
         "source": capture.source,
+        "part_id": capture.part_id,
         "ts_ns": capture.ts_ns,
         "encoding": capture.encoding,
         "height": capture.height,

@@ -96,7 +96,7 @@ class TriggerSource:
                 self._capture.close()
             self._capture_open = False
 
-    def submit_image(self, body: bytes, source: str) -> Grab:
+    def submit_image(self, body: bytes, source: str, part_id: str = "") -> Grab:
         """Decode a posted image (``FrameUnreadable`` if it is not one) and queue it."""
         ts_ns = self._clock.time_ns()
         try:
@@ -108,10 +108,16 @@ class TriggerSource:
                 hint="POST the bytes of a PNG, JPEG, BMP or TIFF file as the request body",
             ) from exc
         return self._enqueue(
-            Grab(image=image, source=source or "http-post", ts_ns=ts_ns, frame_id=new_frame_id())
+            Grab(
+                image=image,
+                source=source or "http-post",
+                ts_ns=ts_ns,
+                frame_id=new_frame_id(),
+                part_id=part_id,
+            )
         )
 
-    def capture_now(self) -> Grab:
+    def capture_now(self, part_id: str = "") -> Grab:
         """Grab one frame from the capture source at this moment and queue it."""
         if self._capture is None:
             raise NoCaptureSource(
@@ -121,7 +127,11 @@ class TriggerSource:
         with self._capture_lock:
             grab = self._grab_from(self._capture)
         stamped = Grab(
-            image=grab.image, source=grab.source, ts_ns=self._clock.time_ns(), frame_id=new_frame_id()
+            image=grab.image,
+            source=grab.source,
+            ts_ns=self._clock.time_ns(),
+            frame_id=new_frame_id(),
+            part_id=part_id,
         )
         return self._enqueue(stamped)
 
