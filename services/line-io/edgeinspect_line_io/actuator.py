@@ -8,7 +8,8 @@ then a short spin, so a pulse starts within a fraction of a millisecond of its s
 A write that fails is retried every ``retry_ns`` until the job's deadline: a rising edge's deadline
 is the end of the part's window (a pulse that would start later is a *missed reject*, reported, never
 written); a publish's deadline is the same window, a falling edge has none (the reject signal must
-never stay raised).
+never stay raised). Two parts closer than a pulse width get one longer pulse: the signal drops only
+when the last raised pulse ends.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Literal
 
 from edgeinspect.core.observability import get_logger
 
-from edgeinspect_line_io.outputs.base import Output, OutputUnavailable
+from edgeinspect_line_io.outputs.base import Output, OutputRefused, OutputUnavailable
 from edgeinspect_line_io.verdicts import PartResult
 
 log = get_logger(__name__)
@@ -69,6 +70,7 @@ class Actuator:
         self._cond = threading.Condition()
         self._stopping = False
         self._connected = False
+        self._raised: set[str] = set()  # parts whose pulse is on now (pulses of close parts overlap)
         self._thread = threading.Thread(target=self._run, name=f"actuator-{output.name}", daemon=True)
 
     # -- the service's side ---------------------------------------------------------------------------
@@ -161,6 +163,11 @@ class Actuator:
                 return
             try:
                 self._write(job)
+            except OutputRefused as exc:
+                log.error("output_refused", output=self.output.name, kind=job.kind,
+                          frame_id=job.part.result_id, error=exc.message, hint=exc.hint)  # fmt: skip
+                self._report.on_expired(self.output, job)
+                return
             except OutputUnavailable as exc:
                 self._set_connected(False)
                 log.warning(
@@ -182,8 +189,13 @@ class Actuator:
     def _write(self, job: Job) -> None:
         if job.kind == "publish":
             self.output.publish(job.part)
+        elif job.kind == "on":
+            self.output.set_reject(True, job.part)
+            self._raised.add(job.part.result_id)
         else:
-            self.output.set_reject(job.kind == "on", job.part)
+            self._raised.discard(job.part.result_id)
+            if not self._raised:  # a later part's pulse still on: it keeps the signal raised
+                self.output.set_reject(False, job.part)
 
     def _set_connected(self, connected: bool) -> None:
         if connected != self._connected:

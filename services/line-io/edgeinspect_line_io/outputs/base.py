@@ -28,6 +28,10 @@ class OutputUnavailable(EdgeInspectError):
     """The PLC (or device) of an output did not take a write; the actuator retries it."""
 
 
+class OutputRefused(EdgeInspectError):
+    """The PLC answered but refused the write (an address it does not have): retrying cannot help."""
+
+
 class Output(Protocol):
     """A verdict sink and reject signal of one line."""
 

@@ -11,7 +11,7 @@ from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from edgeinspect_line_io.modbus_map import result_block
-from edgeinspect_line_io.outputs.base import LineInfo, OutputUnavailable
+from edgeinspect_line_io.outputs.base import LineInfo, OutputRefused, OutputUnavailable
 from edgeinspect_line_io.verdicts import PartResult
 
 
@@ -77,8 +77,7 @@ class ModbusClientOutput:
             self._fail()
             raise OutputUnavailable(f"{method} at {address} on {self.name} failed: {exc}") from exc
         if reply.isError():
-            self._fail()
-            raise OutputUnavailable(
+            raise OutputRefused(
                 f"{method} at {address} on {self.name} refused: {reply}",
                 hint="check the PLC's address map against EI_MODBUS_REJECT_COIL / EI_MODBUS_RESULT_REGISTER",
             )
