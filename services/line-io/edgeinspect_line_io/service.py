@@ -252,13 +252,13 @@ class LineIoService:
             self.metrics.bump("late_results")
             if part.action == "reject" and missed:
                 self._missed(part, "late_verdict", late_ms=round((part.received_ns - part.gate_ns) / 1e6, 3))
+        self.state.single_done(part.result_id)  # Ready again before the result-ready event goes out
         # a late part is still published (the PLC sees "reject missed"), for a second at most
         publish_deadline = max(self.timing.deadline_ns(part.capture_ns), part.received_ns + 1_000_000_000)
         for actuator in self.actuators:
             actuator.publish(part, publish_deadline)
             if part.actuates:
                 actuator.pulse(part, self.timing.deadline_ns(part.capture_ns), self.timing.width_ns)
-        self.state.single_done(part.result_id)
         for listener in self._listeners:
             listener(part)
 

@@ -32,14 +32,14 @@ from asyncua import ua
 from asyncua.common.methods import uamethod
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.server import Server
-from asyncua.ua import uaerrors
 from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.status_codes import StatusCodes
 from edgeinspect.core.errors import ConfigError, EdgeInspectError
 from edgeinspect.core.observability import get_logger
 
 from edgeinspect_line_io.aio import LoopThread
 from edgeinspect_line_io.outputs.base import LineInfo, OutputUnavailable
-from edgeinspect_line_io.state import VisionState
+from edgeinspect_line_io.state import StateError, VisionState
 from edgeinspect_line_io.verdicts import PartResult
 
 log = get_logger(__name__)
@@ -95,9 +95,15 @@ def _time(ns: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
 
 
-def _status(exc: EdgeInspectError) -> uaerrors.UaStatusCodeError:
-    log.warning("opcua_method_refused", error=exc.message)
-    return uaerrors.BadInvalidState()  # type: ignore[no-untyped-call]
+def _status(exc: EdgeInspectError) -> ua.StatusCode:
+    """A refused method: BadInvalidState for the state machine, BadInvalidArgument for a bad recipe,
+    BadCommunicationError when the camera did not take the frame."""
+    log.warning("opcua_method_refused", error=exc.message, hint=exc.hint)
+    if isinstance(exc, StateError):
+        code = StatusCodes.BadInvalidArgument if "recipe" in exc.message else StatusCodes.BadInvalidState
+    else:
+        code = StatusCodes.BadCommunicationError
+    return ua.StatusCode(ua.UInt32(code))
 
 
 class OpcUaServerOutput:
@@ -309,32 +315,37 @@ class OpcUaServerOutput:
     # -- methods (OPC UA clients call them on the loop thread; the work runs off it) ------------------
 
     async def _call(self, name: str, *args: Any) -> Any:
+        """Run a control off the loop; a refusal comes back as a ``ua.StatusCode`` (asyncua turns a
+        raised exception into BadUnexpectedError, which would hide the reason from the client)."""
         if self._controls is None:
-            raise uaerrors.BadResourceUnavailable()  # type: ignore[no-untyped-call]
+            return ua.StatusCode(ua.UInt32(StatusCodes.BadResourceUnavailable))
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 None, getattr(self._controls, name), *args
             )
         except EdgeInspectError as exc:
-            raise _status(exc) from exc
+            return _status(exc)
 
     @uamethod  # type: ignore[misc]
-    async def _m_single(self, parent: Any, part_id: str) -> str:
-        return str(await self._call("start_single", str(part_id)))
+    async def _m_single(self, parent: Any, part_id: str) -> Any:
+        job = await self._call("start_single", str(part_id))
+        return job if isinstance(job, ua.StatusCode) else str(job)
 
     @uamethod  # type: ignore[misc]
-    async def _m_continuous(self, parent: Any) -> None:
-        await self._call("start_continuous")
+    async def _m_continuous(self, parent: Any) -> Any:
+        return await self._call("start_continuous")
 
     @uamethod  # type: ignore[misc]
-    async def _m_stop(self, parent: Any) -> None:
-        await self._call("stop_continuous")
+    async def _m_stop(self, parent: Any) -> Any:
+        return await self._call("stop_continuous")
 
     @uamethod  # type: ignore[misc]
-    async def _m_reset(self, parent: Any) -> None:
-        await self._call("reset")
+    async def _m_reset(self, parent: Any) -> Any:
+        return await self._call("reset")
 
     @uamethod  # type: ignore[misc]
-    async def _m_recipe(self, parent: Any, recipe: str) -> None:
-        await self._call("select_recipe", str(recipe))
-        await self._nodes["ActiveRecipe"].write_value(str(recipe))
+    async def _m_recipe(self, parent: Any, recipe: str) -> Any:
+        refused = await self._call("select_recipe", str(recipe))
+        if refused is None:
+            await self._nodes["ActiveRecipe"].write_value(str(recipe))
+        return refused
