@@ -100,7 +100,7 @@ class LineIoSettings(ServiceSettings):
     )
     modbus_poll_ms: float = Field(default=10.0, gt=0, description="trigger polling interval")
     modbus_server_host: str = Field(default="127.0.0.1", description="our Modbus server (for PLCs that poll)")
-    modbus_server_port: int = Field(default=5020, ge=0, le=65535, description="0 picks a free port")
+    modbus_server_port: int = Field(default=5020, ge=1, le=65535, description="our Modbus server's port")
 
     # OPC UA client (a PLC's tags)
     opcua_plc_url: str = Field(default="", description="the PLC's OPC UA endpoint")
