@@ -210,7 +210,10 @@ def format_table(f: dict[str, Any]) -> str:
     ]
     lines += [
         "",
-        f"missed rejects: {f['missed_rejects']}, defect verdicts in phase 1: {f['phase1_defects']}",
+        f"pulses scheduled: {f['pulses_scheduled']} (phase 2 + phase 1's defects and fail-safes), "
+        f"at the PLC: {f['pulses']}, missed rejects: {f['missed_rejects']}",
+        f"phase 1: {f['phase1_defects']} defect verdicts, "
+        f"{f['no_verdict_fail_safes']} parts without a verdict by the gate (fail-safe reject)",
         "",
     ]
     return "\n".join(lines)
@@ -245,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             figures[f"{key}_p50_ms"], figures[f"{key}_p99_ms"] = _pct(values)
         counts = _status(status_url)["counts"]
         figures["missed_rejects"] = counts["missed_rejects"]
-        figures["pulses_scheduled"] = args.pulses + int(sum(one["defects"]))
+        figures["pulses_scheduled"] = args.pulses + int(sum(one["defects"])) + counts["no_verdict"]
         figures["phase1_defects"] = int(sum(one["defects"]))
         figures["no_verdict_fail_safes"] = counts["no_verdict"]
         table = format_table(figures)

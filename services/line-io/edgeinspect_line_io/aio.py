@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -46,6 +47,17 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def stop(self) -> None:
+        """Cancel what still runs on the loop (subscriptions, sessions), then stop it."""
         if self._started and self.loop.is_running():
+            with contextlib.suppress(TimeoutError, RuntimeError):
+                self.run(_cancel_others(), timeout=5.0)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
+
+
+async def _cancel_others() -> None:
+    current = asyncio.current_task()
+    others = [task for task in asyncio.all_tasks() if task is not current]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)

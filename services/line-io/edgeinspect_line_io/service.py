@@ -21,6 +21,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -102,6 +103,7 @@ class LineIoService:
         self._redis_up = False
         self._threads: list[threading.Thread] = []
         self._listeners: list[Callable[[PartResult], None]] = []
+        self._recent: deque[str] = deque(maxlen=256)  # result ids just acted on (a fast single job)
 
     # -- life ---------------------------------------------------------------------------------------
 
@@ -252,6 +254,7 @@ class LineIoService:
             self.metrics.bump("late_results")
             if part.action == "reject" and missed:
                 self._missed(part, "late_verdict", late_ms=round((part.received_ns - part.gate_ns) / 1e6, 3))
+        self._recent.append(part.result_id)
         self.state.single_done(part.result_id)  # Ready again before the result-ready event goes out
         # a late part is still published (the PLC sees "reject missed"), for a second at most
         publish_deadline = max(self.timing.deadline_ns(part.capture_ns), part.received_ns + 1_000_000_000)
@@ -370,6 +373,8 @@ class LineIoService:
             self.state.single_done("")
             raise
         self.state.single_job = shot.frame_id
+        if shot.frame_id in self._recent:  # its result came before we knew the job's id
+            self.state.single_done(shot.frame_id)
         timer = threading.Timer(self.settings.single_job_timeout_s, self.state.single_done, (shot.frame_id,))
         timer.daemon = True
         timer.start()
