@@ -117,7 +117,8 @@ def start_line(redis_server: RedisServer, line_id: str, tmp_path: Path) -> Itera
             opcua_cert_dir=str(tmp_path / "pki"),
             reject_delay_ms=400.0,
             reject_width_ms=30.0,
-            reject_tolerance_ms=20.0,
+            # generous: these tests check what happens, not how punctually (the bench measures that)
+            reject_tolerance_ms=1000.0,
             plc_retry_ms=20.0,
             modbus_poll_ms=5.0,
         )
