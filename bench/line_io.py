@@ -152,7 +152,7 @@ def phase_triggers(plc: ModbusPlc, client: redis.Redis, parts: int) -> dict[str,
         if not wait_until(lambda n=n: n in _block_arrivals(plc), timeout=30, interval=0.001):  # type: ignore[misc]
             raise SystemExit(f"part {n}: no result reached the PLC within 30 s")
         plc.set_coil(TRIGGER_COIL, False)
-        time.sleep(0.01)  # two polls low, so the next rise is a new edge
+        time.sleep(0.2)  # low for many polls (even on a loaded box), so the next rise is a new edge
     arrivals = _block_arrivals(plc)
     results = _results(client)
     trigger_ms = [(arrivals[n] - triggered[n]) / MS for n in triggered]

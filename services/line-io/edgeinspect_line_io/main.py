@@ -6,6 +6,7 @@ edgeinspect-line-io --check-config  validate the EI_ settings, print them, exit 
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from edgeinspect.core.errors import EdgeInspectError
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(settings: LineIoSettings) -> int:
     """Serve the PLC connections until SIGTERM, with health, metrics and /status alongside."""
+    # asyncua logs every node of the standard address space it loads at INFO: keep its warnings only
+    logging.getLogger("asyncua").setLevel(max(logging.WARNING, logging.getLogger().level))
     health = Health()
     stop = install_signal_handlers(health)
     try:

@@ -47,6 +47,7 @@ from edgeinspect_line_io.verdicts import PartResult, RejectTiming, decide, no_ve
 log = get_logger("edgeinspect_line_io")
 SERVICE = "line-io"
 STATUS_TTL_S = 30
+RUNNING = (VisionState.READY, VisionState.SINGLE_EXECUTION, VisionState.CONTINUOUS_EXECUTION)
 WATCH_LEAD_NS = 1_000_000  # the no-verdict check runs 1 ms before the gate, so its pulse is on time
 
 
@@ -145,7 +146,9 @@ class LineIoService:
         self._publish_status()
 
     def add_health_checks(self, health: Health) -> None:
+        """Ready when Redis answers and the vision system is up (its servers serving, not in Error)."""
         health.add_check("redis", self.streams.ping)
+        health.add_check("vision_system", lambda: self.state.state in RUNNING)
 
     def on_result(self, listener: Callable[[PartResult], None]) -> None:
         """Hear every part as it is published (the OPC UA server's single-job bookkeeping uses it)."""
