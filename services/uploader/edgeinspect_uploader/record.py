@@ -110,6 +110,7 @@ class ResultSummary:
     width: int
     height: int
     score: float
+    part_id: str = ""
 
 
 def read_summary(raw: bytes) -> ResultSummary:
@@ -129,4 +130,5 @@ def read_summary(raw: bytes) -> ResultSummary:
         width=int(body["width"]),
         height=int(body["height"]),
         score=float(body["score"]),
+        part_id=str(body.get("part_id", "")),
     )

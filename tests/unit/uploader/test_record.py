@@ -63,4 +63,5 @@ def test_the_plc_part_id_is_in_the_uploaded_result_json() -> None:
     capture = make_capture(np.random.default_rng(3), line="l1", frame_id="f1", kind="defect")
     tagged = dataclasses.replace(capture, part_id="4711")
     assert json.loads(capture_files(tagged).files["result.json"])["part_id"] == "4711"
+    assert read_summary(capture_files(tagged).files["result.json"]).part_id == "4711"  # to the manifest
     assert json.loads(capture_files(capture).files["result.json"])["part_id"] == ""
