@@ -39,6 +39,7 @@ bench: setup
 	$(PY) -m bench.agent_latency $(BENCH_ARGS)
 	$(PY) -m bench.throughput $(BENCH_ARGS)
 	$(PY) -m bench.uploader $(BENCH_ARGS)
+	$(PY) -m bench.line_io $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .stamp-* .mypy_cache .ruff_cache .pytest_cache

@@ -86,6 +86,13 @@ IMAGES = (
     ),
     Image("ui", "services/ui/Dockerfile", "ui", "ui", ("services/ui/edgeinspect_ui",)),
     Image(
+        "line-io",
+        "services/line-io/Dockerfile",
+        "line-io",
+        "line-io",
+        ("services/line-io/edgeinspect_line_io",),
+    ),
+    Image(
         "fleet",
         "cloud/Dockerfile",
         "fleet",

@@ -30,6 +30,7 @@ SOURCE_ROOTS = (
     ROOT / "services" / "model-manager",
     ROOT / "services" / "uploader",
     ROOT / "services" / "ui",
+    ROOT / "services" / "line-io",
     ROOT / "cloud",
 )
 FIRST_PARTY = re.compile(r"^edgeinspect(_[a-z_]+)?$")

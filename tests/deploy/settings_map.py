@@ -10,6 +10,7 @@ from edgeinspect_camera.settings import CameraSettings
 from edgeinspect_cloud.fleet.settings import FleetSettings
 from edgeinspect_inference.agent.settings import AgentSettings
 from edgeinspect_inference.worker.settings import WorkerSettings
+from edgeinspect_line_io.settings import LineIoSettings
 from edgeinspect_model_manager.settings import ModelManagerSettings
 from edgeinspect_ui.settings import UiSettings
 from edgeinspect_uploader.settings import UploaderSettings
@@ -22,6 +23,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "model-manager": ModelManagerSettings,
     "uploader": UploaderSettings,
     "ui": UiSettings,
+    "line-io": LineIoSettings,
     "fleet": FleetSettings,
 }
 

@@ -391,6 +391,9 @@ def test_disruption_budgets_select_the_release_s_pods(values_file: str) -> None:
     assert lines == {line["name"] for line in _lines(values_file)}
 
 
+NOT_METRICS = {"grpc", "trigger", "opcua", "modbus"}  # the agent's gRPC, the camera trigger, the PLC ports
+
+
 def test_service_monitor_scrapes_every_metrics_port() -> None:
     docs = render("external-redis-ingress-monitoring-values.yaml")
     (monitor,) = of_kind(docs, "ServiceMonitor")
@@ -401,8 +404,20 @@ def test_service_monitor_scrapes_every_metrics_port() -> None:
     for service in of_kind(docs, "Service"):
         assert selector.items() <= service["metadata"]["labels"].items()
         for port in service["spec"]["ports"]:
-            assert port["name"] in scraped or port["name"] == "grpc", port["name"]
+            assert port["name"] in scraped or port["name"] in NOT_METRICS, port["name"]
     assert not of_kind(render("minimal-values.yaml"), "ServiceMonitor")
+
+
+def test_a_line_with_line_io_gets_its_deployment_and_the_camera_trigger_port() -> None:
+    docs = render("multi-line-jetson-values.yaml")
+    (line_io,) = [d for d in workloads(docs) if component(d) == "line-io"]
+    assert line_of(line_io) == "paint-1" and line_io["spec"]["strategy"]["type"] == "Recreate"
+    env = env_of(_containers(line_io)["line-io"])
+    assert env["EI_CAMERA_URL"] == f"http://{RELEASE}-edgeinspect-paint-1-camera:8090"
+    assert env["EI_OPCUA_USERS"]["secretKeyRef"] == {"name": "paint-1-opcua", "key": "users"}
+    camera = named(docs, "Service", f"{RELEASE}-edgeinspect-paint-1-camera")
+    assert {"name": "trigger", "port": 8090, "targetPort": "trigger"} in camera["spec"]["ports"]
+    assert not [d for d in workloads(render("values.yaml")) if component(d) == "line-io"]
 
 
 def test_agents_grpc_port_is_closed_to_all_but_the_model_manager_and_ui() -> None:

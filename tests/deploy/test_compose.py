@@ -77,7 +77,7 @@ def test_compose_file_is_valid_against_the_compose_specification() -> None:
 
 def test_stack_has_the_whole_topology() -> None:
     expected = {"redis", "mosquitto", "minio", "minio-init", "fleet", "agent", "worker", "camera"}
-    expected |= {"model-manager", "uploader", "ui"}
+    expected |= {"model-manager", "uploader", "ui", "line-io"}
     assert set(services()) == expected
 
 

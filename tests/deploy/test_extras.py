@@ -26,6 +26,8 @@ from tests.deploy.importscan import ScanResult, distributions_of, normalize, sca
 OPTIONAL = {
     "harvesters": "GenICam cameras: harvesters and a vendor GenTL producer are installed by the user "
     "(services/camera/README.md), and the camera reports how when they are missing",
+    "gpiod": "the box's digital I/O: the libgpiod bindings match the board's kernel, so the user installs "
+    "them (services/line-io/README.md); without them the gpiod output/input reports how",
 }
 # the GPU agent's extra is the CPU agent's with this one swap (same `onnxruntime` module)
 GPU_SWAP = {"onnxruntime": "onnxruntime-gpu"}

@@ -103,6 +103,7 @@ class ManifestRecord:
     objects: dict[str, ObjectRef]
     uploader: str
     batch: int
+    part_id: str = ""  # the PLC's part id (serial), so a part's image is found from the manifest
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -117,6 +118,7 @@ class ManifestRecord:
             "keep": self.keep,
             "camera": self.camera,
             "source": self.source,
+            "part_id": self.part_id,
             "encoding": self.encoding,
             "width": self.width,
             "height": self.height,
@@ -156,6 +158,7 @@ class ManifestRecord:
                 objects=objects,
                 uploader=str(body["uploader"]),
                 batch=int(body["batch"]),
+                part_id=str(body.get("part_id", "")),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed manifest line: {exc!r}") from exc

@@ -201,6 +201,7 @@ class Frame(StreamRecord):
     channels: int
     data: bytes
     source: str = ""
+    part_id: str = ""  # the PLC's part id (serial) when a trigger sent one; travels to result and capture
 
     def _validate(self) -> None:
         if self.encoding not in ENCODINGS:
@@ -227,6 +228,7 @@ class Result(StreamRecord):
     mask: bytes | None = None
     error: str = ""
     source: str = ""
+    part_id: str = ""  # copied from the frame
 
     def _validate(self) -> None:
         if self.verdict not in VERDICTS:
@@ -259,6 +261,7 @@ class Capture(StreamRecord):
     source: str = ""
     camera: str = ""
     attachments: bytes | None = None  # core.attachments: extra files stored beside the image
+    part_id: str = ""
 
     @classmethod
     def from_frame_and_result(cls, frame: Frame, result: Result, reasons: list[str]) -> Capture:
@@ -281,6 +284,7 @@ class Capture(StreamRecord):
             error=result.error,
             source=frame.source,
             camera=frame.camera,
+            part_id=frame.part_id or result.part_id,
         )
 
     def _validate(self) -> None:

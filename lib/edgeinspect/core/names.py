@@ -5,6 +5,7 @@ from __future__ import annotations
 PREFIX = "ei"
 INFERENCE_GROUP = "inference"
 UPLOADER_GROUP = "uploader"
+LINE_IO_GROUP = "line-io"
 
 
 def frames_stream(line: str) -> str:
@@ -35,3 +36,9 @@ def lines_key() -> str:
 def done_key(line: str, frame_id: str) -> str:
     """Marks a frame of ``line`` as judged (short-lived), so a second worker never adds a second result."""
     return f"{PREFIX}:done:{line}:{frame_id}"
+
+
+def line_io_status_key(line: str) -> str:
+    """JSON status of ``line``'s PLC I/O (connections, last trigger, last reject, missed rejects): the UI
+    shows it, ``edgeinspect-line-io`` writes it every second."""
+    return f"{PREFIX}:line-io:{line}:status"

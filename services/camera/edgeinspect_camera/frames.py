@@ -69,7 +69,9 @@ class FrameBuilder:
             image = resize(image, self.size)
         return np.ascontiguousarray(image)
 
-    def build(self, image: ImageArray, *, frame_id: str, ts_ns: int, source: str) -> tuple[Frame, float]:
+    def build(
+        self, image: ImageArray, *, frame_id: str, ts_ns: int, source: str, part_id: str = ""
+    ) -> tuple[Frame, float]:
         """The frame record and how many seconds encoding took (for the encode histogram)."""
         pixels = self.prepare(image)
         started = time.perf_counter()
@@ -88,5 +90,6 @@ class FrameBuilder:
             channels=int(channels),
             data=data,
             source=source,
+            part_id=part_id,
         )
         return frame, took

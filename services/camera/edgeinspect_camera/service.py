@@ -253,7 +253,9 @@ class CameraService:
         ts_ns = grab.ts_ns if grab.ts_ns is not None else self.clock.time_ns()
         frame_id = grab.frame_id or new_frame_id()
         try:
-            frame, took = self.builder.build(grab.image, frame_id=frame_id, ts_ns=ts_ns, source=grab.source)
+            frame, took = self.builder.build(
+                grab.image, frame_id=frame_id, ts_ns=ts_ns, source=grab.source, part_id=grab.part_id
+            )
         except ImageError as exc:
             self.metrics.dropped.labels("encode_error").inc()
             self.events.emit("frame_error", "error", file=grab.source, reason=exc.message, frame_id=frame_id)

@@ -112,6 +112,7 @@ def plan_item(folder: Path, uploader: str, seq: int) -> BatchItem:
         objects=objects,
         uploader=uploader,
         batch=seq,
+        part_id=summary.part_id,
     )
     return BatchItem(name=folder.name, files=files, record=record)
 

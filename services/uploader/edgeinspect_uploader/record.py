@@ -80,6 +80,7 @@ def result_json(capture: Capture, files: dict[str, bytes]) -> bytes:
         "line": capture.line,
         "camera": capture.camera,
         "source": capture.source,
+        "part_id": capture.part_id,
         "ts_ns": capture.ts_ns,
         "encoding": capture.encoding,
         "height": capture.height,
@@ -112,6 +113,7 @@ class ResultSummary:
     width: int
     height: int
     score: float
+    part_id: str = ""
 
 
 def read_summary(raw: bytes) -> ResultSummary:
@@ -131,4 +133,5 @@ def read_summary(raw: bytes) -> ResultSummary:
         width=int(body["width"]),
         height=int(body["height"]),
         score=float(body["score"]),
+        part_id=str(body.get("part_id", "")),
     )

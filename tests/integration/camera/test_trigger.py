@@ -85,3 +85,18 @@ def test_frames_accepted_before_a_stop_are_still_published(
     assert [f.frame_id for f in frames(redis_client, line_id)] == ids
     with pytest.raises(httpx.TransportError):
         httpx.post(f"http://127.0.0.1:{port}/frames", content=body)
+
+
+def test_the_plc_part_id_travels_with_the_frame_and_a_bad_one_is_refused(
+    start_camera: StartCamera, redis_client: redis.Redis, line_id: str, tmp_path: Path
+) -> None:
+    write_folder(tmp_path, 1, seed=3)
+    _, url = _trigger_camera(start_camera, trigger_source=f"folder://{tmp_path}")
+    posted = httpx.post(f"{url}/frames?source=cam&part_id=SN%204711", content=encode(make_image(2), "png"))
+    captured = httpx.post(f"{url}/capture?part_id=4712")
+    refused = httpx.post(f"{url}/capture?part_id=" + "x" * 65)
+    assert (posted.status_code, captured.status_code, refused.status_code) == (202, 202, 400)
+    assert posted.json()["part_id"] == "SN 4711"
+    assert "is not a part id" in refused.json()["error"] and "64 printable" in refused.json()["hint"]
+    assert wait_until(lambda: len(frames(redis_client, line_id)) == 2, timeout=10)
+    assert [f.part_id for f in frames(redis_client, line_id)] == ["SN 4711", "4712"]

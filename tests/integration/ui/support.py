@@ -122,6 +122,7 @@ def push(
     e2e_ms: float = 20.0,
     with_frame: bool = True,
     encoding: str = "png",
+    part_id: str = "",
 ) -> str:
     """Write a frame (grey) and its result (with the box mask when a defect); returns the result id."""
     ts = time.time_ns()
@@ -139,6 +140,7 @@ def push(
             channels=3,
             data=data,
             source=f"{frame_id}.png",
+            part_id=part_id,
         )
         streams.add(names.frames_stream(line), frame)
     value = score if score is not None else (0.93 if verdict == "defect" else 0.04)
@@ -153,6 +155,7 @@ def push(
         mask=png(box_mask()) if verdict == "defect" else None,
         error="cannot decode frame" if verdict == "error" else "",
         source=f"{frame_id}.png",
+        part_id=part_id,
     )
     return streams.add(names.results_stream(line), result)
 

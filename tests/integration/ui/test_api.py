@@ -155,3 +155,40 @@ def test_an_unreachable_agent_is_a_state_of_the_table_not_an_error(
         assert table.status_code == 200
         assert table.json()["agent"] == "unreachable" and nowhere in table.json()["message"]
         assert "edgeinspect_ui_agent_up 0.0" in _get(ui, "/metrics").text
+
+
+def test_a_part_is_found_by_its_plc_part_id_and_the_line_io_status_is_shown(
+    ui: LiveUi, streams: Streams, line_id: str
+) -> None:
+    import json
+    import time
+
+    from edgeinspect.core.messages import Result
+
+    for n, part in enumerate(["4711", "4712", "4711"]):
+        streams.add(
+            names.results_stream(line_id),
+            Result(f"p{n}", line_id, time.time_ns(), "ok", 0.1, [], 5.0, part_id=part),
+        )
+    found = _get(ui, "/api/results/search", line=line_id, part_id="4711").json()
+    assert [(r["frame_id"], r["part_id"]) for r in found] == [("p2", "4711"), ("p0", "4711")]
+    assert _get(ui, "/api/results/search", line=line_id, part_id="9").json() == []
+    assert _get(ui, "/api/results/search", line=line_id, part_id="").status_code == 422
+    assert _get(ui, "/api/line-io", line=line_id).json() == {
+        "line": line_id, "present": False, "state": "", "connections": {}, "counts": {},
+        "last_trigger": None, "last_reject": None, "last_missed": None, "updated_ns": 0,
+    }  # fmt: skip
+    status = {
+        "state": "ContinuousExecution",
+        "connections": {"redis": True, "output:modbus-client:plc:502": False},
+        "counts": {"missed_rejects": 2},
+        "last_reject": {"part_id": "4711", "ts_ns": 1, "error_ms": 0.2},
+        "updated_ns": 5,
+    }
+    streams.client.set(names.line_io_status_key(line_id), json.dumps(status))
+    body = _get(ui, "/api/line-io", line=line_id).json()
+    assert body["present"] and body["state"] == "ContinuousExecution"
+    assert (
+        body["connections"]["output:modbus-client:plc:502"] is False and body["counts"]["missed_rejects"] == 2
+    )
+    assert body["last_reject"]["part_id"] == "4711"

@@ -90,6 +90,7 @@ class LineKit:
         *,
         data: bytes | None = None,
         encoding: Literal["png", "jpeg", "raw"] = "png",
+        part_id: str = "",
     ) -> str:
         """XADD one frame (PNG of ``pixels``, or raw ``data`` as given) stamped now."""
         pixels = frame_pixels("dark") if pixels is None else pixels
@@ -104,6 +105,7 @@ class LineKit:
             width=pixels.shape[1],
             channels=pixels.shape[2],
             data=payload,
+            part_id=part_id,
             source=f"{frame_id}.png",
         )
         return self.streams.add(names.frames_stream(self.line), frame)

@@ -94,6 +94,20 @@ def test_a_corrupt_frame_gets_an_error_result_with_the_reason_and_is_acknowledge
     assert "fine" not in captured
 
 
+def test_the_plc_part_id_travels_from_the_frame_to_its_result_and_capture(line: LineKit) -> None:
+    line.deploy()
+    with line.worker():
+        line.send("bad", frame_pixels("bright"), part_id="4711")
+        line.send("good", frame_pixels("dark"), part_id="4712")
+        line.send("corrupt", data=b"not a png", part_id="4713")
+        results = {r.frame_id: r for r in line.wait_results(3)}
+    assert {k: (r.verdict, r.part_id) for k, r in results.items()} == {
+        "bad": ("defect", "4711"), "good": ("ok", "4712"), "corrupt": ("error", "4713"),
+    }  # fmt: skip
+    captured = {c.frame_id: c.part_id for c in line.captures()}
+    assert captured["bad"] == "4711" and captured["corrupt"] == "4713"
+
+
 def test_without_any_model_frames_are_not_inspected_and_not_errors(line: LineKit) -> None:
     with line.worker(model_wait_s=0) as service:
         line.send("f1")

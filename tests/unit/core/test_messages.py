@@ -154,3 +154,14 @@ def test_predictions_that_are_not_a_list_are_refused(record: Result | Capture) -
 def test_any_frame_round_trips(frame_id: str, data: bytes, ts_ns: int, height: int) -> None:
     frame = make_frame(frame_id=frame_id, data=data, ts_ns=ts_ns, height=height)
     assert Frame.from_fields(as_redis(frame.to_fields())) == frame
+
+
+def test_the_part_id_travels_frame_to_result_to_capture_and_old_entries_still_parse() -> None:
+    frame = make_frame(part_id="4711")
+    assert Frame.from_fields(as_redis(frame.to_fields())).part_id == "4711"
+    result = Result.from_fields(as_redis(make_result(part_id="4711").to_fields()))
+    assert result.part_id == "4711"
+    capture = Capture.from_frame_and_result(frame, make_result(), ["defect"])
+    assert Capture.from_fields(as_redis(capture.to_fields())).part_id == "4711"
+    old = {k: v for k, v in make_frame().to_fields().items() if k != "part_id"}  # a writer before part ids
+    assert Frame.from_fields(as_redis(old)).part_id == ""

@@ -57,3 +57,11 @@ def test_frame_id_that_would_escape_the_folder_is_refused() -> None:
     capture = make_capture(np.random.default_rng(6), line="l1", frame_id="f1")
     with pytest.raises(MessageError):
         capture_files(dataclasses.replace(capture, frame_id="../../etc"))
+
+
+def test_the_plc_part_id_is_in_the_uploaded_result_json() -> None:
+    capture = make_capture(np.random.default_rng(3), line="l1", frame_id="f1", kind="defect")
+    tagged = dataclasses.replace(capture, part_id="4711")
+    assert json.loads(capture_files(tagged).files["result.json"])["part_id"] == "4711"
+    assert read_summary(capture_files(tagged).files["result.json"]).part_id == "4711"  # to the manifest
+    assert json.loads(capture_files(capture).files["result.json"])["part_id"] == ""

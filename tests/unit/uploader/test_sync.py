@@ -128,3 +128,17 @@ def test_uploads_resume_across_days_of_backlog(tmp_path: Path) -> None:
     days = [date(2026, 1, d) for d in (1, 2, 3, 4)]
     found = [r.frame_id for d in days for r in read_day(parts.store, "l1", d)]
     assert sorted(found) == [f"f{i:04d}" for i in range(10)]
+
+
+def test_the_plc_part_id_is_in_the_manifest_so_a_part_is_found_without_its_result_json(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    parts = sync_parts(tmp_path)
+    tagged, plain = make_captures(3, "l1", ["defect", "good"])
+    parts.spool.put(capture_files(dataclasses.replace(tagged, part_id="4711")))
+    parts.spool.put(capture_files(plain))
+    parts.syncer.run_once()
+    records = read_day(parts.store, "l1", date(2026, 1, 1))
+    assert [(r.frame_id, r.part_id) for r in records] == [("f0000", "4711"), ("f0001", "")]

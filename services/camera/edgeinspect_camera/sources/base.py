@@ -34,12 +34,14 @@ class Grab:
 
     ``ts_ns`` and ``frame_id`` are set by sources that stamp frames themselves (the HTTP trigger
     answers the caller with the id before the frame is published); otherwise the loop stamps them.
+    ``part_id`` is what a PLC called the part in front of the camera (a trigger's ``?part_id=``).
     """
 
     image: ImageArray
     source: str
     ts_ns: int | None = None
     frame_id: str | None = None
+    part_id: str = ""  # the PLC's part id a trigger sent with the request (empty: none)
 
 
 class FrameSource(Protocol):

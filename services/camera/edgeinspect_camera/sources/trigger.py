@@ -121,7 +121,7 @@ class TriggerSource:
                 self._capture.close()
             self._capture_open = False
 
-    def submit_image(self, body: bytes, source: str) -> Grab:
+    def submit_image(self, body: bytes, source: str, part_id: str = "") -> Grab:
         """Decode a posted image (``FrameUnreadable`` if it is not one) and queue it."""
         ts_ns = self._clock.time_ns()
         try:
@@ -142,7 +142,13 @@ class TriggerSource:
                 hint="POST the bytes of a PNG, JPEG, BMP or TIFF file as the request body",
             ) from exc
         return self._enqueue(
-            Grab(image=image, source=source or "http-post", ts_ns=ts_ns, frame_id=new_frame_id())
+            Grab(
+                image=image,
+                source=source or "http-post",
+                ts_ns=ts_ns,
+                frame_id=new_frame_id(),
+                part_id=part_id,
+            )
         )
 
     def _check_pixels(self, body: bytes, source: str) -> None:
@@ -160,7 +166,7 @@ class TriggerSource:
                 hint="send a smaller image, or raise EI_TRIGGER_MAX_PIXELS",
             )
 
-    def capture_now(self) -> Grab:
+    def capture_now(self, part_id: str = "") -> Grab:
         """Grab one frame from the capture source at this moment and queue it."""
         if self._capture is None:
             raise NoCaptureSource(
@@ -170,7 +176,11 @@ class TriggerSource:
         with self._capture_lock:
             grab = self._grab_from(self._capture)
         stamped = Grab(
-            image=grab.image, source=grab.source, ts_ns=self._clock.time_ns(), frame_id=new_frame_id()
+            image=grab.image,
+            source=grab.source,
+            ts_ns=self._clock.time_ns(),
+            frame_id=new_frame_id(),
+            part_id=part_id,
         )
         return self._enqueue(stamped)
 

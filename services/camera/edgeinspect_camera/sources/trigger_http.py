@@ -3,8 +3,13 @@
 Standard library only (``ThreadingHTTPServer``): two POST routes do not need a web framework, and a
 PLC's HTTP client gets plain JSON either way.
 
-    POST /frames[?source=NAME]   body: image bytes  -> 202 {"frame_id", "ts_ns"} | 400 | 411 | 413 | 503
-    POST /capture                                    -> 202 {"frame_id", "ts_ns"} | 409 | 502 | 503
+    POST /frames[?source=NAME][&part_id=ID]  body: image bytes -> 202 {"frame_id", "ts_ns", ...}
+                                                         | 400 | 411 | 413 | 503
+    POST /capture[?part_id=ID]                                 -> 202 {"frame_id", "ts_ns", ...}
+                                                         | 400 | 409 | 502 | 503
+
+``part_id`` is the PLC's name for the part (a serial number): it travels with the frame to the result,
+the capture and the uploaded metadata. At most 64 printable characters.
 
 What a client can take is bounded (:mod:`edgeinspect.core.httpbounds`): at most
 ``EI_TRIGGER_MAX_CONNECTIONS`` connections (one more gets 503 at once), each with
@@ -48,14 +53,32 @@ class NoCaptureSource(SourceError):
     """``POST /capture`` was called but no ``EI_TRIGGER_SOURCE`` is configured."""
 
 
+class BadPartId(SourceError):
+    """The ``part_id`` query parameter is too long or holds control characters."""
+
+
+PART_ID_MAX = 64
+
+
+def part_id_from(query: str) -> str:
+    """The request's ``part_id`` (empty when absent); ``BadPartId`` when it could not be a label."""
+    part_id = parse_qs(query).get("part_id", [""])[0]
+    if len(part_id) > PART_ID_MAX or not part_id.isprintable():
+        raise BadPartId(
+            f"part_id {part_id[:80]!r} is not a part id",
+            hint=f"send at most {PART_ID_MAX} printable characters (a serial number)",
+        )
+    return part_id
+
+
 class TriggerTarget(Protocol):
     """What the HTTP layer needs from the trigger source."""
 
     max_bytes: int
 
-    def submit_image(self, body: bytes, source: str) -> Grab: ...
+    def submit_image(self, body: bytes, source: str, part_id: str = "") -> Grab: ...
 
-    def capture_now(self) -> Grab: ...
+    def capture_now(self, part_id: str = "") -> Grab: ...
 
 
 def status_for(error: EdgeInspectError, route: str) -> int:
@@ -64,6 +87,8 @@ def status_for(error: EdgeInspectError, route: str) -> int:
         return 503
     if isinstance(error, FrameTooLarge):
         return 413
+    if isinstance(error, BadPartId):
+        return 400
     if isinstance(error, NoCaptureSource):
         return 409
     if isinstance(error, FrameUnreadable):
@@ -86,22 +111,26 @@ class _Handler(BoundedHandler):
             )
             return
         try:
+            part_id = part_id_from(url.query)
             if route == "/frames":
                 body = self._body()
                 if body is None:
                     return
                 source = parse_qs(url.query).get("source", [""])[0][:MAX_SOURCE_CHARS]
-                grab = self.target.submit_image(body, source)
+                grab = self.target.submit_image(body, source, part_id)
             else:
                 self.request_received()
-                grab = self.target.capture_now()
+                grab = self.target.capture_now(part_id)
         except EdgeInspectError as exc:
             status = status_for(exc, route)
             log.warning("trigger_refused", route=route, status=status, error=exc.message)
             headers = {"Retry-After": "1"} if status == 503 else {}
             self._json(status, {"error": exc.message, "hint": exc.hint}, headers)
             return
-        self._json(202, {"frame_id": grab.frame_id, "ts_ns": grab.ts_ns, "source": grab.source})
+        self._json(
+            202,
+            {"frame_id": grab.frame_id, "ts_ns": grab.ts_ns, "source": grab.source, "part_id": grab.part_id},
+        )
 
     def do_GET(self) -> None:
         self.request_received()

@@ -235,6 +235,7 @@ class FrameJudge:
             mask=images.encode_mask(masks[0]) if masks else None,
             error="; ".join(notes),
             source=frame.source,
+            part_id=frame.part_id,
         )
         return Judged(entry.id, frame, result)
 
@@ -275,6 +276,7 @@ class FrameJudge:
             e2e_ms=0.0,
             error=message,
             source=frame.source if frame is not None else "",
+            part_id=frame.part_id if frame is not None else "",
         )
         return Judged(entry.id, frame, result, (reason,))
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from edgeinspect.core import names
 from edgeinspect.core.errors import MessageError
 from edgeinspect.core.messages import Event, Result
 from fastapi import APIRouter, Depends, Query
+from pydantic import ValidationError
 
 from edgeinspect_ui.api.errors import NOT_FOUND, REDIS_DOWN, NotFound
 from edgeinspect_ui.api.schemas import (
     LINE_PATTERN,
     EventOut,
+    LineIoOut,
     LinesOut,
     ModelsOut,
     ResultOut,
@@ -60,6 +63,56 @@ def recent_results(
         except MessageError:
             continue  # a malformed entry is logged by the feed; the list shows the readable ones
     return out
+
+
+@router.get(
+    "/results/search",
+    response_model=list[ResultOut],
+    responses={**REDIS_DOWN, **NOT_FOUND},
+    summary="the results of one part (by the PLC's part id) among a line's newest, newest first",
+)
+def search_results(
+    state: State,
+    part_id: Annotated[str, Query(min_length=1, max_length=64, description="the part id, exactly")],
+    line: LineQuery = None,
+    scan: Annotated[
+        int, Query(ge=1, le=20_000, description="how many of the newest results to search")
+    ] = 5000,
+) -> list[ResultOut]:
+    chosen = pick_line(state, line)
+    out: list[ResultOut] = []
+    for entry in state.streams.latest(names.results_stream(chosen), scan):
+        try:
+            result = entry.parse(Result)
+        except MessageError:
+            continue
+        if result.part_id == part_id:
+            out.append(result_out(chosen, entry.id, result))
+    return out
+
+
+@router.get(
+    "/line-io", response_model=LineIoOut, responses={**REDIS_DOWN, **NOT_FOUND}, summary="a line's PLC I/O"
+)
+def line_io(state: State, line: LineQuery = None) -> LineIoOut:
+    chosen = pick_line(state, line)
+    raw = state.streams.client.get(names.line_io_status_key(chosen))
+    if not raw:
+        return LineIoOut(line=chosen, present=False)
+    try:
+        body = json.loads(raw)
+        return LineIoOut(
+            line=chosen,
+            present=True,
+            **{
+                k: body.get(k) for k in ("state", "last_trigger", "last_reject", "last_missed") if body.get(k)
+            },
+            connections=dict(body.get("connections") or {}),
+            counts=dict(body.get("counts") or {}),
+            updated_ns=int(body.get("updated_ns") or 0),
+        )
+    except (ValueError, TypeError, ValidationError):
+        return LineIoOut(line=chosen, present=False)  # written by another version: shown as absent
 
 
 @router.get("/stats", response_model=StatsOut, responses=NOT_FOUND, summary="shift counters of a line")

@@ -48,6 +48,7 @@ class ResultOut(BaseModel):
     e2e_ms: float
     error: str = ""
     source: str = ""
+    part_id: str = Field(default="", description="the PLC's part id (serial), empty when none was sent")
     predictions: list[PredictionOut]
     frame_url: str = Field(description="the frame as an image (404 once trimmed from ei:frames:{line})")
     mask_url: str | None = Field(default=None, description="the mask as a red overlay with alpha")
@@ -131,6 +132,20 @@ class StatusOut(BaseModel):
 
     redis: Literal["up", "down"]
     message: str = ""
+
+
+class LineIoOut(BaseModel):
+    """A line's PLC I/O as ``edgeinspect-line-io`` last reported it (``present`` false: none runs)."""
+
+    line: str
+    present: bool
+    state: str = ""
+    connections: dict[str, bool] = Field(default_factory=dict, description="io name -> connected")
+    counts: dict[str, int] = Field(default_factory=dict, description="triggers, rejects, missed_rejects, ...")
+    last_trigger: dict[str, Any] | None = None
+    last_reject: dict[str, Any] | None = None
+    last_missed: dict[str, Any] | None = None
+    updated_ns: int = 0
 
 
 class HealthOut(BaseModel):

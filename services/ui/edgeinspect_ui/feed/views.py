@@ -42,6 +42,7 @@ def result_out(line: str, result_id: str, result: Result) -> ResultOut:
         e2e_ms=result.e2e_ms,
         error=result.error,
         source=result.source,
+        part_id=result.part_id,
         predictions=[
             PredictionOut(
                 model=p.model,

@@ -4,6 +4,7 @@
 
 import { LatencyChart } from "./chart.js";
 import { loadBitmap, paint, paintThumb, release } from "./render.js";
+import { startLineIo, wireSearch } from "./lineio.js";
 import { banner, connection, el, fmtMs, fmtTime, renderLines, renderModels, renderStats } from "./panels.js";
 
 const $ = (id) => document.getElementById(id);
@@ -114,6 +115,7 @@ function showVerdict(result) {
   const shortId = result.frame_id.length > 12 ? `${result.frame_id.slice(0, 10)}…` : result.frame_id;
   $("frame-id").textContent = shortId;
   $("frame-id").title = result.frame_id;
+  $("part-id").textContent = result.part_id || "—";
   const rows = result.predictions.map((p) => {
     const tr = el("tr");
     tr.append(
@@ -278,6 +280,8 @@ async function start() {
   chart.draw();
   seedChart();
   connect();
+  startLineIo(() => state.line);
+  wireSearch(() => state.line);
 }
 
 start();

@@ -1,0 +1,1 @@
+"""Where triggers come from: one ``Input`` per PLC connection (see ``base``)."""

@@ -1,0 +1,1 @@
+"""Where verdicts and reject pulses go: one ``Output`` per PLC connection (see ``base``)."""
