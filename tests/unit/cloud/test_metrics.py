@@ -128,6 +128,6 @@ def test_operating_threshold_keeps_validation_f1_and_sits_mid_gap() -> None:
     threshold = m.operating_threshold(labels, scores)
     assert threshold == pytest.approx((0.997 + 0.3) / 2)
     assert m.confusion(labels, scores, threshold).f1 == pytest.approx(1.0)
-    f1, best = m.best_f1(LABELS, SCORES)
+    f1, _best = m.best_f1(LABELS, SCORES)
     assert m.confusion(LABELS, SCORES, m.operating_threshold(LABELS, SCORES)).f1 == pytest.approx(f1)
     assert m.operating_threshold([1, 1], [0.4, 0.9]) == pytest.approx(0.4)  # nothing below: the score
