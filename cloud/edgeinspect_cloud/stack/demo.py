@@ -49,7 +49,7 @@ def _cli(supervisor: Supervisor, step: str, *argv: str, echo: bool = True) -> st
             lines.append(line)
             if log is not None:
                 log.write(line)
-            if echo and (log is None or not line.lstrip().startswith(("{", "[", "]", "}"))):
+            if echo and (log is None or not _is_json(line)):
                 supervisor.say(step, line, 96)
     finally:
         if log is not None:
@@ -58,6 +58,18 @@ def _cli(supervisor: Supervisor, step: str, *argv: str, echo: bool = True) -> st
         tail = "".join(lines[-15:])
         raise DemoError(f"step {step!r} failed (exit {proc.returncode}); its last lines:\n{tail}")
     return "".join(lines)
+
+
+def _is_json(line: str) -> bool:
+    """A JSON log line or summary (for the log file), as opposed to a step line (for people)."""
+    text = line.strip()
+    if not text.startswith(("{", "[")):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _last_json(output: str) -> dict[str, object]:
