@@ -389,7 +389,7 @@ def _rss_figures(service: Service) -> dict[str, Any]:
 
 def format_table(f: dict[str, Any]) -> str:
     rows = [
-        ("duration / camera fps / stream budget", f"{f['duration_s']:.0f} s / {f['fps']:g} / {f['budget_mb']} MiB"),
+        ("duration / fps / stream budget", f"{f['duration_s']:.0f} s / {f['fps']:g} / {f['budget_mb']} MiB"),
         ("frames sent / judged / results", f"{f['frames_sent']} / {f['frames_judged']} / {f['results']}"),
         ("frames lost / duplicated results", f"{f['frames_lost']} / {f['duplicated_results']}"),
         ("frames dropped on purpose (counted)", str(f["frames_dropped_counted"])),
