@@ -65,6 +65,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=320, help="frame and classifier width")
     parser.add_argument("--seed", type=int, default=0, help="seed of the chaos loop")
     parser.add_argument(
+        "--budget-mb", type=int, default=0,
+        help="EI_{FRAMES,RESULTS,CAPTURE}_MAX_BYTES for every service, in MiB (0: the services' defaults); "
+        "a small budget shows Redis levelling off within a short run",
+    )  # fmt: skip
+    parser.add_argument(
         "--drain-timeout", type=float, default=240.0, help="longest wait for the line to drain"
     )
     return parser.parse_args(argv)
@@ -163,6 +168,9 @@ class Soak:
         conf = self.root / "mosquitto.conf"
         conf.write_text(f"listener {self.mqtt_port} {LOOPBACK}\nallow_anonymous true\npersistence false\n")
         common = {"redis_url": self.redis_url, "line": LINE, "http_port": "0", "log_level": "INFO"}
+        if self.args.budget_mb:
+            budget = str(self.args.budget_mb << 20)
+            common.update(frames_max_bytes=budget, results_max_bytes=budget, capture_max_bytes=budget)
         specs: dict[str, tuple[list[str], dict[str, str]]] = {
             "redis": ([redis_bin, "--port", str(self.redis_port), "--bind", LOOPBACK, "--save", "",
                        "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.root)], {}),
@@ -327,6 +335,7 @@ class Soak:
             "bench": "soak",
             "duration_s": self.args.duration,
             "fps": self.args.fps,
+            "budget_mb": self.args.budget_mb or "default",
             "frames_sent": len(self.frames),
             "results": sum(self.results.values()),
             "frames_judged": len(judged),
@@ -380,7 +389,7 @@ def _rss_figures(service: Service) -> dict[str, Any]:
 
 def format_table(f: dict[str, Any]) -> str:
     rows = [
-        ("duration / camera fps", f"{f['duration_s']:.0f} s / {f['fps']:g}"),
+        ("duration / fps / stream budget", f"{f['duration_s']:.0f} s / {f['fps']:g} / {f['budget_mb']} MiB"),
         ("frames sent / judged / results", f"{f['frames_sent']} / {f['frames_judged']} / {f['results']}"),
         ("frames lost / duplicated results", f"{f['frames_lost']} / {f['duplicated_results']}"),
         ("frames dropped on purpose (counted)", str(f["frames_dropped_counted"])),

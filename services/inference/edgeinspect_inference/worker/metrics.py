@@ -18,7 +18,7 @@ class WorkerMetrics:
         )
         self.errors = Counter(
             "ei_worker_errors_total",
-            "problems met while judging frames, by reason (decode, message, agent, no_model, ...)",
+            "problems met while judging frames, by reason (decode, message, agent, ...)",
             ["line", "reason"],
             registry=r,
         )
