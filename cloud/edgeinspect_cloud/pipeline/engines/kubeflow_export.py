@@ -1,6 +1,6 @@
 """Compile the pipeline graph to Kubeflow Pipelines IR YAML (kfp v2), in the export tool environment.
 
-Run by ``edgeinspect pipeline export --engine kubeflow`` as ``.venv-pipelines/bin/python kubeflow.py
+Run by ``edgeinspect pipeline export --engine kubeflow`` as ``.venv-pipelines/bin/python kubeflow_export.py
 OUT`` with the graph JSON (``edgeinspect_cloud.pipeline.graph.graph_spec``) on standard input; it
 imports only the standard library and kfp, never edgeinspect (whose environment kfp cannot share).
 
@@ -28,11 +28,11 @@ TYPES = {"str": "String", "int": "Integer", "float": "Float"}
 PY_TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
 
 
-def component_yaml(step: dict[str, Any], image: str) -> str:
+def component_yaml(step: dict[str, Any], image: str, parameters: dict[str, Any]) -> str:
     """A container component for one node, in the component YAML kfp loads (inputs, outputs, args)."""
     inputs = sorted({arg["param"] for arg in step["args"] if isinstance(arg, dict) and "param" in arg})
     outputs = sorted({arg["output"] for arg in step["args"] if isinstance(arg, dict) and "output" in arg})
-    spec_types = {name: "String" for name in inputs}  # every argument reaches the CLI as text
+    spec_types = {name: TYPES[parameters[name]["type"]] for name in inputs}
     args = [
         {"inputValue": arg["param"]} if "param" in (arg if isinstance(arg, dict) else {}) else
         {"outputPath": arg["output"]} if isinstance(arg, dict) else arg
@@ -54,9 +54,9 @@ def build_pipeline(spec: dict[str, Any], *, local: bool = False, cli: list[str] 
     parameters = spec["parameters"]
     names = list(parameters)
     factories = {
-        step["name"]: _local_component(step, cli or ["edgeinspect"])
+        step["name"]: _local_component(step, cli or ["edgeinspect"], parameters)
         if local
-        else _container(step, spec["image"])
+        else _container(step, spec["image"], parameters)
         for step in spec["steps"]
     }
 
@@ -105,7 +105,7 @@ def _task(
     from kfp import kubernetes
 
     inputs = sorted({arg["param"] for arg in step["args"] if isinstance(arg, dict) and "param" in arg})
-    task = factory(**{name: _text(bound[name]) for name in inputs})
+    task = factory(**{name: bound[name] for name in inputs})
     task.set_display_name(step["name"])
     task.set_caching_options(False)  # steps read and write the run in object storage: never skip one
     for name in step["after"]:
@@ -121,23 +121,18 @@ def _task(
     return task
 
 
-def _text(value: Any) -> Any:
-    """Pipeline parameters of any type reach a String input; constants become text too."""
-    return value if hasattr(value, "pattern") or hasattr(value, "channel_type") else str(value)
-
-
 def _key_dir(step: dict[str, Any]) -> str:
     key = next(arg for arg in step["args"] if isinstance(arg, str) and arg.endswith(".key"))
     return key.rsplit("/", 1)[0]
 
 
-def _container(step: dict[str, Any], image: str) -> Callable[..., Any]:
+def _container(step: dict[str, Any], image: str, parameters: dict[str, Any]) -> Callable[..., Any]:
     from kfp import components
 
-    return components.load_component_from_text(component_yaml(step, image))  # type: ignore[no-any-return]
+    return components.load_component_from_text(component_yaml(step, image, parameters))  # type: ignore[no-any-return]
 
 
-def _local_component(step: dict[str, Any], cli: list[str]) -> Callable[..., Any]:
+def _local_component(step: dict[str, Any], cli: list[str], parameters: dict[str, Any]) -> Callable[..., Any]:
     """A Python component that runs the node's command line in a subprocess (kfp.local, no containers).
 
     Its source is generated so that kfp sees a plain function with the node's inputs and outputs; the
@@ -148,12 +143,13 @@ def _local_component(step: dict[str, Any], cli: list[str]) -> Callable[..., Any]
     inputs = sorted({arg["param"] for arg in step["args"] if isinstance(arg, dict) and "param" in arg})
     outputs = sorted({arg["output"] for arg in step["args"] if isinstance(arg, dict) and "output" in arg})
     signature = ", ".join(
-        [f"{name}: str" for name in inputs] + [f"{name}: dsl.OutputPath(str)" for name in outputs]
+        [f"{name}: {parameters[name]['type']}" for name in inputs]
+        + [f"{name}: dsl.OutputPath(str)" for name in outputs]
     )
     parts = []
     for arg in step["args"]:
         if isinstance(arg, dict):
-            parts.append(arg.get("param") or arg["output"])
+            parts.append(f"str({arg.get('param') or arg['output']})")
         else:
             parts.append(repr(arg))
     source = (
@@ -169,7 +165,7 @@ def _local_component(step: dict[str, Any], cli: list[str]) -> Callable[..., Any]
 
 
 def main(argv: list[str]) -> int:
-    """``kubeflow.py OUT`` compiles; ``kubeflow.py --run CLI...`` runs it with kfp.local (subprocesses)."""
+    """``OUT`` compiles to OUT; ``--run CLI... -- name=value ...`` runs the graph with kfp.local."""
     spec = json.load(sys.stdin)
     if argv[0] == "--run":
         return run_local(spec, argv[1:])
