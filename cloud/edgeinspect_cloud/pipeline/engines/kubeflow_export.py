@@ -47,14 +47,16 @@ def component_yaml(step: dict[str, Any], image: str, parameters: dict[str, Any])
     return json.dumps(component)  # JSON is YAML
 
 
-def build_pipeline(spec: dict[str, Any], *, local: bool = False, cli: list[str] | None = None) -> Any:
+def build_pipeline(
+    spec: dict[str, Any], *, local: bool = False, cli: list[str] | None = None, key: str | None = None
+) -> Any:
     """The kfp pipeline function of the graph (container components, or subprocess ones when ``local``)."""
     from kfp import dsl
 
     parameters = spec["parameters"]
     names = list(parameters)
     factories = {
-        step["name"]: _local_component(step, cli or ["edgeinspect"], parameters)
+        step["name"]: _local_component(_with_key(step, spec, key), cli or ["edgeinspect"], parameters)
         if local
         else _container(step, spec["image"], parameters)
         for step in spec["steps"]
@@ -132,6 +134,13 @@ def _container(step: dict[str, Any], image: str, parameters: dict[str, Any]) -> 
     return components.load_component_from_text(component_yaml(step, image, parameters))  # type: ignore[no-any-return]
 
 
+def _with_key(step: dict[str, Any], spec: dict[str, Any], key: str | None) -> dict[str, Any]:
+    """The node with the mounted key's path replaced by a local file (kfp.local mounts no secrets)."""
+    mounted = f"{spec['key_dir']}/{spec['key_file']}"
+    args = [key if key and arg == mounted else arg for arg in step["args"]]
+    return {**step, "args": args}
+
+
 def _local_component(step: dict[str, Any], cli: list[str], parameters: dict[str, Any]) -> Callable[..., Any]:
     """A Python component that runs the node's command line in a subprocess (kfp.local, no containers).
 
@@ -182,12 +191,14 @@ def run_local(spec: dict[str, Any], cli: list[str]) -> int:
     split = cli.index("--")
     command, pairs = cli[:split], cli[split + 1 :]
     arguments = dict(pair.split("=", 1) for pair in pairs)
+    root = arguments.pop("pipeline_root", "/tmp/kfp-local")
+    key = arguments.pop("key", None)
     typed = {name: PY_TYPES[spec["parameters"][name]["type"]](value) for name, value in arguments.items()}
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=typed.pop("pipeline_root", "/tmp/kfp-local"),
+        pipeline_root=root,
     )  # type: ignore[arg-type]
-    pipeline = build_pipeline(spec, local=True, cli=command)
+    pipeline = build_pipeline(spec, local=True, cli=command, key=key)
     pipeline(**typed)
     return 0
 
