@@ -106,8 +106,8 @@ def main() -> int:
     dataset = work / "dataset"
     write_dataset(dataset, count=args.count, defect_ratio=0.4, seed=7, height=256, width=96)
     key, public = write_keypair(work / "keys")
-    local_s = run_local(dataset, work, key, args.epochs)
     kfp_s = run_kfp(dataset, work, key, args.epochs)
+    local_s = run_local(dataset, work, key, args.epochs)
     local, kfp = registered(work / "reg-local", public, work), registered(work / "reg-kfp", public, work)
     print(f"{'run':<10} {'wall s':>8}  {'group':<11} {'version':>7}  {'verified':<8}  figures")
     for name, seconds, result in (("local", local_s, local), ("kfp.local", kfp_s, kfp)):

@@ -15,10 +15,13 @@ subprocess, for ``kfp.local``'s SubprocessRunner (which runs no containers); ``-
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 S3_SECRET = "edgeinspect-s3"
@@ -75,7 +78,9 @@ def build_pipeline(
                 gate_task = tasks[step["name"]]
         if gate_task is None:
             raise SystemExit("the graph has no gate step")
-        with dsl.If(gate_task.outputs["passed"] == "true", name="quality-gate-passed"):
+        # kfp.local resolves a condition on a task output only for a return value ("Output")
+        passed = gate_task.outputs["Output" if local else "passed"]
+        with dsl.If(passed == "true", name="quality-gate-passed"):
             for step in gated:
                 tasks[step["name"]] = _task(factories[step["name"]], step, bound, tasks, local)
 
@@ -151,9 +156,10 @@ def _local_component(step: dict[str, Any], cli: list[str], parameters: dict[str,
 
     inputs = sorted({arg["param"] for arg in step["args"] if isinstance(arg, dict) and "param" in arg})
     outputs = sorted({arg["output"] for arg in step["args"] if isinstance(arg, dict) and "output" in arg})
+    files = [name for name in outputs if name != "passed"]  # the verdict is the return value locally
     signature = ", ".join(
         [f"{name}: {parameters[name]['type']}" for name in inputs]
-        + [f"{name}: dsl.OutputPath(str)" for name in outputs]
+        + [f"{name}: dsl.OutputPath(str)" for name in files]
     )
     parts = []
     for arg in step["args"]:
@@ -161,16 +167,23 @@ def _local_component(step: dict[str, Any], cli: list[str], parameters: dict[str,
             parts.append(f"str({arg.get('param') or arg['output']})")
         else:
             parts.append(repr(arg))
+    verdict = "passed" in outputs
     source = (
-        f"def {step['name'].replace('-', '_')}({signature}):\n"
-        "    import subprocess\n"
-        f"    subprocess.run({cli!r} + [{', '.join(parts)}], check=True)\n"
+        f"def {step['name'].replace('-', '_')}({signature}){' -> str' if verdict else ''}:\n"
+        "    import os, subprocess, tempfile\n"
+        + ("    passed = os.path.join(tempfile.mkdtemp(), 'passed')\n" if verdict else "")
+        + f"    subprocess.run({cli!r} + [{', '.join(parts)}], check=True)\n"
+        + ("    return open(passed).read().strip()\n" if verdict else "")
     )
-    namespace: dict[str, Any] = {"dsl": dsl}
-    exec(compile(source, f"<component {step['name']}>", "exec"), namespace)
-    function = namespace[step["name"].replace("-", "_")]
-    function.__module__ = "__main__"
-    return dsl.component(function)  # type: ignore[no-any-return]
+    name = step["name"].replace("-", "_")
+    folder = Path(tempfile.mkdtemp(prefix="ei-kfp-components-"))
+    path = folder / f"{name}.py"  # kfp reads a component's source back: it must live in a file
+    path.write_text("from kfp import dsl\n\n\n" + source)
+    loader = importlib.util.spec_from_file_location(name, path)
+    assert loader is not None and loader.loader is not None
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    return dsl.component(getattr(module, name))  # type: ignore[no-any-return]
 
 
 def main(argv: list[str]) -> int:
