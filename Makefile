@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= edge,cloud,dev
 
-.PHONY: demo demo-models test setup protos lint typecheck pytest clean bench
+.PHONY: demo demo-models test setup protos lint typecheck pytest clean bench pipelines-venv
 
 demo: setup
 	$(VENV)/bin/edgeinspect demo
@@ -18,6 +18,12 @@ demo-models: setup
 
 setup:
 	@scripts/bootstrap.sh "$(VENV)" "$(EXTRAS)"
+
+# The Kubeflow/SageMaker SDKs pin protobuf < 7, so `edgeinspect pipeline export` uses its own environment
+# (made on first use too); docs/pipelines.md.
+pipelines-venv:
+	python3 -m venv .venv-pipelines
+	.venv-pipelines/bin/pip install -q -r cloud/edgeinspect_cloud/pipeline/engines/requirements.txt
 
 protos:
 	$(PY) -m edgeinspect.core.protobuild

@@ -80,14 +80,14 @@ def export(
     python = ensure_venv(venv_dir or tool_venv())
     out.parent.mkdir(parents=True, exist_ok=True)
     spec = json.dumps(graph_spec(image, quick=quick, epochs=epochs))
-    argv = [str(python), str(ENGINES_DIR / f"{engine}.py"), str(out.resolve())]
+    argv = [str(python), str(ENGINES_DIR / f"{engine}_export.py"), str(out.resolve())]
     if engine == "sagemaker":
         argv.append(role_arn)
     done = subprocess.run(argv, input=spec, text=True, capture_output=True, check=False, env=_offline_env())
     if done.returncode != 0 or not out.is_file():
         raise PipelineError(
             f"the {engine} SDK could not compile the pipeline: {done.stderr.strip()[-2000:]}",
-            hint=f"check {ENGINES_DIR / (engine + '.py')} against the SDK in {python.parent.parent}",
+            hint=f"check {ENGINES_DIR / (engine + '_export.py')} against the SDK in {python.parent.parent}",
         )
     return out
 
@@ -95,8 +95,9 @@ def export(
 def _offline_env() -> dict[str, str]:
     """Building a definition needs no cloud: any AWS call the SDK might try goes nowhere, fast.
 
-    The region and dummy credentials let boto3 build clients; the endpoint points at a closed
-    loopback port so nothing ever leaves the machine.
+    The region and dummy credentials let boto3 build clients; the AWS endpoint and the HTTP(S) proxy
+    point at a closed loopback port, so a call an SDK makes anyway (telemetry) fails at once and
+    nothing leaves the machine.
     """
     env = dict(os.environ)
     env.update(
@@ -104,6 +105,10 @@ def _offline_env() -> dict[str, str]:
         AWS_ACCESS_KEY_ID="export-only",
         AWS_SECRET_ACCESS_KEY="export-only",
         AWS_ENDPOINT_URL="http://127.0.0.1:9",
+        HTTP_PROXY="http://127.0.0.1:9",
+        HTTPS_PROXY="http://127.0.0.1:9",
+        NO_PROXY="",
+        SAGEMAKER_SUPPRESS_V2_WARNING="1",
         SAGEMAKER_DISABLE_CONFIG_LOADING="1",
         KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT="true",
     )

@@ -1,6 +1,6 @@
 """Compile the pipeline graph to Kubeflow Pipelines IR YAML (kfp v2), in the export tool environment.
 
-Run by ``edgeinspect pipeline export --engine kubeflow`` as ``.venv-pipelines/bin/python kubeflow.py
+Run by ``edgeinspect pipeline export --engine kubeflow`` as ``.venv-pipelines/bin/python kubeflow_export.py
 OUT`` with the graph JSON (``edgeinspect_cloud.pipeline.graph.graph_spec``) on standard input; it
 imports only the standard library and kfp, never edgeinspect (whose environment kfp cannot share).
 
@@ -15,10 +15,13 @@ subprocess, for ``kfp.local``'s SubprocessRunner (which runs no containers); ``-
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 S3_SECRET = "edgeinspect-s3"
@@ -28,11 +31,11 @@ TYPES = {"str": "String", "int": "Integer", "float": "Float"}
 PY_TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
 
 
-def component_yaml(step: dict[str, Any], image: str) -> str:
+def component_yaml(step: dict[str, Any], image: str, parameters: dict[str, Any]) -> str:
     """A container component for one node, in the component YAML kfp loads (inputs, outputs, args)."""
     inputs = sorted({arg["param"] for arg in step["args"] if isinstance(arg, dict) and "param" in arg})
     outputs = sorted({arg["output"] for arg in step["args"] if isinstance(arg, dict) and "output" in arg})
-    spec_types = {name: "String" for name in inputs}  # every argument reaches the CLI as text
+    spec_types = {name: TYPES[parameters[name]["type"]] for name in inputs}
     args = [
         {"inputValue": arg["param"]} if "param" in (arg if isinstance(arg, dict) else {}) else
         {"outputPath": arg["output"]} if isinstance(arg, dict) else arg
@@ -47,16 +50,18 @@ def component_yaml(step: dict[str, Any], image: str) -> str:
     return json.dumps(component)  # JSON is YAML
 
 
-def build_pipeline(spec: dict[str, Any], *, local: bool = False, cli: list[str] | None = None) -> Any:
+def build_pipeline(
+    spec: dict[str, Any], *, local: bool = False, cli: list[str] | None = None, key: str | None = None
+) -> Any:
     """The kfp pipeline function of the graph (container components, or subprocess ones when ``local``)."""
     from kfp import dsl
 
     parameters = spec["parameters"]
     names = list(parameters)
     factories = {
-        step["name"]: _local_component(step, cli or ["edgeinspect"])
+        step["name"]: _local_component(_with_key(step, spec, key), cli or ["edgeinspect"], parameters)
         if local
-        else _container(step, spec["image"])
+        else _container(step, spec["image"], parameters)
         for step in spec["steps"]
     }
 
@@ -73,7 +78,9 @@ def build_pipeline(spec: dict[str, Any], *, local: bool = False, cli: list[str] 
                 gate_task = tasks[step["name"]]
         if gate_task is None:
             raise SystemExit("the graph has no gate step")
-        with dsl.If(gate_task.outputs["passed"] == "true", name="quality-gate-passed"):
+        # kfp.local resolves a condition on a task output only for a return value ("Output")
+        passed = gate_task.outputs["Output" if local else "passed"]
+        with dsl.If(passed == "true", name="quality-gate-passed"):
             for step in gated:
                 tasks[step["name"]] = _task(factories[step["name"]], step, bound, tasks, local)
 
@@ -105,7 +112,7 @@ def _task(
     from kfp import kubernetes
 
     inputs = sorted({arg["param"] for arg in step["args"] if isinstance(arg, dict) and "param" in arg})
-    task = factory(**{name: _text(bound[name]) for name in inputs})
+    task = factory(**{name: bound[name] for name in inputs})
     task.set_display_name(step["name"])
     task.set_caching_options(False)  # steps read and write the run in object storage: never skip one
     for name in step["after"]:
@@ -121,23 +128,25 @@ def _task(
     return task
 
 
-def _text(value: Any) -> Any:
-    """Pipeline parameters of any type reach a String input; constants become text too."""
-    return value if hasattr(value, "pattern") or hasattr(value, "channel_type") else str(value)
-
-
 def _key_dir(step: dict[str, Any]) -> str:
     key = next(arg for arg in step["args"] if isinstance(arg, str) and arg.endswith(".key"))
     return key.rsplit("/", 1)[0]
 
 
-def _container(step: dict[str, Any], image: str) -> Callable[..., Any]:
+def _container(step: dict[str, Any], image: str, parameters: dict[str, Any]) -> Callable[..., Any]:
     from kfp import components
 
-    return components.load_component_from_text(component_yaml(step, image))  # type: ignore[no-any-return]
+    return components.load_component_from_text(component_yaml(step, image, parameters))  # type: ignore[no-any-return]
 
 
-def _local_component(step: dict[str, Any], cli: list[str]) -> Callable[..., Any]:
+def _with_key(step: dict[str, Any], spec: dict[str, Any], key: str | None) -> dict[str, Any]:
+    """The node with the mounted key's path replaced by a local file (kfp.local mounts no secrets)."""
+    mounted = f"{spec['key_dir']}/{spec['key_file']}"
+    args = [key if key and arg == mounted else arg for arg in step["args"]]
+    return {**step, "args": args}
+
+
+def _local_component(step: dict[str, Any], cli: list[str], parameters: dict[str, Any]) -> Callable[..., Any]:
     """A Python component that runs the node's command line in a subprocess (kfp.local, no containers).
 
     Its source is generated so that kfp sees a plain function with the node's inputs and outputs; the
@@ -147,29 +156,38 @@ def _local_component(step: dict[str, Any], cli: list[str]) -> Callable[..., Any]
 
     inputs = sorted({arg["param"] for arg in step["args"] if isinstance(arg, dict) and "param" in arg})
     outputs = sorted({arg["output"] for arg in step["args"] if isinstance(arg, dict) and "output" in arg})
+    files = [name for name in outputs if name != "passed"]  # the verdict is the return value locally
     signature = ", ".join(
-        [f"{name}: str" for name in inputs] + [f"{name}: dsl.OutputPath(str)" for name in outputs]
+        [f"{name}: {parameters[name]['type']}" for name in inputs]
+        + [f"{name}: dsl.OutputPath(str)" for name in files]
     )
     parts = []
     for arg in step["args"]:
         if isinstance(arg, dict):
-            parts.append(arg.get("param") or arg["output"])
+            parts.append(f"str({arg.get('param') or arg['output']})")
         else:
             parts.append(repr(arg))
+    verdict = "passed" in outputs
     source = (
-        f"def {step['name'].replace('-', '_')}({signature}):\n"
-        "    import subprocess\n"
-        f"    subprocess.run({cli!r} + [{', '.join(parts)}], check=True)\n"
+        f"def {step['name'].replace('-', '_')}({signature}){' -> str' if verdict else ''}:\n"
+        "    import os, subprocess, tempfile\n"
+        + ("    passed = os.path.join(tempfile.mkdtemp(), 'passed')\n" if verdict else "")
+        + f"    subprocess.run({cli!r} + [{', '.join(parts)}], check=True)\n"
+        + ("    return open(passed).read().strip()\n" if verdict else "")
     )
-    namespace: dict[str, Any] = {"dsl": dsl}
-    exec(compile(source, f"<component {step['name']}>", "exec"), namespace)
-    function = namespace[step["name"].replace("-", "_")]
-    function.__module__ = "__main__"
-    return dsl.component(function)  # type: ignore[no-any-return]
+    name = step["name"].replace("-", "_")
+    folder = Path(tempfile.mkdtemp(prefix="ei-kfp-components-"))
+    path = folder / f"{name}.py"  # kfp reads a component's source back: it must live in a file
+    path.write_text("from kfp import dsl\n\n\n" + source)
+    loader = importlib.util.spec_from_file_location(name, path)
+    assert loader is not None and loader.loader is not None
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    return dsl.component(getattr(module, name))  # type: ignore[no-any-return]
 
 
 def main(argv: list[str]) -> int:
-    """``kubeflow.py OUT`` compiles; ``kubeflow.py --run CLI...`` runs it with kfp.local (subprocesses)."""
+    """``OUT`` compiles to OUT; ``--run CLI... -- name=value ...`` runs the graph with kfp.local."""
     spec = json.load(sys.stdin)
     if argv[0] == "--run":
         return run_local(spec, argv[1:])
@@ -186,12 +204,14 @@ def run_local(spec: dict[str, Any], cli: list[str]) -> int:
     split = cli.index("--")
     command, pairs = cli[:split], cli[split + 1 :]
     arguments = dict(pair.split("=", 1) for pair in pairs)
+    root = arguments.pop("pipeline_root", "/tmp/kfp-local")
+    key = arguments.pop("key", None)
     typed = {name: PY_TYPES[spec["parameters"][name]["type"]](value) for name, value in arguments.items()}
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=typed.pop("pipeline_root", "/tmp/kfp-local"),
+        pipeline_root=root,
     )  # type: ignore[arg-type]
-    pipeline = build_pipeline(spec, local=True, cli=command)
+    pipeline = build_pipeline(spec, local=True, cli=command, key=key)
     pipeline(**typed)
     return 0
 

@@ -1,6 +1,6 @@
 """Build the pipeline graph as a SageMaker Pipelines definition (sagemaker SDK 2.x), in the tool environment.
 
-Run by ``edgeinspect pipeline export --engine sagemaker`` as ``.venv-pipelines/bin/python sagemaker.py
+Run by ``edgeinspect pipeline export --engine sagemaker`` as ``.venv-pipelines/bin/python sagemaker_export.py
 OUT ROLE_ARN`` with the graph JSON on standard input; it imports only the standard library and the
 sagemaker SDK, and makes no AWS call (the definition is built, not upserted).
 
@@ -22,7 +22,7 @@ from typing import Any
 GROUPS = {"classification": "defect-cls", "segmentation": "defect-seg"}
 REPORT_DIR = "/opt/ml/processing/gate"
 CPU_INSTANCE = "ml.m5.xlarge"
-GPU_INSTANCE = "ml.g5.xlarge"
+NO_TELEMETRY = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 
 
 def build_pipeline(spec: dict[str, Any], role: str) -> Any:
@@ -37,7 +37,9 @@ def build_pipeline(spec: dict[str, Any], role: str) -> Any:
     from sagemaker.workflow.properties import PropertyFile
 
     session = PipelineSession(
-        boto_session=boto3.Session(region_name="us-east-1"), default_bucket="edgeinspect"
+        boto_session=boto3.Session(region_name="us-east-1"),
+        default_bucket="edgeinspect",
+        sagemaker_config=NO_TELEMETRY,  # building a definition must not phone home
     )
     params = _parameters(spec)
     report = PropertyFile(name="GateReport", output_name="gate", path="gate.json")
@@ -113,6 +115,7 @@ def _step(
 ) -> Any:
     from sagemaker.estimator import Estimator
     from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
+    from sagemaker.workflow.functions import Join
     from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
     outputs = {"passed": f"{REPORT_DIR}/passed", "report": f"{REPORT_DIR}/gate.json"}
@@ -145,7 +148,9 @@ def _step(
                 source=params["signing_key_url"], destination=spec["key_dir"], input_name="signing-key"
             )
         )
-    outs = [ProcessingOutput(output_name="gate", source=REPORT_DIR)] if node["step"] == "gate" else []
+    destination = Join(on="/", values=[params["run_url"], "gate-report"])  # explicit: no default bucket
+    outs = [ProcessingOutput(output_name="gate", source=REPORT_DIR, destination=destination)]
+    outs = outs if node["step"] == "gate" else []
     step_args = processor.run(inputs=inputs, outputs=outs, arguments=args)
     return ProcessingStep(
         name=node["name"], step_args=step_args, property_files=[report] if node["step"] == "gate" else None
@@ -203,7 +208,7 @@ def _camel(name: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``sagemaker.py OUT ROLE_ARN``: write the pipeline definition JSON to OUT."""
+    """``sagemaker_export.py OUT ROLE_ARN``: write the pipeline definition JSON to OUT."""
     spec = json.load(sys.stdin)
     pipeline = build_pipeline(spec, argv[1])
     definition = json.loads(pipeline.definition())
