@@ -43,7 +43,7 @@ def test_serve_answers_health_runs_a_job_and_stops_on_sigterm(
         ready = _get(port, "/readyz")
         assert ready is not None and ready.json() == {
             "ready": True,
-            "checks": {"database": True, "mqtt": True},
+            "checks": {"database": True, "mqtt": True, "mqtt_dispatcher": True},
         }
         with (
             FleetStore.open(db_url) as store,

@@ -75,7 +75,10 @@ def test_health_readiness_and_metrics_are_served_and_sigterm_exits_cleanly(kit: 
     assert kit.deploy("job-m", kit.publish(kit.package("cls", "1"))).status == "SUCCEEDED"
     assert httpx.get(f"{manager.http_url}/healthz").status_code == 200
     ready = httpx.get(f"{manager.http_url}/readyz").json()
-    assert ready == {"ready": True, "checks": {"state_restored": True, "agent": True}}
+    assert ready == {
+        "ready": True,
+        "checks": {"state_restored": True, "agent": True, "mqtt_dispatcher": True},
+    }
     metrics = httpx.get(f"{manager.http_url}/metrics").text
     assert 'edgeinspect_model_manager_jobs_total{operation="deploy_model",status="SUCCEEDED"} 1.0' in metrics
     assert "edgeinspect_model_manager_mqtt_connected 1.0" in metrics

@@ -161,7 +161,9 @@ def _check_input(spec: InputSpec, array: np.ndarray) -> None:
 def _complete_manifest(manifest: Manifest, files: dict[str, str], golden: Golden) -> Manifest:
     """Return a re-validated copy with computed ``files`` and ``golden`` (``model_copy`` skips validation)."""
     data = manifest.model_dump(mode="json") | {"files": files, "golden": golden.model_dump(mode="json")}
-    return Manifest.from_json_bytes(json.dumps(data).encode("utf-8"), source="the built manifest")
+    encoded = json.dumps(data).encode("utf-8")
+    # its own output: no size cap here (a device still refuses a manifest over MAX_MANIFEST_BYTES)
+    return Manifest.from_json_bytes(encoded, source="the built manifest", max_bytes=len(encoded))
 
 
 def _write_archive(out_dir: Path, manifest: Manifest, entries: list[_Entry]) -> Path:

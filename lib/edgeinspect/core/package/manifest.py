@@ -240,9 +240,15 @@ class Manifest(_Strict):
         return (text + "\n").encode("utf-8")
 
     @classmethod
-    def from_json_bytes(cls, data: bytes, *, source: str = MANIFEST_FILE) -> Manifest:
-        """Parse manifest bytes, raising ``PackageError`` that names the bad field or schema version."""
-        raw = _decode_json(data, source)
+    def from_json_bytes(
+        cls, data: bytes, *, source: str = MANIFEST_FILE, max_bytes: int = MAX_MANIFEST_BYTES
+    ) -> Manifest:
+        """Parse manifest bytes, raising ``PackageError`` that names the bad field or schema version.
+
+        ``max_bytes`` caps what is parsed (a device reads untrusted bytes); only the builder, which
+        parses its own output, lifts it.
+        """
+        raw = _decode_json(data, source, max_bytes)
         version = raw.get("schema_version")
         if version != SCHEMA_VERSION:
             raise PackageError(
@@ -259,10 +265,10 @@ class Manifest(_Strict):
             raise PackageError(f"{source} is invalid: {problems}", hint="rebuild the package") from exc
 
 
-def _decode_json(data: bytes, source: str) -> dict[str, Any]:
+def _decode_json(data: bytes, source: str, max_bytes: int) -> dict[str, Any]:
     """Decode JSON bytes into an object, turning every failure into a ``PackageError``."""
     try:
-        raw = safejson.loads(data, what=source, max_bytes=MAX_MANIFEST_BYTES)
+        raw = safejson.loads(data, what=source, max_bytes=max_bytes)
     except safejson.JsonInputError as exc:
         raise PackageError(
             f"{source} is not valid UTF-8 JSON: {exc.message}", hint="rebuild the package"
