@@ -6,8 +6,10 @@ EXTRAS ?= edge,cloud,dev
 
 .PHONY: demo test setup protos lint typecheck pytest clean bench
 
+# DEMO_ARGS: extra `edgeinspect demo` flags, e.g. DEMO_ARGS="--ui-port 8181"
+DEMO_ARGS ?=
 demo: setup
-	$(VENV)/bin/edgeinspect demo
+	$(VENV)/bin/edgeinspect demo $(DEMO_ARGS)
 
 test: setup lint typecheck pytest
 
