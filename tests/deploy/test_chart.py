@@ -341,6 +341,16 @@ def test_secrets_are_created_or_taken_from_existing_ones() -> None:
     assert volumes["mqtt-tls"]["secret"]["secretName"] == values["mqtt"]["tls"]["existingSecret"]
 
 
+def test_ui_asks_for_a_token_by_default_and_generates_one() -> None:
+    docs = render("minimal-values.yaml")
+    ui = _containers(named(docs, "Deployment", f"{RELEASE}-edgeinspect-ui"))["ui"]
+    assert env_of(ui)["EI_UI_AUTH"] == "bearer"
+    token = named(docs, "Secret", f"{RELEASE}-edgeinspect-ui-auth")["stringData"]["token"]
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", token)
+    given = render_values({**(load_values("minimal-values.yaml") or {}), "ui": {"auth": {"token": "t0ken"}}})
+    assert named(given, "Secret", f"{RELEASE}-edgeinspect-ui-auth")["stringData"]["token"] == "t0ken"
+
+
 def test_aws_iot_core_uses_aws_topics_and_each_node_s_certificate() -> None:
     docs = render("multi-line-jetson-values.yaml")
     (manager,) = [d for d in workloads(docs) if component(d) == "model-manager"]
