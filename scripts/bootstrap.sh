@@ -21,9 +21,10 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing ${need[*]} with apt"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null \
+    compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null || apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null \
       || { apt-get update -q >/dev/null \
-        && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null; }
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null; }
   else
     say "missing system packages: ${need[*]} (the tests that need them will skip)"
     say "install them with: sudo apt-get install -y ${need[*]}"
@@ -53,6 +54,10 @@ install_cpu_torch() {
       exit 1
     }
   fi
+}
+
+# after the project install (torch's own dependencies are there by then)
+check_cpu_torch() {
   if [ "$("$venv/bin/python" -c 'import torch; print(torch.version.cuda)')" != None ]; then
     say "warning: the installed torch is a CUDA build; this project needs only the CPU build"
   fi
@@ -69,6 +74,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip setuptools wheel
   case ",$extras," in *,cloud,*) install_cpu_torch ;; esac
   "$venv/bin/python" -m pip install -q -e ".[$extras]"
+  case ",$extras," in *,cloud,*) check_cpu_torch ;; esac
   touch "$stamp"
 fi
 
