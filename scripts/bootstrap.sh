@@ -41,7 +41,8 @@ torch_index=${EI_TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}
 install_cpu_torch() {
   local req
   req=$(grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
-  if "$venv/bin/python" -m pip show torch 2>/dev/null | grep -qx "Version: ${req#torch==}\(+cpu\)\?"; then
+  # (the output is read whole: grep -q closing the pipe early would fail the pipeline under pipefail)
+  if grep -qx "Version: ${req#torch==}\(+cpu\)\?" <<<"$("$venv/bin/python" -m pip show torch 2>/dev/null)"; then
     return
   fi
   if "$venv/bin/python" -m pip install -q --no-deps --no-index "$req" 2>/dev/null; then
