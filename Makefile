@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= edge,cloud,dev
 
-.PHONY: demo test setup protos lint typecheck pytest clean bench
+.PHONY: demo test setup protos lint typecheck pytest clean bench images fresh-machine
 
 # DEMO_ARGS: extra `edgeinspect demo` flags, e.g. DEMO_ARGS="--ui-port 8181"
 DEMO_ARGS ?=
@@ -36,6 +36,11 @@ bench: setup
 	$(PY) -m bench.agent_latency $(BENCH_ARGS)
 	$(PY) -m bench.throughput $(BENCH_ARGS)
 	$(PY) -m bench.uploader $(BENCH_ARGS)
+
+# Containers (root, podman, runc, debootstrap; docs/deploy.md "Images"): every image on a local
+# debootstrap base image, with a size/time table.
+images:
+	@scripts/images.sh $(IMAGES)
 
 clean:
 	rm -rf $(VENV) .stamp-* .mypy_cache .ruff_cache .pytest_cache
