@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= edge,cloud,dev
 
-.PHONY: demo test setup protos lint typecheck pytest clean bench images fresh-machine
+.PHONY: demo test setup protos lint typecheck pytest clean bench images test-containers
 
 # DEMO_ARGS: extra `edgeinspect demo` flags, e.g. DEMO_ARGS="--ui-port 8181"
 DEMO_ARGS ?=
@@ -41,6 +41,10 @@ bench: setup
 # debootstrap base image, with a size/time table.
 images:
 	@scripts/images.sh $(IMAGES)
+
+# docker-compose.yml run with podman-compose on those images and local Redis/Mosquitto/S3 stand-ins
+test-containers: setup
+	@scripts/test-containers.sh
 
 clean:
 	rm -rf $(VENV) .stamp-* .mypy_cache .ruff_cache .pytest_cache
