@@ -70,6 +70,13 @@ while read -r name dockerfile target repo; do
   fi
   extra=()
   [ "$name" = cloud ] && { torch_mirror; extra=("${torch_args[@]}"); }
+  # podman 4's builder (buildah 1.28) cannot resolve a stage named through an ARG (`FROM python-${VARIANT}`:
+  # "short-name python-cpu did not resolve"); the CPU agent is built from a copy with VARIANT spelled out.
+  if grep -q 'FROM [a-z-]*\${VARIANT}' "$dockerfile"; then
+    mkdir -p "$cache/images"
+    sed 's/\(FROM [a-z-]*\)\${VARIANT}/\1cpu/' "$dockerfile" >"$cache/images/$name.Dockerfile"
+    dockerfile="$cache/images/$name.Dockerfile"
+  fi
   log="$cache/images/$name.log"
   mkdir -p "$cache/images"
   say "building $repo:dev ($dockerfile, target $target; log $log)"
