@@ -212,7 +212,7 @@ def test_a_deployment_job_from_the_fleet_reaches_succeeded_on_the_model_manager(
         assert "FAILED" not in text, text
         return "SUCCEEDED" in text
 
-    _wait(f"job {job_id} SUCCEEDED", succeeded)
+    _wait(f"job {job_id} SUCCEEDED", succeeded, timeout=420)
     assert stack.get("model-manager", 9104, "/readyz")[0] == 200
 
 
