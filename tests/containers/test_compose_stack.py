@@ -99,6 +99,7 @@ class Stack:
             f"if {token!r}: r.add_header('Authorization', 'Bearer ' + {token!r})\n"
             "try:\n    x = u.urlopen(r, timeout=5); print(x.status); print(x.read().decode())\n"
             "except e.HTTPError as err:\n    print(err.code)\n"
+            "except OSError:\n    print(0)\n"  # not listening yet: 0, and the caller waits
         )
         out = self.python(service, code)
         status, _, body = out.partition("\n")
@@ -180,10 +181,11 @@ def test_every_service_answers_its_health_check(stack: Stack) -> None:
             return stack.get(service, port, "/healthz")[0] == 200
 
         _wait(f"{service} /healthz", healthy)
-    assert stack.get("ui", 8080, "/healthz")[0] == 200
+    _wait("ui /healthz", lambda: stack.get("ui", 8080, "/healthz")[0] == 200)
 
 
 def test_ui_api_answers_with_its_token_only(stack: Stack) -> None:
+    _wait("ui /healthz", lambda: stack.get("ui", 8080, "/healthz")[0] == 200)
     assert stack.get("ui", 8080, "/api/lines")[0] == 401
     status, body = stack.get("ui", 8080, "/api/lines", stack.token)
     assert status == 200 and LINE in body
