@@ -4,10 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= edge,cloud,dev
 
-.PHONY: demo demo-models test setup protos lint typecheck pytest clean bench pipelines-venv
+.PHONY: demo demo-models test setup protos lint typecheck pytest clean bench pipelines-venv images test-containers
 
+# DEMO_ARGS: extra `edgeinspect demo` flags, e.g. DEMO_ARGS="--ui-port 8181"
+DEMO_ARGS ?=
 demo: setup
-	$(VENV)/bin/edgeinspect demo
+	$(VENV)/bin/edgeinspect demo $(DEMO_ARGS)
 
 test: setup lint typecheck pytest
 
@@ -46,6 +48,15 @@ bench: setup
 	$(PY) -m bench.throughput $(BENCH_ARGS)
 	$(PY) -m bench.uploader $(BENCH_ARGS)
 	$(PY) -m bench.line_io $(BENCH_ARGS)
+
+# Containers (root, podman, runc, debootstrap; docs/deploy.md "Images"): every image on a local
+# debootstrap base image, with a size/time table.
+images:
+	@scripts/images.sh $(IMAGES)
+
+# docker-compose.yml run with podman-compose on those images and local Redis/Mosquitto/S3 stand-ins
+test-containers: setup
+	@scripts/test-containers.sh
 
 clean:
 	rm -rf $(VENV) .stamp-* .mypy_cache .ruff_cache .pytest_cache

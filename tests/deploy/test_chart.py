@@ -9,12 +9,15 @@ against the Services it must scrape instead.
 
 from __future__ import annotations
 
+import json
 import re
+from functools import cache
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
-from helm_python import Chart, HelmValuesError, lint
+from helm_python import Chart, HelmError, HelmValuesError, lint
 
 from tests.deploy.chart import (
     CHART,
@@ -35,10 +38,17 @@ from tests.deploy.chart import (
     volumes_of,
     workloads,
 )
+from tests.deploy.importscan import ROOT
 from tests.deploy.settings_map import variables
 
 KUBE_VERSIONS = ("1.26", "1.30")
-NO_BUNDLED_SCHEMA = {"ServiceMonitor"}
+# CRDs: ServiceMonitor is checked against the Services it scrapes, KEDA's kinds against the CRD schemas
+# vendored in tests/deploy/schemas (test_keda_objects_are_valid_against_keda_s_crd_schemas)
+NO_BUNDLED_SCHEMA = {"ServiceMonitor", "ScaledObject", "TriggerAuthentication"}
+KEDA_SCHEMAS = {
+    "ScaledObject": "keda-scaledobject.json",
+    "TriggerAuthentication": "keda-triggerauthentication.json",
+}
 SOCKET_DIR = "/run/edgeinspect"
 MODEL_DIR = "/var/lib/edgeinspect/models"
 PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
@@ -122,7 +132,9 @@ def test_one_camera_and_one_inference_deployment_per_line(values_file: str) -> N
     for wanted in ("camera", "inference"):
         per_line = sorted(line_of(d) or "" for d in deployments if component(d) == wanted)
         assert per_line == sorted(line["name"] for line in _lines(values_file))
-        assert all(d["spec"]["replicas"] == 1 for d in deployments if component(d) == wanted)
+        scaled = {o["spec"]["scaleTargetRef"]["name"] for o in of_kind(docs, "ScaledObject")}
+        fixed = [d for d in deployments if component(d) == wanted and d["metadata"]["name"] not in scaled]
+        assert all(d["spec"]["replicas"] == 1 for d in fixed)
 
 
 @pytest.mark.parametrize("values_file", VALUES_FILES)
@@ -341,6 +353,16 @@ def test_secrets_are_created_or_taken_from_existing_ones() -> None:
     assert volumes["mqtt-tls"]["secret"]["secretName"] == values["mqtt"]["tls"]["existingSecret"]
 
 
+def test_ui_asks_for_a_token_by_default_and_generates_one() -> None:
+    docs = render("minimal-values.yaml")
+    ui = _containers(named(docs, "Deployment", f"{RELEASE}-edgeinspect-ui"))["ui"]
+    assert env_of(ui)["EI_UI_AUTH"] == "bearer"
+    token = named(docs, "Secret", f"{RELEASE}-edgeinspect-ui-auth")["stringData"]["token"]
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", token)
+    given = render_values({**(load_values("minimal-values.yaml") or {}), "ui": {"auth": {"token": "t0ken"}}})
+    assert named(given, "Secret", f"{RELEASE}-edgeinspect-ui-auth")["stringData"]["token"] == "t0ken"
+
+
 def test_aws_iot_core_uses_aws_topics_and_each_node_s_certificate() -> None:
     docs = render("multi-line-jetson-values.yaml")
     (manager,) = [d for d in workloads(docs) if component(d) == "model-manager"]
@@ -451,3 +473,101 @@ def test_default_images_are_the_edge_images_the_dockerfiles_build() -> None:
                 used.add(repository)
     assert used <= titles, f"the chart runs images no Dockerfile builds: {sorted(used - titles)}"
     assert not any("cloud" in t for t in used), "no training image at the edge"
+
+
+# ---- per-line autoscaling (KEDA) ----------------------------------------------------------------------
+
+AUTOSCALED = "external-redis-ingress-monitoring-values.yaml"
+
+
+@cache
+def _keda_schema(name: str) -> dict[str, Any]:
+    loaded = json.loads((ROOT / "tests" / "deploy" / "schemas" / name).read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _keda_errors(doc: Manifest) -> list[str]:
+    validator = jsonschema.Draft7Validator(_keda_schema(KEDA_SCHEMAS[doc["kind"]]))
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
+    if doc["kind"] == "ScaledObject":
+        trigger_schema = jsonschema.Draft7Validator(_keda_schema("keda-redis-streams-trigger.json"))
+        for trigger in doc["spec"]["triggers"]:
+            assert trigger["type"] == "redis-streams"
+            problems = trigger_schema.iter_errors(trigger["metadata"])
+            errors += [f"trigger metadata: {e.message}" for e in problems]
+    return errors
+
+
+def _with_autoscaling(values: dict[str, Any], **scaling: Any) -> dict[str, Any]:
+    lines = [{**line, "autoscaling": {"enabled": True, **scaling}} for line in values["lines"]]
+    return {**values, "lines": lines}
+
+
+@pytest.mark.parametrize("values_file", VALUES_FILES)
+def test_keda_objects_are_valid_against_keda_s_crd_schemas(values_file: str) -> None:
+    docs = render(values_file)
+    for doc in docs:
+        if doc["kind"] in KEDA_SCHEMAS:
+            assert _keda_errors(doc) == [], f"{doc['kind']} {doc['metadata']['name']}"
+    wanted = [line["name"] for line in _lines(values_file) if line.get("autoscaling", {}).get("enabled")]
+    assert len(of_kind(docs, "ScaledObject")) == len(wanted)
+
+
+def test_an_autoscaled_line_scales_its_inference_deployment_on_its_pending_frames() -> None:
+    from edgeinspect.core import names
+
+    docs = render(AUTOSCALED)
+    values = load_values(AUTOSCALED) or {}
+    (scaled,) = of_kind(docs, "ScaledObject")
+    line = next(line for line in values["lines"] if line.get("autoscaling", {}).get("enabled"))
+    target = named(docs, "Deployment", scaled["spec"]["scaleTargetRef"]["name"])
+    assert line_of(target) == line["name"] and component(target) == "inference"
+    assert "replicas" not in target["spec"], "KEDA owns the replicas of an autoscaled line"
+    spec, scaling = scaled["spec"], line["autoscaling"]
+    assert spec["minReplicaCount"] == scaling["minReplicas"]
+    assert spec["maxReplicaCount"] == scaling["maxReplicas"]
+    (trigger,) = spec["triggers"]
+    metadata = trigger["metadata"]
+    assert metadata["stream"] == names.frames_stream(line["name"])
+    assert metadata["consumerGroup"] == names.INFERENCE_GROUP
+    assert metadata["pendingEntriesCount"] == str(scaling["pendingEntriesCount"])
+    assert metadata["address"] == values["keda"]["redisAddress"]
+    assert trigger["authenticationRef"]["name"] == values["keda"]["triggerAuthentication"]
+    for other in workloads(docs):
+        if component(other) == "inference" and other is not target:
+            assert other["spec"]["replicas"] == 1
+
+
+def test_autoscaling_with_the_bundled_redis_reads_its_password_and_is_let_through() -> None:
+    base = load_values("minimal-values.yaml") or {}
+    redis = {**base.get("redis", {}), "password": "s3cret"}
+    values = _with_autoscaling({**base, "redis": redis}, minReplicas=0)
+    docs = render_values(values)
+    (scaled,) = of_kind(docs, "ScaledObject")
+    assert _keda_errors(scaled) == [] and scaled["spec"]["minReplicaCount"] == 0
+    (auth,) = of_kind(docs, "TriggerAuthentication")
+    assert _keda_errors(auth) == []
+    (ref,) = auth["spec"]["secretTargetRef"]
+    assert ref["parameter"] == "password" and ref["key"] == "password"
+    assert named(docs, "Secret", ref["name"])["stringData"]["password"] == "s3cret"
+    assert scaled["spec"]["triggers"][0]["authenticationRef"]["name"] == auth["metadata"]["name"]
+    assert scaled["spec"]["triggers"][0]["metadata"]["address"].endswith(f".{NAMESPACE}.svc:6379")
+    policy = named(docs, "NetworkPolicy", f"{RELEASE}-edgeinspect-redis")
+    sources = policy["spec"]["ingress"][0]["from"]
+    namespaces = [source.get("namespaceSelector", {}).get("matchLabels") for source in sources]
+    assert {"kubernetes.io/metadata.name": "keda"} in namespaces
+
+
+def test_autoscaling_with_an_external_redis_needs_its_address() -> None:
+    values = _with_autoscaling({**(load_values(AUTOSCALED) or {}), "keda": {"redisAddress": ""}})
+    with pytest.raises(HelmError, match=re.escape("keda.redisAddress")):
+        render_values(values)
+
+
+def test_keda_schema_refuses_what_the_api_server_would() -> None:
+    (scaled,) = of_kind(render(AUTOSCALED), "ScaledObject")
+    broken = {**scaled, "spec": {**scaled["spec"], "maxReplicas": 3}}
+    assert any("maxReplicas" in e for e in _keda_errors(broken))
+    no_target = {**scaled, "spec": {k: v for k, v in scaled["spec"].items() if k != "scaleTargetRef"}}
+    assert any("scaleTargetRef" in e for e in _keda_errors(no_target))

@@ -31,13 +31,19 @@ CLI_VARIABLES = {"fleet": {"EI_REGISTRY_URL", "EI_S3_ENDPOINT_URL"}}
 ONE_SHOT = {"minio-init"}
 
 
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?([-?])([^}]*))?\}")
+# what the tests read for a required secret (``${X:?message}``), which compose refuses to leave unset
+REQUIRED_SECRET = "<secret>"
 
 
 def interpolate(text: str) -> str:
     """Compose's interpolation with no variable set: ``${X:-default}`` -> default, ``$$`` -> ``$``."""
     escaped = text.replace("$$", "\0")
-    return _VARIABLE.sub(lambda m: m.group(2) or "", escaped).replace("\0", "$")
+
+    def value(match: re.Match[str]) -> str:
+        return REQUIRED_SECRET if match.group(2) == "?" else (match.group(3) or "")
+
+    return _VARIABLE.sub(value, escaped).replace("\0", "$")
 
 
 @cache
@@ -178,3 +184,49 @@ def test_mosquitto_config_is_mounted_and_listens_on_1883() -> None:
     config = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
     assert "listener 1883" in config.read_text(encoding="utf-8")
     assert _mounts("mosquitto")["/mosquitto/config/mosquitto.conf"] == "./deploy/mosquitto/mosquitto.conf"
+
+
+# --- secure defaults: nothing reachable without authentication ---------------------------------------
+
+
+def test_no_service_is_published_on_all_interfaces_by_default() -> None:
+    for name, service in services().items():
+        for port in service.get("ports", []):
+            host = str(port).rsplit(":", 2)[0] if str(port).count(":") >= 2 else ""
+            assert host == "127.0.0.1", f"{name} publishes {port} beyond loopback by default"
+
+
+def test_agent_serves_grpc_only_on_its_unix_socket() -> None:
+    env = _env("agent")
+    assert env["EI_AGENT_ADDR"].startswith("unix:///run/edgeinspect/")
+    assert "EI_AGENT_TCP_ADDR" not in env
+    assert "ports" not in services()["agent"]
+    for name in ("worker", "model-manager", "ui"):
+        assert _env(name)["EI_AGENT_ADDR"] == env["EI_AGENT_ADDR"]
+        assert _mounts(name)["/run/edgeinspect"] == _mounts("agent")["/run/edgeinspect"]
+
+
+def test_mosquitto_refuses_anonymous_clients() -> None:
+    config = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text(encoding="utf-8")
+    assert "allow_anonymous false" in config and "allow_anonymous true" not in config
+    assert "password_file /mosquitto/auth/passwd" in config
+    start = (ROOT / "deploy" / "mosquitto" / "start.sh").read_text(encoding="utf-8")
+    assert "mosquitto_passwd" in start
+    assert _env("mosquitto")["MQTT_PASSWORD"] == REQUIRED_SECRET
+    assert "-u" in " ".join(services()["mosquitto"]["healthcheck"]["test"])
+
+
+def test_every_mqtt_client_logs_in() -> None:
+    for name in ("fleet", "model-manager"):
+        env = _env(name)
+        assert env["EI_MQTT_USERNAME"] and env["EI_MQTT_PASSWORD"] == REQUIRED_SECRET, name
+    assert f":{REQUIRED_SECRET}@mosquitto:1883" in _env("worker")["EI_MQTT_URL"]
+
+
+def test_ui_asks_for_a_token_and_no_secret_has_a_default() -> None:
+    env = _env("ui")
+    assert env["EI_UI_AUTH"] == "bearer" and env["EI_UI_TOKEN"] == REQUIRED_SECRET
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    for secret in ("MINIO_ROOT_PASSWORD", "EDGEINSPECT_MQTT_PASSWORD", "EDGEINSPECT_UI_TOKEN"):
+        assert f"${{{secret}:-" not in text, f"{secret} has a default value"
+        assert f"${{{secret}:?" in text, f"{secret} is not required"

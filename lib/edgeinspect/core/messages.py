@@ -1,4 +1,4 @@
-"""Typed, versioned records that travel on the Redis streams (see ARCHITECTURE.md, "Streams").
+"""Typed, versioned records that travel on the Redis streams (see docs/architecture.md, "Streams").
 
 Each record is a frozen dataclass with ``to_fields()`` (what XADD stores) and ``from_fields()`` (what a
 reader gets back, bytes keys and values). A malformed entry raises ``MessageError`` naming the field, so

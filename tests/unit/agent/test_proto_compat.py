@@ -1,6 +1,6 @@
 """``protos/sagemaker_edge_agent.proto`` against the SageMaker Edge Agent API's published field list.
 
-The table below is transcribed from the public API description (shared/compat/sagemaker-edge-agent-api.md).
+The table below is transcribed from the public API description (docs/sagemaker-edge-agent-api.md).
 Every message, enum, field name, number, type and label must match it exactly, and nothing may be
 added to the compatible messages: that is what "wire-compatible" means for an application built on
 the original generated stubs.

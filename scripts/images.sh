@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# `make images`: every image of the project built with podman from the repository's Dockerfiles, on
+# the local base image (scripts/base-image.sh: debootstrap bookworm + python3.11, shaped like
+# python:3.11-slim-bookworm) because no container registry can be pulled from here. Tagged as
+# docker-compose.yml (`edgeinspect-<name>:dev`) and the chart (`edgeinspect-<name>:<appVersion>`)
+# expect. Prints each image's size and build time, then one JSON line.
+#
+# Usage: scripts/images.sh [NAME...]     (default: every buildable image; names as in the table)
+# Env:   EI_BASE_IMAGE, EI_CACHE_DIR     see scripts/base-image.sh
+#        EI_TORCH_INDEX_URL             PyTorch's CPU wheel index for the cloud image (where it is
+#                                       unreachable: a one-package mirror of this host's CPU wheel)
+# The Jetson agent (VARIANT=jetson) needs NVIDIA's L4T base image, which no package registry ships:
+# it is not built here.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+# shellcheck source=scripts/podman-env.sh
+. "$here/scripts/podman-env.sh"
+say() { printf '\033[1;34m[images]\033[0m %s\n' "$*" >&2; }
+
+cache=${EI_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/edgeinspect}
+version=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' helm/edgeinspect/Chart.yaml)
+# name | Dockerfile | target | image repository (compose and chart)
+table="camera services/camera/Dockerfile camera edgeinspect-camera
+inference-worker services/inference/Dockerfile worker edgeinspect-inference
+agent services/inference/Dockerfile agent edgeinspect-agent
+model-manager services/model-manager/Dockerfile model-manager edgeinspect-model-manager
+uploader services/uploader/Dockerfile uploader edgeinspect-uploader
+ui services/ui/Dockerfile ui edgeinspect-ui
+fleet cloud/Dockerfile fleet edgeinspect-fleet
+cloud cloud/Dockerfile cloud edgeinspect-cloud"
+wanted=("$@")
+
+t0=$(date +%s)
+base=$("$here/scripts/base-image.sh")
+base_bytes=$(podman image inspect --format '{{.Size}}' "$base")
+
+# the cloud image's torch: the CPU build, from PyPI's neighbour index or a mirror of it (as fresh-machine.sh)
+torch_args=()
+torch_index=${EI_TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}
+torch_mirror() {
+  if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=15)' \
+    "$torch_index/torch/" 2>/dev/null; then
+    torch_args=(--build-arg "TORCH_INDEX_URL=$torch_index")
+    return
+  fi
+  local req wheel="" dir mirror
+  req=$(grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
+  for dir in ${PIP_FIND_LINKS:-} $(pip3 config get global.find-links 2>/dev/null || true); do
+    wheel=$(ls "$dir"/torch-"${req#torch==}"+cpu-cp311-*linux*_x86_64.whl 2>/dev/null | head -1)
+    [ -n "$wheel" ] && break
+  done
+  [ -n "$wheel" ] || podman_fail "$torch_index is unreachable and no local ${req}+cpu wheel: set EI_TORCH_INDEX_URL"
+  mirror="$cache/torch-cpu-mirror"
+  mkdir -p "$mirror/simple/torch"
+  [ -f "$mirror/simple/torch/$(basename "$wheel")" ] || cp "$wheel" "$mirror/simple/torch/"
+  printf '<!DOCTYPE html><html><body><a href="%s">%s</a></body></html>\n' "$(basename "$wheel")" \
+    "$(basename "$wheel")" >"$mirror/simple/torch/index.html"
+  say "the CPU wheel index is unreachable from here: the cloud image's torch comes from a mirror of it"
+  say "holding this host's $(basename "$wheel")"
+  torch_args=(--volume "$mirror:/mirror:ro" --build-arg "TORCH_INDEX_URL=file:///mirror/simple")
+}
+
+rows=()
+json=()
+failed=0
+while read -r name dockerfile target repo; do
+  if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " == *" $name "* ]]; then
+    continue
+  fi
+  extra=()
+  [ "$name" = cloud ] && { torch_mirror; extra=("${torch_args[@]}"); }
+  # podman 4's builder (buildah 1.28) cannot resolve a stage named through an ARG (`FROM python-${VARIANT}`:
+  # "short-name python-cpu did not resolve"); the CPU agent is built from a copy with VARIANT spelled out.
+  if grep -q 'FROM [a-z-]*\${VARIANT}' "$dockerfile"; then
+    mkdir -p "$cache/images"
+    sed 's/\(FROM [a-z-]*\)\${VARIANT}/\1cpu/' "$dockerfile" >"$cache/images/$name.Dockerfile"
+    dockerfile="$cache/images/$name.Dockerfile"
+  fi
+  log="$cache/images/$name.log"
+  mkdir -p "$cache/images"
+  say "building $repo:dev ($dockerfile, target $target; log $log)"
+  start=$(date +%s)
+  if podman build --format docker --network host --build-arg "PYTHON_IMAGE=$base" --build-arg "VERSION=$version" \
+    "${extra[@]}" -f "$dockerfile" --target "$target" -t "$repo:dev" -t "$repo:$version" . >"$log" 2>&1; then
+    seconds=$(( $(date +%s) - start ))
+    bytes=$(podman image inspect --format '{{.Size}}' "$repo:dev")
+    rows+=("$(printf '%-18s %-34s %8d %10d %9d' "$name" "$repo:dev" $((bytes / 1000000)) \
+      $(((bytes - base_bytes) / 1000000)) "$seconds")")
+    json+=("{\"image\": \"$name\", \"tag\": \"$repo:dev\", \"size_mb\": $((bytes / 1000000)), \"above_base_mb\": $(((bytes - base_bytes) / 1000000)), \"build_s\": $seconds}")
+  else
+    seconds=$(( $(date +%s) - start ))
+    failed=$((failed + 1))
+    tail -25 "$log" >&2
+    rows+=("$(printf '%-18s %-34s %8s %10s %9d  FAILED (%s)' "$name" "$repo:dev" - - "$seconds" "$log")")
+    json+=("{\"image\": \"$name\", \"tag\": \"$repo:dev\", \"failed\": true, \"build_s\": $seconds}")
+  fi
+done <<<"$table"
+
+total=$(( $(date +%s) - t0 ))
+printf '\n%-18s %-34s %8s %10s %9s\n' image tag size_MB above_base build_s
+printf '%-18s %-34s %8d %10s %9s\n' base "$base" $((base_bytes / 1000000)) - -
+printf '%s\n' "${rows[@]}"
+printf 'total %ss; agent-jetson not built (needs NVIDIA L4T base image)\n' "$total"
+printf '{"base_mb": %d, "total_s": %d, "failed": %d, "images": [%s]}\n' $((base_bytes / 1000000)) "$total" \
+  "$failed" "$(IFS=,; echo "${json[*]}" | sed 's/},{/}, {/g')"
+[ "$failed" = 0 ]
