@@ -29,6 +29,13 @@ OPTIONAL = {
     "gpiod": "the box's digital I/O: the libgpiod bindings match the board's kernel, so the user installs "
     "them (services/line-io/README.md); without them the gpiod output/input reports how",
 }
+# engine SDKs that `edgeinspect pipeline export` imports only inside its own tool environment
+# (.venv-pipelines, `make pipelines-venv`): kfp needs protobuf < 7, which the cloud image's gRPC code
+# cannot share (docs/pipelines.md); the export command runs those modules there, never in the image
+TOOL_ENV = {
+    "kfp": "cloud/edgeinspect_cloud/pipeline/engines/",
+    "sagemaker": "cloud/edgeinspect_cloud/pipeline/engines/",
+}
 # the GPU agent's extra is the CPU agent's with this one swap (same `onnxruntime` module)
 GPU_SWAP = {"onnxruntime": "onnxruntime-gpu"}
 
@@ -41,11 +48,14 @@ def _scan(image: Image) -> ScanResult:
 def _needed(image: Image) -> dict[str, frozenset[str]]:
     """Third-party module -> distributions providing it, for every module the image's code imports."""
     result = _scan(image)
-    unknown = [
-        f"{m} (imported by {where})" for m, where in result.required.items() if not distributions_of(m)
-    ]
+    required = {
+        m: where
+        for m, where in result.required.items()
+        if not (m in TOOL_ENV and where.startswith(TOOL_ENV[m]))
+    }
+    unknown = [f"{m} (imported by {where})" for m, where in required.items() if not distributions_of(m)]
     assert not unknown, f"{image.name}: no installed distribution provides {unknown}; add it to an extra"
-    return {module: distributions_of(module) for module in result.required}
+    return {module: distributions_of(module) for module in required}
 
 
 def _as_installed(image: Image, dists: frozenset[str]) -> frozenset[str]:

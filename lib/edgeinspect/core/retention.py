@@ -36,6 +36,7 @@ from typing import Any
 import redis
 from prometheus_client import CollectorRegistry, Counter
 
+from edgeinspect.core.budget import Budget
 from edgeinspect.core.observability import get_logger
 
 log = get_logger(__name__)
@@ -134,14 +135,6 @@ end
 redis.call('XTRIM', stream, 'MINID', cut)
 return reply
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    """How much of one stream Redis keeps: ``max_bytes`` (approximate) and ``max_age_s`` (0: no bound)."""
-
-    max_bytes: int
-    max_age_s: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edgeinspect.core.budget import Budget
 from edgeinspect.core.errors import ConfigError
-from edgeinspect.core.retention import Budget
 
 S = TypeVar("S", bound="ServiceSettings")
 

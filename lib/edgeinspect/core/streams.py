@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 import redis
 from prometheus_client import Counter
 
+from edgeinspect.core.budget import Budget
 from edgeinspect.core.messages import FieldValue, StreamRecord
 from edgeinspect.core.observability import get_logger
-from edgeinspect.core.retention import Budget, StreamRetention, entry_size
+from edgeinspect.core.retention import StreamRetention, entry_size
 
 R = TypeVar("R", bound=StreamRecord)
 log = get_logger(__name__)

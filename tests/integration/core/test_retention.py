@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 
 import redis
-from edgeinspect.core.retention import Budget, StreamRetention, trimmed_counter
+from edgeinspect.core.budget import Budget
+from edgeinspect.core.retention import StreamRetention, trimmed_counter
 from edgeinspect.core.streams import Streams
 from prometheus_client import CollectorRegistry
 
