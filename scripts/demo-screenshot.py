@@ -54,13 +54,13 @@ def main() -> int:
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(args.url)
         while time.monotonic() < deadline:
-            if _judged_defect(args.url):
-                page.wait_for_timeout(600)  # the page's live feed draws the frame and its mask
+            if _judged_defect(args.url) and page.get_attribute("#verdict", "data-verdict") == "defect":
+                page.wait_for_timeout(100)  # the mask is drawn over the frame just after the verdict
                 page.screenshot(path=str(args.out))
                 print(f"saved {args.out}")
                 browser.close()
                 return 0
-            page.wait_for_timeout(250)
+            page.wait_for_timeout(50)
         browser.close()
     print(f"no defect judged by both models within {args.timeout:.0f}s at {args.url}", file=sys.stderr)
     return 1
