@@ -102,34 +102,18 @@ def default_config(task: Task, *, quick: bool = False, profile: Profile | None =
         width = 8 if task == "classification" else 4
         return TrainConfig(task=task, width=width, learning_rate=3e-3, **common)  # type: ignore[arg-type]
     if chosen == "demo":
-        if task == "classification":
-            return TrainConfig(
-                task=task, height=256, img_width=96, width=8, epochs=14, patience=8, learning_rate=3e-3
-            )
-        return TrainConfig(
-            task=task,
-            height=256,
-            img_width=96,
-            width=8,
-            epochs=14,
-            patience=8,
-            learning_rate=3e-3,
-            crop_height=64,
+        demo = TrainConfig(
+            task=task, height=256, img_width=96, width=8, epochs=14, patience=8, learning_rate=3e-3
         )
+        return demo if task == "classification" else demo.with_overrides(crop_height=64)
     if task == "classification":
         return TrainConfig(
             task=task, height=320, img_width=112, width=16, epochs=30, patience=12, learning_rate=2e-3
         )
-    return TrainConfig(
-        task=task,
-        height=320,
-        img_width=112,
-        width=8,
-        epochs=30,
-        patience=10,
-        learning_rate=2e-3,
-        crop_height=96,
+    full = TrainConfig(
+        task=task, height=320, img_width=112, width=8, epochs=30, patience=10, learning_rate=2e-3
     )
+    return full.with_overrides(crop_height=96)
 
 
 @dataclass
