@@ -139,7 +139,9 @@ def test_cancel_notifies_the_device_and_rejects_its_late_update(
         ok, started = device.request(topics.jobs_start_next(mqtt_topic_root, "edge-1"), {})
         assert ok and started["execution"]["status"] == "IN_PROGRESS"
         fleet.store.jobs.cancel_job("deploy-1", "wrong version", force=True)
-        device.wait_for(lambda: device.notifications[-1].keys() == {"timestamp"})  # nothing pending any more
+        device.wait_for(
+            lambda: bool(device.notifications) and device.notifications[-1].keys() == {"timestamp"}
+        )  # nothing pending any more
         update = topics.jobs_update(mqtt_topic_root, "edge-1", "deploy-1")
         ok, reply = device.request(update, {"status": "SUCCEEDED", "expectedVersion": 2})
     assert not ok
