@@ -20,7 +20,10 @@ class FleetMetrics:
             "ei_fleet_notify_next", "notify-next messages published", registry=registry
         )
         self.failures = Counter(
-            "ei_fleet_failures", "Failures, by kind (mqtt publish, database)", ["kind"], registry=registry
+            "ei_fleet_failures",
+            "Failures, by kind (mqtt publish, database, internal)",
+            ["kind"],
+            registry=registry,
         )
         self.executions = Gauge(
             "ei_fleet_executions", "Job executions by status", ["status"], registry=registry

@@ -75,7 +75,10 @@ class _Worker:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            self._handle(self.responder, *item)
+            try:
+                self._handle(self.responder, *item)
+            except Exception:  # one request's bug must not silence every device hashed to this worker
+                log.exception("jobs_request_crashed", topic=item[0])
 
 
 class FleetService:
@@ -190,6 +193,9 @@ class FleetService:
         except FleetDatabaseError as exc:
             self.metrics.failures.labels("database").inc()
             log.warning("fleet_db_unavailable", error=exc.message)
+        except Exception:  # a bug here must not end the loop (and with it every reply and notification)
+            self.metrics.failures.labels("internal").inc()
+            log.exception("fleet_poll_crashed")
 
     def _write_buffers(self) -> None:
         with self._buffer_lock:

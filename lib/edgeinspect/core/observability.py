@@ -50,7 +50,7 @@ class StructLogger:
 
     def _log(self, level: int, event: str, exc_info: bool, fields: dict[str, Any]) -> None:
         if self._logger.isEnabledFor(level):
-            self._logger.log(level, event, extra=fields, exc_info=exc_info, stacklevel=3)
+            self._logger.log(level, event, extra=_extra(fields), exc_info=exc_info, stacklevel=3)
 
     def debug(self, event: str, **fields: Any) -> None:
         self._log(logging.DEBUG, event, False, fields)
@@ -66,6 +66,18 @@ class StructLogger:
 
     def exception(self, event: str, **fields: Any) -> None:
         self._log(logging.ERROR, event, True, fields)
+
+
+def _extra(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with names the LogRecord owns (``message``, ``name``, ``args``...) as ``field_<name>``.
+
+    Why: ``logging`` raises KeyError for an ``extra`` key that would overwrite a record attribute, and
+    it raises in the caller, only when the level is enabled. A ``message=`` field once killed the fleet
+    service's request thread on the first rejected request, but only where INFO logging was on.
+    """
+    if _RESERVED.isdisjoint(fields):
+        return fields
+    return {f"field_{k}" if k in _RESERVED else k: v for k, v in fields.items()}
 
 
 def get_logger(name: str) -> StructLogger:

@@ -150,11 +150,6 @@ def test_cancel_notifies_the_device_and_rejects_its_late_update(
     assert fleet.store.jobs.get_job("deploy-1").reason == "wrong version"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="quarantined: in the full suite (never alone) a reply to an update is sometimes missing "
-    "within 10 s since the fleet service answers on worker threads; under investigation",
-)
 def test_jobs_requests_get_aws_shaped_replies(
     fleet: FleetThread, mqtt_broker: MosquittoBroker, mqtt_topic_root: str
 ) -> None:

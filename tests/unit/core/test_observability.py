@@ -20,6 +20,16 @@ def test_log_lines_are_json_with_ids(caplog: pytest.LogCaptureFixture) -> None:
     assert entry["event"] == "frame_done" and entry["frame_id"] == "f-9" and entry["ms"] == 3.5
 
 
+def test_fields_named_like_record_attributes_are_kept_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    # logging raises KeyError for extra={"message": ...} in the caller, only when the level is enabled:
+    # a rejected jobs request (message=...) once killed the fleet's request thread that way
+    caplog.set_level(logging.INFO)
+    get_logger("edgeinspect.test").info("rejected", message="stale version", name="j1", args=[1], code=3)
+    entry = json.loads(JsonFormatter().format(caplog.records[-1]))
+    assert entry["event"] == "rejected" and entry["code"] == 3
+    assert (entry["field_message"], entry["field_name"], entry["field_args"]) == ("stale version", "j1", [1])
+
+
 def _get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
