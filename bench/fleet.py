@@ -33,7 +33,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from edgeinspect_cloud.registry import ModelRegistry
 
 from bench import report
 from bench.fleet_sim import Fleet, SimDevice
-from bench.fleet_stack import FleetProcess, Mosquitto, Postgres, temp_root
+from bench.fleet_stack import FleetProcess, Postgres, Stack, temp_root
 from bench.stack import LOOPBACK
 
 MODEL = "bench-cls"
@@ -524,19 +524,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # stop every server we started, whatever stops us
     logging.basicConfig(level=logging.ERROR)
     root = temp_root()
-    pg, broker = Postgres(root), Mosquitto(root)
-    closers: list[Callable[[], None]] = []
+    stack = Stack(root, progress, PREFIX)
+    closers = stack.closers
     try:
-        pg.start()
-        closers.append(pg.stop)
-        broker.start()
-        closers.append(broker.stop)
-        broker_url = f"mqtt://{LOOPBACK}:{broker.port}"
-        service = FleetProcess(root, pg.url, broker_url, PREFIX)
-        service.start()
-        closers.append(service.stop)
-        store = FleetStore.open(pg.url)
-        closers.append(store.close)
+        pg, broker, service, store = stack.start()
         sys_counters = SysCounters(broker.port)
         closers.append(sys_counters.close)
         versions = Versions(root)
@@ -573,11 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(compact, separators=(",", ":")))
         return 0
     finally:
-        for close in reversed(closers):
-            try:
-                close()
-            except Exception as exc:
-                progress(f"cleanup: {exc}")
+        stack.close()
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ import argparse
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from edgeinspect_cloud.fleet import FleetStore, Rollout
+from edgeinspect_cloud.fleet import Rollout
 
 from bench.fleet import (
     MODEL,
@@ -31,7 +31,7 @@ from bench.fleet import (
     wait_registered,
 )
 from bench.fleet_sim import Fleet
-from bench.fleet_stack import FleetProcess, Mosquitto, Postgres, temp_root
+from bench.fleet_stack import Stack, temp_root
 from bench.stack import LOOPBACK
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "fleet.png"
@@ -65,18 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DOCS)
     args = parser.parse_args(argv)
     root = temp_root()
-    pg, broker = Postgres(root), Mosquitto(root)
-    closers: list[Callable[[], None]] = []
+    stack = Stack(root, progress, PREFIX)
     try:
-        pg.start()
-        closers.append(pg.stop)
-        broker.start()
-        closers.append(broker.stop)
-        service = FleetProcess(root, pg.url, f"mqtt://{LOOPBACK}:{broker.port}", PREFIX)
-        service.start()
-        closers.append(service.stop)
-        store = FleetStore.open(pg.url)
-        closers.append(store.close)
+        _pg, broker, service, store = stack.start()
         versions = Versions(root)
         first, _ = versions.approve_next()
         devices = make_devices(args.devices, args.load_s, first, line_size=20, lines_per_plant=5)
@@ -84,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device.fail_smoke = index % 20 == 13
         fleet = Fleet(LOOPBACK, broker.port, PREFIX, PREFIX, devices)
         fleet.start()
-        closers.append(fleet.stop)
+        stack.closers.append(fleet.stop)
         wait_registered(store, len(devices), 120)
         version, document = versions.approve_next()
         job_id = f"deploy-{MODEL}-{version}"
@@ -102,11 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(args.out)
         return 0
     finally:
-        for close in reversed(closers):
-            try:
-                close()
-            except Exception as exc:
-                progress(f"cleanup: {exc}")
+        stack.close()
 
 
 if __name__ == "__main__":

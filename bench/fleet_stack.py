@@ -19,11 +19,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from edgeinspect_cloud.fleet import FleetStore
 
 from bench.stack import LOOPBACK, free_port, rss_mb
 
@@ -263,3 +265,37 @@ def temp_root() -> Path:
     if os.geteuid() == 0:
         os.chmod(root, 0o755)  # the postgres user must reach its folder
     return root
+
+
+@dataclass
+class Stack:
+    """PostgreSQL, Mosquitto, the fleet service and a store connection, started in that order.
+
+    ``close()`` stops what was started in reverse order, whatever happened; a stop that fails is
+    reported through ``report`` rather than raised, so the servers after it are still stopped.
+    """
+
+    root: Path
+    report: Callable[[str], None]
+    prefix: str
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def start(self) -> tuple[Postgres, Mosquitto, FleetProcess, FleetStore]:
+        pg, broker = Postgres(self.root), Mosquitto(self.root)
+        pg.start()
+        self.closers.append(pg.stop)
+        broker.start()
+        self.closers.append(broker.stop)
+        service = FleetProcess(self.root, pg.url, f"mqtt://{LOOPBACK}:{broker.port}", self.prefix)
+        service.start()
+        self.closers.append(service.stop)
+        store = FleetStore.open(pg.url)
+        self.closers.append(store.close)
+        return pg, broker, service, store
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            try:
+                close()
+            except Exception as exc:
+                self.report(f"cleanup: {exc}")
