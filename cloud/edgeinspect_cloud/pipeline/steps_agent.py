@@ -59,6 +59,8 @@ from edgeinspect_cloud.packaging.verify import INT8_TOLERANCE
 from edgeinspect_cloud.pipeline.layout import GROUPS, PipelineError, PipelineOptions, RunLayout, Task
 
 START_TIMEOUT_S = 60.0
+CALL_TIMEOUT_S = 120.0
+"""A load (verify, open, warm up) of a full-size model on a busy training node may take a while."""
 STOP_TIMEOUT_S = 20.0
 SOCKET_NAME = "agent.sock"
 MAX_SOCKET_PATH = 100
@@ -128,11 +130,8 @@ def _verified_folder(options: PipelineOptions, package: Path, work: Path) -> tup
 
 def _model_hashes(folder: Path) -> dict[str, str]:
     """sha256 of each model file the agent will load (``register`` compares them with its draft)."""
-    return {
-        name: sha256_file(folder / name)
-        for name in (MODEL_FILE, INT8_MODEL_FILE)
-        if (folder / name).is_file()
-    }
+    files = [model_file for model_file, *_ in VARIANTS.values()]
+    return {name: sha256_file(folder / name) for name in files if (folder / name).is_file()}
 
 
 def _check_variant(agent: AgentClient, folder: Path, manifest: Manifest, variant: str) -> dict[str, Any]:
@@ -157,8 +156,11 @@ def _check_variant(agent: AgentClient, folder: Path, manifest: Manifest, variant
         )
         if problem is not None:
             raise AgentCheckError(f"smoke test of the {variant} variant failed: {problem}")
-    finally:
-        agent.unload_version(info.name, info.version)
+    except BaseException:
+        with contextlib.suppress(AgentError):  # the first error is the one to report
+            agent.unload_version(info.name, info.version)
+        raise
+    agent.unload_version(info.name, info.version)  # a version the agent cannot unload fails the check
     return {
         "loaded": True,
         "execution_provider": info.execution_provider,
@@ -183,7 +185,7 @@ def private_agent(work: Path, log_path: Path) -> Iterator[tuple[AgentClient, Hea
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, env=_agent_env(work, address), stdout=log, stderr=subprocess.STDOUT)
     try:
-        with AgentClient(address, timeout_s=START_TIMEOUT_S) as client:
+        with AgentClient(address, timeout_s=CALL_TIMEOUT_S) as client:
             health = _wait_ready(client, proc, log_path)
             yield client, health
     finally:
@@ -207,22 +209,22 @@ def _agent_module() -> str:
 
 def _agent_env(work: Path, address: str) -> dict[str, str]:
     """Only what this check needs: the private socket, a free health port, the temporary key and models."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
-    env.update(
-        EI_AGENT_ADDR=address,
-        EI_AGENT_TCP_ADDR="",
-        EI_HTTP_HOST="127.0.0.1",
-        EI_HTTP_PORT="0",
-        EI_MODEL_DIR=str(work / "agent-models"),
-        EI_TRUSTED_KEYS_DIR=str(work / "trusted"),
-        EI_REDIS_URL="",
-        EI_EXECUTION_PROVIDERS="cpu",
-        EI_INTRA_OP_THREADS="1",
-        EI_WARMUP_RUNS="1",
-        EI_LOG_LEVEL="INFO",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
+    own = {
+        "EI_AGENT_ADDR": address,
+        "EI_AGENT_TCP_ADDR": "",
+        "EI_HTTP_HOST": "127.0.0.1",
+        "EI_HTTP_PORT": "0",
+        "EI_MODEL_DIR": str(work / "agent-models"),
+        "EI_TRUSTED_KEYS_DIR": str(work / "trusted"),
+        "EI_REDIS_URL": "",
+        "EI_EXECUTION_PROVIDERS": "cpu",
+        "EI_INTRA_OP_THREADS": "1",
+        "EI_WARMUP_RUNS": "1",
+        "EI_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    return inherited | own
 
 
 def _wait_ready(client: AgentClient, proc: subprocess.Popen[bytes], log_path: Path) -> HealthInfo:
