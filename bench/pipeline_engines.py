@@ -1,8 +1,10 @@
 """The same quick pipeline run locally and as the exported Kubeflow graph under kfp.local: time and figures.
 
 Both runs train on one small synthetic dataset with the same seed, register into their own folder
-registry, and are compared on wall time and on the registered versions' evaluation figures (which
-must match: the same CLI runs the same steps). The kfp.local run uses the export tool environment
+registry, and are compared on wall time, on the registered versions' evaluation figures (which
+must match: the same CLI runs the same steps), and on the agent-check each version records: the real
+edge agent loaded that very signed package (its sha256 is the registered one) and answered the golden
+input within tolerance, per variant. The kfp.local run uses the export tool environment
 (``make pipelines-venv``) and its SubprocessRunner: each node is a Python component that runs the
 node's ``edgeinspect`` command line. The gate minimums are 0 in both runs (quick models on a tiny set
 are not the point; the gate is tested elsewhere), so both register a signed package.
@@ -93,8 +95,28 @@ def registered(registry_dir: Path, public_key: Path, work: Path) -> dict[str, di
         )
         check_package(package, keys)  # signature, hashes, and the golden input through ONNX Runtime; raises
         figures = {k: round(v, 6) for k, v in mv.registration.metrics.items() if k in FIGURES}
-        found[group] = {"version": mv.version, "verified": True, "figures": figures}
+        found[group] = {
+            "version": mv.version,
+            "verified": True,
+            "figures": figures,
+            "agent_check": agent_check(
+                mv.registration.extra.get("agent_check"), mv.registration.package.sha256
+            ),
+        }
     return found
+
+
+def agent_check(record: Any, sha256: str) -> dict[str, Any]:
+    """What the pipeline's agent-check recorded for this version: passed on the registered bytes, diffs."""
+    if not isinstance(record, dict):
+        return {"passed": False, "why": "no agent-check recorded"}
+    variants = record.get("variants", {})
+    return {
+        "passed": record.get("package_sha256") == sha256 and all(v.get("passed") for v in variants.values()),
+        "same_package": record.get("package_sha256") == sha256,
+        "max_abs_diff": {name: v.get("max_abs_diff") for name, v in variants.items()},
+        "providers": record.get("agent", {}).get("execution_providers"),
+    }
 
 
 def main() -> int:
@@ -109,16 +131,22 @@ def main() -> int:
     kfp_s = run_kfp(dataset, work, key, args.epochs)
     local_s = run_local(dataset, work, key, args.epochs)
     local, kfp = registered(work / "reg-local", public, work), registered(work / "reg-kfp", public, work)
-    print(f"{'run':<10} {'wall s':>8}  {'group':<11} {'version':>7}  {'verified':<8}  figures")
+    header = f"{'run':<10} {'wall s':>8}  {'group':<11} {'version':>7}  {'verified':<8}"
+    print(f"{header}  {'agent-check':<30}  figures")
     for name, seconds, result in (("local", local_s, local), ("kfp.local", kfp_s, kfp)):
         for group, row in result.items():
             shown = " ".join(f"{k}={v:.4f}" for k, v in row["figures"].items())
+            check = row["agent_check"]
+            diffs = " ".join(f"{k}:{v:.1e}" for k, v in check.get("max_abs_diff", {}).items())
+            agent = f"{'passed' if check['passed'] else 'FAILED'} {diffs}"
             print(
                 f"{name:<10} {seconds:>8.1f}  {group:<11} {row['version']:>7}"
-                f"  {row['verified']!s:<8}  {shown}"
+                f"  {row['verified']!s:<8}  {agent:<30}  {shown}"
             )
     same = {group: local[group]["figures"] == kfp.get(group, {}).get("figures") for group in local}
     print(f"figures identical per group: {same}")
+    checked = all(row["agent_check"]["passed"] for result in (local, kfp) for row in result.values())
+    print(f"every registered package loaded by the edge agent: {checked}")
     print(
         json.dumps(
             {
@@ -129,6 +157,7 @@ def main() -> int:
                 "local": local,
                 "kfp_local": kfp,
                 "figures_identical": same,
+                "agent_check_passed": checked,
             },
             sort_keys=True,
         )

@@ -1,4 +1,4 @@
-"""``edgeinspect pipeline run``: data -> train -> evaluate -> gate -> compile -> package -> register.
+"""``edgeinspect pipeline run``: data, train, evaluate, gate, compile, package, agent-check, register.
 
 Every step reads and writes the run folder (``--out``), so ``--steps`` can run any of them alone or
 resume after a failure. Progress goes to stdout one line per step; the last line is one JSON object
@@ -17,6 +17,7 @@ from edgeinspect_cloud.commands.cli_errors import reports_errors
 from edgeinspect_cloud.commands.registry import add_registry_arguments
 from edgeinspect_cloud.compile import CompileOptions
 from edgeinspect_cloud.pipeline import STEPS, TASKS, PipelineError, PipelineOptions, RunLayout, run_pipeline
+from edgeinspect_cloud.pipeline.graph import KEYED_STEPS
 from edgeinspect_cloud.pipeline.remote import is_url
 from edgeinspect_cloud.pipeline.steps_gate import GateFailedError
 from edgeinspect_cloud.registry.gate import default_gate
@@ -132,9 +133,10 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
     for dataset in folders:
         if not dataset.is_dir():
             raise PipelineError(f"dataset folder {dataset} does not exist", hint="check --dataset")
-    if {"package", "register"} & set(steps) and (args.key is None or not args.key.is_file()):
+    if set(KEYED_STEPS) & set(steps) and (args.key is None or not args.key.is_file()):
         raise PipelineError(
-            f"packaging needs a signing key, and {args.key or 'none'} is not a file",
+            f"packaging needs a signing key (for {', '.join(s for s in KEYED_STEPS if s in steps)}), "
+            f"and {args.key or 'none'} is not a file",
             hint="pass --key PRIVATE_KEY (make one with `edgeinspect keys generate --out DIR`)",
         )
     if "register" in steps and not args.registry:

@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edgeinspect.core.errors import PackageError
-from edgeinspect.core.package import INT8_MODEL_FILE, MODEL_FILE, Manifest, load_golden, unpack_package
+from edgeinspect.core.package import (
+    INT8_MODEL_FILE,
+    MODEL_FILE,
+    Manifest,
+    load_golden,
+    max_abs_diff,
+    unpack_package,
+)
 
 from edgeinspect_cloud.compile.runtime import open_session
 
@@ -94,17 +101,8 @@ def _max_diff(
                 f"golden has {list(expected.shape)}",
                 hint="the package's model and golden data disagree; rebuild it",
             )
-        got = np.asarray(value, np.float64)
-        want = np.asarray(expected, np.float64)
-        if per_image_score:
-            got, want = _image_scores(got), _image_scores(want)
-        worst = max(worst, float(np.max(np.abs(got - want))))
+        worst = max(worst, max_abs_diff(np.asarray(value), expected, per_image_score=per_image_score))
     return worst
-
-
-def _image_scores(output: np.ndarray) -> np.ndarray:
-    """Each image's score: the maximum of its output (a probability, or a mask's peak)."""
-    return output.reshape(output.shape[0], -1).max(axis=1) if output.ndim > 1 else output
 
 
 def _require(diff: float, tolerance: float, model: str, tar_path: str | Path) -> None:

@@ -28,6 +28,8 @@ RUN_DIR = "/tmp/edgeinspect-run"
 KEY_DIR = "/var/run/secrets/edgeinspect"
 KEY_FILE = "edgeinspect.key"
 """The signing key is mounted from a secret as ``KEY_DIR/KEY_FILE``, never passed as a parameter."""
+KEYED_STEPS = ("package", "agent-check", "register")
+"""Steps that read the signing key: package and register sign; agent-check trusts only its public half."""
 GATE_PASSED_FILE = "passed"
 GATE_REPORT_FILE = "gate.json"
 
@@ -93,9 +95,7 @@ def pipeline_steps(tasks: Sequence[Task] = TASKS) -> list[StepDef]:
         if step == "train":
             group = [StepDef(f"train-{task}", step, (task,), previous, kind="training") for task in tasks]
         else:
-            secrets: tuple[Secret, ...] = (
-                ("s3", "signing_key") if step in ("package", "register") else ("s3",)
-            )
+            secrets: tuple[Secret, ...] = ("s3", "signing_key") if step in KEYED_STEPS else ("s3",)
             group = [StepDef(step, step, tuple(tasks), previous, gated=gated, secrets=secrets)]
         nodes += group
         previous = tuple(node.name for node in group)

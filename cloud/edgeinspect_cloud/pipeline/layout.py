@@ -13,6 +13,8 @@ given the folder the previous steps left::
     RUN_DIR/compile/{task}/           model.onnx, model.int8.onnx, compile.json, golden-input.npy,
                                       baseline.json (drift baseline)
     RUN_DIR/package/{task}/           draft/ and the signed {group}-{n}.tar.gz, check.json
+    RUN_DIR/agent-check/{task}.json   the package loaded by the real edge agent: variants, golden diffs
+    RUN_DIR/agent-check/{task}.log    that agent's own log
     RUN_DIR/register/{task}.json      the registered version (as ``registry show --json`` prints it)
     RUN_DIR/summary.json              what every step reported
 """
@@ -25,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edgeinspect.core.errors import EdgeInspectError
+from edgeinspect.core.package import load_private_key
 
 from edgeinspect_cloud.compile import CompileOptions
 from edgeinspect_cloud.registry.gate import QualityGate, default_gate
@@ -33,7 +37,7 @@ from edgeinspect_cloud.training.config import Profile
 
 Task = Literal["classification", "segmentation"]
 TASKS: tuple[Task, ...] = ("classification", "segmentation")
-STEPS = ("data", "train", "evaluate", "gate", "compile", "package", "register")
+STEPS = ("data", "train", "evaluate", "gate", "compile", "package", "agent-check", "register")
 GROUPS: dict[Task, str] = {"classification": "defect-cls", "segmentation": "defect-seg"}
 """Registry group (= package name) per task; the edge worker's aliases use the same names."""
 
@@ -64,6 +68,15 @@ class PipelineOptions:
     """Object-storage home of the run folder (engine containers): pulled before, pushed after each step."""
     dataset_urls: list[str] = field(default_factory=list)
     """``s3://``/``file://`` datasets, fetched into the run folder's ``.datasets/`` before the steps."""
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        """The ``--key`` private key: package and register sign with it; agent-check trusts its public key."""
+        if self.key_path is None:
+            raise PipelineError(
+                "packaging needs a signing key",
+                hint="pass --key PRIVATE_KEY (make one with `edgeinspect keys generate`)",
+            )
+        return load_private_key(self.key_path)
 
 
 class RunLayout:
@@ -98,6 +111,12 @@ class RunLayout:
 
     def package_dir(self, task: Task) -> Path:
         return self.root / "package" / task
+
+    def agent_check_json(self, task: Task) -> Path:
+        return self.root / "agent-check" / f"{task}.json"
+
+    def agent_check_log(self, task: Task) -> Path:
+        return self.root / "agent-check" / f"{task}.log"
 
     def register_json(self, task: Task) -> Path:
         return self.root / "register" / f"{task}.json"

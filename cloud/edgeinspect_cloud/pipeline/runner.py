@@ -19,6 +19,7 @@ from edgeinspect.core.observability import get_logger
 from edgeinspect_cloud.pipeline.graph import local_jobs
 from edgeinspect_cloud.pipeline.layout import GROUPS, STEPS, PipelineError, PipelineOptions, RunLayout, Task
 from edgeinspect_cloud.pipeline.remote import DATASETS_DIR, fetch_dataset, pull, push
+from edgeinspect_cloud.pipeline.steps_agent import step_agent_check
 from edgeinspect_cloud.pipeline.steps_gate import gate_error, step_gate
 from edgeinspect_cloud.pipeline.steps_model import join_datasets, step_data, step_evaluate, step_train
 from edgeinspect_cloud.pipeline.steps_release import step_compile, step_package, step_register
@@ -104,6 +105,7 @@ def _run_step(
         "evaluate": step_evaluate,
         "gate": step_gate,
         "package": step_package,
+        "agent-check": step_agent_check,
         "register": step_register,
     }
     if step == "compile":
@@ -146,6 +148,11 @@ def _headline(step: str, report: dict[str, Any]) -> str:
         return f": {verdict} ({', '.join(_figure(f) for f in report['figures'])})"
     if step == "package":
         return f": {report['package']} ({report['size_bytes'] / 1e6:.2f} MB), verified"
+    if step == "agent-check":
+        diffs = ", ".join(
+            f"{variant} diff {row['max_abs_diff']:.2g}" for variant, row in report.get("variants", {}).items()
+        )
+        return f": {report['name']}:{report['version']} loaded by the edge agent ({diffs})"
     if step == "register":
         return f": {report['group']} version {report['version']} ({report['status']})"
     return ""

@@ -10,14 +10,13 @@ framework with that export: ``onnx_parity_max_abs_diff`` in its metrics).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import onnx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from edgeinspect.core.package import Framework, load_private_key
+from edgeinspect.core.package import INT8_MODEL_FILE, Framework
 from pydantic import JsonValue
 
 from edgeinspect_cloud.compile import Adaptation, CompileData, SourceModel, compile_model
@@ -28,10 +27,14 @@ from edgeinspect_cloud.evaluation.spec import ModelSpec
 from edgeinspect_cloud.monitor.baseline import baseline_for_samples
 from edgeinspect_cloud.packaging import PackageDraft, check_package
 from edgeinspect_cloud.pipeline.layout import GROUPS, PipelineError, PipelineOptions, RunLayout, Task
+from edgeinspect_cloud.pipeline.steps_agent import passed_agent_check
 from edgeinspect_cloud.pipeline.steps_gate import passed_gate
 from edgeinspect_cloud.pipeline.steps_model import MODEL_FILE, trained_spec
 from edgeinspect_cloud.registry import ModelRegistry, ModelVersion
 from edgeinspect_cloud.registry.gate import GATE_KEY
+
+AGENT_CHECK_KEY = "agent_check"
+"""Where a registered version records the agent-check that preceded it (``extra.agent_check``)."""
 
 GOLDEN_FILE = "golden-input.npy"
 BASELINE_FILE = "baseline.json"
@@ -125,7 +128,7 @@ def _baseline(
 
 def step_package(options: PipelineOptions, layout: RunLayout, task: Task) -> dict[str, Any]:
     """Make the version-free draft, build the package for the next registry version, check it."""
-    key = _private_key(options)
+    key = options.signing_key()
     spec = trained_spec(layout, task)
     trained = layout.read(layout.train_dir(task) / "result.json", "train")
     compiled_dir = layout.compile_dir(task)
@@ -182,8 +185,9 @@ def step_register(options: PipelineOptions, layout: RunLayout, task: Task) -> di
     """Register the package (PendingManualApproval); rebuilt for another number if it was taken."""
     gate = passed_gate(layout, task)
     registry = _registry(options)
-    key = _private_key(options)
+    key = options.signing_key()
     draft = PackageDraft.load(layout.require(layout.package_dir(task) / "draft", "package"))
+    agent_check = passed_agent_check(layout, task, _draft_models(draft))
     group = GROUPS[task]
 
     def build(number: int) -> Any:
@@ -204,6 +208,7 @@ def step_register(options: PipelineOptions, layout: RunLayout, task: Task) -> di
             "quick": options.quick,
             "seed": options.seed,
             GATE_KEY: gate,
+            AGENT_CHECK_KEY: agent_check,
         },
     )
     layout.write(layout.register_json(task), mv.to_json())
@@ -215,19 +220,18 @@ def step_register(options: PipelineOptions, layout: RunLayout, task: Task) -> di
     }
 
 
+def _draft_models(draft: PackageDraft) -> dict[str, Path]:
+    """The draft's model files by their name in a package (what agent-check recorded hashes of)."""
+    models = {MODEL_FILE: draft.model_path}
+    if draft.int8_model_path is not None:
+        models[INT8_MODEL_FILE] = draft.int8_model_path
+    return models
+
+
 def _built_for(path: Any, number: int) -> bool:
     from edgeinspect_cloud.registry import manifest_from_tar
 
     return manifest_from_tar(path).version == str(number)
-
-
-def _private_key(options: PipelineOptions) -> Ed25519PrivateKey:
-    if options.key_path is None:
-        raise PipelineError(
-            "packaging needs a signing key",
-            hint="pass --key PRIVATE_KEY (make one with `edgeinspect keys generate`)",
-        )
-    return load_private_key(options.key_path)
 
 
 def _registry(options: PipelineOptions) -> ModelRegistry:
@@ -237,11 +241,3 @@ def _registry(options: PipelineOptions) -> ModelRegistry:
         )
     extra = {"endpoint_url": options.endpoint_url} if options.endpoint_url else {}
     return ModelRegistry.open(options.registry_url, **extra)
-
-
-def public_key_pem(options: PipelineOptions) -> str:
-    """The PEM public key matching ``--key``, for the summary (what devices must trust)."""
-    key = _private_key(options).public_key()
-    return key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()

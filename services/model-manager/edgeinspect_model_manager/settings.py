@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from edgeinspect.core.mqtt import TlsOptions
+from edgeinspect.core.package import SMOKE_ATOL, SMOKE_RTOL
 from edgeinspect.core.settings import ServiceSettings
 from edgeinspect.core.topics import DEFAULT_JOBS_PREFIX, EDGEINSPECT_ROOT
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -72,8 +73,8 @@ class ModelManagerSettings(ServiceSettings):
     )
     jobs_history: int = Field(default=50, ge=1, description="finished jobs remembered in state.json")
 
-    smoke_rtol: float = Field(default=1e-3, ge=0, description="relative tolerance of the smoke test")
-    smoke_atol: float = Field(default=1e-4, ge=0, description="absolute tolerance of the smoke test")
+    smoke_rtol: float = Field(default=SMOKE_RTOL, ge=0, description="relative tolerance of the smoke test")
+    smoke_atol: float = Field(default=SMOKE_ATOL, ge=0, description="absolute tolerance of the smoke test")
     unload_grace_s: float = Field(
         default=10.0, ge=0, description="wait before unloading a replaced version (in-flight requests)"
     )

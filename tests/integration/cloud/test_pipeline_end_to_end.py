@@ -1,9 +1,9 @@
 """The whole pipeline on tiny synthetic data, both tasks, registering into a real S3 server.
 
 Quick mode with one epoch (the figures are not the point here) on two small datasets trained as one:
-data -> train -> evaluate -> compile -> package -> register; then the registered packages are
-downloaded, verified and smoke-tested as a device would, and one step is re-run alone from the run
-folder.
+data -> train -> evaluate -> gate -> compile -> package -> agent-check (the real edge agent loads each
+signed package) -> register; then the registered packages are downloaded, verified and smoke-tested
+as a device would, and one step is re-run alone from the run folder.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_pipeline_trains_compiles_packages_and_registers_both_models(
     lines = capsys.readouterr().out.strip().splitlines()
     result = json.loads(lines[-1])
     assert result["versions"] == {"defect-cls": 1, "defect-seg": 1}
-    for step in ("data", "train", "evaluate", "gate", "compile", "package", "register"):
+    for step in ("data", "train", "evaluate", "gate", "compile", "package", "agent-check", "register"):
         assert any(f"] {step}" in line and " done in " in line for line in lines), step
 
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -65,6 +65,9 @@ def test_pipeline_trains_compiles_packages_and_registers_both_models(
         assert mv.registration.dataset_fingerprint == data["fingerprint"]
         assert {"image_ap", "int8_val_image_ap", "int8_parity_max_abs_diff"} <= set(mv.registration.metrics)
         assert result["packages"][group] == mv.registration.package.url
+        checked = mv.registration.extra["agent_check"]  # the real agent loaded these very bytes
+        assert checked["package_sha256"] == mv.registration.package.sha256  # type: ignore[index,call-overload]
+        assert set(checked["variants"]) == {"fp32", "int8"}  # type: ignore[index,call-overload,arg-type]
         gate = mv.registration.extra["gate"]
         assert gate["passed"] and gate["gate"] == {"min_image_ap": 0.0, "min_recall": 0.0, "min_dice": 0.0}  # type: ignore[index,call-overload]
 

@@ -74,8 +74,10 @@ def test_kubeflow_has_every_step_as_a_container_of_our_image_running_the_local_c
         "gate",
         "condition-1",
     }
-    assert set(gated) == {"compile", "package", "register"}
+    assert set(gated) == {"compile", "package", "agent-check", "register"}
     assert set(top["evaluate"]["dependentTasks"]) == {"train-classification", "train-segmentation"}
+    assert gated["agent-check"]["dependentTasks"] == ["package"]
+    assert gated["register"]["dependentTasks"] == ["agent-check"]
 
 
 def test_kubeflow_gate_is_a_condition_on_the_gate_output_and_gpus_are_parameters(
@@ -113,7 +115,7 @@ def test_kubeflow_secrets_come_from_kubernetes_secrets_never_parameters(
         assert env["secretName"] == "edgeinspect-s3"
         assert {e["envVar"] for e in env["keyToEnv"]} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
         volumes = executors[f"exec-{name}"].get("secretAsVolume", [])
-        if name in ("package", "register"):
+        if name in ("package", "agent-check", "register"):
             assert (
                 volumes[0]["secretName"] == "edgeinspect-signing-key" and volumes[0]["mountPath"] == KEY_DIR
             )
@@ -148,7 +150,10 @@ def test_sagemaker_has_every_step_and_a_condition_on_the_gate_report(
             image, command, args = app["ImageUri"], app["ContainerEntrypoint"], app["ContainerArguments"]
         assert (image, command) == (IMAGE, ["edgeinspect"])
         assert [a if isinstance(a, str) else a.get("Get") for a in args][:6] == _expected_args(name)[:6]
-    assert set(inner) >= {"compile", "package", "register"} and "gate" in steps
+    assert set(inner) >= {"compile", "package", "agent-check", "register"} and "gate" in steps
+    assert inner["register"]["DependsOn"] == ["agent-check"] and inner["agent-check"]["DependsOn"] == [
+        "package"
+    ]
     left = condition["Arguments"]["Conditions"][0]
     assert left["Type"] == "Equals" and left["RightValue"] is True
     assert left["LeftValue"]["Std:JsonGet"] == {

@@ -27,9 +27,14 @@ from tests.unit.cloud.test_quality_gate import HEIGHT, WIDTH, constant_classifie
 def test_every_local_step_is_a_node_and_the_local_runner_follows_the_graph() -> None:
     nodes = pipeline_steps()
     trains = ["train-classification", "train-segmentation"]
-    assert [n.name for n in nodes] == ["data", *trains, "evaluate", "gate", "compile", "package", "register"]
+    release = ["compile", "package", "agent-check", "register"]
+    assert [n.name for n in nodes] == ["data", *trains, "evaluate", "gate", *release]
     assert {n.step for n in nodes} == set(STEPS)
-    assert [n.name for n in nodes if n.gated] == ["compile", "package", "register"]
+    assert [n.name for n in nodes if n.gated] == release
+    check = next(n for n in nodes if n.name == "agent-check")  # register only after the agent took it
+    assert check.after == ("package",) and next(n for n in nodes if n.name == "register").after == (
+        "agent-check",
+    )
     assert [n.gpu_param for n in nodes if n.kind == "training"] == [
         "train_classification_gpus",
         "train_segmentation_gpus",
@@ -50,6 +55,8 @@ def test_a_nodes_arguments_are_the_local_cli_with_the_run_in_storage_and_no_secr
     assert Param("run_url") in args and Param("gate_min_ap") in args and Output("passed") in args
     package = next(n for n in pipeline_steps() if n.step == "package")
     assert f"{KEY_DIR}/edgeinspect.key" in cli_args(package) and "signing_key" in package.secrets
+    check = next(n for n in pipeline_steps() if n.step == "agent-check")  # trusts the key's public half
+    assert f"{KEY_DIR}/edgeinspect.key" in cli_args(check) and "--registry" not in cli_args(check)
     spec = graph_spec("img:1", quick=True)
     assert not any(name in spec["parameters"] for name in ("key", "signing_key", "aws_secret_access_key"))
     assert all(step["args"][0] == "pipeline" and "--quick" in step["args"] for step in spec["steps"])

@@ -7,9 +7,9 @@ import errno
 import numpy as np
 import pytest
 from edgeinspect.core.errors import ConfigError, PackageError, StorageError
+from edgeinspect.core.package import compare_outputs
 from edgeinspect_model_manager.errors import is_disk_full
 from edgeinspect_model_manager.settings import ModelManagerSettings
-from edgeinspect_model_manager.smoke import compare_outputs
 
 GOLDEN = {"defect_probability": np.array([[0.25]], dtype=np.float32)}
 

@@ -6,6 +6,13 @@ smoke test. Every failure is a :class:`~edgeinspect.core.errors.PackageError` th
 """
 
 from edgeinspect.core.package.builder import build_package
+from edgeinspect.core.package.golden import (
+    SMOKE_ATOL,
+    SMOKE_RTOL,
+    compare_outputs,
+    image_scores,
+    max_abs_diff,
+)
 from edgeinspect.core.package.manifest import (
     GOLDEN_INPUT_FILE,
     INT8_MODEL_FILE,
@@ -46,6 +53,8 @@ __all__ = [
     "NAME_PATTERN",
     "SCHEMA_VERSION",
     "SIGNATURE_FILE",
+    "SMOKE_ATOL",
+    "SMOKE_RTOL",
     "VERSION_PATTERN",
     "Framework",
     "Golden",
@@ -58,11 +67,14 @@ __all__ = [
     "UnpackLimits",
     "Version",
     "build_package",
+    "compare_outputs",
     "generate_keypair",
+    "image_scores",
     "key_id",
     "load_golden",
     "load_private_key",
     "load_public_keys",
+    "max_abs_diff",
     "parse_version",
     "read_manifest",
     "require_trusted_keys",
