@@ -1,0 +1,126 @@
+"""The line's threshold overrides as this worker applies them (see ``edgeinspect.core.thresholds``).
+
+Two sources, layered: the worker's own ``EI_THRESHOLD_OVERRIDES`` setting, and the table the model
+manager writes to Redis (``ei:thresholds``) from ``set_threshold`` jobs, which wins for the same key.
+The Redis table is re-read at most every ``refresh_s``, on the judging thread, so a job's change
+reaches the verdicts within seconds without a restart. A missing key keeps the last table (a Redis
+that restarted empty gets it back from the model manager); an unreadable one keeps it too and says
+so in the log, never failing a frame.
+
+What the worker applies is written back per line (``ei:thresholds:{line}``) whenever it changes, so
+the UI shows the thresholds that really decide, including this worker's own setting.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+from edgeinspect.core import names
+from edgeinspect.core.errors import EdgeInspectError
+from edgeinspect.core.messages import Event, now_ns
+from edgeinspect.core.observability import get_logger
+from edgeinspect.core.package import Manifest, Thresholds
+from edgeinspect.core.streams import Streams
+from edgeinspect.core.thresholds import Effective, OverrideTable
+
+log = get_logger(__name__)
+
+
+class ThresholdOverrides:
+    """Thread-safe; :meth:`thresholds` is called for every model answer and is cheap between reads."""
+
+    def __init__(
+        self,
+        client: redis.Redis | None,
+        line: str,
+        setting: OverrideTable | None = None,
+        *,
+        refresh_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._line = line
+        self._setting = setting or OverrideTable()
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._jobs = OverrideTable()
+        self._table = self._setting
+        self._read_at = float("-inf")
+        self._published: OverrideTable | None = None
+
+    def table(self) -> OverrideTable:
+        """The layered table now (re-read from Redis when stale)."""
+        if self._clock() - self._read_at >= self._refresh_s:
+            self.refresh()
+        return self._table
+
+    def thresholds(self, manifest: Manifest) -> tuple[Thresholds, Effective]:
+        """The thresholds that judge ``manifest``'s outputs, and where each came from."""
+        table = self.table()
+        effective = table.effective(
+            manifest.name, manifest.version, float(manifest.thresholds.image), manifest.thresholds.pixel
+        )
+        if not effective.overridden:
+            return manifest.thresholds, effective
+        return Thresholds(image=effective.image, pixel=effective.pixel), effective
+
+    def refresh(self) -> None:
+        """Read the jobs' table from Redis now; keeps the last one when Redis cannot give a new one."""
+        with self._lock:
+            if self._clock() - self._read_at < min(self._refresh_s, 0.05):
+                return  # another thread just did
+            self._read_at = self._clock()
+            jobs = self._read_jobs()
+            if jobs is not None:
+                self._jobs = jobs
+            table = self._setting.layered(self._jobs)
+            if table != self._table:
+                log.info("threshold_overrides_changed", line=self._line, overrides=table.to_json())
+            self._table = table
+            if table != self._published and self._publish(table):
+                self._published = table
+
+    def _read_jobs(self) -> OverrideTable | None:
+        if self._client is None:
+            return OverrideTable()
+        try:
+            raw = self._client.get(names.threshold_overrides_key())
+        except (redis.RedisError, OSError) as exc:
+            log.warning("threshold_overrides_unread", error=str(exc))
+            return None
+        if raw is None:
+            return None
+        try:
+            return OverrideTable.from_json(raw, source="job", what=names.threshold_overrides_key())
+        except EdgeInspectError as exc:
+            log.error("threshold_overrides_unreadable", error=str(exc)[:500])
+            return None
+
+    def _publish(self, table: OverrideTable) -> bool:
+        """What this line applies, for the UI (``ei:thresholds:{line}``)."""
+        if self._client is None:
+            return False
+        body = {"line": self._line, "overrides": table.to_json(), "updated_ns": now_ns()}
+        try:
+            self._client.set(names.line_thresholds_key(self._line), json.dumps(body, sort_keys=True))
+        except (redis.RedisError, OSError) as exc:
+            log.warning("line_thresholds_not_published", line=self._line, error=str(exc))
+            return False
+        return True
+
+
+def announce_setting(streams: Streams, line: str, setting: OverrideTable) -> None:
+    """An ``ei:events`` entry when the worker starts with ``EI_THRESHOLD_OVERRIDES`` (the audit of a
+    setting: it changes only with a restart, and says so once)."""
+    if not setting:
+        return
+    event = Event.new("threshold_setting", "inference", line=line, overrides=setting.to_json())
+    try:
+        streams.add(names.events_stream(), event)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("event_not_published", type="threshold_setting", error=str(exc))
