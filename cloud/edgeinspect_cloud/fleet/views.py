@@ -36,7 +36,8 @@ def ago(ts: float | None, now: float | None = None) -> str:
 
 
 def model_text(job: Job) -> str:
-    """``defect-cls:7 (shadow)`` for a deploy job, the operation otherwise."""
+    """``defect-cls:7 (shadow)`` for a deploy job, ``threshold defect-cls:* image=0.3`` for an
+    override, the operation otherwise."""
     doc = job.document
     model = doc.get("model") if isinstance(doc.get("model"), dict) else None
     if model is None:
@@ -45,6 +46,10 @@ def model_text(job: Job) -> str:
     text = f"{model.get('name')}:{model.get('version')}"
     if doc.get("operation") == "remove_model":
         return f"remove {text}"
+    if doc.get("operation") == "set_threshold":
+        values = doc.get("thresholds") if isinstance(doc.get("thresholds"), dict) else {}
+        shown = " ".join(f"{k}={'manifest' if v is None else v}" for k, v in sorted(values.items()))
+        return f"threshold {model.get('name')}:{model.get('version') or '*'} {shown}".rstrip()
     return f"{text} ({role})" if role and role != "primary" else text
 
 

@@ -128,6 +128,8 @@ class Effective:
     pixel_source: Source = "manifest"
     manifest_image: float = 0.5
     manifest_pixel: float | None = None
+    by: Override | None = None
+    """The most specific override that set a value (who, when, why), None when nothing is overridden."""
 
     @property
     def overridden(self) -> bool:
@@ -171,17 +173,17 @@ class OverrideTable:
             "image": (image, "manifest"),
             "pixel": (pixel, "manifest"),
         }
+        by: Override | None = None
         for key in (override_key(name), override_key(name, version)):  # the more specific one last
             entry = self.entries.get(key)
             if entry is None:
                 continue
             for field_name, value in entry.values().items():
-                if value is not None:
+                if value is not None and (field_name == "image" or pixel is not None):
                     found[field_name] = (value, entry.source)
+                    by = entry
         new_image, image_source = found["image"]
-        new_pixel, pixel_source = found["pixel"]
-        if pixel is None and new_pixel is not None:  # a classifier has no pixel decision
-            new_pixel, pixel_source = None, "manifest"
+        new_pixel, pixel_source = found["pixel"]  # a classifier (pixel None) has no pixel decision
         return Effective(
             image=float(new_image if new_image is not None else image),
             pixel=new_pixel,
@@ -189,6 +191,7 @@ class OverrideTable:
             pixel_source=pixel_source,
             manifest_image=image,
             manifest_pixel=pixel,
+            by=by,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -198,8 +201,12 @@ class OverrideTable:
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode("utf-8")
 
     @classmethod
-    def from_json(cls, raw: object, *, source: Literal["setting", "job"], what: str) -> OverrideTable:
-        """A table from a JSON object; ``ThresholdError`` naming the bad key or value."""
+    def from_json(cls, raw: object, *, source: Literal["setting", "job"] | None, what: str) -> OverrideTable:
+        """A table from a JSON object; ``ThresholdError`` naming the bad key or value.
+
+        ``source`` stamps every entry (a setting, a job table); ``None`` keeps each entry's own (a
+        worker's applied table, which mixes both).
+        """
         if isinstance(raw, str | bytes):
             if len(raw) > MAX_TABLE_BYTES:
                 raise ThresholdError(f"{what} is larger than {MAX_TABLE_BYTES} bytes", hint="fewer overrides")
@@ -223,7 +230,9 @@ class OverrideTable:
                     hint="keys: image, pixel",
                 )
             try:
-                entries[str(key)] = Override.model_validate({**value, "source": source})
+                entries[str(key)] = Override.model_validate(
+                    value if source is None else {**value, "source": source}
+                )
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(part) for part in first["loc"]) or "<root>"
