@@ -242,6 +242,7 @@ def _register_set_threshold(subparsers: Any) -> None:
         help="thing group or thing (group:NAME / thing:NAME to be explicit); repeat for several",
     )  # fmt: skip
     parser.add_argument("--reason", default="", help="why (kept on the device and in the audit event)")
+    parser.add_argument("--by", help="who asks (default: the login name); recorded on the device")
     parser.add_argument("--job-id", help="job id (default threshold-MODEL-VERSION-TIME-RANDOM)")
     _rollout_args(parser)
     _common(parser)
@@ -263,7 +264,7 @@ def _set_threshold(args: argparse.Namespace) -> int:
     if args.clear and given:
         raise FleetError("--clear sets both back to the package's", hint="drop --image/--pixel")
     changes: dict[str, float | None] = {"image": None, "pixel": None} if args.clear else given
-    user = current_user()
+    user = args.by or current_user()
     document = threshold_document(args.model, args.version, changes, requested_by=user, reason=args.reason)
     job_id = args.job_id or new_job_id(args.model, args.version or "all", kind="threshold")
     with _open(args) as store:

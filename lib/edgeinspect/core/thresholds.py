@@ -223,7 +223,10 @@ class OverrideTable:
             )
         entries: dict[str, Override] = {}
         for key, value in raw.items():
-            split_key(str(key))
+            try:
+                split_key(str(key))
+            except ThresholdError as exc:
+                raise ThresholdError(f"{what}: {exc.message}", hint=exc.hint) from exc
             if not isinstance(value, dict):
                 raise ThresholdError(
                     f'{what}: {key!r} must map to an object like {{"image": 0.3}}, got {value!r}',
