@@ -69,5 +69,5 @@ def test_threshold_overrides_are_checked_when_the_worker_starts(monkeypatch: pyt
     assert table.effective("defect-cls", "4", 0.5, None).image == 0.3
     assert table.entries["defect-seg:7"].source == "setting"
     monkeypatch.setenv("EI_THRESHOLD_OVERRIDES", '{"defect-cls": {"image": 1.3}}')
-    with pytest.raises(ConfigError, match="EI_THRESHOLD_OVERRIDES.*between 0 and 1"):
+    with pytest.raises(ConfigError, match=r"EI_THRESHOLD_OVERRIDES.*between 0 and 1"):
         WorkerSettings.load()
