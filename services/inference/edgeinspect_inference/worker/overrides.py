@@ -2,10 +2,10 @@
 
 Two sources, layered: the worker's own ``EI_THRESHOLD_OVERRIDES`` setting, and the table the model
 manager writes to Redis (``ei:thresholds``) from ``set_threshold`` jobs, which wins for the same key.
-The Redis table is re-read at most every ``refresh_s``, on the judging thread, so a job's change
-reaches the verdicts within seconds without a restart. A missing key keeps the last table (a Redis
-that restarted empty gets it back from the model manager); an unreadable one keeps it too and says
-so in the log, never failing a frame.
+The Redis table is re-read every ``refresh_s`` by a thread of its own (never on the judging path),
+so a job's change reaches the verdicts within seconds without a restart. A missing key keeps the
+last table (a Redis that restarted empty gets it back from the model manager); an unreadable one
+keeps it too and says so in the log, never failing a frame.
 
 What the worker applies is written back per line (``ei:thresholds:{line}``) whenever it changes, so
 the UI shows the thresholds that really decide, including this worker's own setting.
@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable
 
 import redis
 from edgeinspect.core import names
@@ -31,7 +29,7 @@ log = get_logger(__name__)
 
 
 class ThresholdOverrides:
-    """Thread-safe; :meth:`thresholds` is called for every model answer and is cheap between reads."""
+    """Thread-safe; :meth:`thresholds` is called for every model answer and only reads memory."""
 
     def __init__(
         self,
@@ -40,23 +38,38 @@ class ThresholdOverrides:
         setting: OverrideTable | None = None,
         *,
         refresh_s: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._line = line
         self._setting = setting or OverrideTable()
         self._refresh_s = refresh_s
-        self._clock = clock
         self._lock = threading.Lock()
         self._jobs = OverrideTable()
         self._table = self._setting
-        self._read_at = float("-inf")
         self._published: OverrideTable | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Read now (the first frame already sees the overrides), then every ``refresh_s``."""
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, name="threshold-overrides", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._refresh_s):
+            try:
+                self.refresh()
+            except Exception as exc:  # a bug here must not stop later reads; verdicts keep the last table
+                log.exception("threshold_overrides_refresh_failed", error=str(exc))
 
     def table(self) -> OverrideTable:
-        """The layered table now (re-read from Redis when stale)."""
-        if self._clock() - self._read_at >= self._refresh_s:
-            self.refresh()
+        """The layered table as last read."""
         return self._table
 
     def thresholds(self, manifest: Manifest) -> tuple[Thresholds, Effective]:
@@ -72,9 +85,6 @@ class ThresholdOverrides:
     def refresh(self) -> None:
         """Read the jobs' table from Redis now; keeps the last one when Redis cannot give a new one."""
         with self._lock:
-            if self._clock() - self._read_at < min(self._refresh_s, 0.05):
-                return  # another thread just did
-            self._read_at = self._clock()
             jobs = self._read_jobs()
             if jobs is not None:
                 self._jobs = jobs

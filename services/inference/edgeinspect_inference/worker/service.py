@@ -123,12 +123,13 @@ class WorkerService:
             self.telemetry.start()
         self.streams.client.sadd(names.lines_key(), self.settings.line)
         announce_setting(self.streams, self.settings.line, self.settings.override_table())
-        self.overrides.refresh()  # publishes what this line applies before the first frame
+        self.overrides.start()  # publishes what this line applies before the first frame
         self.worker.run(stop)
 
     def close(self) -> None:
         """Stop alerts (delivering what is queued) and telemetry (a last summary), then the model threads."""
         self.alerter.stop()
+        self.overrides.stop()
         if self.telemetry is not None:
             self.telemetry.stop()
         self._models.shutdown(wait=True)
