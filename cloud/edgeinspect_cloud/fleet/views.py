@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from edgeinspect_cloud.fleet.records import Device, Execution, Job
 
@@ -47,7 +48,8 @@ def model_text(job: Job) -> str:
     if doc.get("operation") == "remove_model":
         return f"remove {text}"
     if doc.get("operation") == "set_threshold":
-        values = doc.get("thresholds") if isinstance(doc.get("thresholds"), dict) else {}
+        raw = doc.get("thresholds")
+        values: dict[str, Any] = raw if isinstance(raw, dict) else {}
         shown = " ".join(f"{k}={'manifest' if v is None else v}" for k, v in sorted(values.items()))
         return f"threshold {model.get('name')}:{model.get('version') or '*'} {shown}".rstrip()
     return f"{text} ({role})" if role and role != "primary" else text
