@@ -3,6 +3,7 @@ a line's threshold override, and an agent with nothing loaded."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -80,8 +81,21 @@ def test_an_agent_with_no_model_says_so(
         assert page.inner_text("#models-body") == "No model loaded"
 
 
+@pytest.fixture
+def device_table(redis_client: Any) -> Iterator[None]:
+    """The device-wide ``ei:thresholds`` lives in the session's shared Redis: removed after the test,
+    so no other test's model table inherits these overrides."""
+    yield
+    redis_client.delete(names.threshold_overrides_key())
+
+
 def test_the_line_page_shows_an_overridden_threshold(
-    agent_server: AgentServer, redis_server: RedisServer, redis_client: Any, page: Any, line_id: str
+    agent_server: AgentServer,
+    redis_server: RedisServer,
+    redis_client: Any,
+    page: Any,
+    line_id: str,
+    device_table: None,
 ) -> None:
     agent = agent_server.client()
     agent.load_version(str(agent_server.package("cls", "1")))

@@ -10,6 +10,7 @@ package's threshold back; a Redis or manager restart does not lose it.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -41,6 +42,16 @@ def applied(line: LineKit) -> dict[str, Any]:
     return {} if raw is None else dict(json.loads(raw)["overrides"])
 
 
+@pytest.fixture
+def device_table(kit: DeviceKit) -> Iterator[None]:
+    """The device-wide ``ei:thresholds`` lives in the session's shared Redis: the managers are stopped
+    and the key removed after the test, so no other test's line inherits these overrides."""
+    yield
+    for manager in kit.managers:
+        manager.stop()
+    kit.redis_client.delete(names.threshold_overrides_key())
+
+
 def judge_dark(line: LineKit, frame_id: str) -> Result:
     before = len(line.results())
     line.send(frame_id, frame_pixels("dark"))
@@ -50,7 +61,7 @@ def judge_dark(line: LineKit, frame_id: str) -> Result:
 
 
 def test_a_set_threshold_job_changes_the_verdicts_and_is_audited(
-    kit: DeviceKit, redis_server: RedisServer
+    kit: DeviceKit, redis_server: RedisServer, device_table: None
 ) -> None:
     kit.start_manager(reconcile_interval_s=0.3)
     assert kit.deploy("job-1", kit.publish(kit.package("cls", "1"))).status == "SUCCEEDED"
@@ -108,7 +119,7 @@ def test_a_set_threshold_job_changes_the_verdicts_and_is_audited(
 
 
 def test_an_override_survives_a_manager_restart_and_a_version_key_beats_the_model_key(
-    kit: DeviceKit, redis_server: RedisServer
+    kit: DeviceKit, redis_server: RedisServer, device_table: None
 ) -> None:
     kit.start_manager()
     assert kit.deploy("job-1", kit.publish(kit.package("cls", "1"))).status == "SUCCEEDED"

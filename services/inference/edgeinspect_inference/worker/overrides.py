@@ -7,7 +7,7 @@ so a job's change reaches the verdicts within seconds without a restart. A missi
 last table (a Redis that restarted empty gets it back from the model manager); an unreadable one
 keeps it too and says so in the log, never failing a frame.
 
-What the worker applies is written back per line (``ei:thresholds:{line}``) whenever it changes, so
+What the worker applies is written back per line (``ei:thresholds:{line}``) at every read, so
 the UI shows the thresholds that really decide, including this worker's own setting.
 """
 
@@ -46,7 +46,6 @@ class ThresholdOverrides:
         self._lock = threading.Lock()
         self._jobs = OverrideTable()
         self._table = self._setting
-        self._published: OverrideTable | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -92,8 +91,7 @@ class ThresholdOverrides:
             if table != self._table:
                 log.info("threshold_overrides_changed", line=self._line, overrides=table.to_json())
             self._table = table
-            if table != self._published and self._publish(table):
-                self._published = table
+            self._publish(table)  # every time: a Redis that restarted empty has it back for the UI
 
     def _read_jobs(self) -> OverrideTable | None:
         if self._client is None:
@@ -111,17 +109,15 @@ class ThresholdOverrides:
             log.error("threshold_overrides_unreadable", error=str(exc)[:500])
             return None
 
-    def _publish(self, table: OverrideTable) -> bool:
+    def _publish(self, table: OverrideTable) -> None:
         """What this line applies, for the UI (``ei:thresholds:{line}``)."""
         if self._client is None:
-            return False
+            return
         body = {"line": self._line, "overrides": table.to_json(), "updated_ns": now_ns()}
         try:
             self._client.set(names.line_thresholds_key(self._line), json.dumps(body, sort_keys=True))
         except (redis.RedisError, OSError) as exc:
             log.warning("line_thresholds_not_published", line=self._line, error=str(exc))
-            return False
-        return True
 
 
 def announce_setting(streams: Streams, line: str, setting: OverrideTable) -> None:
