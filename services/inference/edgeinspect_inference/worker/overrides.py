@@ -46,6 +46,8 @@ class ThresholdOverrides:
         self._lock = threading.Lock()
         self._jobs = OverrideTable()
         self._table = self._setting
+        self._cache: dict[tuple[str, str, float, float | None], tuple[Thresholds, Effective]] = {}
+        """(name, version, manifest image, manifest pixel) -> what :meth:`thresholds` answers."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -73,13 +75,18 @@ class ThresholdOverrides:
 
     def thresholds(self, manifest: Manifest) -> tuple[Thresholds, Effective]:
         """The thresholds that judge ``manifest``'s outputs, and where each came from."""
-        table = self.table()
-        effective = table.effective(
-            manifest.name, manifest.version, float(manifest.thresholds.image), manifest.thresholds.pixel
-        )
-        if not effective.overridden:
-            return manifest.thresholds, effective
-        return Thresholds(image=effective.image, pixel=effective.pixel), effective
+        key = (manifest.name, manifest.version, float(manifest.thresholds.image), manifest.thresholds.pixel)
+        cache = self._cache  # replaced (never mutated by others) whenever the table changes
+        found = cache.get(key)
+        if found is None:
+            effective = self._table.effective(*key)
+            chosen = (
+                Thresholds(image=effective.image, pixel=effective.pixel)
+                if effective.overridden
+                else manifest.thresholds
+            )
+            found = cache[key] = (chosen, effective)
+        return found
 
     def refresh(self) -> None:
         """Read the jobs' table from Redis now; keeps the last one when Redis cannot give a new one."""
@@ -90,7 +97,8 @@ class ThresholdOverrides:
             table = self._setting.layered(self._jobs)
             if table != self._table:
                 log.info("threshold_overrides_changed", line=self._line, overrides=table.to_json())
-            self._table = table
+                self._table = table
+                self._cache = {}
             self._publish(table)  # every time: a Redis that restarted empty has it back for the UI
 
     def _read_jobs(self) -> OverrideTable | None:
