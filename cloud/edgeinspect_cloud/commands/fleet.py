@@ -5,6 +5,8 @@
     edgeinspect fleet groups list|remove ...
     edgeinspect deploy --model defect-cls --version 7 --target line-3 [--role shadow]
                        [--waves 2 --abort-threshold 50] --registry URL --fleet-db URL
+    edgeinspect set-threshold --model defect-cls [--version 7] --image 0.3 [--pixel 0.5] | --clear
+                       --target line-3 [--reason '...']   a line's thresholds over the package's
     edgeinspect jobs list|show JOB|cancel JOB [--force]
     edgeinspect jobs create --document remove.json --target line-3 --job-id remove-7
     edgeinspect devices list [--group line-3] | add edge-9 --group line-3
@@ -24,11 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from edgeinspect.core.errors import ConfigError
+from edgeinspect.core.thresholds import ThresholdError, parse_threshold_text
 
 from edgeinspect_cloud.commands.cli_errors import reports_errors
 from edgeinspect_cloud.commands.registry import add_registry_arguments, open_registry
 from edgeinspect_cloud.fleet import FleetError, FleetStore, Rollout
-from edgeinspect_cloud.fleet.deploy import approved_version, deploy_document, new_job_id
+from edgeinspect_cloud.fleet.deploy import (
+    approved_version,
+    deploy_document,
+    new_job_id,
+    threshold_document,
+)
 from edgeinspect_cloud.fleet.records import parse_wave_pct
 from edgeinspect_cloud.fleet.settings import FLEET_DB_ENV, FleetSettings, default_fleet_db
 from edgeinspect_cloud.fleet.views import devices_table, job_details, jobs_table
@@ -39,6 +47,7 @@ def register(subparsers: Any) -> None:
     """Add ``fleet``, ``deploy``, ``jobs`` and ``devices``."""
     _register_fleet(subparsers)
     _register_deploy(subparsers)
+    _register_set_threshold(subparsers)
     _register_jobs(subparsers)
     _register_devices(subparsers)
 
@@ -200,6 +209,74 @@ def _deploy(args: argparse.Namespace) -> int:
     else:
         print(f"job {job.job_id}: {args.model}:{args.version} ({args.role}) to {len(executions)} thing(s) "
               f"in {job.rollout.waves} wave(s)")  # fmt: skip
+        print(f"follow it with: edgeinspect jobs show {job.job_id}")
+    return 0
+
+
+# ---- set-threshold ---------------------------------------------------------------------------
+
+MANIFEST_WORD = "manifest"
+"""``--image manifest``: back to the package's own threshold."""
+_UNSET: Any = object()
+"""--image/--pixel not given (``None`` means "the package's")."""
+
+
+def _register_set_threshold(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "set-threshold",
+        help="override a model's thresholds on things or groups (a set_threshold job, no new package)",
+    )
+    parser.add_argument("--model", required=True, help="model name as deployed, e.g. defect-cls")
+    parser.add_argument("--version", help="only this version (default: every version of the model)")
+    parser.add_argument(
+        "--image", type=_threshold_arg, metavar="P", default=_UNSET,
+        help=f"image threshold 0..1 (defect when score >= P); '{MANIFEST_WORD}': the package's again",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pixel", type=_threshold_arg, metavar="P", default=_UNSET,
+        help=f"pixel threshold 0..1 (segmenters); '{MANIFEST_WORD}': the package's again",
+    )  # fmt: skip
+    parser.add_argument("--clear", action="store_true", help="both back to the package's thresholds")
+    parser.add_argument(
+        "--target", required=True, action="append", dest="targets", metavar="TARGET",
+        help="thing group or thing (group:NAME / thing:NAME to be explicit); repeat for several",
+    )  # fmt: skip
+    parser.add_argument("--reason", default="", help="why (kept on the device and in the audit event)")
+    parser.add_argument("--by", help="who asks (default: the login name); recorded on the device")
+    parser.add_argument("--job-id", help="job id (default threshold-MODEL-VERSION-TIME-RANDOM)")
+    _rollout_args(parser)
+    _common(parser)
+    parser.set_defaults(handler=_set_threshold)
+
+
+def _threshold_arg(text: str) -> float | None:
+    if text.strip().lower() == MANIFEST_WORD:
+        return None
+    try:
+        return parse_threshold_text(text)
+    except ThresholdError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message} (or '{MANIFEST_WORD}')") from None
+
+
+@reports_errors
+def _set_threshold(args: argparse.Namespace) -> int:
+    given = {name: getattr(args, name) for name in ("image", "pixel") if getattr(args, name) is not _UNSET}
+    if args.clear and given:
+        raise FleetError("--clear sets both back to the package's", hint="drop --image/--pixel")
+    changes: dict[str, float | None] = {"image": None, "pixel": None} if args.clear else given
+    user = args.by or current_user()
+    document = threshold_document(args.model, args.version, changes, requested_by=user, reason=args.reason)
+    job_id = args.job_id or new_job_id(args.model, args.version or "all", kind="threshold")
+    with _open(args) as store:
+        job = store.jobs.create_job(
+            job_id, document, args.targets, _rollout(args), description=args.reason, created_by=user
+        )
+        executions = store.jobs.executions(job.job_id)
+    if args.json:
+        _print_json({**job.to_json(), "executions": [e.to_json() for e in executions]})
+    else:
+        values = ", ".join(f"{k}={'manifest' if v is None else f'{v:g}'}" for k, v in changes.items())
+        print(f"job {job.job_id}: {args.model}:{args.version or '*'} {values} on {len(executions)} thing(s)")
         print(f"follow it with: edgeinspect jobs show {job.job_id}")
     return 0
 

@@ -77,6 +77,7 @@ def _build(args: argparse.Namespace) -> int:
             input_spec=spec.input,
             outputs=spec.outputs,
             thresholds=spec.thresholds,
+            operating_point=spec.operating_point,
             metrics=_metrics(args.metrics, compiled),
             dataset_fingerprint=fingerprint,
             model_path=args.compiled / "model.onnx",

@@ -16,6 +16,7 @@ from typing import Any
 from edgeinspect_cloud.commands.cli_errors import reports_errors
 from edgeinspect_cloud.commands.registry import add_registry_arguments
 from edgeinspect_cloud.compile import CompileOptions
+from edgeinspect_cloud.evaluation.metrics import POLICY_HELP, ThresholdPolicy
 from edgeinspect_cloud.pipeline import STEPS, TASKS, PipelineError, PipelineOptions, RunLayout, run_pipeline
 from edgeinspect_cloud.pipeline.graph import KEYED_STEPS
 from edgeinspect_cloud.pipeline.remote import is_url
@@ -57,6 +58,12 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("--seed", type=int, default=0, help="seed of split, initialisation and augmentation")
     run.add_argument("--epochs", type=int, help="override the number of training epochs")
+    run.add_argument(
+        "--threshold-policy",
+        default="best-f1",
+        metavar="POLICY",
+        help=f"how the shipped image threshold is chosen on validation: {POLICY_HELP}",
+    )
     run.add_argument("--by", help="who registers (default: the login name)")
     run.add_argument("--no-int8", action="store_true", help="ship fp32 only (no static int8 model)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (logs and step lines stay)")
@@ -143,6 +150,7 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         raise PipelineError(
             "the register step needs a registry", hint="pass --registry s3://... or file:///..."
         )
+    policy = ThresholdPolicy.parse(args.threshold_policy)  # a typo must not cost a training
     return PipelineOptions(
         run_dir=args.out,
         tasks=tasks,  # type: ignore[arg-type]
@@ -159,6 +167,7 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         created_by=args.by,
         progress=not args.no_progress,
         compile=CompileOptions(quantize=not args.no_int8),
+        threshold_policy=str(policy),
         gate=default_gate().with_overrides(
             min_image_ap=args.gate_min_ap, min_recall=args.gate_min_recall, min_dice=args.gate_min_dice
         ),

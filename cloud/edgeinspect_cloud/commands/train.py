@@ -39,6 +39,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--max-train-images", type=int, help="cap the training images (stratified)")
     parser.add_argument("--seed", type=int, help="seed of split, initialisation and augmentation")
     parser.add_argument("--threads", type=int, help="CPU threads for the framework (default 2)")
+    parser.add_argument(
+        "--threshold-policy",
+        metavar="POLICY",
+        help="how the image threshold is chosen on validation: best-f1 (default), target-recall:R "
+        "(recall >= R) or max-false-reject:F (false rejects <= F)",
+    )
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--no-test", action="store_true", help="skip the evaluation on test/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -64,6 +70,7 @@ def config_from_args(args: argparse.Namespace, task: str) -> Any:
         max_train_images=args.max_train_images,
         seed=args.seed,
         threads=args.threads,
+        threshold_policy=args.threshold_policy,
         augment=AugmentConfig.off() if args.no_augment else None,
         progress=False if args.no_progress else None,
     )
@@ -89,6 +96,7 @@ def _train(args: argparse.Namespace) -> int:
             "onnx_path": str(result.onnx_path),
             "onnx_bytes": result.onnx_path.stat().st_size,
             "thresholds": result.thresholds.model_dump(),
+            "operating_point": result.operating_point.model_dump() if result.operating_point else None,
             "train_seconds": round(result.train_seconds, 1),
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,

@@ -6,7 +6,8 @@ example predictions for the report). Metric names are the keys of ``metrics.json
 line ``evaluate`` prints last: ``image_ap``, ``image_auroc``, ``f1``, ``threshold`` (the F1-maximising
 image threshold on THIS data) and, for a segmenter, ``pixel_ap``, ``dice``, ``iou`` at
 ``pixel_threshold``. When the model already has thresholds (a package), ``operating_*`` figures say
-how it does at the thresholds the edge will actually apply.
+how it does at the thresholds the edge will actually apply: precision, recall, false-reject rate
+(good parts flagged / good parts) and the counts of false rejects and escapes.
 """
 
 from __future__ import annotations
@@ -142,6 +143,9 @@ def _image_metrics(
             operating_f1=table.f1,
             operating_precision=table.precision,
             operating_recall=table.recall,
+            operating_false_reject_rate=table.false_reject_rate,
+            operating_false_rejects=float(table.fp),
+            operating_escapes=float(table.fn),
         )
     return Evaluation(task, [s.sample_id for s in samples], labels, scores, values, table, operating)
 

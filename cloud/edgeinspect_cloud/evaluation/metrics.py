@@ -7,7 +7,9 @@ Definitions follow scikit-learn's, so figures compare with published ones:
 - F1 is maximised over every distinct score, and the threshold returned is the score at which the
   decision ``score >= threshold`` first reaches it (the rule the edge applies);
 - the *operating* threshold a model ships with reaches the same F1 on validation but sits in the
-  middle of the gap below that score (:func:`operating_threshold`).
+  middle of the gap below that score (:func:`operating_threshold`);
+- other operating points follow a :class:`ThresholdPolicy` the quality engineer sets (a minimum
+  recall or a maximum false-reject rate on validation, :func:`choose_operating_point`), mid-gap too.
 
 Pixel metrics count all pixels of the DEFECTIVE images together (micro average), so a large defect
 weighs more than a small one, which matches how per-pixel AP is usually reported; the per-image mean
@@ -16,11 +18,13 @@ Dice is returned too, because a small missed defect hides in the micro average.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+from edgeinspect.core.package import OperatingPoint
 
 from edgeinspect_cloud.errors import EvaluationError
 
@@ -139,14 +143,25 @@ class Confusion:
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else float("nan")
 
     @property
+    def false_reject_rate(self) -> float:
+        """Of the good parts, the share flagged defective (NaN when there are none)."""
+        return self.fp / (self.fp + self.tn) if self.fp + self.tn else float("nan")
+
+    @property
     def f1(self) -> float:
         """Harmonic mean of precision and recall (0 when nothing is right)."""
         denominator = 2 * self.tp + self.fp + self.fn
         return 2 * self.tp / denominator if denominator else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        """Counts plus precision, recall and F1, for ``metrics.json``."""
-        return {**asdict(self), "precision": self.precision, "recall": self.recall, "f1": self.f1}
+        """Counts plus precision, recall, false-reject rate and F1, for ``metrics.json``."""
+        return {
+            **asdict(self),
+            "precision": self.precision,
+            "recall": self.recall,
+            "false_reject_rate": self.false_reject_rate,
+            "f1": self.f1,
+        }
 
 
 def confusion(labels: npt.ArrayLike, scores: npt.ArrayLike, threshold: float) -> Confusion:
@@ -159,6 +174,126 @@ def confusion(labels: npt.ArrayLike, scores: npt.ArrayLike, threshold: float) ->
         tn=int(np.sum(~flagged & ~y)),
         fn=int(np.sum(~flagged & y)),
     )
+
+
+PolicyKind = Literal["best-f1", "target-recall", "max-false-reject"]
+POLICY_KINDS: tuple[PolicyKind, ...] = ("best-f1", "target-recall", "max-false-reject")
+POLICY_HELP = "best-f1 (default), target-recall:R (recall >= R) or max-false-reject:F (false rejects <= F)"
+
+
+@dataclass(frozen=True)
+class ThresholdPolicy:
+    """How the shipped image threshold is chosen on validation; written ``best-f1``,
+    ``target-recall:0.99`` (the fewest false rejects with recall >= 0.99) or ``max-false-reject:0.01``
+    (the most recall with at most 1% of good parts rejected)."""
+
+    kind: PolicyKind = "best-f1"
+    target: float | None = None
+
+    def __str__(self) -> str:
+        return self.kind if self.target is None else f"{self.kind}:{self.target:g}"
+
+    @classmethod
+    def parse(cls, text: str) -> ThresholdPolicy:
+        """``EvaluationError`` naming the accepted forms when ``text`` is none of them."""
+        kind, sep, value = text.strip().partition(":")
+        if kind not in POLICY_KINDS:
+            raise EvaluationError(f"unknown threshold policy {text!r}", hint=f"use {POLICY_HELP}")
+        if kind == "best-f1":
+            if sep:
+                raise EvaluationError("best-f1 takes no value", hint="write just best-f1")
+            return cls()
+        try:
+            target = float(value)
+        except ValueError:
+            raise EvaluationError(
+                f"threshold policy {text!r} needs a number after '{kind}:'", hint=f"e.g. {kind}:0.99"
+            ) from None
+        low_ok = kind == "max-false-reject"  # no false rejects at all is a target; no recall is not
+        if not math.isfinite(target) or not (0.0 <= target <= 1.0) or (target == 0.0 and not low_ok):
+            bounds = "0..1" if low_ok else "above 0 and at most 1"
+            raise EvaluationError(
+                f"threshold policy {text!r}: {value} is not {bounds}", hint=f"e.g. {kind}:0.01"
+            )
+        return cls(kind, target)  # type: ignore[arg-type]
+
+
+RECALL_TOLERANCE = 1e-9
+"""Counts are integers: 99/100 meets 0.99 even if the division rounds just below."""
+
+
+def choose_operating_point(
+    labels: npt.ArrayLike, scores: npt.ArrayLike, policy: ThresholdPolicy, *, split: str = "validation"
+) -> OperatingPoint:
+    """The threshold ``policy`` picks on these scores, mid-gap, with the figures the edge will see.
+
+    Every policy picks one of the distinct scores as the lowest flagged one and then, as
+    :func:`operating_threshold` does, moves the threshold halfway to the next lower score (the same
+    figures on this split, a margin for unseen defects). A split without the class a policy needs to
+    judge (defects for a recall target, good parts for a false-reject limit) falls back to best F1, and
+    an unreachable target to the closest threshold; ``met`` then says false.
+    """
+    y, s = _check(labels, scores)
+    positives, negatives = int(y.sum()), int((~y).sum())
+    met = True
+    if policy.kind == "target-recall" and positives and policy.target is not None:
+        threshold = _target_recall(y, s, policy.target)
+    elif policy.kind == "max-false-reject" and negatives and policy.target is not None:
+        threshold, met = _max_false_reject(y, s, policy.target)
+    else:
+        met = policy.kind == "best-f1" and positives > 0
+        threshold = operating_threshold(y, s)
+        threshold = threshold if math.isfinite(threshold) else 0.5
+    table = confusion(y, s, threshold)
+    if policy.kind == "target-recall" and policy.target is not None and positives:
+        met = table.recall + RECALL_TOLERANCE >= policy.target
+    return OperatingPoint(
+        policy=str(policy),
+        threshold=threshold,
+        split=split,
+        met=met,
+        precision=table.precision,
+        recall=_finite(table.recall),
+        false_reject_rate=_finite(table.false_reject_rate),
+        f1=table.f1 if positives else None,
+        images=int(y.size),
+        defective=positives,
+        false_rejects=table.fp,
+        escapes=table.fn,
+    )
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _mid_gap(thresholds: FloatArray, index: int) -> float:
+    """Halfway from the lowest flagged score to the next lower one (itself when it is the lowest)."""
+    if index + 1 < thresholds.size:
+        return float((thresholds[index] + thresholds[index + 1]) / 2)
+    return float(thresholds[index])
+
+
+def _target_recall(y: npt.NDArray[np.bool_], s: FloatArray, target: float) -> float:
+    """The highest threshold (fewest false rejects) whose recall reaches ``target``."""
+    tp, _fp, thresholds = _counts(y, s)
+    reaching = np.flatnonzero(tp / tp[-1] + RECALL_TOLERANCE >= target)
+    return _mid_gap(thresholds, int(reaching[0]))
+
+
+def _max_false_reject(y: npt.NDArray[np.bool_], s: FloatArray, limit: float) -> tuple[float, bool]:
+    """The lowest threshold (most recall) that rejects at most ``limit`` of the good parts.
+
+    When even the highest score is a good part beyond the limit, nothing may be flagged: the threshold
+    goes halfway above the highest score (1.0 at most, and ``met`` false if 1.0 still flags it).
+    """
+    _tp, fp, thresholds = _counts(y, s)
+    within = np.flatnonzero(fp / fp[-1] <= limit + RECALL_TOLERANCE)
+    if within.size:
+        return _mid_gap(thresholds, int(within[-1])), True
+    top = float(thresholds[0])
+    above = (top + 1.0) / 2 if top < 1.0 else 1.0
+    return above, above > top
 
 
 @dataclass(frozen=True)

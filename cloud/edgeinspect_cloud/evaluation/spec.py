@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgeinspect.core.package import InputSpec, Manifest, OutputSpec, Thresholds
+from edgeinspect.core.package import InputSpec, Manifest, OperatingPoint, OutputSpec, Thresholds
 from edgeinspect.core.postprocess import CLASSIFICATION_MEANINGS, SEGMENTATION_MEANINGS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,6 +27,8 @@ class ModelSpec(BaseModel):
     input: InputSpec
     outputs: list[OutputSpec] = Field(min_length=1)
     thresholds: Thresholds | None = None
+    operating_point: OperatingPoint | None = None
+    """How ``thresholds.image`` was chosen and its validation figures (training writes it)."""
 
     @property
     def answer(self) -> OutputSpec:
@@ -45,7 +47,11 @@ class ModelSpec(BaseModel):
     def from_manifest(cls, manifest: Manifest) -> ModelSpec:
         """The evaluation-relevant part of a package manifest."""
         return cls(
-            task=manifest.task, input=manifest.input, outputs=manifest.outputs, thresholds=manifest.thresholds
+            task=manifest.task,
+            input=manifest.input,
+            outputs=manifest.outputs,
+            thresholds=manifest.thresholds,
+            operating_point=manifest.operating_point,
         )
 
     @classmethod

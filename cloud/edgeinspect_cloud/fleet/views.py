@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from edgeinspect_cloud.fleet.records import Device, Execution, Job
 
@@ -36,7 +37,8 @@ def ago(ts: float | None, now: float | None = None) -> str:
 
 
 def model_text(job: Job) -> str:
-    """``defect-cls:7 (shadow)`` for a deploy job, the operation otherwise."""
+    """``defect-cls:7 (shadow)`` for a deploy job, ``threshold defect-cls:* image=0.3`` for an
+    override, the operation otherwise."""
     doc = job.document
     model = doc.get("model") if isinstance(doc.get("model"), dict) else None
     if model is None:
@@ -45,6 +47,11 @@ def model_text(job: Job) -> str:
     text = f"{model.get('name')}:{model.get('version')}"
     if doc.get("operation") == "remove_model":
         return f"remove {text}"
+    if doc.get("operation") == "set_threshold":
+        raw = doc.get("thresholds")
+        values: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        shown = " ".join(f"{k}={'manifest' if v is None else v}" for k, v in sorted(values.items()))
+        return f"threshold {model.get('name')}:{model.get('version') or '*'} {shown}".rstrip()
     return f"{text} ({role})" if role and role != "primary" else text
 
 

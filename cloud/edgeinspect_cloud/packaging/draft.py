@@ -31,6 +31,7 @@ from edgeinspect.core.package import (
     Framework,
     InputSpec,
     Manifest,
+    OperatingPoint,
     OutputSpec,
     Thresholds,
     build_package,
@@ -85,6 +86,7 @@ class PackageDraft:
         golden_input: npt.NDArray[np.uint8],
         int8_model_path: str | Path | None = None,
         baseline: dict[str, JsonValue] | None = None,
+        operating_point: OperatingPoint | None = None,
     ) -> PackageDraft:
         """Write a draft folder (replacing any draft there) and return it; validates the manifest now."""
         target = Path(folder)
@@ -104,6 +106,7 @@ class PackageDraft:
                 "metrics": {k: float(v) for k, v in metrics.items() if np.isfinite(v)},
                 "dataset_fingerprint": dataset_fingerprint,
                 "baseline": baseline,
+                "operating_point": operating_point,
             }
         )
         shutil.copyfile(model_path, target / MODEL_FILE)

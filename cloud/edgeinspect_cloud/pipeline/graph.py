@@ -56,6 +56,7 @@ PARAMETERS: dict[str, tuple[str, Any]] = {
     "registry_url": ("str", "s3://edgeinspect-models/registry"),
     "s3_endpoint_url": ("str", ""),
     "seed": ("int", 0),
+    "threshold_policy": ("str", "best-f1"),
     "gate_min_ap": ("float", 0.9),
     "gate_min_recall": ("float", 0.8),
     "gate_min_dice": ("float", 0.6),
@@ -126,6 +127,8 @@ def cli_args(node: StepDef, *, quick: bool = False, epochs: int | None = None) -
         args.append("--quick")
     if epochs is not None:
         args += ["--epochs", str(epochs)]
+    if node.step == "train":  # the policy picks the shipped threshold on validation, in training
+        args += ["--threshold-policy", Param("threshold_policy")]
     if node.step == "gate":
         args += ["--gate-min-ap", Param("gate_min_ap"), "--gate-min-recall", Param("gate_min_recall")]
         args += ["--gate-min-dice", Param("gate_min_dice")]

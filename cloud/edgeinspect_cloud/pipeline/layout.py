@@ -64,6 +64,8 @@ class PipelineOptions:
     progress: bool = True
     compile: CompileOptions = field(default_factory=CompileOptions)
     gate: QualityGate = field(default_factory=default_gate)
+    threshold_policy: str = "best-f1"
+    """How training chooses the shipped image threshold on validation (``ThresholdPolicy``)."""
     run_url: str | None = None
     """Object-storage home of the run folder (engine containers): pulled before, pushed after each step."""
     dataset_urls: list[str] = field(default_factory=list)

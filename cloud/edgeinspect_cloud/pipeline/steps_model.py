@@ -88,7 +88,10 @@ def _link(source: Path, link: Path) -> None:
 def train_config(options: PipelineOptions, task: Task) -> TrainConfig:
     """The trainer's defaults for ``task`` (its profile), with this run's seed, epochs and progress."""
     return default_config(task, quick=options.quick, profile=options.profile).with_overrides(
-        seed=options.seed, epochs=options.epochs, progress=options.progress
+        seed=options.seed,
+        epochs=options.epochs,
+        progress=options.progress,
+        threshold_policy=options.threshold_policy,
     )
 
 

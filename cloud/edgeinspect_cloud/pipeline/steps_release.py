@@ -143,6 +143,7 @@ def step_package(options: PipelineOptions, layout: RunLayout, task: Task) -> dic
         input_spec=spec.input,
         outputs=spec.outputs,
         thresholds=spec.thresholds,
+        operating_point=spec.operating_point,
         metrics=package_metrics(layout, task, trained, compiled),
         dataset_fingerprint=trained["dataset_fingerprint"],
         model_path=compiled_dir / "model.onnx",

@@ -3,7 +3,9 @@
 Each version's package is downloaded from the registry (its sha256 checked, and its signature too
 when trusted keys are given) and evaluated the edge's way (:func:`evaluate_package`) on every
 dataset: its ``test`` split when it has one, else ``train``, flagged, since a version may have been
-trained on it (a reviewed dataset holds only ``train/``).
+trained on it (a reviewed dataset holds only ``train/``). Beside AP, AUROC and best F1 the table shows
+what the line will see at each version's *shipped* threshold: precision, recall, the false-reject rate
+and the counts of false rejects and escapes, so a reviewer sees new false rejects before approving.
 """
 
 from __future__ import annotations
@@ -19,7 +21,23 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edgeinspect_cloud.evaluation.package import evaluate_package
 from edgeinspect_cloud.registry import ModelRegistry
 
-HEADLINE = ("image_ap", "image_auroc", "f1", "dice", "iou")
+HEADLINE = (
+    "image_ap",
+    "image_auroc",
+    "f1",
+    "operating_threshold",
+    "operating_precision",
+    "operating_recall",
+    "operating_false_reject_rate",
+    "operating_false_rejects",
+    "operating_escapes",
+    "dice",
+    "iou",
+)
+COUNTS = frozenset({"operating_false_rejects", "operating_escapes"})
+"""Figures that are counts of images, shown without decimals."""
+SHOWN_AS = {name: name.removeprefix("operating_") + "@shipped" for name in HEADLINE if "operating_" in name}
+"""Table labels: ``recall@shipped`` is the recall at the version's own shipped threshold."""
 
 
 @dataclass
@@ -89,7 +107,9 @@ def format_comparison(group: str, versions: Sequence[int], results: Sequence[Dat
         names = [m for m in HEADLINE if all(m in result.metrics[v] for v in versions)]
         for name in names:
             values = [result.metrics[v][name] for v in versions]
-            rows.append([name, *(f"{x:.3f}" for x in values), f"{values[-1] - values[0]:+.3f}"])
+            shape = ".0f" if name in COUNTS else ".3f"
+            change = f"{values[-1] - values[0]:+{shape}}"
+            rows.append([SHOWN_AS.get(name, name), *(f"{x:{shape}}" for x in values), change])
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines += [
             "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows

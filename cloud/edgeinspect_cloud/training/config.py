@@ -16,11 +16,12 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from edgeinspect.core.package import Framework, InputSpec, OutputSpec, Thresholds
+from edgeinspect.core.package import Framework, InputSpec, OperatingPoint, OutputSpec, Thresholds
 from edgeinspect.core.preprocess import ResizeMode
 
 from edgeinspect_cloud.data.augment import AugmentConfig
-from edgeinspect_cloud.errors import TrainingError
+from edgeinspect_cloud.errors import EvaluationError, TrainingError
+from edgeinspect_cloud.evaluation.metrics import ThresholdPolicy
 
 Task = Literal["classification", "segmentation"]
 Profile = Literal["default", "quick", "demo"]
@@ -40,6 +41,9 @@ class TrainConfig:
     validation score stop training early; ``defect_share`` is the share of defective images per epoch
     after oversampling. ``crop_height`` (segmenter only) trains on full-width crops of that many rows
     (a multiple of 16), about ``height / crop_height`` times cheaper; inference takes the full input.
+    ``threshold_policy`` is how the shipped image threshold is chosen on validation
+    (:class:`~edgeinspect_cloud.evaluation.metrics.ThresholdPolicy`: ``best-f1``,
+    ``target-recall:0.99``, ``max-false-reject:0.01``).
     """
 
     task: Task
@@ -60,6 +64,7 @@ class TrainConfig:
     progress: bool = True
     max_train_images: int | None = None
     crop_height: int | None = None
+    threshold_policy: str = "best-f1"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -72,6 +77,10 @@ class TrainConfig:
                 f"crop height must be a multiple of 16 (at least 16), got {self.crop_height}",
                 hint="e.g. 96 for a 320-high input",
             )
+        try:
+            ThresholdPolicy.parse(self.threshold_policy)
+        except EvaluationError as exc:
+            raise TrainingError(exc.message, hint=exc.hint) from exc
         if self.height < 16 or self.img_width < 16:
             raise TrainingError(
                 f"input {self.height}x{self.img_width} is too small", hint="use at least 16x16 pixels"
@@ -160,6 +169,7 @@ class TrainResult:
     config: TrainConfig
     history: list[dict[str, float]] = field(default_factory=list)
     report_dir: Path | None = None
+    operating_point: OperatingPoint | None = None
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary (no arrays, no model): what ``train`` prints and writes as ``result.json``."""
@@ -171,6 +181,7 @@ class TrainResult:
             "checkpoint_path": str(self.checkpoint_path),
             "framework": self.framework.model_dump(),
             "thresholds": self.thresholds.model_dump(),
+            "operating_point": None if self.operating_point is None else self.operating_point.model_dump(),
             "metrics": self.metrics,
             "dataset_fingerprint": self.dataset_fingerprint,
             "train_seconds": round(self.train_seconds, 2),

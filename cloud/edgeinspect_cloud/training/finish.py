@@ -1,24 +1,25 @@
 """The end of every training run: export, check parity, evaluate on validation through ONNX Runtime.
 
 Thresholds are chosen here, on the validation split and through the exported ONNX model run the
-edge's way (core preprocess -> ONNX Runtime -> core postprocess): the image threshold maximises F1,
-the pixel threshold maximises Dice. They are written with the input and outputs to
-``model_spec.json`` beside ``model.onnx``, which ``evaluate --model`` and the packaging step read.
+edge's way (core preprocess -> ONNX Runtime -> core postprocess): the image threshold by the run's
+threshold policy (best F1 unless the quality engineer set a recall target or a false-reject limit),
+the pixel threshold maximises Dice. They are written with the input, the outputs and the operating
+point (policy and validation figures) to ``model_spec.json`` beside ``model.onnx``, which
+``evaluate --model`` and the packaging step read; the package's manifest carries them to the edge.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgeinspect.core.package import Framework, OutputSpec, Thresholds
+from edgeinspect.core.package import Framework, OperatingPoint, OutputSpec, Thresholds
 from edgeinspect.core.postprocess import classification_score, segmentation_score_and_mask
 
 from edgeinspect_cloud.evaluation.evaluate import evaluate_samples
-from edgeinspect_cloud.evaluation.metrics import operating_threshold
+from edgeinspect_cloud.evaluation.metrics import ThresholdPolicy, choose_operating_point
 from edgeinspect_cloud.evaluation.report import write_report
 from edgeinspect_cloud.evaluation.runner import OnnxModel
 from edgeinspect_cloud.evaluation.spec import ModelSpec
@@ -60,13 +61,12 @@ def finish_run(run_dir: Path, config: TrainConfig, data: PreparedData, fit: FitO
     spec = ModelSpec(task=config.task, input=data.spec, outputs=[output])
     runner = OnnxModel(onnx_path, spec, threads=config.threads)
     evaluation = evaluate_samples(runner, data.val_files, progress=config.progress)
-    image_threshold = operating_threshold(evaluation.labels, evaluation.scores)
-    thresholds = Thresholds(
-        image=image_threshold if math.isfinite(image_threshold) else 0.5,
-        pixel=evaluation.pixel_threshold,
+    point = choose_operating_point(
+        evaluation.labels, evaluation.scores, ThresholdPolicy.parse(config.threshold_policy)
     )
-    spec.model_copy(update={"thresholds": thresholds}).write(run_dir / SPEC_FILE)
-    metrics = {**evaluation.metrics, "onnx_parity_max_abs_diff": max_diff}
+    thresholds = Thresholds(image=point.threshold, pixel=evaluation.pixel_threshold)
+    spec.model_copy(update={"thresholds": thresholds, "operating_point": point}).write(run_dir / SPEC_FILE)
+    metrics = {**evaluation.metrics, **operating_metrics(point), "onnx_parity_max_abs_diff": max_diff}
     evaluation.metrics = metrics
     report_dir = write_report(
         evaluation,
@@ -97,7 +97,22 @@ def finish_run(run_dir: Path, config: TrainConfig, data: PreparedData, fit: FitO
         config=config,
         history=fit.history,
         report_dir=report_dir,
+        operating_point=point,
     )
+
+
+def operating_metrics(point: OperatingPoint) -> dict[str, float]:
+    """The ``operating_*`` figures at the chosen threshold, named as ``evaluate`` names them on a
+    packaged model, so the quality gate reads validation and test figures alike."""
+    figures = {
+        "operating_threshold": point.threshold,
+        "operating_precision": point.precision,
+        "operating_recall": point.recall,
+        "operating_false_reject_rate": point.false_reject_rate,
+        "operating_f1": point.f1,
+        "operating_false_rejects": float(point.false_rejects),
+    }
+    return {key: float(value) for key, value in figures.items() if value is not None}
 
 
 def _val_predictions(runner: OnnxModel, data: PreparedData, batch_size: int = 16) -> ValPredictions:

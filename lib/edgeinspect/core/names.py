@@ -42,3 +42,15 @@ def line_io_status_key(line: str) -> str:
     """JSON status of ``line``'s PLC I/O (connections, last trigger, last reject, missed rejects): the UI
     shows it, ``edgeinspect-line-io`` writes it every second."""
     return f"{PREFIX}:line-io:{line}:status"
+
+
+def threshold_overrides_key() -> str:
+    """JSON table of the device's threshold overrides set by jobs (``edgeinspect.core.thresholds``):
+    the model manager writes it from its state.json, the inference workers read it."""
+    return f"{PREFIX}:thresholds"
+
+
+def line_thresholds_key(line: str) -> str:
+    """JSON of the overrides the inference worker of ``line`` applies (jobs and its own setting), with
+    when it last read them: the UI shows it beside the models."""
+    return f"{PREFIX}:thresholds:{line}"

@@ -139,6 +139,7 @@ class Device:
             "agent": "unreachable" if loaded is None else "ok",
             "models": models,
             "aliases": {alias: a.model_dump() for alias, a in sorted(state.aliases.items())},
+            "thresholds": {key: o.model_dump(mode="json") for key, o in sorted(state.thresholds.items())},
             "last_job": last.model_dump(exclude={"details", "reported"}) if last else None,
             "ts": round(time.time(), 3),
         }

@@ -4,7 +4,10 @@ Two dialects arrive in the ``jobDocument`` of a job execution:
 
 - ours: ``{"operation": "deploy_model", "model": {"name", "version", "url", "sha256", "size"},
   "role": "primary"|"shadow", "alias": "...", "rollback_on_failure": true}`` and
-  ``{"operation": "remove_model", "model": {"name", "version"}}``;
+  ``{"operation": "remove_model", "model": {"name", "version"}}`` and
+  ``{"operation": "set_threshold", "model": {"name", "version"?}, "thresholds": {"image": 0.3,
+  "pixel": null}, "requested_by": "...", "reason": "..."}`` (a line's override of the manifest's
+  thresholds: a number sets one, null returns it to the manifest's, a missing key leaves it);
 - the original SageMaker Edge Manager sample's ``{"type": "new_model", "model_name", "model_version",
   "model_package_bucket", "model_package_key"}``, so a fleet migrates without changing its cloud side.
   It carries no sha256: the package's signed manifest (every file's hash) is then the integrity check,
@@ -27,7 +30,16 @@ from edgeinspect.core import safejson
 from edgeinspect.core.errors import PackageError
 from edgeinspect.core.ids import MODEL_NAME_MAX, MODEL_NAME_PATTERN, MODEL_VERSION_MAX
 from edgeinspect.core.package import parse_version
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from edgeinspect.core.thresholds import Threshold
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from edgeinspect_model_manager.errors import JobDocumentError
 
@@ -66,7 +78,22 @@ class RemoveModel:
     version: str | None = None
 
 
-JobOperation = DeployModel | RemoveModel
+@dataclass(frozen=True)
+class SetThreshold:
+    """Override ``name``'s (or ``name:version``'s) thresholds on this device without a new package.
+
+    ``changes`` holds only the keys the document named: a number sets that threshold, ``None`` returns
+    it to the manifest's.
+    """
+
+    name: str
+    version: str | None
+    changes: dict[str, float | None]
+    requested_by: str = ""
+    reason: str = ""
+
+
+JobOperation = DeployModel | RemoveModel | SetThreshold
 
 
 def _check_version(value: str) -> str:
@@ -133,6 +160,26 @@ class _RemoveDoc(_Strict):
     model: _RemoveSpec
 
 
+class _ThresholdValues(_Strict):
+    image: Threshold = None
+    pixel: Threshold = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _some(cls, value: object) -> object:
+        if isinstance(value, dict) and not value:
+            raise ValueError("name image and/or pixel (a number 0..1, or null for the manifest's)")
+        return value
+
+
+class _ThresholdDoc(_Strict):
+    operation: Literal["set_threshold"]
+    model: _RemoveSpec
+    thresholds: _ThresholdValues
+    requested_by: str = Field(default="", max_length=256)
+    reason: str = Field(default="", max_length=1024)
+
+
 class _NewModelDoc(BaseModel):
     """The sample's document; unknown keys are ignored, as the sample itself ignored them."""
 
@@ -171,9 +218,18 @@ def parse_job_document(raw: object) -> JobOperation:
     if operation == "remove_model":
         removal = _validate(_RemoveDoc, doc)
         return RemoveModel(removal.model.name, removal.model.version)
+    if operation == "set_threshold":
+        setting = _validate(_ThresholdDoc, doc)
+        return SetThreshold(
+            name=setting.model.name,
+            version=setting.model.version,
+            changes=setting.thresholds.model_dump(exclude_unset=True),
+            requested_by=setting.requested_by,
+            reason=setting.reason,
+        )
     raise JobDocumentError(
         f"unknown job operation {operation!r}" if operation else "the job document has no 'operation'",
-        hint="this device accepts deploy_model, remove_model and the sample's type=new_model",
+        hint="this device accepts deploy_model, remove_model, set_threshold and the sample's type=new_model",
     )
 
 

@@ -6,9 +6,15 @@ Events (``Event`` records, service ``model-manager``):
   ``reason``, ``stage``, ``thing`` (the UI shows the newest one per model);
 - ``device_state``: ``state`` (restoring/idle/deploying/watching/stopping), ``thing``, ``models``,
   ``aliases``, ``last_job`` (the same document as the retained MQTT message);
+- ``threshold_set``: a ``set_threshold`` job changed a model's thresholds on this device: ``key``,
+  ``model``, ``version``, ``old_image``/``new_image``, ``old_pixel``/``new_pixel`` (null: the
+  manifest's), ``set_by``, ``set_at``, ``job_id``, ``reason``;
 - ``swap``, ``shadow_set``, ``model_rolled_back``, ``rollback_impossible``, ``model_unloaded``,
   ``model_removed``, ``restore_problem``, ``alias_restored``: model lifecycle, so the UI refreshes its
   model table.
+
+The device's threshold overrides also go to Redis (``ei:thresholds``, JSON), where the inference
+workers read them; they are written again between jobs, so a Redis restart loses them for seconds.
 
 Neither Redis nor the broker is allowed to fail a job: a publish that fails is logged and counted, and
 the retained state is published again on the next (re)connect.
@@ -76,6 +82,19 @@ class Reporter:
             self._metrics.publish_failures.labels("redis").inc()
             self._redis_retry_at = time.monotonic() + REDIS_PAUSE_S  # a job must not wait on a dead Redis
             log.warning("event_not_published", type=type_, error=str(exc), paused_s=REDIS_PAUSE_S)
+
+    def thresholds(self, table: bytes) -> bool:
+        """Write the override table for the workers; False (logged, counted) when Redis refused."""
+        if self._streams is None or time.monotonic() < self._redis_retry_at:
+            return False
+        try:
+            self._streams.client.set(names.threshold_overrides_key(), table)
+        except (redis.RedisError, OSError) as exc:
+            self._metrics.publish_failures.labels("redis").inc()
+            self._redis_retry_at = time.monotonic() + REDIS_PAUSE_S
+            log.warning("thresholds_not_published", error=str(exc), paused_s=REDIS_PAUSE_S)
+            return False
+        return True
 
     def job_status(self, job_id: str, status: str, model: str, version: str, reason: str, stage: str) -> None:
         level = "error" if status == "FAILED" else "info"

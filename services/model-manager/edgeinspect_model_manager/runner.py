@@ -3,7 +3,8 @@
 When it asks (``start-next``): after every (re)connect, on every ``notify-next``, right after a job
 ends, and every ``EI_JOBS_POLL_INTERVAL_S`` while idle. Between jobs it also checks, every
 ``EI_RECONCILE_INTERVAL_S``, that the agent still serves what state.json says (an agent that restarted
-on its own comes back empty) and restores what is missing. ``start-next`` returns QUEUED *and*
+on its own comes back empty) and restores what is missing, and writes the threshold overrides to Redis
+again (a Redis that restarted empty). ``start-next`` returns QUEUED *and*
 IN_PROGRESS executions, so a job that arrived while the device was off, or one interrupted by a
 reboot, comes back by itself. Jobs run one at a time.
 
@@ -25,13 +26,14 @@ from edgeinspect.core.observability import get_logger
 from edgeinspect_model_manager.deploy import Deployer
 from edgeinspect_model_manager.device import Device
 from edgeinspect_model_manager.errors import JobDocumentError, JobInterrupted
-from edgeinspect_model_manager.jobdoc import DeployModel, JobOperation, parse_job_document
+from edgeinspect_model_manager.jobdoc import DeployModel, JobOperation, SetThreshold, parse_job_document
 from edgeinspect_model_manager.jobs import JobGoneError, JobsChannel, Tracked
 from edgeinspect_model_manager.outcome import Outcome
 from edgeinspect_model_manager.protocol import Execution, Status, status_details
 from edgeinspect_model_manager.restore import reconcile
 from edgeinspect_model_manager.retention import Retention
 from edgeinspect_model_manager.state import JobRecord
+from edgeinspect_model_manager.thresholds import apply_threshold, publish_thresholds
 
 log = get_logger(__name__)
 
@@ -76,6 +78,7 @@ class JobRunner:
             if self.stop.is_set():
                 break
             reconcile(self.device)  # between jobs only: a job's own alias moves are never raced
+            publish_thresholds(self.device)
             if not (woken or time.monotonic() >= next_poll) or not self.channel.mqtt.is_connected:
                 continue
             next_poll = time.monotonic() + settings.jobs_poll_interval_s
@@ -137,6 +140,12 @@ class JobRunner:
 
         if isinstance(op, DeployModel):
             return Deployer(self.device, self.retention, self.stop, progress).deploy(record.job_id, op)
+        if isinstance(op, SetThreshold):
+            progress("applying", {})
+            try:
+                return apply_threshold(self.device, record.job_id, op)
+            except EdgeInspectError as exc:
+                return Outcome.failed(exc.message, stage="applying")
         assert op is not None
         progress("removing", {})
         try:
@@ -230,6 +239,8 @@ def _parse(execution: Execution) -> tuple[JobOperation | None, Outcome | None]:
 def _record(execution: Execution, op: JobOperation | None) -> JobRecord:
     if isinstance(op, DeployModel):
         operation, model, version = "deploy_model", op.name, op.version
+    elif isinstance(op, SetThreshold):
+        operation, model, version = "set_threshold", op.name, op.version or ""
     elif op is not None:
         operation, model, version = "remove_model", op.name, op.version or ""
     else:

@@ -32,6 +32,7 @@ from edgeinspect_model_manager.restore import restore
 from edgeinspect_model_manager.retention import Retention
 from edgeinspect_model_manager.runner import JobRunner
 from edgeinspect_model_manager.settings import ModelManagerSettings
+from edgeinspect_model_manager.thresholds import publish_thresholds
 
 log = get_logger(__name__)
 
@@ -98,6 +99,7 @@ class ModelManagerService:
         self.janitor.start()
         try:
             problems = restore(self.device, self.stop)
+            publish_thresholds(self.device)  # the workers apply the line's overrides from the first frame
             self.restored.set()
             self.device.publish_state("idle")
             log.info(

@@ -1,9 +1,10 @@
 """The device's desired state, persisted in ``{model_dir}/state.json`` and restored before the network.
 
 What it holds: the versions installed on disk (where, from which package), where every alias points
-(primary and shadow), a rollback watch in progress, and the recent jobs with their outcome and whether
-the cloud has acknowledged it. A rebooted device reads it, loads the aliased versions into the agent and
-sets the aliases, so it serves exactly what it served before, even with the factory network down.
+(primary and shadow), a rollback watch in progress, the line's threshold overrides (who set them, when,
+why), and the recent jobs with their outcome and whether the cloud has acknowledged it. A rebooted
+device reads it, loads the aliased versions into the agent and sets the aliases, so it serves exactly
+what it served before, even with the factory network down.
 
 Writes are atomic (temp file in the same folder, fsync, rename, fsync the folder): after a power cut the
 file is the old state or the new one, never half of either. A file that does not parse is kept aside
@@ -23,6 +24,7 @@ from typing import Literal
 from edgeinspect.core.errors import StorageError
 from edgeinspect.core.observability import get_logger
 from edgeinspect.core.package import parse_version
+from edgeinspect.core.thresholds import Override
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 log = get_logger(__name__)
@@ -100,6 +102,8 @@ class DeviceState(_Model):
     aliases: dict[str, AliasState] = Field(default_factory=dict)
     watch: Watch | None = None
     jobs: list[JobRecord] = Field(default_factory=list)
+    thresholds: dict[str, Override] = Field(default_factory=dict)
+    """``MODEL`` or ``MODEL:VERSION`` -> the override set by a ``set_threshold`` job."""
 
     def installed(self, name: str, version: str) -> InstalledVersion | None:
         return self.versions.get(f"{name}:{version}")

@@ -21,6 +21,7 @@ from edgeinspect_ui.feed.frames import FrameLocator
 from edgeinspect_ui.feed.hub import Feed
 from edgeinspect_ui.feed.inventory import AgentLike, ModelInventory, connect_agent
 from edgeinspect_ui.feed.jobs import JobBoard
+from edgeinspect_ui.feed.thresholds import line_overrides
 from edgeinspect_ui.feed.watcher import ModelWatcher
 from edgeinspect_ui.metrics import UiMetrics
 from edgeinspect_ui.security import Authenticator, RequireAuth, SecureHeaders, bearer_token
@@ -40,7 +41,12 @@ def build_state(
     feed = Feed(streams, settings, metrics, jobs, on_models_hint=lambda: holder[0].poke() if holder else None)
     if connect is connect_agent and settings.agent_token is not None:
         connect = partial(connect_agent, token=settings.agent_token.get_secret_value())
-    inventory = ModelInventory(settings.agent_addr, jobs, connect)
+    inventory = ModelInventory(
+        settings.agent_addr,
+        jobs,
+        connect,
+        overrides=lambda: line_overrides(streams.client, feed.lines_out().lines),
+    )
     watcher = ModelWatcher(
         inventory, settings.ui_models_refresh_s, lambda table: feed.broadcast("models", table), metrics
     )

@@ -57,6 +57,9 @@ def test_a_nodes_arguments_are_the_local_cli_with_the_run_in_storage_and_no_secr
     assert f"{KEY_DIR}/edgeinspect.key" in cli_args(package) and "signing_key" in package.secrets
     check = next(n for n in pipeline_steps() if n.step == "agent-check")  # trusts the key's public half
     assert f"{KEY_DIR}/edgeinspect.key" in cli_args(check) and "--registry" not in cli_args(check)
+    train = next(n for n in pipeline_steps() if n.step == "train")
+    assert cli_args(train)[-2:] == ["--threshold-policy", Param("threshold_policy")]
+    assert Param("threshold_policy") not in cli_args(package)
     spec = graph_spec("img:1", quick=True)
     assert not any(name in spec["parameters"] for name in ("key", "signing_key", "aws_secret_access_key"))
     assert all(step["args"][0] == "pipeline" and "--quick" in step["args"] for step in spec["steps"])

@@ -197,3 +197,55 @@ def test_deploy_in_cumulative_percentage_waves(
     ]
     assert _deploy(db, registry, 1, "--wave-pct", "10,5,100") == 1
     assert "wave percentages must grow strictly" in capsys.readouterr().err
+
+
+def test_set_threshold_queues_an_audited_override_job(
+    env: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, _ = env
+    capsys.readouterr()
+    args = ["set-threshold", "--model", MODEL, "--image", "0.3", "--pixel", "manifest", "--target", "line-3",
+            "--reason", "escapes on line 3", "--by", "ana", "--fleet-db", db, "--json"]  # fmt: skip
+    assert cli.main(args) == 0
+    job = json.loads(capsys.readouterr().out)
+    assert job["document"] == {
+        "operation": "set_threshold",
+        "model": {"name": MODEL},
+        "thresholds": {"image": 0.3, "pixel": None},
+        "requested_by": "ana",
+        "reason": "escapes on line 3",
+    }
+    assert job["jobId"].startswith(f"threshold-{MODEL}-all-")
+    assert sorted(e["thingName"] for e in job["executions"]) == ["edge-1", "edge-2"]
+    assert cli.main(["set-threshold", "--model", MODEL, "--version", "1", "--clear", "--target", "line-3",
+                     "--job-id", "clear-1", "--fleet-db", db]) == 0  # fmt: skip
+    assert "image=manifest, pixel=manifest" in capsys.readouterr().out
+    assert cli.main(["jobs", "list", "--fleet-db", db]) == 0
+    listed = capsys.readouterr().out
+    assert f"threshold {MODEL}:1 image=manifest pixel=manifest" in listed
+    assert f"threshold {MODEL}:* image=0.3 pixel=manifest" in listed
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--image", "1.5"), "between 0 and 1"),
+        (("--image", "nan"), "between 0 and 1"),
+        (("--image", "high"), "must be a number"),
+        ((), "nothing to set"),
+        (("--clear", "--image", "0.3"), "--clear sets both"),
+        (("--image", "0.3", "--version", "../1"), "invalid model version"),
+    ],
+)
+def test_set_threshold_explains_bad_values(
+    env: tuple[str, str], capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], message: str
+) -> None:
+    db, _ = env
+    try:
+        code = cli.main(["set-threshold", "--model", MODEL, "--target", "line-3", "--fleet-db", db, *extra])
+    except SystemExit as exc:  # argparse refuses a value before the command runs
+        code = int(exc.code or 0)
+    assert code != 0
+    assert message in capsys.readouterr().err
+    with FleetStore.open(db) as store:
+        assert store.jobs.list_jobs(None, 10) == []

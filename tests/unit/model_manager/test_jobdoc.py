@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from edgeinspect_model_manager.errors import JobDocumentError
-from edgeinspect_model_manager.jobdoc import DeployModel, RemoveModel, parse_job_document
+from edgeinspect_model_manager.jobdoc import DeployModel, RemoveModel, SetThreshold, parse_job_document
 
 SHA = "ab" * 32
 
@@ -109,3 +109,39 @@ def test_malformed_documents_fail_naming_the_problem(doc: object, fragment: str)
     with pytest.raises(JobDocumentError) as caught:
         parse_job_document(doc)
     assert fragment in str(caught.value)
+
+
+def test_set_threshold_keeps_only_the_keys_the_document_names() -> None:
+    op = parse_job_document(
+        {
+            "operation": "set_threshold",
+            "model": {"name": "defect-cls", "version": "7"},
+            "thresholds": {"image": 0.3, "pixel": None},
+            "requested_by": "ana",
+            "reason": "escapes on line 3",
+        }
+    )
+    assert op == SetThreshold("defect-cls", "7", {"image": 0.3, "pixel": None}, "ana", "escapes on line 3")
+    every = parse_job_document(
+        {"operation": "set_threshold", "model": {"name": "defect-cls"}, "thresholds": {"pixel": 0.6}}
+    )
+    assert every == SetThreshold("defect-cls", None, {"pixel": 0.6})
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "says"),
+    [
+        ({"image": 1.5}, "thresholds.image"),
+        ({"image": -0.1}, "between 0 and 1"),
+        ({"image": "0.3"}, "must be a number"),
+        ({"image": True}, "must be a number"),
+        ({"image": float("nan")}, "between 0 and 1"),
+        ({"imgae": 0.3}, "thresholds.imgae: Extra inputs"),
+        ({}, "name image and/or pixel"),
+    ],
+)
+def test_a_bad_threshold_fails_the_job_naming_the_field(thresholds: dict[str, Any], says: str) -> None:
+    doc = {"operation": "set_threshold", "model": {"name": "defect-cls"}, "thresholds": thresholds}
+    with pytest.raises(JobDocumentError, match=says) as caught:
+        parse_job_document(doc)
+    assert "malformed job document" in caught.value.message

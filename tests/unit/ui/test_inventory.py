@@ -58,3 +58,34 @@ def test_device_state_and_model_events_ask_for_a_refresh() -> None:
 def test_without_an_agent_address_the_table_says_so() -> None:
     table = ModelInventory(None, JobBoard()).snapshot()
     assert table.agent == "not_configured" and table.models == [] and "EI_AGENT_ADDR" in table.message
+
+
+def test_each_line_shows_the_thresholds_its_verdicts_use() -> None:
+    from dataclasses import replace
+
+    from edgeinspect.core.thresholds import Override, OverrideTable
+
+    from tests.helpers.manifests import manifest
+
+    seg = replace(
+        version("seg", "3"),
+        task="segmentation",
+        manifest_json=manifest("segmentation", name="seg", version="3", image=0.5, pixel=0.4)
+        .to_json_bytes()
+        .decode(),
+    )
+    override = Override(pixel=0.6, set_by="ana", set_at=1_700_000_000.0, reason="thin cracks")
+    lines = {"line-1": OverrideTable({"seg:3": override}), "line-2": OverrideTable()}
+    (row,) = build_rows([seg], [AliasInfo("defect-seg", "seg", "3", "", 1)], [], overrides=lines)
+    one, two = row.thresholds["line-1"], row.thresholds["line-2"]
+    assert (one.image, one.pixel, one.manifest_pixel, one.overridden, one.source) == (
+        0.5,
+        0.6,
+        0.4,
+        True,
+        "job",
+    )
+    assert (one.set_by, one.reason) == ("ana", "thin cracks")
+    assert (two.pixel, two.overridden, two.source, two.set_by) == (0.4, False, "manifest", "")
+    unreadable = build_rows([version("cls", "1")], [], [], overrides=lines)[0]
+    assert unreadable.thresholds == {}, "a manifest the UI cannot read shows no threshold, not an error"

@@ -111,3 +111,12 @@ def test_nan_score_is_an_error_not_a_good_part() -> None:
 
 def test_empty_mask_has_no_bbox() -> None:
     assert mask_area_and_bbox(np.zeros((3, 4), bool)) == (0, None)
+
+
+def test_a_line_override_decides_instead_of_the_manifest() -> None:
+    from edgeinspect.core.package import Thresholds
+
+    verdict = postprocess(
+        manifest(image=0.5), probs(0.3), IDENTITY, latency_ms=1.0, thresholds=Thresholds(image=0.25)
+    )
+    assert (verdict.prediction.label, verdict.prediction.threshold) == ("defect", 0.25)

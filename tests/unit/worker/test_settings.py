@@ -59,3 +59,15 @@ def test_check_config_prints_the_settings_and_exits_0(
 )
 def test_shared_memory_is_used_on_a_unix_socket_unless_told(mode: str, addr: str, expected: bool) -> None:
     assert WorkerSettings.load(agent_shm=mode, agent_addr=addr).use_shm is expected
+
+
+def test_threshold_overrides_are_checked_when_the_worker_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "EI_THRESHOLD_OVERRIDES", '{"defect-cls": {"image": 0.3}, "defect-seg:7": {"pixel": 0.6}}'
+    )
+    table = WorkerSettings.load().override_table()
+    assert table.effective("defect-cls", "4", 0.5, None).image == 0.3
+    assert table.entries["defect-seg:7"].source == "setting"
+    monkeypatch.setenv("EI_THRESHOLD_OVERRIDES", '{"defect-cls": {"image": 1.3}}')
+    with pytest.raises(ConfigError, match=r"EI_THRESHOLD_OVERRIDES.*between 0 and 1"):
+        WorkerSettings.load()

@@ -178,6 +178,30 @@ class Thresholds(_Strict):
     pixel: float | None = None
 
 
+class OperatingPoint(_Strict):
+    """How the image threshold was chosen, and what it did on the split it was chosen on.
+
+    ``policy`` is the quality engineer's rule (``best-f1``, ``target-recall:0.99``,
+    ``max-false-reject:0.01``); the figures are the decision ``score >= threshold`` on ``split``
+    (validation). ``met`` is false when that split could not satisfy the policy (too few defects or
+    good parts to judge it, or no threshold reaching the target): the threshold is then the closest
+    one, and a reviewer should look. ``None`` figures are undefined (no defective or no good image).
+    """
+
+    policy: str = Field(min_length=1, max_length=64)
+    threshold: float = Field(ge=0, le=1)
+    split: str = Field(default="validation", min_length=1, max_length=32)
+    met: bool = True
+    precision: float | None = Field(default=None, ge=0, le=1)
+    recall: float | None = Field(default=None, ge=0, le=1)
+    false_reject_rate: float | None = Field(default=None, ge=0, le=1)
+    f1: float | None = Field(default=None, ge=0, le=1)
+    images: int = Field(default=0, ge=0)
+    defective: int = Field(default=0, ge=0)
+    false_rejects: int = Field(default=0, ge=0)
+    escapes: int = Field(default=0, ge=0)
+
+
 class Golden(_Strict):
     """Where the smoke-test input and expected outputs live inside the package (filled by the builder)."""
 
@@ -202,6 +226,8 @@ class Manifest(_Strict):
     files: dict[RelPath, Sha256Hex] = Field(default_factory=dict)
     golden: Golden | None = None
     baseline: dict[str, JsonValue] | None = None
+    operating_point: OperatingPoint | None = None
+    """Left out of the JSON when ``None``, so a package without one reads on devices that predate it."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
@@ -236,7 +262,10 @@ class Manifest(_Strict):
 
     def to_json_bytes(self) -> bytes:
         """Serialise deterministically (sorted keys, fixed indent, trailing newline): the signed bytes."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2, ensure_ascii=False)
+        data = self.model_dump(mode="json")
+        if data.get("operating_point") is None:
+            data.pop("operating_point", None)
+        text = json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False)
         return (text + "\n").encode("utf-8")
 
     @classmethod

@@ -17,7 +17,7 @@ import time
 
 from edgeinspect.core.agent_client import AgentClient, PredictResult
 from edgeinspect.core.errors import AgentError, EdgeInspectError, MessageError
-from edgeinspect.core.package import Manifest
+from edgeinspect.core.package import Manifest, Thresholds
 from edgeinspect.core.preprocess import Preprocessed
 
 from edgeinspect_inference.worker.catalog import ModelCatalog, Target
@@ -29,6 +29,7 @@ from edgeinspect_inference.worker.judge import (
     StaleTarget,
 )
 from edgeinspect_inference.worker.metrics import WorkerMetrics
+from edgeinspect_inference.worker.overrides import ThresholdOverrides
 from edgeinspect_inference.worker.postprocess import ModelVerdict, postprocess
 from edgeinspect_inference.worker.shm import ShmInputs
 
@@ -47,8 +48,10 @@ class AgentModelCaller:
         *,
         timeout_s: float = 10.0,
         shm: ShmInputs | None = None,
+        overrides: ThresholdOverrides | None = None,
     ) -> None:
         self._client = client
+        self._overrides = overrides
         self._catalog = catalog
         self._metrics = metrics
         self._timeout_s = timeout_s
@@ -63,7 +66,13 @@ class AgentModelCaller:
         self._metrics.round_trip.labels(target.alias).observe(time.perf_counter() - started)
         answered = self._answering_manifest(target, response)
         try:
-            primary = postprocess(answered, response.outputs, pre.geometry, latency_ms=response.latency_ms)
+            primary = postprocess(
+                answered,
+                response.outputs,
+                pre.geometry,
+                latency_ms=response.latency_ms,
+                thresholds=self._thresholds(answered),
+            )
             shadow = self._shadow(target, answered, response, pre)
         except MessageError as exc:
             raise ModelProblem(f"{target.alias}: {exc}", reason="output") from exc
@@ -124,7 +133,12 @@ class AgentModelCaller:
             latency_ms=shadow.latency_ms,
             role="shadow",
             want_mask=False,
+            thresholds=self._thresholds(manifest),
         )
+
+    def _thresholds(self, manifest: Manifest) -> Thresholds | None:
+        """The line's thresholds for this version (None: the manifest's own)."""
+        return None if self._overrides is None else self._overrides.thresholds(manifest)[0]
 
     def _translate(self, target: Target, exc: AgentError) -> EdgeInspectError:
         if exc.code in _TRANSIENT:

@@ -6,7 +6,8 @@ back through the preprocessing geometry and builds the prediction, as ``docs/mod
 a classifier's score is its defect probability; a segmenter's pixel is defect when
 ``p >= thresholds.pixel`` and its image score is the maximum pixel probability; either is ``defect``
 when ``score >= thresholds.image``. Logit outputs are turned into probabilities first, so thresholds
-always compare probabilities, as evaluation chose them.
+always compare probabilities, as evaluation chose them. ``thresholds`` replaces the manifest's when
+the line overrides them (:mod:`.overrides`); the prediction records the threshold that decided.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from edgeinspect.core.errors import MessageError
 from edgeinspect.core.messages import Prediction
-from edgeinspect.core.package import Manifest, OutputSpec
+from edgeinspect.core.package import Manifest, OutputSpec, Thresholds
 from edgeinspect.core.postprocess import (
     CLASSIFICATION_MEANINGS,
     SEGMENTATION_MEANINGS,
@@ -50,8 +51,11 @@ def postprocess(
     latency_ms: float,
     role: Role = "primary",
     want_mask: bool = True,
+    thresholds: Thresholds | None = None,
 ) -> ModelVerdict:
-    """Judge one model's outputs with its own manifest's thresholds (``MessageError`` if malformed)."""
+    """Judge one model's outputs with ``thresholds`` (default: its manifest's); ``MessageError`` if
+    the outputs are malformed."""
+    chosen = thresholds or manifest.thresholds
     spec = _output_spec(manifest)
     tensor = outputs.get(spec.name)
     if tensor is None:
@@ -62,25 +66,26 @@ def postprocess(
         )
     if manifest.task == "classification":
         score = classification_score(tensor, spec.meaning)
-        return ModelVerdict(_prediction(manifest, score, latency_ms, role))
-    pixel = float(manifest.thresholds.pixel if manifest.thresholds.pixel is not None else 0.5)
+        return ModelVerdict(_prediction(manifest, chosen.image, score, latency_ms, role))
+    pixel = float(chosen.pixel if chosen.pixel is not None else 0.5)
     score, model_mask = segmentation_score_and_mask(tensor, spec.meaning, pixel)
     if not want_mask:
-        return ModelVerdict(_prediction(manifest, score, latency_ms, role))
+        return ModelVerdict(_prediction(manifest, chosen.image, score, latency_ms, role))
     mask = geometry.to_frame(model_mask)
     area, bbox = mask_area_and_bbox(mask)
-    return ModelVerdict(_prediction(manifest, score, latency_ms, role, area, bbox), mask)
+    return ModelVerdict(_prediction(manifest, chosen.image, score, latency_ms, role, area, bbox), mask)
 
 
 def _prediction(
     manifest: Manifest,
+    image_threshold: float,
     score: float,
     latency_ms: float,
     role: Role,
     area: int = 0,
     bbox: tuple[int, int, int, int] | None = None,
 ) -> Prediction:
-    threshold = float(manifest.thresholds.image)
+    threshold = float(image_threshold)
     return Prediction(
         model=manifest.name,
         version=manifest.version,

@@ -23,6 +23,7 @@ from edgeinspect_inference.worker.commit import Committer
 from edgeinspect_inference.worker.judge import FrameJudge
 from edgeinspect_inference.worker.loop import Worker
 from edgeinspect_inference.worker.metrics import WorkerMetrics
+from edgeinspect_inference.worker.overrides import ThresholdOverrides, announce_setting
 from edgeinspect_inference.worker.settings import WorkerSettings
 from edgeinspect_inference.worker.shm import ShmInputs
 from edgeinspect_inference.worker.telemetry import (
@@ -58,8 +59,16 @@ class WorkerService:
         # Two model calls per frame in flight, each on its own thread (classification + segmentation).
         self._models = ThreadPoolExecutor(max_workers=2 * settings.pipeline_depth, thread_name_prefix="model")
         self.shm = ShmInputs(2 * settings.pipeline_depth, enabled=settings.use_shm)
+        self.overrides = ThresholdOverrides(
+            streams.client, settings.line, settings.override_table(), refresh_s=settings.catalog_refresh_s
+        )
         caller = AgentModelCaller(
-            agent, self.catalog, self.metrics, timeout_s=settings.agent_timeout_s, shm=self.shm
+            agent,
+            self.catalog,
+            self.metrics,
+            timeout_s=settings.agent_timeout_s,
+            shm=self.shm,
+            overrides=self.overrides,
         )
         judge = FrameJudge(
             settings.line,
@@ -113,11 +122,14 @@ class WorkerService:
         if self.telemetry is not None:
             self.telemetry.start()
         self.streams.client.sadd(names.lines_key(), self.settings.line)
+        announce_setting(self.streams, self.settings.line, self.settings.override_table())
+        self.overrides.start()  # publishes what this line applies before the first frame
         self.worker.run(stop)
 
     def close(self) -> None:
         """Stop alerts (delivering what is queued) and telemetry (a last summary), then the model threads."""
         self.alerter.stop()
+        self.overrides.stop()
         if self.telemetry is not None:
             self.telemetry.stop()
         self._models.shutdown(wait=True)

@@ -7,11 +7,13 @@ import socket
 from typing import ClassVar, Literal
 
 from edgeinspect.core.settings import ServiceSettings
-from pydantic import Field
+from edgeinspect.core.thresholds import OverrideTable
+from pydantic import Field, field_validator
 
 DEFAULT_AGENT_ADDR = "unix:///run/edgeinspect/agent.sock"
 CLASSIFICATION_ALIAS = "defect-cls"
 SEGMENTATION_ALIAS = "defect-seg"
+OVERRIDES_SETTING = "EI_THRESHOLD_OVERRIDES"
 
 
 def default_consumer() -> str:
@@ -42,6 +44,11 @@ class WorkerSettings(ServiceSettings):
     verdict_rule: Literal["any", "classification"] = Field(
         default="any",
         description="'any': defect when either model says so; 'classification': the classifier decides",
+    )
+    threshold_overrides: str = Field(
+        default="",
+        description='this line\'s thresholds over the manifests\', JSON: {"defect-cls": {"image": 0.3}, '
+        '"defect-seg:7": {"pixel": 0.6}}; a set_threshold job wins for the same key; empty: none',
     )
     capture_good_fraction: float = Field(
         default=0.01, ge=0, le=1, description="share of good parts sampled into ei:capture"
@@ -89,6 +96,16 @@ class WorkerSettings(ServiceSettings):
     thing_name: str = Field(
         default="", description="this device in edgeinspect/{thing}/telemetry; empty: the line id"
     )
+
+    @field_validator("threshold_overrides")
+    @classmethod
+    def _check_overrides(cls, value: str) -> str:
+        OverrideTable.from_json(value, source="setting", what=OVERRIDES_SETTING)
+        return value
+
+    def override_table(self) -> OverrideTable:
+        """``EI_THRESHOLD_OVERRIDES`` as a table (checked when the settings were read)."""
+        return OverrideTable.from_json(self.threshold_overrides, source="setting", what=OVERRIDES_SETTING)
 
     @property
     def use_shm(self) -> bool:

@@ -65,6 +65,22 @@ class JobOut(BaseModel):
     ts_ns: int = 0
 
 
+class ThresholdOut(BaseModel):
+    """The thresholds one line's verdicts use for a model version, and whether the line overrides them."""
+
+    image: float
+    pixel: float | None = None
+    manifest_image: float
+    manifest_pixel: float | None = None
+    overridden: bool = False
+    source: Literal["manifest", "setting", "job"] = Field(
+        default="manifest", description="setting: EI_THRESHOLD_OVERRIDES; job: a set_threshold job"
+    )
+    set_by: str = ""
+    set_at: float = Field(default=0.0, description="seconds since the epoch (0: unknown, e.g. a setting)")
+    reason: str = ""
+
+
 class ModelRow(BaseModel):
     """One loaded model version, joined with its aliases, latency and last deployment job."""
 
@@ -80,6 +96,9 @@ class ModelRow(BaseModel):
     p50_ms: float | None = None
     p99_ms: float | None = None
     last_job: JobOut | None = None
+    thresholds: dict[str, ThresholdOut] = Field(
+        default_factory=dict, description="line -> the thresholds that line's verdicts use"
+    )
 
 
 class ModelsOut(BaseModel):

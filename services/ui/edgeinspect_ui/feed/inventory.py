@@ -7,14 +7,15 @@ stubs, no onnxruntime). An agent that is not configured or not reachable is a st
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, Protocol
 
 from edgeinspect.core.agent_client import AgentClient, AliasInfo, ModelStats, ModelVersionInfo
 from edgeinspect.core.errors import EdgeInspectError
 from edgeinspect.core.observability import get_logger
+from edgeinspect.core.thresholds import OverrideTable
 
-from edgeinspect_ui.api.schemas import JobOut, ModelRow, ModelsOut
+from edgeinspect_ui.api.schemas import JobOut, ModelRow, ModelsOut, ThresholdOut
 from edgeinspect_ui.feed.jobs import JobBoard
 from edgeinspect_ui.feed.views import SHA_PREFIX
 
@@ -49,13 +50,40 @@ def role_of(name: str, version: str, aliases: Sequence[AliasInfo]) -> tuple[list
     return [], "loaded"
 
 
+def thresholds_of(info: ModelVersionInfo, overrides: Mapping[str, OverrideTable]) -> dict[str, ThresholdOut]:
+    """line -> the thresholds its verdicts use for this version (none when the manifest is unreadable)."""
+    try:
+        manifest = info.manifest()
+    except EdgeInspectError:
+        return {}
+    image, pixel = float(manifest.thresholds.image), manifest.thresholds.pixel
+    out: dict[str, ThresholdOut] = {}
+    for line, table in overrides.items():
+        used = table.effective(info.name, info.version, image, pixel)
+        source = used.image_source if used.image_source != "manifest" else used.pixel_source
+        by = used.by
+        out[line] = ThresholdOut(
+            image=used.image,
+            pixel=used.pixel,
+            manifest_image=image,
+            manifest_pixel=pixel,
+            overridden=used.overridden,
+            source=source,
+            set_by=by.set_by if by else "",
+            set_at=by.set_at if by else 0.0,
+            reason=by.reason if by else "",
+        )
+    return out
+
+
 def build_rows(
     versions: Sequence[ModelVersionInfo],
     aliases: Sequence[AliasInfo],
     stats: Sequence[ModelStats],
     job_of: Callable[[str, str], JobOut | None] = lambda _name, _version: None,
+    overrides: Mapping[str, OverrideTable] | None = None,
 ) -> list[ModelRow]:
-    """One row per loaded version, primaries first within a model."""
+    """One row per loaded version, primaries first within a model; ``overrides``: line -> table."""
     latency = {(s.name, s.version): s for s in stats}
     rows = []
     for info in versions:
@@ -75,6 +103,7 @@ def build_rows(
                 p50_ms=stat.p50_ms if stat is not None and stat.requests else None,
                 p99_ms=stat.p99_ms if stat is not None and stat.requests else None,
                 last_job=job_of(info.name, info.version),
+                thresholds=thresholds_of(info, overrides or {}),
             )
         )
     return sorted(rows, key=lambda r: (r.name, ROLE_ORDER[r.role], r.version))
@@ -83,10 +112,17 @@ def build_rows(
 class ModelInventory:
     """Asks the agent for its table; one call, three RPCs, always a ``ModelsOut``."""
 
-    def __init__(self, addr: str | None, jobs: JobBoard, connect: Callable[[str], AgentLike] = connect_agent):
+    def __init__(
+        self,
+        addr: str | None,
+        jobs: JobBoard,
+        connect: Callable[[str], AgentLike] = connect_agent,
+        overrides: Callable[[], Mapping[str, OverrideTable]] = dict,
+    ):
         self._addr = addr
         self._jobs = jobs
         self._connect = connect
+        self._overrides = overrides
         self._client: AgentLike | None = None
 
     def snapshot(self) -> ModelsOut:
@@ -106,7 +142,11 @@ class ModelInventory:
                 self._client = self._connect(self._addr)
             client = self._client
             rows = build_rows(
-                client.list_versions(), client.list_aliases(), client.stats(), self._jobs.for_version
+                client.list_versions(),
+                client.list_aliases(),
+                client.stats(),
+                self._jobs.for_version,
+                self._overrides(),
             )
         except EdgeInspectError as exc:
             log.warning("agent_unreachable", addr=self._addr, error=str(exc)[:300])

@@ -16,7 +16,9 @@ from edgeinspect_ui.feed.views import job_out
 JOB_STATUS = "job_status"
 DEVICE_STATE = "device_state"
 # events after which the model table is probably different: ask the agent again right away
-MODEL_CHANGING = frozenset({JOB_STATUS, "model_loaded", "model_unloaded", "alias_set", "shadow_set", "swap"})
+MODEL_CHANGING = frozenset(
+    {JOB_STATUS, "model_loaded", "model_unloaded", "alias_set", "shadow_set", "swap", "threshold_set"}
+)
 
 
 class JobBoard:

@@ -28,6 +28,7 @@ const state = {
   redisDown: false,
   serverDown: false,
   charted: null, // id of the newest result in the latency chart (a reconnect resends the latest)
+  models: null, // the last model table (its thresholds are per line)
 };
 const chart = new LatencyChart($("latency"));
 
@@ -212,7 +213,10 @@ function connect() {
     renderStats(s);
     chart.setP50(s.e2e_p50_ms);
   });
-  on("models", renderModels);
+  on("models", (table) => {
+    state.models = table;
+    renderModels(table, state.line);
+  });
   on("lines", (l) => renderLines(l.lines, state.line, pickLine));
   on("status", (s) => {
     state.redisDown = s.redis === "down";
@@ -238,6 +242,7 @@ function pickLine(line) {
   url.searchParams.set("line", line);
   window.history.replaceState(null, "", url);
   state.pending = null;
+  if (state.models) renderModels(state.models, line);
   state.defects = [];
   state.charted = null;
   renderStrip();

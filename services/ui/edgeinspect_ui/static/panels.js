@@ -32,6 +32,33 @@ function jobText(job) {
   return `${job.job_id}: ${job.status}${what}${why}`;
 }
 
+function fmtThreshold(value) {
+  return value === null || value === undefined ? "—" : Number(value).toFixed(3);
+}
+
+const SOURCES = { setting: "line setting", job: "line override" };
+
+/** The thresholds this line's verdicts use; an override says so, with the package's beside it. */
+function thresholdCell(t) {
+  const td = el("td");
+  if (!t) {
+    td.textContent = "—";
+    return td;
+  }
+  const pixel = t.pixel === null ? "" : ` · px ${fmtThreshold(t.pixel)}`;
+  td.append(el("span", `${fmtThreshold(t.image)}${pixel}`, "threshold-value"));
+  td.dataset.overridden = t.overridden ? "true" : "false";
+  if (t.overridden) {
+    const pkgPixel = t.manifest_pixel === null ? "" : ` · px ${fmtThreshold(t.manifest_pixel)}`;
+    td.className = "threshold-overridden";
+    td.append(el("span", ` ${SOURCES[t.source] || "override"} (package ${fmtThreshold(t.manifest_image)}${pkgPixel})`, "threshold-note"));
+    const who = [t.set_by && `set by ${t.set_by}`, t.set_at && `at ${new Date(t.set_at * 1000).toLocaleString()}`, t.reason]
+      .filter(Boolean).join(", ");
+    td.title = who || "overridden on this device";
+  }
+  return td;
+}
+
 function jobCell(job) {
   const td = el("td", jobText(job));
   if (job) td.className = `job-${String(job.status).toLowerCase()}`;
@@ -43,15 +70,15 @@ const AGENT_MESSAGES = {
   unreachable: "No agent reachable — the model table is unknown",
 };
 
-/** Render the ModelsOut object into the model table. */
-export function renderModels(table) {
+/** Render the ModelsOut object into the model table (thresholds as ``line``'s verdicts use them). */
+export function renderModels(table, line) {
   const body = $("models-body");
   const rows = [];
   if (table.agent !== "ok" || table.models.length === 0) {
     const text = table.agent === "ok" ? "No model loaded" : AGENT_MESSAGES[table.agent] || table.message;
     const tr = el("tr");
     const td = el("td", text, "empty");
-    td.colSpan = 9;
+    td.colSpan = 10;
     tr.append(td);
     rows.push(tr);
   }
@@ -74,6 +101,7 @@ export function renderModels(table) {
       el("td", m.execution_provider || "—"),
       el("td", fmtDateTime(m.loaded_at_ns)),
       el("td", latency),
+      thresholdCell((m.thresholds || {})[line]),
       jobCell(m.last_job),
     );
     rows.push(tr);
