@@ -52,12 +52,20 @@ def output_spec(task: str, height: int, width: int) -> OutputSpec:
     return OutputSpec(name=name, meaning=name, shape=shape)  # type: ignore[arg-type]
 
 
+def output_specs(task: str, height: int, width: int) -> list[OutputSpec]:
+    """A task's outputs in model order: a multi-task model has both, the image score first."""
+    if task == "multitask":
+        return [output_spec(t, height, width) for t in ("classification", "segmentation")]
+    return [output_spec(task, height, width)]
+
+
 def finish_run(run_dir: Path, config: TrainConfig, data: PreparedData, fit: FitOutcome) -> TrainResult:
     """Export ``fit.model``, measure parity and validation metrics, write the spec and the report."""
-    output = output_spec(config.task, data.spec.resize.height, data.spec.resize.width)
-    onnx_path = export_onnx(fit.model, run_dir / MODEL_FILE, data.spec, output.name)
+    outputs = output_specs(config.task, data.spec.resize.height, data.spec.resize.width)
+    names = [output.name for output in outputs]
+    onnx_path = export_onnx(fit.model, run_dir / MODEL_FILE, data.spec, names)
     max_diff = parity(fit.model, onnx_path, data.val.images[:PARITY_BATCH], input_name=data.spec.name)
-    spec = ModelSpec(task=config.task, input=data.spec, outputs=[output])
+    spec = ModelSpec(task=config.task, input=data.spec, outputs=outputs)
     runner = OnnxModel(onnx_path, spec, threads=config.threads)
     evaluation = evaluate_samples(runner, data.val_files, progress=config.progress)
     image_threshold = operating_threshold(evaluation.labels, evaluation.scores)
@@ -86,7 +94,7 @@ def finish_run(run_dir: Path, config: TrainConfig, data: PreparedData, fit: FitO
         model=fit.model,
         framework=fit.framework,
         input=data.spec,
-        outputs=[output],
+        outputs=outputs,
         thresholds=thresholds,
         metrics=metrics,
         dataset_fingerprint=data.fingerprint,
@@ -111,11 +119,14 @@ def _val_predictions(runner: OnnxModel, data: PreparedData, batch_size: int = 16
     )
     meaning = runner.answer.meaning
     for start in range(0, len(images), batch_size):
-        output = runner.run(images[start : start + batch_size])
+        output, mask_out = runner.run_both(images[start : start + batch_size])
         for offset in range(output.shape[0]):
             one = output[offset : offset + 1]
             if masks is None:
                 scores[start + offset] = classification_score(one, meaning)
+            elif mask_out is not None:  # multi-task: the classifier's score, the mask beside it
+                scores[start + offset] = classification_score(one, meaning)
+                masks[start + offset] = mask_out[offset].reshape(images.shape[2:])
             else:
                 scores[start + offset], _ = segmentation_score_and_mask(one, meaning, 0.5)
                 masks[start + offset] = one.reshape(images.shape[2:])

@@ -5,7 +5,9 @@ the very functions the cloud evaluation uses; this module picks the manifest's o
 back through the preprocessing geometry and builds the prediction, as ``docs/model-contract.md`` says:
 a classifier's score is its defect probability; a segmenter's pixel is defect when
 ``p >= thresholds.pixel`` and its image score is the maximum pixel probability; either is ``defect``
-when ``score >= thresholds.image``. Logit outputs are turned into probabilities first, so thresholds
+when ``score >= thresholds.image``. A multi-task model's one answer becomes both predictions
+(:func:`postprocess_all`): the classification one from its image score (``thresholds.image``), the
+segmentation one from its mask, ``defect`` when the mask is not empty (maximum ``>= thresholds.pixel``). Logit outputs are turned into probabilities first, so thresholds
 always compare probabilities, as evaluation chose them.
 """
 
@@ -42,6 +44,33 @@ class ModelVerdict:
     mask: Mask | None = None
 
 
+def postprocess_all(
+    manifest: Manifest,
+    outputs: Mapping[str, npt.NDArray[Any]],
+    geometry: Geometry,
+    *,
+    latency_ms: float,
+    role: Role = "primary",
+    want_mask: bool = True,
+) -> list[ModelVerdict]:
+    """Every verdict one model's outputs hold: one, or two for a ``multitask`` model (image score first)."""
+    first = postprocess(manifest, outputs, geometry, latency_ms=latency_ms, role=role, want_mask=want_mask)
+    if manifest.task != "multitask":
+        return [first]
+    pixel = float(manifest.thresholds.pixel if manifest.thresholds.pixel is not None else 0.5)
+    meaning = _output_spec(manifest, SEGMENTATION_MEANINGS).meaning
+    tensor = _tensor(manifest, outputs, SEGMENTATION_MEANINGS)
+    score, model_mask = segmentation_score_and_mask(tensor, meaning, pixel)
+    area: int = 0
+    bbox: tuple[int, int, int, int] | None = None
+    mask: Mask | None = None
+    if want_mask:
+        mask = geometry.to_frame(model_mask)
+        area, bbox = mask_area_and_bbox(mask)
+    second = _prediction(manifest, score, latency_ms, role, area, bbox, task="segmentation", threshold=pixel)
+    return [first, ModelVerdict(second, mask)]
+
+
 def postprocess(
     manifest: Manifest,
     outputs: Mapping[str, npt.NDArray[Any]],
@@ -51,16 +80,14 @@ def postprocess(
     role: Role = "primary",
     want_mask: bool = True,
 ) -> ModelVerdict:
-    """Judge one model's outputs with its own manifest's thresholds (``MessageError`` if malformed)."""
-    spec = _output_spec(manifest)
-    tensor = outputs.get(spec.name)
-    if tensor is None:
-        raise MessageError(
-            f"{manifest.name}:{manifest.version} returned outputs {sorted(outputs)}, "
-            f"not the {spec.name!r} its manifest names",
-            hint="the model file and its manifest disagree; rebuild the package",
-        )
-    if manifest.task == "classification":
+    """Judge one model's outputs with its own manifest's thresholds (``MessageError`` if malformed).
+
+    A ``multitask`` model gives its classification verdict here (:func:`postprocess_all` gives both).
+    """
+    wanted = SEGMENTATION_MEANINGS if manifest.task == "segmentation" else CLASSIFICATION_MEANINGS
+    spec = _output_spec(manifest, wanted)
+    tensor = _tensor(manifest, outputs, wanted)
+    if manifest.task != "segmentation":
         score = classification_score(tensor, spec.meaning)
         return ModelVerdict(_prediction(manifest, score, latency_ms, role))
     pixel = float(manifest.thresholds.pixel if manifest.thresholds.pixel is not None else 0.5)
@@ -79,12 +106,17 @@ def _prediction(
     role: Role,
     area: int = 0,
     bbox: tuple[int, int, int, int] | None = None,
+    *,
+    task: Literal["classification", "segmentation"] | None = None,
+    threshold: float | None = None,
 ) -> Prediction:
-    threshold = float(manifest.thresholds.image)
+    """The prediction of one task; a multi-task model's are ``task``-labelled like two models' would be."""
+    if threshold is None:
+        threshold = float(manifest.thresholds.image)
     return Prediction(
         model=manifest.name,
         version=manifest.version,
-        task=manifest.task,
+        task=task or ("segmentation" if manifest.task == "segmentation" else "classification"),
         label=_label(score, threshold),
         score=score,
         threshold=threshold,
@@ -99,9 +131,23 @@ def _label(score: float, threshold: float) -> Literal["ok", "defect"]:
     return "defect" if is_defect(score, threshold) else "ok"
 
 
-def _output_spec(manifest: Manifest) -> OutputSpec:
-    """The output that carries the task's answer (the first with a meaning the task understands)."""
-    wanted = CLASSIFICATION_MEANINGS if manifest.task == "classification" else SEGMENTATION_MEANINGS
+def _tensor(
+    manifest: Manifest, outputs: Mapping[str, npt.NDArray[Any]], wanted: tuple[str, ...]
+) -> npt.NDArray[Any]:
+    """The returned tensor of the manifest's output with one of the ``wanted`` meanings."""
+    spec = _output_spec(manifest, wanted)
+    tensor = outputs.get(spec.name)
+    if tensor is None:
+        raise MessageError(
+            f"{manifest.name}:{manifest.version} returned outputs {sorted(outputs)}, "
+            f"not the {spec.name!r} its manifest names",
+            hint="the model file and its manifest disagree; rebuild the package",
+        )
+    return tensor
+
+
+def _output_spec(manifest: Manifest, wanted: tuple[str, ...]) -> OutputSpec:
+    """The first output with one of the ``wanted`` meanings (what a task's answer is)."""
     for spec in manifest.outputs:
         if spec.meaning in wanted:
             return spec

@@ -12,6 +12,7 @@ from pydantic import Field
 DEFAULT_AGENT_ADDR = "unix:///run/edgeinspect/agent.sock"
 CLASSIFICATION_ALIAS = "defect-cls"
 SEGMENTATION_ALIAS = "defect-seg"
+MULTITASK_ALIAS = "defect-mt"
 
 
 def default_consumer() -> str:
@@ -39,6 +40,11 @@ class WorkerSettings(ServiceSettings):
     )
     cls_alias: str = Field(default=CLASSIFICATION_ALIAS, min_length=1, description="classification alias")
     seg_alias: str = Field(default=SEGMENTATION_ALIAS, min_length=1, description="segmentation alias")
+    mt_alias: str = Field(
+        default=MULTITASK_ALIAS,
+        min_length=1,
+        description="multi-task alias: while a model is served under it, it alone judges (one call per frame)",
+    )
     verdict_rule: Literal["any", "classification"] = Field(
         default="any",
         description="'any': defect when either model says so; 'classification': the classifier decides",
