@@ -159,7 +159,7 @@ class FrameJudge:
         deployed multi-task model takes over within the catalog's refresh interval.
         """
         alias = self.multitask_alias
-        if alias is not None and alias in self._catalog.aliases():
+        if alias is not None and self._catalog.serves(alias):
             target = self._catalog.target(alias)
             if target is not None:
                 return {alias: target}
