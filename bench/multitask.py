@@ -100,7 +100,11 @@ def measure_accuracy(dataset: Path, run: Path, two_models: Path) -> dict[str, di
         "one_pass": {**_headline(one["metrics"], mask=True), **one_line},
         "two_models": {
             **_headline(cls["metrics"], mask=False),
-            **{k: v for k, v in _headline(seg["metrics"], mask=True).items() if k.startswith(("dice", "pixel"))},
+            **{
+                k: v
+                for k, v in _headline(seg["metrics"], mask=True).items()
+                if k.startswith(("dice", "pixel"))
+            },
             "mask_image_ap": seg["metrics"]["image_ap"],
             "mask_recall": seg["metrics"].get("operating_recall", float("nan")),
             **two_line,
@@ -163,7 +167,9 @@ def _line(labels: npt.NDArray[np.bool_], verdicts: npt.NDArray[np.bool_]) -> dic
 # --- latency ----------------------------------------------------------------------------------
 
 
-def measure_latency(dataset: Path, width: int, runs: int, *, bench_widths: bool) -> dict[str, dict[str, float]]:
+def measure_latency(
+    dataset: Path, width: int, runs: int, *, bench_widths: bool
+) -> dict[str, dict[str, float]]:
     """p50 latencies (ms) of one pass vs two models, fp32 and int8 (see the module doc)."""
     frames = _frames(dataset, 8)
     results: dict[str, dict[str, float]] = {}
@@ -198,7 +204,9 @@ def _latencies(paths: dict[str, Path], frames: npt.NDArray[np.uint8], runs: int)
     with ThreadPoolExecutor(max_workers=2) as pool:
 
         def both(i: int) -> None:
-            jobs = [pool.submit(one[n].run, None, {"image": feeds[n][i]}) for n in ("classifier", "segmenter")]
+            jobs = [
+                pool.submit(one[n].run, None, {"image": feeds[n][i]}) for n in ("classifier", "segmenter")
+            ]
             for job in jobs:
                 job.result()
 
@@ -289,6 +297,12 @@ def _classifier_onnx(path: Path, width: int) -> Path:
 # --- report -----------------------------------------------------------------------------------
 
 
+_COLUMNS = (
+    "image_ap", "operating_recall", "operating_precision", "dice", "pixel_ap", "mask_image_ap",
+    "mask_recall", "line_recall", "line_precision",
+)  # fmt: skip
+
+
 def format_table(f: dict[str, Any]) -> str:
     acc = f["accuracy"]
     rows = [
@@ -297,18 +311,21 @@ def format_table(f: dict[str, Any]) -> str:
         f"{'mask AP':>8} {'mask rec':>9} {'line rec':>9} {'line prec':>10}",
     ]
     for name in ("one_pass", "two_models"):
-        a = acc[name]
+        a = {key: acc[name].get(key, float("nan")) for key in _COLUMNS}
         rows.append(
-            f"{name:<12} {a.get('image_ap', float('nan')):>9.3f} {a.get('operating_recall', float('nan')):>7.3f} "
-            f"{a.get('operating_precision', float('nan')):>7.3f} {a.get('dice', float('nan')):>6.3f} "
-            f"{a.get('pixel_ap', float('nan')):>7.3f} {a.get('mask_image_ap', float('nan')):>8.3f} "
-            f"{a.get('mask_recall', float('nan')):>9.3f} {a['line_recall']:>9.3f} {a['line_precision']:>10.3f}"
+            f"{name:<12} {a['image_ap']:>9.3f} {a['operating_recall']:>7.3f} "
+            f"{a['operating_precision']:>7.3f} {a['dice']:>6.3f} {a['pixel_ap']:>7.3f} "
+            f"{a['mask_image_ap']:>8.3f} {a['mask_recall']:>9.3f} "
+            f"{a['line_recall']:>9.3f} {a['line_precision']:>10.3f}"
         )
     rows += ["", f"latency p50 ms, batch 1, {f['size']}, ONNX Runtime CPU ({f['runs']} calls)"]
     keys = sorted({k for values in f["latency_ms"].values() for k in values})
     rows.append(f"{'':<36}" + "".join(f"{p:>9}" for p in f["latency_ms"]))
     for key in keys:
-        rows.append(f"{key:<36}" + "".join(f"{f['latency_ms'][p].get(key, float('nan')):>9.2f}" for p in f["latency_ms"]))
+        rows.append(
+            f"{key:<36}"
+            + "".join(f"{f['latency_ms'][p].get(key, float('nan')):>9.2f}" for p in f["latency_ms"])
+        )
     rows.append(f"load average before {f['loadavg_before']} after {f['loadavg_after']} on {f['cpus']} CPUs")
     return "\n".join(rows)
 

@@ -85,7 +85,10 @@ def _const(name: str, value: float | list[int], dtype: int = TensorProto.FLOAT) 
 
 
 def _model(
-    nodes: list[onnx.NodeProto], output: onnx.ValueInfoProto | list[onnx.ValueInfoProto], height: int, width: int
+    nodes: list[onnx.NodeProto],
+    output: onnx.ValueInfoProto | list[onnx.ValueInfoProto],
+    height: int,
+    width: int,
 ) -> bytes:
     image = helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["N", 3, height, width])
     outputs = output if isinstance(output, list) else [output]

@@ -16,7 +16,15 @@ from typing import Any
 from edgeinspect_cloud.commands.cli_errors import reports_errors
 from edgeinspect_cloud.commands.registry import add_registry_arguments
 from edgeinspect_cloud.compile import CompileOptions
-from edgeinspect_cloud.pipeline import ALL_TASKS, STEPS, TASKS, PipelineError, PipelineOptions, RunLayout, run_pipeline
+from edgeinspect_cloud.pipeline import (
+    ALL_TASKS,
+    STEPS,
+    TASKS,
+    PipelineError,
+    PipelineOptions,
+    RunLayout,
+    run_pipeline,
+)
 from edgeinspect_cloud.pipeline.remote import is_url
 from edgeinspect_cloud.pipeline.steps_gate import GateFailedError
 from edgeinspect_cloud.registry.gate import default_gate

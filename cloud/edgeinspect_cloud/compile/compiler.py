@@ -220,13 +220,23 @@ def compile_multitask(
         onnx.save(model, str(contract_path))
         fp32_path = optimize(contract_path, out / FP32_FILE, opts.optimisation)
         fp32 = predict_all(open_session(fp32_path), data.validation)
-        ref = reference(data.validation) if reference else predict_all(open_session(contract_path), data.validation)
+        ref = (
+            reference(data.validation)
+            if reference
+            else predict_all(open_session(contract_path), data.validation)
+        )
     ref_name = f"{framework.name} model" if reference else "unoptimised ONNX"
     exports = [
         _compare(
-            r, c, _output_data(data, task), task, (ref_name, "fp32 ONNX"), opts.export_max_diff, 1.0,
+            r,
+            c,
+            _output_data(data, task),
+            task,
+            (ref_name, "fp32 ONNX"),
             opts.export_max_diff,
-        )  # fmt: skip
+            1.0,
+            opts.export_max_diff,
+        )
         for r, c, task in zip(ref, fp32, MULTITASK_OUTPUTS, strict=True)
     ]
     report["export_parity"], report["mask_export_parity"] = (e.as_dict() for e in exports)
@@ -245,10 +255,17 @@ def compile_multitask(
             int8 = predict_all(open_session(int8_path), data.validation)
             parities = [
                 _compare(
-                    f, q, _output_data(data, task), task, ("fp32 ONNX", "int8 ONNX"), opts.int8_max_diff,
-                    opts.int8_min_agreement, opts.verdict_margin, bounded="scores",
+                    f,
+                    q,
+                    _output_data(data, task),
+                    task,
+                    ("fp32 ONNX", "int8 ONNX"),
+                    opts.int8_max_diff,
+                    opts.int8_min_agreement,
+                    opts.verdict_margin,
+                    bounded="scores",
                     min_pixel_agreement=opts.int8_min_pixel_agreement,
-                )  # fmt: skip
+                )
                 for f, q, task in zip(fp32, int8, MULTITASK_OUTPUTS, strict=True)
             ]
             report["int8_parity"], report["mask_int8_parity"] = (p.as_dict() for p in parities)
@@ -288,7 +305,8 @@ def _measure_multitask(
             pixel_threshold=data.pixel_threshold,
         )
         figures["metrics"] |= {
-            (key if key in ("pixel_ap", "dice", "iou") else f"mask_{key}"): value for key, value in mask.items()
+            (key if key in ("pixel_ap", "dice", "iou") else f"mask_{key}"): value
+            for key, value in mask.items()
         }
     return figures
 

@@ -111,7 +111,11 @@ def check_multitask_contract(model: onnx.ModelProto) -> None:
     outputs = list(model.graph.output)
     want = [OUTPUT_NAMES[task] for task in MULTITASK_OUTPUTS]
     problems = []
-    if len(inputs) != 1 or inputs[0].name != INPUT_NAME or inputs[0].type.tensor_type.elem_type != TensorProto.UINT8:
+    if (
+        len(inputs) != 1
+        or inputs[0].name != INPUT_NAME
+        or inputs[0].type.tensor_type.elem_type != TensorProto.UINT8
+    ):
         problems.append(f"input must be one uint8 {INPUT_NAME!r}, got {[_describe(v) for v in inputs]}")
     if [o.name for o in outputs] != want:
         problems.append(f"outputs must be {want} in this order, got {[o.name for o in outputs]}")

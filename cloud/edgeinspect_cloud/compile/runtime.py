@@ -49,7 +49,9 @@ def predict_all(
 ) -> list[npt.NDArray[np.float32]]:
     """Every output of a single-input session for ``images``, ``batch`` at a time, in output order."""
     name = session.get_inputs()[0].name
-    parts = [session.run(None, {name: images[start : start + batch]}) for start in range(0, len(images), batch)]
+    parts = [
+        session.run(None, {name: images[start : start + batch]}) for start in range(0, len(images), batch)
+    ]
     count = len(session.get_outputs())
     return [np.concatenate([np.asarray(p[i], dtype=np.float32) for p in parts]) for i in range(count)]
 

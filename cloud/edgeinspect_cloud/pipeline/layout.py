@@ -36,7 +36,11 @@ TASKS: tuple[Task, ...] = ("classification", "segmentation")
 """The two-model layout (``--task both``); ``multitask`` is the one-pass alternative to both."""
 ALL_TASKS: tuple[Task, ...] = (*TASKS, "multitask")
 STEPS = ("data", "train", "evaluate", "gate", "compile", "package", "register")
-GROUPS: dict[Task, str] = {"classification": "defect-cls", "segmentation": "defect-seg", "multitask": "defect-mt"}
+GROUPS: dict[Task, str] = {
+    "classification": "defect-cls",
+    "segmentation": "defect-seg",
+    "multitask": "defect-mt",
+}
 """Registry group (= package name) per task; the edge worker's aliases use the same names."""
 
 

@@ -38,8 +38,9 @@ class TrainConfig:
     level filters. ``height``/``img_width`` are the model input size; ``resize_mode`` is how frames
     are brought to it (the manifest's ``resize.mode``). ``patience`` epochs without a better
     validation score stop training early; ``defect_share`` is the share of defective images per epoch
-    after oversampling. ``crop_height`` (segmenter and multi-task) trains on full-width crops of that many rows
-    (a multiple of 16), about ``height / crop_height`` times cheaper; inference takes the full input.
+    after oversampling. ``crop_height`` (segmenter and multi-task) trains on full-width crops of that
+    many rows (a multiple of 16), about ``height / crop_height`` times cheaper; inference takes the
+    full input.
     """
 
     task: Task

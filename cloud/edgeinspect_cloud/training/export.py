@@ -39,7 +39,12 @@ def framework_of(model: Any) -> str:
 
 
 def export_onnx(
-    model: Any, path: str | Path, spec: InputSpec, output_name: str | Sequence[str], *, opset: int = ONNX_OPSET
+    model: Any,
+    path: str | Path,
+    spec: InputSpec,
+    output_name: str | Sequence[str],
+    *,
+    opset: int = ONNX_OPSET,
 ) -> Path:
     """Write ``model`` as ONNX: input ``spec.name`` (uint8, dynamic batch), outputs named ``output_name``.
 

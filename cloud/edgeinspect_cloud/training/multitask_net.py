@@ -46,7 +46,9 @@ class ConvBNReLU(nn.Sequential):
 
 
 def _stage(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(ConvBNReLU(in_channels, out_channels, stride), ConvBNReLU(out_channels, out_channels))
+    return nn.Sequential(
+        ConvBNReLU(in_channels, out_channels, stride), ConvBNReLU(out_channels, out_channels)
+    )
 
 
 def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -74,6 +76,7 @@ class MultiTaskNet(nn.Module):
         self.mask_head = nn.Conv2d(w, 1, 1)
         self.cls_features = nn.Sequential(ConvBNReLU(2 * w + 1, 4 * w, 2), ConvBNReLU(4 * w, 8 * w, 2))
         self.cls_head = nn.Linear(2 * 8 * w + 2, 1)
+        assert self.mask_head.bias is not None
         nn.init.constant_(self.mask_head.bias, -4.0)  # start near "no defect": under 1% of pixels are
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

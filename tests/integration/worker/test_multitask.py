@@ -56,7 +56,9 @@ def test_a_multitask_model_gives_both_verdicts_and_the_mask_from_one_call_per_fr
     assert np.array_equal(images.decode_mask(results["patch"].mask), expected)
 
 
-def test_with_both_layouts_deployed_the_multitask_model_judges_alone(line: LineKit, by_frame: ByFrame) -> None:
+def test_with_both_layouts_deployed_the_multitask_model_judges_alone(
+    line: LineKit, by_frame: ByFrame
+) -> None:
     line.deploy(mt=True)  # classifier, segmenter AND the multi-task model
     with line.worker(verdict_rule="classification") as service:
         line.send("one-pass", frame_pixels("patch"))

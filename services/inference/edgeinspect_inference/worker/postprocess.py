@@ -7,8 +7,9 @@ a classifier's score is its defect probability; a segmenter's pixel is defect wh
 ``p >= thresholds.pixel`` and its image score is the maximum pixel probability; either is ``defect``
 when ``score >= thresholds.image``. A multi-task model's one answer becomes both predictions
 (:func:`postprocess_all`): the classification one from its image score (``thresholds.image``), the
-segmentation one from its mask, ``defect`` when the mask is not empty (maximum ``>= thresholds.pixel``). Logit outputs are turned into probabilities first, so thresholds
-always compare probabilities, as evaluation chose them.
+segmentation one from its mask, ``defect`` when the mask is not empty (maximum ``>= thresholds.pixel``).
+Logit outputs are turned into probabilities first, so thresholds always compare probabilities, as
+evaluation chose them.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class WorkerSettings(ServiceSettings):
     mt_alias: str = Field(
         default=MULTITASK_ALIAS,
         min_length=1,
-        description="multi-task alias: while a model is served under it, it alone judges (one call per frame)",
+        description="multi-task alias: while a model is served under it, it alone judges (one call a frame)",
     )
     verdict_rule: Literal["any", "classification"] = Field(
         default="any",
