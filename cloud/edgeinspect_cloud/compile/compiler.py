@@ -149,25 +149,9 @@ def compile_model(
             export, hint="the exported graph does not compute what the framework does; check the export"
         )
         if opts.quantize:
-            int8_path = quantize_int8(
-                fp32_path,
-                out / INT8_FILE,
-                data.calibration[: opts.max_calibration_images],
-                method=opts.calibration_method,
-            )
+            int8_path = _quantize(fp32_path, out, data, opts)
             int8 = _outputs(int8_path, data.validation)
-            parity = _compare(
-                fp32,
-                int8,
-                data,
-                task,
-                ("fp32 ONNX", "int8 ONNX"),
-                opts.int8_max_diff,
-                opts.int8_min_agreement,
-                opts.verdict_margin,
-                bounded="scores",
-                min_pixel_agreement=opts.int8_min_pixel_agreement,
-            )
+            parity = _int8_parity(fp32, int8, data, task, opts)
             report["int8_parity"] = parity.as_dict()
             report["int8"] = _measure(int8_path, int8, data, task, opts)
             require_parity(
@@ -246,26 +230,10 @@ def compile_multitask(
         for export in exports:
             require_parity(export, hint="the exported graph does not compute what the framework does")
         if opts.quantize:
-            int8_path = quantize_int8(
-                fp32_path,
-                out / INT8_FILE,
-                data.calibration[: opts.max_calibration_images],
-                method=opts.calibration_method,
-            )
+            int8_path = _quantize(fp32_path, out, data, opts)
             int8 = predict_all(open_session(int8_path), data.validation)
             parities = [
-                _compare(
-                    f,
-                    q,
-                    _output_data(data, task),
-                    task,
-                    ("fp32 ONNX", "int8 ONNX"),
-                    opts.int8_max_diff,
-                    opts.int8_min_agreement,
-                    opts.verdict_margin,
-                    bounded="scores",
-                    min_pixel_agreement=opts.int8_min_pixel_agreement,
-                )
+                _int8_parity(f, q, _output_data(data, task), task, opts)
                 for f, q, task in zip(fp32, int8, MULTITASK_OUTPUTS, strict=True)
             ]
             report["int8_parity"], report["mask_int8_parity"] = (p.as_dict() for p in parities)
@@ -309,6 +277,12 @@ def _measure_multitask(
             for key, value in mask.items()
         }
     return figures
+
+
+def _quantize(fp32_path: Path, out: Path, data: CompileData, opts: CompileOptions) -> Path:
+    """``model.int8.onnx`` in ``out``, calibrated on the first calibration images."""
+    calibration = data.calibration[: opts.max_calibration_images]
+    return quantize_int8(fp32_path, out / INT8_FILE, calibration, method=opts.calibration_method)
 
 
 def _check_images(data: CompileData) -> None:
@@ -355,6 +329,28 @@ def _compare(
         margin=margin,
         bounded=bounded,
         min_pixel_agreement=min_pixel_agreement,
+    )
+
+
+def _int8_parity(
+    fp32: npt.NDArray[np.float32],
+    int8: npt.NDArray[np.float32],
+    data: CompileData,
+    task: Any,
+    opts: CompileOptions,
+) -> ParityReport:
+    """The int8 gate's comparison: image scores bounded, verdicts and mask pixels must agree."""
+    return _compare(
+        fp32,
+        int8,
+        data,
+        task,
+        ("fp32 ONNX", "int8 ONNX"),
+        opts.int8_max_diff,
+        opts.int8_min_agreement,
+        opts.verdict_margin,
+        bounded="scores",
+        min_pixel_agreement=opts.int8_min_pixel_agreement,
     )
 
 

@@ -8,12 +8,15 @@ the pixel threshold maximises Dice. They are written with the input and outputs 
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeinspect.core.observability import StructLogger
 from edgeinspect.core.package import Framework, OutputSpec, Thresholds
 from edgeinspect.core.postprocess import classification_score, segmentation_score_and_mask
 
@@ -24,7 +27,7 @@ from edgeinspect_cloud.evaluation.runner import OnnxModel
 from edgeinspect_cloud.evaluation.spec import ModelSpec
 from edgeinspect_cloud.training.config import TrainConfig, TrainResult, ValPredictions
 from edgeinspect_cloud.training.export import export_onnx, parity
-from edgeinspect_cloud.training.prepare import PreparedData
+from edgeinspect_cloud.training.prepare import PreparedData, prepare_data
 
 MODEL_FILE = "model.onnx"
 SPEC_FILE = "model_spec.json"
@@ -43,6 +46,37 @@ class FitOutcome:
     best_epoch: int
     epochs_run: int
     train_seconds: float
+
+
+def run_training(
+    dataset_dir: str | Path,
+    run_dir: str | Path,
+    cfg: TrainConfig,
+    data: PreparedData | None,
+    *,
+    configure: Callable[[int, int], None],
+    fit: Callable[[TrainConfig, PreparedData, Path], FitOutcome],
+    log: StructLogger,
+) -> TrainResult:
+    """Every trainer's frame: run folder and ``config.json``, seeded framework, data, fit, finish.
+
+    ``data`` lets a caller reuse arrays already prepared with the same config (e.g. in tests).
+    """
+    folder = Path(run_dir)
+    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(
+        json.dumps(cfg.to_dict(), indent=2, sort_keys=True, default=str) + "\n"
+    )
+    configure(cfg.seed, cfg.threads)
+    prepared = data or prepare_data(dataset_dir, cfg)
+    log.info(
+        "train_start", task=cfg.task, train=len(prepared.train), val=len(prepared.val), run_dir=str(folder)
+    )
+    outcome = fit(cfg, prepared, folder)
+    result = finish_run(folder, cfg, prepared, outcome)
+    result.write_summary()
+    log.info("train_done", task=cfg.task, seconds=round(outcome.train_seconds, 1), **result.metrics)
+    return result
 
 
 def output_spec(task: str, height: int, width: int) -> OutputSpec:

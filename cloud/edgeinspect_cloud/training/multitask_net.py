@@ -24,11 +24,11 @@ Import this module only where torch is wanted: it imports torch at the top.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from edgeinspect_cloud.training.resnet import UInt8Contract
 
 STRIDE = 16
 """The encoder's total stride: inputs are padded to a multiple of it inside the graph."""
@@ -106,25 +106,12 @@ class MultiTaskNet(nn.Module):
         return logit, mask[..., :height, :width]
 
 
-class ContractMultiTask(nn.Module):
+class ContractMultiTask(UInt8Contract):
     """uint8 NCHW RGB in; (``defect_probability [N, 1]``, ``mask_probability [N, 1, H, W]``) out."""
-
-    def __init__(
-        self, network: MultiTaskNet, mean: Sequence[float], std: Sequence[float], scale: float = 1.0 / 255.0
-    ) -> None:
-        super().__init__()
-        self.network = network
-        self.mean: torch.Tensor
-        self.std: torch.Tensor
-        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
-        self.scale = float(scale)
 
     def logits(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(defect logit, mask logits) of uint8 pixels: what the loss takes (numerically stable)."""
-        result: tuple[torch.Tensor, torch.Tensor] = self.network(
-            (pixels.to(torch.float32) * self.scale - self.mean) / self.std
-        )
+        result: tuple[torch.Tensor, torch.Tensor] = self.network(self.normalise(pixels))
         return result
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
