@@ -28,7 +28,7 @@ from edgeinspect.core.package import (
 )
 from edgeinspect.core.package.manifest import OutputMeaning
 
-Task = Literal["classification", "segmentation"]
+Task = Literal["classification", "segmentation", "multitask"]
 CREATED_AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 TORCH = Framework(name="torch", version="2.13.0")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -61,8 +61,8 @@ def manifest(
     ``files`` and ``golden`` are left for ``build_package`` to fill in.
     """
     if meaning is None:
-        meaning = "defect_probability" if task == "classification" else "mask_probability"
-    out_shape = [batch, 1] if task == "classification" else [batch, 1, height, width]
+        meaning = "mask_probability" if task == "segmentation" else "defect_probability"
+    out_shape = [batch, 1] if task != "segmentation" else [batch, 1, height, width]
     values: dict[str, object] = {
         "name": name,
         "version": version,
@@ -79,7 +79,7 @@ def manifest(
             normalisation_in_graph=True,
         ),
         "outputs": [OutputSpec(name=output, meaning=meaning, shape=out_shape)],
-        "thresholds": Thresholds(image=image, pixel=pixel if task == "segmentation" else None),
+        "thresholds": Thresholds(image=image, pixel=pixel if task != "classification" else None),
         "dataset_fingerprint": dataset_fingerprint,
     }
     values.update(fields)

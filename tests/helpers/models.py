@@ -5,7 +5,9 @@ Built with ``onnx.helper`` (no torch), so any test can make a real model in mill
 - classifier: uint8 ``image`` [N,3,H,W] -> ``defect_probability`` [N,1] =
   ``sigmoid(k * (mean(pixels)/255 - centre))``: a bright image is a defect, a dark one is ok;
 - segmenter: uint8 ``image`` [N,3,H,W] -> ``mask_probability`` [N,1,H,W] =
-  ``sigmoid(k * (mean over channels/255 - centre))`` per pixel: bright pixels are defects.
+  ``sigmoid(k * (mean over channels/255 - centre))`` per pixel: bright pixels are defects;
+- multitask: both outputs from one graph, ``defect_probability`` (the classifier's) first, then
+  ``mask_probability`` (the segmenter's).
 
 ``knob`` shifts ``centre`` (``0.5 - 0.05 * knob``) so two versions give observably different scores
 on the same input (a swap is visible), yet agree on clearly dark or bright images. Use
@@ -29,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from edgeinspect.core.package import (
     Framework,
     Manifest,
+    OutputSpec,
     build_package,
     load_private_key,
     load_public_keys,
@@ -81,9 +84,15 @@ def _const(name: str, value: float | list[int], dtype: int = TensorProto.FLOAT) 
     return helper.make_node("Constant", [], [name], value=tensor)
 
 
-def _model(nodes: list[onnx.NodeProto], output: onnx.ValueInfoProto, height: int, width: int) -> bytes:
+def _model(
+    nodes: list[onnx.NodeProto],
+    output: onnx.ValueInfoProto | list[onnx.ValueInfoProto],
+    height: int,
+    width: int,
+) -> bytes:
     image = helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["N", 3, height, width])
-    graph = helper.make_graph(nodes, "edgeinspect-test", [image], [output])
+    outputs = output if isinstance(output, list) else [output]
+    graph = helper.make_graph(nodes, "edgeinspect-test", [image], outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -173,6 +182,25 @@ def segmenter_onnx(height: int = 64, width: int = 64, knob: float = 0.0) -> byte
     return _model(nodes, output, height, width)
 
 
+def multitask_onnx(height: int = 64, width: int = 64, knob: float = 0.0) -> bytes:
+    """The test multi-task model: the classifier's and the segmenter's answers from ONE graph."""
+    nodes = _score_nodes([1], knob)  # per-pixel score, as the segmenter
+    nodes += [
+        helper.make_node("Identity", ["score"], [SEG_OUTPUT]),
+        helper.make_node("ReduceMean", ["scaled"], ["image_mean"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Sub", ["image_mean", "centre"], ["image_shifted"]),
+        helper.make_node("Mul", ["image_shifted", "slope"], ["image_logit"]),
+        helper.make_node("Sigmoid", ["image_logit"], ["image_score"]),
+        _const("shape", [-1, 1], TensorProto.INT64),
+        helper.make_node("Reshape", ["image_score", "shape"], [CLS_OUTPUT]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info(CLS_OUTPUT, TensorProto.FLOAT, ["N", 1]),
+        helper.make_tensor_value_info(SEG_OUTPUT, TensorProto.FLOAT, ["N", 1, height, width]),
+    ]
+    return _model(nodes, outputs, height, width)
+
+
 def image(
     height: int = 64, width: int = 64, level: int = 128, batch: int = 1, seed: int | None = None
 ) -> np.ndarray:
@@ -187,6 +215,13 @@ def manifest_for(
     name: str, version: str, task: Task, height: int, width: int, threshold: float = 0.5
 ) -> Manifest:
     """The manifest of a test model (``files`` and ``golden`` are filled in by ``build_package``)."""
+    if task == "multitask":
+        both = [
+            OutputSpec(name=CLS_OUTPUT, meaning="defect_probability", shape=[-1, 1]),
+            OutputSpec(name=SEG_OUTPUT, meaning="mask_probability", shape=[-1, 1, height, width]),
+        ]
+        single = manifest_for(name, version, "segmentation", height, width, threshold)
+        return single.model_copy(update={"task": "multitask", "outputs": both})
     return manifest(
         task,
         name=name,
@@ -240,6 +275,8 @@ def make_package(
     def build(model_knob: float) -> bytes:
         if task == "classification":
             return classifier_onnx(height, width, model_knob, busy_iterations)
+        if task == "multitask":
+            return multitask_onnx(height, width, model_knob)
         return segmenter_onnx(height, width, model_knob)
 
     work = out_dir / f".work-{name}-{version}"

@@ -17,7 +17,15 @@ from edgeinspect_cloud.commands.cli_errors import reports_errors
 from edgeinspect_cloud.commands.registry import add_registry_arguments
 from edgeinspect_cloud.compile import CompileOptions
 from edgeinspect_cloud.evaluation.metrics import POLICY_HELP, ThresholdPolicy
-from edgeinspect_cloud.pipeline import STEPS, TASKS, PipelineError, PipelineOptions, RunLayout, run_pipeline
+from edgeinspect_cloud.pipeline import (
+    ALL_TASKS,
+    STEPS,
+    TASKS,
+    PipelineError,
+    PipelineOptions,
+    RunLayout,
+    run_pipeline,
+)
 from edgeinspect_cloud.pipeline.graph import KEYED_STEPS
 from edgeinspect_cloud.pipeline.remote import is_url
 from edgeinspect_cloud.pipeline.steps_gate import GateFailedError
@@ -36,7 +44,11 @@ def register(subparsers: Any) -> None:
         help="dataset folder, or s3:// / file:// URL of one (repeat to train on several)",
     )
     run.add_argument(
-        "--task", choices=[*TASKS, "both"], default="both", help="which model(s) (default: both)"
+        "--task",
+        choices=[*ALL_TASKS, "both"],
+        default="both",
+        help="which model(s): both (the two-model layout, default), one of them, or multitask (one "
+        "model, one pass, both answers)",
     )
     run.add_argument("--out", type=Path, required=True, help="the run folder (created; reused by --steps)")
     run.add_argument(

@@ -21,7 +21,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("train", help="train the defect classifier and/or segmenter")
     parser.add_argument("--dataset", type=Path, required=True, help="dataset folder (train/, optional test/)")
     parser.add_argument(
-        "--task", choices=["classification", "segmentation", "both"], default="both", help="default: both"
+        "--task",
+        choices=["classification", "segmentation", "multitask", "both"],
+        default="both",
+        help="default: both (the two-model layout); multitask: one model, both outputs",
     )
     parser.add_argument("--out", type=Path, help="run folder (default: runs/train-<UTC time>)")
     parser.add_argument("--quick", action="store_true", help="tiny, fast settings (demo and tests, < 1 min)")

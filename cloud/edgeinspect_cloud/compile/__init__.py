@@ -17,6 +17,7 @@ from edgeinspect_cloud.compile.compiler import (
     CompileOptions,
     CompileResult,
     compile_model,
+    compile_multitask,
     load_report,
 )
 from edgeinspect_cloud.compile.contract import (
@@ -64,6 +65,7 @@ __all__ = [
     "check_contract",
     "compare",
     "compile_model",
+    "compile_multitask",
     "from_keras",
     "from_onnx",
     "from_torch",

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,13 @@ import numpy.typing as npt
 import onnx
 from edgeinspect.core.observability import get_logger
 
-from edgeinspect_cloud.compile.contract import OUTPUT_NAMES, adapt_to_contract, check_contract
+from edgeinspect_cloud.compile.contract import (
+    MULTITASK_OUTPUTS,
+    OUTPUT_NAMES,
+    adapt_to_contract,
+    check_contract,
+    check_multitask_contract,
+)
 from edgeinspect_cloud.compile.errors import CompileError
 from edgeinspect_cloud.compile.optimize import CalibrationName, OptimisationLevel, optimize, quantize_int8
 from edgeinspect_cloud.compile.parity import (
@@ -35,6 +42,7 @@ from edgeinspect_cloud.compile.runtime import (
     open_session,
     ort_version,
     predict,
+    predict_all,
 )
 from edgeinspect_cloud.compile.sources import OPSET, SourceModel
 
@@ -141,25 +149,9 @@ def compile_model(
             export, hint="the exported graph does not compute what the framework does; check the export"
         )
         if opts.quantize:
-            int8_path = quantize_int8(
-                fp32_path,
-                out / INT8_FILE,
-                data.calibration[: opts.max_calibration_images],
-                method=opts.calibration_method,
-            )
+            int8_path = _quantize(fp32_path, out, data, opts)
             int8 = _outputs(int8_path, data.validation)
-            parity = _compare(
-                fp32,
-                int8,
-                data,
-                task,
-                ("fp32 ONNX", "int8 ONNX"),
-                opts.int8_max_diff,
-                opts.int8_min_agreement,
-                opts.verdict_margin,
-                bounded="scores",
-                min_pixel_agreement=opts.int8_min_pixel_agreement,
-            )
+            parity = _int8_parity(fp32, int8, data, task, opts)
             report["int8_parity"] = parity.as_dict()
             report["int8"] = _measure(int8_path, int8, data, task, opts)
             require_parity(
@@ -171,6 +163,126 @@ def compile_model(
         (out / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     log.info("model_compiled", task=task, out=str(out), int8=int8_path is not None)
     return CompileResult(out_dir=out, model_path=fp32_path, int8_model_path=int8_path, report=report)
+
+
+MultiReference = Callable[[npt.NDArray[np.uint8]], list[npt.NDArray[np.float32]]]
+"""The framework model of a multi-task graph: uint8 images -> its outputs, in the graph's order."""
+
+
+def compile_multitask(
+    model: onnx.ModelProto,
+    framework: Any,
+    data: CompileData,
+    out_dir: str | Path,
+    options: CompileOptions | None = None,
+    reference: MultiReference | None = None,
+) -> CompileResult:
+    """Compile a multi-task graph (image score + mask): optimise, int8, parity gates on BOTH outputs.
+
+    The same gates as :func:`compile_model`, applied per output with that output's task rule (image
+    score: probability; mask: its maximum and its pixels). The report keeps the single-task keys for
+    the image score (``export_parity``, ``int8_parity``, ``fp32``/``int8``) and adds ``mask_*``
+    parity for the mask; ``fp32``/``int8`` metrics hold both (the mask's image figures as ``mask_*``).
+    """
+    opts = options or CompileOptions()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "task": "multitask",
+        "framework": framework.model_dump(),
+        "opset": _opset(model),
+        "options": asdict(opts),
+        "input": {"name": "image", "shape": [-1, *data.validation.shape[1:]], "dtype": "uint8"},
+        "outputs": [OUTPUT_NAMES[task] for task in MULTITASK_OUTPUTS],
+        "thresholds": {"image": data.image_threshold, "pixel": data.pixel_threshold},
+        "measured_on": {**cpu_int8_features(), "onnxruntime": ort_version()},
+    }
+    _check_images(data)
+    check_multitask_contract(model)
+    with tempfile.TemporaryDirectory(prefix="ei-compile-") as work:
+        contract_path = Path(work) / "contract.onnx"
+        onnx.save(model, str(contract_path))
+        fp32_path = optimize(contract_path, out / FP32_FILE, opts.optimisation)
+        fp32 = predict_all(open_session(fp32_path), data.validation)
+        ref = (
+            reference(data.validation)
+            if reference
+            else predict_all(open_session(contract_path), data.validation)
+        )
+    ref_name = f"{framework.name} model" if reference else "unoptimised ONNX"
+    exports = [
+        _compare(
+            r,
+            c,
+            _output_data(data, task),
+            task,
+            (ref_name, "fp32 ONNX"),
+            opts.export_max_diff,
+            1.0,
+            opts.export_max_diff,
+        )
+        for r, c, task in zip(ref, fp32, MULTITASK_OUTPUTS, strict=True)
+    ]
+    report["export_parity"], report["mask_export_parity"] = (e.as_dict() for e in exports)
+    report["fp32"] = _measure_multitask(fp32_path, fp32, data, opts)
+    int8_path: Path | None = None
+    try:
+        for export in exports:
+            require_parity(export, hint="the exported graph does not compute what the framework does")
+        if opts.quantize:
+            int8_path = _quantize(fp32_path, out, data, opts)
+            int8 = predict_all(open_session(int8_path), data.validation)
+            parities = [
+                _int8_parity(f, q, _output_data(data, task), task, opts)
+                for f, q, task in zip(fp32, int8, MULTITASK_OUTPUTS, strict=True)
+            ]
+            report["int8_parity"], report["mask_int8_parity"] = (p.as_dict() for p in parities)
+            report["int8"] = _measure_multitask(int8_path, int8, data, opts)
+            for parity in parities:
+                require_parity(
+                    parity,
+                    hint="calibrate on more representative images, try --calibration percentile, "
+                    "or ship fp32 only (--no-int8)",
+                )
+    finally:
+        (out / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    log.info("model_compiled", task="multitask", out=str(out), int8=int8_path is not None)
+    return CompileResult(out_dir=out, model_path=fp32_path, int8_model_path=int8_path, report=report)
+
+
+def _output_data(data: CompileData, task: str) -> CompileData:
+    """The data as one output's gate sees it: the mask's verdict is "not empty" (max >= pixel threshold)."""
+    if task == "classification":
+        return data
+    pixel = data.pixel_threshold if data.pixel_threshold is not None else 0.5
+    return replace(data, image_threshold=pixel)
+
+
+def _measure_multitask(
+    path: Path, outputs: list[npt.NDArray[np.float32]], data: CompileData, opts: CompileOptions
+) -> dict[str, Any]:
+    """One pass's size and latency; the image score's metrics, and the mask's beside them (``mask_*``)."""
+    figures = _measure(path, outputs[0], data, "classification", opts)
+    if data.labels is not None:
+        mask = accuracy(
+            outputs[1],
+            task="segmentation",
+            labels=data.labels,
+            masks=data.masks,
+            image_threshold=data.pixel_threshold if data.pixel_threshold is not None else 0.5,
+            pixel_threshold=data.pixel_threshold,
+        )
+        figures["metrics"] |= {
+            (key if key in ("pixel_ap", "dice", "iou") else f"mask_{key}"): value
+            for key, value in mask.items()
+        }
+    return figures
+
+
+def _quantize(fp32_path: Path, out: Path, data: CompileData, opts: CompileOptions) -> Path:
+    """``model.int8.onnx`` in ``out``, calibrated on the first calibration images."""
+    calibration = data.calibration[: opts.max_calibration_images]
+    return quantize_int8(fp32_path, out / INT8_FILE, calibration, method=opts.calibration_method)
 
 
 def _check_images(data: CompileData) -> None:
@@ -217,6 +329,28 @@ def _compare(
         margin=margin,
         bounded=bounded,
         min_pixel_agreement=min_pixel_agreement,
+    )
+
+
+def _int8_parity(
+    fp32: npt.NDArray[np.float32],
+    int8: npt.NDArray[np.float32],
+    data: CompileData,
+    task: Any,
+    opts: CompileOptions,
+) -> ParityReport:
+    """The int8 gate's comparison: image scores bounded, verdicts and mask pixels must agree."""
+    return _compare(
+        fp32,
+        int8,
+        data,
+        task,
+        ("fp32 ONNX", "int8 ONNX"),
+        opts.int8_max_diff,
+        opts.int8_min_agreement,
+        opts.verdict_margin,
+        bounded="scores",
+        min_pixel_agreement=opts.int8_min_pixel_agreement,
     )
 
 

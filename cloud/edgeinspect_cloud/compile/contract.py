@@ -97,6 +97,37 @@ def check_contract(model: onnx.ModelProto, task: Task) -> None:
         )
 
 
+MULTITASK_OUTPUTS: tuple[Task, ...] = ("classification", "segmentation")
+"""A multi-task graph's outputs, in order: the image score, then the mask."""
+
+
+def check_multitask_contract(model: onnx.ModelProto) -> None:
+    """Raise ``CompileError`` unless the graph takes ``image`` and returns both contract outputs, in order.
+
+    A multi-task graph is not adapted (training exports it to the contract); it is only checked.
+    """
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in initializers]
+    outputs = list(model.graph.output)
+    want = [OUTPUT_NAMES[task] for task in MULTITASK_OUTPUTS]
+    problems = []
+    if (
+        len(inputs) != 1
+        or inputs[0].name != INPUT_NAME
+        or inputs[0].type.tensor_type.elem_type != TensorProto.UINT8
+    ):
+        problems.append(f"input must be one uint8 {INPUT_NAME!r}, got {[_describe(v) for v in inputs]}")
+    if [o.name for o in outputs] != want:
+        problems.append(f"outputs must be {want} in this order, got {[o.name for o in outputs]}")
+    elif [_rank(o) for o in outputs] != [2, 4]:
+        problems.append(f"output ranks must be [2, 4], got {[_rank(o) for o in outputs]}")
+    if problems:
+        raise CompileError(
+            "the multi-task model does not follow the model contract: " + "; ".join(problems),
+            hint="export it with the multitask trainer (docs/model-contract.md, 'Multi-task models')",
+        )
+
+
 def _conforms(model: onnx.ModelProto, task: Task) -> bool:
     try:
         check_contract(model, task)

@@ -44,6 +44,18 @@ def predict(
     return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
 
 
+def predict_all(
+    session: ort.InferenceSession, images: npt.NDArray[np.uint8], *, batch: int = 8
+) -> list[npt.NDArray[np.float32]]:
+    """Every output of a single-input session for ``images``, ``batch`` at a time, in output order."""
+    name = session.get_inputs()[0].name
+    parts = [
+        session.run(None, {name: images[start : start + batch]}) for start in range(0, len(images), batch)
+    ]
+    count = len(session.get_outputs())
+    return [np.concatenate([np.asarray(p[i], dtype=np.float32) for p in parts]) for i in range(count)]
+
+
 def latency_ms(
     session: ort.InferenceSession, image: npt.NDArray[np.uint8], *, runs: int, warmup: int = 3
 ) -> float:

@@ -86,8 +86,9 @@ def evaluate_samples(
     ``thresholds`` are the model's operating thresholds (from its manifest), if it has any yet; the
     pixel threshold for Dice/IoU is theirs, else the Dice-maximising one on these samples.
     """
-    segmentation = model.spec.task == "segmentation"
+    segmentation = model.spec.task in ("segmentation", "multitask")
     scores = np.zeros(len(samples))
+    mask_scores = np.zeros(len(samples))
     labels = np.zeros(len(samples), bool)
     truths: list[npt.NDArray[np.bool_]] = []
     probs: list[npt.NDArray[np.float32]] = []
@@ -97,6 +98,8 @@ def evaluate_samples(
         predictions = model.predict([s.image for s in chunk], with_masks=segmentation)
         for offset, (sample, prediction) in enumerate(zip(chunk, predictions, strict=True)):
             scores[start + offset] = prediction.score
+            if prediction.mask_score is not None:
+                mask_scores[start + offset] = prediction.mask_score
             labels[start + offset] = sample.defective
             if segmentation and sample.defective and prediction.probabilities is not None:
                 truths.append(sample.mask)
@@ -115,8 +118,24 @@ def evaluate_samples(
             dice_per_image=scores_px.dice_per_image,
             pixel_threshold=result.pixel_threshold,
         )
+    if model.spec.task == "multitask":
+        result.metrics.update(_mask_verdict_metrics(labels, mask_scores, result.pixel_threshold))
     result.examples = pick_examples(model, samples, labels, scores, examples)
     return result
+
+
+def _mask_verdict_metrics(
+    labels: npt.NDArray[np.bool_], mask_scores: npt.NDArray[np.float64], pixel_threshold: float | None
+) -> dict[str, float]:
+    """A multi-task model's segmentation verdict: image AP of the mask's maximum, and its recall and
+    precision at the pixel threshold (the mask is non-empty), the rule the edge applies to it."""
+    cut = DEFAULT_PIXEL_THRESHOLD if pixel_threshold is None else pixel_threshold
+    table = m.confusion(labels, mask_scores, cut)
+    return {
+        "mask_image_ap": m.average_precision(labels, mask_scores),
+        "mask_recall": table.recall,
+        "mask_precision": table.precision,
+    }
 
 
 def _image_metrics(

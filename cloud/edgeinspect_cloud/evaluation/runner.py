@@ -40,6 +40,8 @@ class FramePrediction:
 
     score: float
     probabilities: npt.NDArray[np.float32] | None = None
+    mask_score: float | None = None
+    """A multi-task model's segmentation score (the mask's maximum); ``score`` is its classifier's."""
 
 
 class OnnxModel:
@@ -71,6 +73,14 @@ class OnnxModel:
         result: npt.NDArray[Any] = np.asarray(outputs[0])
         return result
 
+    def run_both(self, batch: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[Any] | None]:
+        """(answer tensor, mask tensor or ``None``): a multi-task model's two outputs from ONE run."""
+        mask = self.spec.mask_output
+        if self.spec.task != "multitask" or mask is None:
+            return self.run(batch), None
+        score, plane = self.session.run([self.answer.name, mask.name], {self.spec.input.name: batch})
+        return np.asarray(score), np.asarray(plane)
+
     def predict(
         self, frames: Sequence[npt.NDArray[np.uint8]], *, with_masks: bool = True
     ) -> list[FramePrediction]:
@@ -79,13 +89,18 @@ class OnnxModel:
             return []
         prepared = [preprocess(frame, self.spec.input) for frame in frames]
         batch = np.concatenate([p.tensor for p in prepared], axis=0)
-        output = self.run(batch)
+        output, masks = self.run_both(batch)
         if output.shape[0] != len(frames):
             raise EvaluationError(
                 f"model returned a batch of {output.shape[0]} for {len(frames)} frames",
                 hint="export the model with a dynamic batch dimension",
             )
         try:
+            if masks is not None:
+                return [
+                    self._judge_both(output[i : i + 1], masks[i : i + 1], p.geometry, with_masks)
+                    for i, p in enumerate(prepared)
+                ]
             return [self._judge(output[i : i + 1], p.geometry, with_masks) for i, p in enumerate(prepared)]
         except MessageError as exc:
             raise EvaluationError(
@@ -99,3 +114,17 @@ class OnnxModel:
         plane = mask_probabilities(mask_plane(tensor), meaning)
         score, _ = segmentation_score_and_mask(tensor, meaning, 0.5)  # the maximum over the model's canvas
         return FramePrediction(score, geometry.to_frame(plane) if with_masks else None)
+
+    def _judge_both(
+        self, tensor: npt.NDArray[Any], mask: npt.NDArray[Any], geometry: Geometry, with_masks: bool
+    ) -> FramePrediction:
+        """A multi-task model: the classifier's score, the mask and the mask's own (segmentation) score."""
+        spec = self.spec.mask_output
+        assert spec is not None
+        plane = mask_probabilities(mask_plane(mask), spec.meaning)
+        mask_score, _ = segmentation_score_and_mask(mask, spec.meaning, 0.5)
+        return FramePrediction(
+            classification_score(tensor, self.answer.meaning),
+            geometry.to_frame(plane) if with_masks else None,
+            mask_score,
+        )

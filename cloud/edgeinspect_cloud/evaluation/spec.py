@@ -23,7 +23,7 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    task: str = Field(pattern="^(classification|segmentation)$")
+    task: str = Field(pattern="^(classification|segmentation|multitask)$")
     input: InputSpec
     outputs: list[OutputSpec] = Field(min_length=1)
     thresholds: Thresholds | None = None
@@ -32,8 +32,22 @@ class ModelSpec(BaseModel):
 
     @property
     def answer(self) -> OutputSpec:
-        """The output that carries the task's answer (the first with a meaning the task understands)."""
-        wanted = CLASSIFICATION_MEANINGS if self.task == "classification" else SEGMENTATION_MEANINGS
+        """The output that carries the task's answer (the first with a meaning the task understands).
+
+        A multi-task model's answer is its image score (the classification output); its mask is
+        :attr:`mask_output`.
+        """
+        wanted = SEGMENTATION_MEANINGS if self.task == "segmentation" else CLASSIFICATION_MEANINGS
+        return self._first(wanted)
+
+    @property
+    def mask_output(self) -> OutputSpec | None:
+        """The output holding the mask (a segmenter's answer, a multi-task model's second output)."""
+        if self.task == "classification":
+            return None
+        return self._first(SEGMENTATION_MEANINGS)
+
+    def _first(self, wanted: tuple[str, ...]) -> OutputSpec:
         for output in self.outputs:
             if output.meaning in wanted:
                 return output

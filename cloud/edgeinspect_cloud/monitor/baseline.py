@@ -38,11 +38,16 @@ def baseline_for_samples(
     model_ref: str = "",
     threads: int = 2,
 ) -> dict[str, Any]:
-    """The drift baseline of ``samples`` (usually the validation split) under this model."""
+    """The drift baseline of ``samples`` (usually the validation split) under this model.
+
+    A multi-task model's baseline is its classification score's (and its masks' areas), the score
+    its edge telemetry reports as ``cls_score``.
+    """
     model = OnnxModel(model_path, spec, threads=threads)
     frames: list[npt.NDArray[np.uint8]] = []
     scores: list[float] = []
-    masks: list[npt.NDArray[np.bool_]] | None = [] if spec.task == "segmentation" else None
+    masks: list[npt.NDArray[np.bool_]] | None = [] if spec.task != "classification" else None
+    task = "classification" if spec.task == "multitask" else spec.task
     pixel = spec.thresholds.pixel if spec.thresholds and spec.thresholds.pixel is not None else 0.5
     for start in range(0, len(samples), BATCH):
         batch = [read_sample(files).image for files in samples[start : start + BATCH]]
@@ -55,9 +60,9 @@ def baseline_for_samples(
         frames,
         scores,
         masks,
-        task=spec.task,
+        task=task,
         threshold=spec.thresholds.image if spec.thresholds else 0.5,
-        models={spec.task: model_ref} if model_ref else None,
+        models={task: model_ref} if model_ref else None,
     )
 
 

@@ -4,7 +4,24 @@
 folder's layout (:mod:`edgeinspect_cloud.pipeline.layout`) is the contract between steps.
 """
 
-from edgeinspect_cloud.pipeline.layout import GROUPS, STEPS, TASKS, PipelineError, PipelineOptions, RunLayout
+from edgeinspect_cloud.pipeline.layout import (
+    ALL_TASKS,
+    GROUPS,
+    STEPS,
+    TASKS,
+    PipelineError,
+    PipelineOptions,
+    RunLayout,
+)
 from edgeinspect_cloud.pipeline.runner import run_pipeline
 
-__all__ = ["GROUPS", "STEPS", "TASKS", "PipelineError", "PipelineOptions", "RunLayout", "run_pipeline"]
+__all__ = [
+    "ALL_TASKS",
+    "GROUPS",
+    "STEPS",
+    "TASKS",
+    "PipelineError",
+    "PipelineOptions",
+    "RunLayout",
+    "run_pipeline",
+]

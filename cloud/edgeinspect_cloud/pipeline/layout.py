@@ -35,10 +35,16 @@ from edgeinspect_cloud.compile import CompileOptions
 from edgeinspect_cloud.registry.gate import QualityGate, default_gate
 from edgeinspect_cloud.training.config import Profile
 
-Task = Literal["classification", "segmentation"]
+Task = Literal["classification", "segmentation", "multitask"]
 TASKS: tuple[Task, ...] = ("classification", "segmentation")
+"""The two-model layout (``--task both``); ``multitask`` is the one-pass alternative to both."""
+ALL_TASKS: tuple[Task, ...] = (*TASKS, "multitask")
 STEPS = ("data", "train", "evaluate", "gate", "compile", "package", "agent-check", "register")
-GROUPS: dict[Task, str] = {"classification": "defect-cls", "segmentation": "defect-seg"}
+GROUPS: dict[Task, str] = {
+    "classification": "defect-cls",
+    "segmentation": "defect-seg",
+    "multitask": "defect-mt",
+}
 """Registry group (= package name) per task; the edge worker's aliases use the same names."""
 
 

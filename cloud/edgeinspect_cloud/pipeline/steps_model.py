@@ -104,11 +104,15 @@ def step_train(options: PipelineOptions, layout: RunLayout, task: Task) -> tuple
 
 
 def _trainer(task: Task) -> Callable[..., TrainResult]:
-    """Imported on use: the classifier pulls in torch, the segmenter tensorflow."""
+    """Imported on use: the classifier and the multi-task net pull in torch, the segmenter tensorflow."""
     if task == "classification":
         from edgeinspect_cloud.training.classifier import train_classifier
 
         return train_classifier
+    if task == "multitask":
+        from edgeinspect_cloud.training.multitask import train_multitask
+
+        return train_multitask
     from edgeinspect_cloud.training.segmenter import train_segmenter
 
     return train_segmenter

@@ -19,7 +19,7 @@ import onnx
 from edgeinspect.core.package import INT8_MODEL_FILE, Framework
 from pydantic import JsonValue
 
-from edgeinspect_cloud.compile import Adaptation, CompileData, SourceModel, compile_model
+from edgeinspect_cloud.compile import Adaptation, CompileData, SourceModel, compile_model, compile_multitask
 from edgeinspect_cloud.data.arrays import ArraySet, load_arrays
 from edgeinspect_cloud.data.dataset import SampleFiles, list_split, read_labels
 from edgeinspect_cloud.data.split import stratified_split
@@ -56,18 +56,24 @@ def step_compile(
         calibration=calibration.images,
         validation=validation.images,
         labels=validation.labels,
-        masks=validation.masks >= 0.5 if task == "segmentation" else None,
+        masks=validation.masks >= 0.5 if task in ("segmentation", "multitask") else None,
         image_threshold=thresholds.image if thresholds else 0.5,
         pixel_threshold=thresholds.pixel if thresholds else None,
     )
-    source = SourceModel(
-        model=onnx.load(str(layout.require(train_dir / MODEL_FILE, "train"))),
-        framework=Framework.model_validate(trained["framework"]),
-        adaptation=Adaptation(task=task),
-        reference=_framework_reference(framework_model) if framework_model is not None else None,
-    )
+    model = onnx.load(str(layout.require(train_dir / MODEL_FILE, "train")))
+    framework = Framework.model_validate(trained["framework"])
     out = layout.compile_dir(task)
-    result = compile_model(source, data, out, options.compile)
+    if task == "multitask":
+        reference = _multi_reference(framework_model) if framework_model is not None else None
+        result = compile_multitask(model, framework, data, out, options.compile, reference)
+    else:
+        source = SourceModel(
+            model=model,
+            framework=framework,
+            adaptation=Adaptation(task=task),
+            reference=_framework_reference(framework_model) if framework_model is not None else None,
+        )
+        result = compile_model(source, data, out, options.compile)
     np.save(out / GOLDEN_FILE, _golden(validation), allow_pickle=False)
     layout.write(out / BASELINE_FILE, _baseline(out / "model.onnx", spec, validation_files, result.report))
     report = dict(result.report)
@@ -102,6 +108,20 @@ def _framework_reference(model: Any) -> Any:
             for i in range(0, len(images), PARITY_BATCH)
         ]
         return np.concatenate(parts).astype(np.float32)
+
+    return reference
+
+
+def _multi_reference(model: Any) -> Any:
+    """The framework model's every output (a multi-task model: image score, mask), batch by batch."""
+    from edgeinspect_cloud.training.export import framework_outputs
+
+    def reference(images: npt.NDArray[np.uint8]) -> list[npt.NDArray[np.float32]]:
+        parts = [
+            framework_outputs(model, images[i : i + PARITY_BATCH])
+            for i in range(0, len(images), PARITY_BATCH)
+        ]
+        return [np.concatenate([p[k] for p in parts]).astype(np.float32) for k in range(len(parts[0]))]
 
     return reference
 
@@ -175,10 +195,11 @@ def package_metrics(
         metrics[f"int8_val_{key}"] = float(value)
     for key, value in compiled.get("fp32", {}).get("metrics", {}).items():
         metrics[f"fp32_val_{key}"] = float(value)
-    parity = compiled.get("int8_parity", {})
-    for key in ("max_abs_diff", "score_max_abs_diff", "verdict_agreement", "pixel_agreement"):
-        if isinstance(parity.get(key), int | float):
-            metrics[f"int8_parity_{key}"] = float(parity[key])
+    for report, prefix in (("int8_parity", "int8_parity"), ("mask_int8_parity", "mask_int8_parity")):
+        parity = compiled.get(report, {})
+        for key in ("max_abs_diff", "score_max_abs_diff", "verdict_agreement", "pixel_agreement"):
+            if isinstance(parity.get(key), int | float):
+                metrics[f"{prefix}_{key}"] = float(parity[key])
     return metrics
 
 

@@ -113,14 +113,14 @@ class GateRecord(BaseModel):
 
 
 def judge(task: str, metrics: dict[str, Any], gate: QualityGate, source: str = "test") -> GateRecord:
-    """Judge ``metrics`` against ``gate``; Dice only counts for segmenters.
+    """Judge ``metrics`` against ``gate``; Dice only counts for models with a mask (segmenter, multi-task).
 
     A figure that is missing or not a number fails unless its minimum is 0: a gate that cannot see a
     figure must not assume it is good.
     """
     figures = []
     for name, field_name in FIGURES.items():
-        if name == "dice" and task != "segmentation":
+        if name == "dice" and task not in ("segmentation", "multitask"):
             continue
         minimum = float(getattr(gate, field_name))
         value = _number(metrics.get(name))

@@ -1,4 +1,4 @@
-"""Training: ResNet18 classifier (PyTorch) and U-Net segmenter (Keras 3), both exported to ONNX.
+"""Training: ResNet18 classifier (PyTorch), U-Net segmenter (Keras 3), multi-task net (PyTorch); ONNX out.
 
 Public API::
 
@@ -6,6 +6,7 @@ Public API::
     train(task, dataset_dir, run_dir, config=None) -> TrainResult
     train_classifier(dataset_dir, run_dir, config=None) -> TrainResult    # imports torch
     train_segmenter(dataset_dir, run_dir, config=None) -> TrainResult     # imports tensorflow
+    train_multitask(dataset_dir, run_dir, config=None) -> TrainResult     # imports torch
     export_onnx(model, path, input_spec, output_name, opset=ONNX_OPSET) -> Path
     parity(model, onnx_path, uint8_batch) -> float                        # max |framework - ORT|
 
@@ -47,11 +48,25 @@ def train_segmenter(
     return run(dataset_dir, run_dir, config)
 
 
+def train_multitask(
+    dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig | None = None
+) -> TrainResult:
+    """Train the one-pass multi-task network (see :mod:`edgeinspect_cloud.training.multitask`)."""
+    from edgeinspect_cloud.training.multitask import train_multitask as run
+
+    return run(dataset_dir, run_dir, config)
+
+
 def train(
     task: Task, dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig | None = None
 ) -> TrainResult:
     """Train the model of ``task`` with ``config`` (default: :func:`default_config`)."""
-    runner = train_classifier if task == "classification" else train_segmenter
+    runners = {
+        "classification": train_classifier,
+        "segmentation": train_segmenter,
+        "multitask": train_multitask,
+    }
+    runner = runners[task]
     return runner(dataset_dir, run_dir, config or default_config(task))
 
 
@@ -70,5 +85,6 @@ __all__ = [
     "prepare_data",
     "train",
     "train_classifier",
+    "train_multitask",
     "train_segmenter",
 ]

@@ -23,10 +23,10 @@ from edgeinspect_cloud.data.augment import AugmentConfig
 from edgeinspect_cloud.errors import EvaluationError, TrainingError
 from edgeinspect_cloud.evaluation.metrics import ThresholdPolicy
 
-Task = Literal["classification", "segmentation"]
+Task = Literal["classification", "segmentation", "multitask"]
 Profile = Literal["default", "quick", "demo"]
 PROFILES: tuple[Profile, ...] = ("default", "quick", "demo")
-TASKS: tuple[Task, ...] = ("classification", "segmentation")
+TASKS: tuple[Task, ...] = ("classification", "segmentation", "multitask")
 ONNX_OPSET = 17
 """The ONNX opset every export is pinned to (ONNX Runtime >= 1.14 and every edge build run it)."""
 
@@ -39,9 +39,9 @@ class TrainConfig:
     level filters. ``height``/``img_width`` are the model input size; ``resize_mode`` is how frames
     are brought to it (the manifest's ``resize.mode``). ``patience`` epochs without a better
     validation score stop training early; ``defect_share`` is the share of defective images per epoch
-    after oversampling. ``crop_height`` (segmenter only) trains on full-width crops of that many rows
-    (a multiple of 16), about ``height / crop_height`` times cheaper; inference takes the full input.
-    ``threshold_policy`` is how the shipped image threshold is chosen on validation
+    after oversampling. ``crop_height`` (segmenter and multi-task) trains on full-width crops of that
+    many rows (a multiple of 16), about ``height / crop_height`` times cheaper; inference takes the
+    full input. ``threshold_policy`` is how the shipped image threshold is chosen on validation
     (:class:`~edgeinspect_cloud.evaluation.metrics.ThresholdPolicy`: ``best-f1``,
     ``target-recall:0.99``, ``max-false-reject:0.01``).
     """
@@ -106,6 +106,8 @@ def default_config(task: Task, *, quick: bool = False, profile: Profile | None =
     - ``quick`` is for tests: tiny input, three epochs; it learns the plumbing, not the defects.
     """
     chosen = profile or ("quick" if quick else "default")
+    if task == "multitask":
+        return _multitask_config(chosen)
     if chosen == "quick":
         common = {"height": 128, "img_width": 48, "epochs": 3, "batch_size": 16, "patience": 3}
         width = 8 if task == "classification" else 4
@@ -125,13 +127,34 @@ def default_config(task: Task, *, quick: bool = False, profile: Profile | None =
     return full.with_overrides(crop_height=96)
 
 
+def _multitask_config(profile: Profile) -> TrainConfig:
+    """The multi-task network's settings: one network, so one width; crops for speed except ``quick``.
+
+    ``demo`` trains 8 epochs on 64-row crops of the 256x96 input (the crop's label is whether it
+    holds a defect pixel), as the demo's U-Net does; ``default`` 24 epochs on 96-row crops of 320x112.
+    """
+    if profile == "quick":
+        return TrainConfig(
+            task="multitask", height=128, img_width=48, width=4, epochs=3, patience=3, learning_rate=3e-3
+        )
+    if profile == "demo":
+        return TrainConfig(
+            task="multitask", height=256, img_width=96, width=8, epochs=8, patience=6,
+            learning_rate=3e-3, crop_height=64,
+        )  # fmt: skip
+    return TrainConfig(
+        task="multitask", height=320, img_width=112, width=12, epochs=24, patience=10,
+        learning_rate=2e-3, crop_height=96,
+    )  # fmt: skip
+
+
 @dataclass
 class ValPredictions:
     """What the exported ONNX model said about each validation image (through ONNX Runtime).
 
     ``images`` are the model-ready uint8 inputs (``NxCxHxW``), handy as calibration data for
     quantisation and for parity checks; ``masks`` are per-pixel probabilities at the model's input
-    resolution (segmentation only).
+    resolution (segmentation and multitask only).
     """
 
     ids: list[str]

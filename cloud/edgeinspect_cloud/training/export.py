@@ -12,6 +12,7 @@ module (e.g. from the compile step) costs nothing.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +39,33 @@ def framework_of(model: Any) -> str:
 
 
 def export_onnx(
-    model: Any, path: str | Path, spec: InputSpec, output_name: str, *, opset: int = ONNX_OPSET
+    model: Any,
+    path: str | Path,
+    spec: InputSpec,
+    output_name: str | Sequence[str],
+    *,
+    opset: int = ONNX_OPSET,
 ) -> Path:
-    """Write ``model`` as ONNX: input ``spec.name`` (uint8, dynamic batch), one output ``output_name``."""
+    """Write ``model`` as ONNX: input ``spec.name`` (uint8, dynamic batch), outputs named ``output_name``.
+
+    A list of names is for a model with several outputs (the multi-task model: PyTorch only), in the
+    order the model returns them.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    names = [output_name] if isinstance(output_name, str) else list(output_name)
     if framework_of(model) == "torch":
-        _export_torch(model, target, spec, output_name, opset)
+        _export_torch(model, target, spec, names, opset)
+    elif len(names) == 1:
+        _export_keras(model, target, spec, names[0], opset)
     else:
-        _export_keras(model, target, spec, output_name, opset)
+        raise TrainingError(
+            f"cannot export a Keras model with outputs {names}", hint="multi-output export is PyTorch only"
+        )
     return target
 
 
-def _export_torch(model: Any, path: Path, spec: InputSpec, output_name: str, opset: int) -> None:
+def _export_torch(model: Any, path: Path, spec: InputSpec, output_names: list[str], opset: int) -> None:
     import torch
 
     model.eval()
@@ -64,8 +79,8 @@ def _export_torch(model: Any, path: Path, spec: InputSpec, output_name: str, ops
             dynamo=False,
             opset_version=opset,
             input_names=[spec.name],
-            output_names=[output_name],
-            dynamic_axes={spec.name: {0: "batch"}, output_name: {0: "batch"}},
+            output_names=output_names,
+            dynamic_axes={spec.name: {0: "batch"}, **{name: {0: "batch"} for name in output_names}},
         )
 
 
@@ -88,15 +103,21 @@ def _export_keras(model: Any, path: Path, spec: InputSpec, output_name: str, ops
 
 
 def framework_predict(model: Any, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    """The framework's own output for a uint8 NCHW batch (inference mode)."""
+    """The framework's own (first) output for a uint8 NCHW batch (inference mode)."""
+    return framework_outputs(model, batch)[0]
+
+
+def framework_outputs(model: Any, batch: npt.NDArray[np.uint8]) -> list[npt.NDArray[np.float32]]:
+    """Every output of the framework model for a uint8 NCHW batch, in the model's order."""
     if framework_of(model) == "torch":
         import torch
 
         model.eval()
         with torch.no_grad():
-            result: npt.NDArray[np.float32] = model(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
-        return result
-    return np.asarray(model(batch, training=False), dtype=np.float32)
+            out = model(torch.from_numpy(np.ascontiguousarray(batch)))
+        parts = out if isinstance(out, tuple | list) else (out,)
+        return [np.asarray(part.numpy(), dtype=np.float32) for part in parts]
+    return [np.asarray(model(batch, training=False), dtype=np.float32)]
 
 
 def parity(
@@ -106,11 +127,19 @@ def parity(
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    onnx_out = np.asarray(session.run(None, {input_name: batch})[0], dtype=np.float32)
-    expected = framework_predict(model, batch)
-    if onnx_out.shape != expected.shape:
+    onnx_outs = [np.asarray(o, dtype=np.float32) for o in session.run(None, {input_name: batch})]
+    expected = framework_outputs(model, batch)
+    worst = 0.0
+    for onnx_out, wanted in zip(onnx_outs, expected, strict=False):
+        if onnx_out.shape != wanted.shape:
+            raise TrainingError(
+                f"ONNX output shape {onnx_out.shape} differs from the framework's {wanted.shape}",
+                hint="the export is broken; check the model's output layer",
+            )
+        worst = max(worst, float(np.max(np.abs(onnx_out - wanted))) if wanted.size else 0.0)
+    if len(onnx_outs) != len(expected):
         raise TrainingError(
-            f"ONNX output shape {onnx_out.shape} differs from the framework's {expected.shape}",
-            hint="the export is broken; check the model's output layer",
+            f"ONNX model has {len(onnx_outs)} outputs, the framework model {len(expected)}",
+            hint="the export is broken; check the output names",
         )
-    return float(np.max(np.abs(onnx_out - expected))) if expected.size else 0.0
+    return worst

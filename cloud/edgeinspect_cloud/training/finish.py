@@ -10,11 +10,14 @@ point (policy and validation figures) to ``model_spec.json`` beside ``model.onnx
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeinspect.core.observability import StructLogger
 from edgeinspect.core.package import Framework, OperatingPoint, OutputSpec, Thresholds
 from edgeinspect.core.postprocess import classification_score, segmentation_score_and_mask
 
@@ -25,7 +28,7 @@ from edgeinspect_cloud.evaluation.runner import OnnxModel
 from edgeinspect_cloud.evaluation.spec import ModelSpec
 from edgeinspect_cloud.training.config import TrainConfig, TrainResult, ValPredictions
 from edgeinspect_cloud.training.export import export_onnx, parity
-from edgeinspect_cloud.training.prepare import PreparedData
+from edgeinspect_cloud.training.prepare import PreparedData, prepare_data
 
 MODEL_FILE = "model.onnx"
 SPEC_FILE = "model_spec.json"
@@ -46,6 +49,37 @@ class FitOutcome:
     train_seconds: float
 
 
+def run_training(
+    dataset_dir: str | Path,
+    run_dir: str | Path,
+    cfg: TrainConfig,
+    data: PreparedData | None,
+    *,
+    configure: Callable[[int, int], None],
+    fit: Callable[[TrainConfig, PreparedData, Path], FitOutcome],
+    log: StructLogger,
+) -> TrainResult:
+    """Every trainer's frame: run folder and ``config.json``, seeded framework, data, fit, finish.
+
+    ``data`` lets a caller reuse arrays already prepared with the same config (e.g. in tests).
+    """
+    folder = Path(run_dir)
+    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(
+        json.dumps(cfg.to_dict(), indent=2, sort_keys=True, default=str) + "\n"
+    )
+    configure(cfg.seed, cfg.threads)
+    prepared = data or prepare_data(dataset_dir, cfg)
+    log.info(
+        "train_start", task=cfg.task, train=len(prepared.train), val=len(prepared.val), run_dir=str(folder)
+    )
+    outcome = fit(cfg, prepared, folder)
+    result = finish_run(folder, cfg, prepared, outcome)
+    result.write_summary()
+    log.info("train_done", task=cfg.task, seconds=round(outcome.train_seconds, 1), **result.metrics)
+    return result
+
+
 def output_spec(task: str, height: int, width: int) -> OutputSpec:
     """The contract's output: ``defect_probability [N, 1]`` or ``mask_probability [N, 1, H, W]``."""
     name = OUTPUT_NAMES[task]
@@ -53,12 +87,20 @@ def output_spec(task: str, height: int, width: int) -> OutputSpec:
     return OutputSpec(name=name, meaning=name, shape=shape)  # type: ignore[arg-type]
 
 
+def output_specs(task: str, height: int, width: int) -> list[OutputSpec]:
+    """A task's outputs in model order: a multi-task model has both, the image score first."""
+    if task == "multitask":
+        return [output_spec(t, height, width) for t in ("classification", "segmentation")]
+    return [output_spec(task, height, width)]
+
+
 def finish_run(run_dir: Path, config: TrainConfig, data: PreparedData, fit: FitOutcome) -> TrainResult:
     """Export ``fit.model``, measure parity and validation metrics, write the spec and the report."""
-    output = output_spec(config.task, data.spec.resize.height, data.spec.resize.width)
-    onnx_path = export_onnx(fit.model, run_dir / MODEL_FILE, data.spec, output.name)
+    outputs = output_specs(config.task, data.spec.resize.height, data.spec.resize.width)
+    names = [output.name for output in outputs]
+    onnx_path = export_onnx(fit.model, run_dir / MODEL_FILE, data.spec, names)
     max_diff = parity(fit.model, onnx_path, data.val.images[:PARITY_BATCH], input_name=data.spec.name)
-    spec = ModelSpec(task=config.task, input=data.spec, outputs=[output])
+    spec = ModelSpec(task=config.task, input=data.spec, outputs=outputs)
     runner = OnnxModel(onnx_path, spec, threads=config.threads)
     evaluation = evaluate_samples(runner, data.val_files, progress=config.progress)
     point = choose_operating_point(
@@ -86,7 +128,7 @@ def finish_run(run_dir: Path, config: TrainConfig, data: PreparedData, fit: FitO
         model=fit.model,
         framework=fit.framework,
         input=data.spec,
-        outputs=[output],
+        outputs=outputs,
         thresholds=thresholds,
         metrics=metrics,
         dataset_fingerprint=data.fingerprint,
@@ -126,11 +168,14 @@ def _val_predictions(runner: OnnxModel, data: PreparedData, batch_size: int = 16
     )
     meaning = runner.answer.meaning
     for start in range(0, len(images), batch_size):
-        output = runner.run(images[start : start + batch_size])
+        output, mask_out = runner.run_both(images[start : start + batch_size])
         for offset in range(output.shape[0]):
             one = output[offset : offset + 1]
             if masks is None:
                 scores[start + offset] = classification_score(one, meaning)
+            elif mask_out is not None:  # multi-task: the classifier's score, the mask beside it
+                scores[start + offset] = classification_score(one, meaning)
+                masks[start + offset] = mask_out[offset].reshape(images.shape[2:])
             else:
                 scores[start + offset], _ = segmentation_score_and_mask(one, meaning, 0.5)
                 masks[start + offset] = one.reshape(images.shape[2:])

@@ -116,8 +116,8 @@ class ResNet18(nn.Module):
         return self.forward_with_map(x)[0]
 
 
-class ContractClassifier(nn.Module):
-    """uint8 NCHW RGB in, defect probability out: normalisation folded into the graph."""
+class UInt8Contract(nn.Module):
+    """Base of the contract wrappers: uint8 NCHW RGB in, the manifest's normalisation as graph buffers."""
 
     def __init__(
         self, network: nn.Module, mean: Sequence[float], std: Sequence[float], scale: float = 1.0 / 255.0
@@ -133,6 +133,10 @@ class ContractClassifier(nn.Module):
     def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 pixels -> the network's float input (the manifest's normalisation)."""
         return (pixels.to(torch.float32) * self.scale - self.mean) / self.std
+
+
+class ContractClassifier(UInt8Contract):
+    """uint8 NCHW RGB in, defect probability out: normalisation folded into the graph."""
 
     def logits(self, pixels: torch.Tensor) -> torch.Tensor:
         """Defect logits ``[N, 1]`` of uint8 pixels."""

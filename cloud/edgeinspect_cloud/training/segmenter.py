@@ -9,7 +9,6 @@ Validation micro-Dice picks the best epoch (``checkpoints/segmenter-best.weights
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -20,11 +19,12 @@ from edgeinspect.core.observability import get_logger
 from edgeinspect.core.package import Framework
 
 from edgeinspect_cloud.data.arrays import ArraySet
-from edgeinspect_cloud.data.augment import augment_batch, balanced_order, crop_rows
+from edgeinspect_cloud.data.augment import balanced_order
 from edgeinspect_cloud.evaluation.metrics import average_precision, dice_iou
 from edgeinspect_cloud.training.config import TrainConfig, TrainResult, default_config
-from edgeinspect_cloud.training.finish import FitOutcome, finish_run
-from edgeinspect_cloud.training.prepare import PreparedData, prepare_data
+from edgeinspect_cloud.training.epochs import run_epoch
+from edgeinspect_cloud.training.finish import FitOutcome, run_training
+from edgeinspect_cloud.training.prepare import PreparedData
 
 log = get_logger("edgeinspect.cloud.train.segmenter")
 
@@ -101,21 +101,7 @@ def train_segmenter(
 ) -> TrainResult:
     """Train, export and validate the U-Net on ``dataset_dir/train``; artefacts go to ``run_dir``."""
     cfg = config or default_config("segmentation")
-    folder = Path(run_dir)
-    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(
-        json.dumps(cfg.to_dict(), indent=2, sort_keys=True, default=str) + "\n"
-    )
-    configure_tensorflow(cfg.seed, cfg.threads)
-    prepared = data or prepare_data(dataset_dir, cfg)
-    log.info(
-        "train_start", task=cfg.task, train=len(prepared.train), val=len(prepared.val), run_dir=str(folder)
-    )
-    fit = _fit(cfg, prepared, folder)
-    result = finish_run(folder, cfg, prepared, fit)
-    result.write_summary()
-    log.info("train_done", task=cfg.task, seconds=round(fit.train_seconds, 1), **result.metrics)
-    return result
+    return run_training(dataset_dir, run_dir, cfg, data, configure=configure_tensorflow, fit=_fit, log=log)
 
 
 def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
@@ -160,24 +146,12 @@ def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
 
 
 def _train_epoch(model: Any, train: ArraySet, cfg: TrainConfig, epoch: int, crop: int | None) -> float:
-    """One pass over a balanced, shuffled, augmented epoch; returns the mean training loss."""
-    from tqdm import tqdm
+    """One pass over a balanced, shuffled, augmented, cropped epoch; returns the mean training loss."""
 
-    rng = np.random.default_rng([cfg.seed, epoch])
-    order = balanced_order(train.labels, rng, cfg.defect_share)
-    losses: list[float] = []
-    batches = range(0, len(order) - cfg.batch_size + 1, cfg.batch_size)
-    bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not cfg.progress)
-    for start in bar:
-        index = order[start : start + cfg.batch_size]
-        images, masks = augment_batch(train.images[index], train.masks[index], rng, cfg.augment)
-        assert masks is not None
-        if crop:
-            images, masks = crop_rows(images, masks, rng, crop)
-        value = model.train_on_batch(images, masks[:, None])
-        losses.append(float(np.asarray(value).ravel()[0]))
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
-    return float(np.mean(losses)) if losses else float("nan")
+    def step(images: np.ndarray, masks: np.ndarray, labels: np.ndarray) -> float:
+        return float(np.asarray(model.train_on_batch(images, masks[:, None])).ravel()[0])
+
+    return run_epoch(train, cfg, epoch, step, crop=crop)
 
 
 def _validate(model: Any, val: ArraySet) -> dict[str, float]:

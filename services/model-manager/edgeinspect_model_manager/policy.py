@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from edgeinspect.core.package import parse_version
 
-DEFAULT_ALIASES = {"classification": "defect-cls", "segmentation": "defect-seg"}
+DEFAULT_ALIASES = {"classification": "defect-cls", "segmentation": "defect-seg", "multitask": "defect-mt"}
 
 
 def default_alias(task: str) -> str:
-    """The alias the worker reads for a task: ``defect-cls`` or ``defect-seg``."""
+    """The alias the worker reads for a task: ``defect-cls``, ``defect-seg`` or ``defect-mt``."""
     try:
         return DEFAULT_ALIASES[task]
     except KeyError:

@@ -68,13 +68,22 @@ class LineKit:
         return self.agent.client()
 
     def deploy(
-        self, *, cls: bool = True, seg: bool = True, version: str = "1", knob: float = 0.0, alias: bool = True
+        self,
+        *,
+        cls: bool = True,
+        seg: bool = True,
+        version: str = "1",
+        knob: float = 0.0,
+        alias: bool = True,
+        mt: bool = False,
     ) -> None:
-        """Load classifier and/or segmenter ``version`` and (unless ``alias=False``) point the aliases."""
+        """Load classifier, segmenter and/or multi-task model ``version``; (unless ``alias=False``)
+        point the aliases."""
         client = self.agent_client()
         for wanted, name, task, alias_name in (
             (cls, "cls", "classification", "defect-cls"),
             (seg, "seg", "segmentation", "defect-seg"),
+            (mt, "mt", "multitask", "defect-mt"),
         ):
             if not wanted:
                 continue

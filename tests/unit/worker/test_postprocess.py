@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 from edgeinspect.core.errors import MessageError
-from edgeinspect.core.package import Resize
+from edgeinspect.core.package import OutputSpec, Resize
 from edgeinspect.core.postprocess import mask_area_and_bbox
 from edgeinspect.core.preprocess import plan
-from edgeinspect_inference.worker.postprocess import postprocess
+from edgeinspect_inference.worker.postprocess import postprocess, postprocess_all
 
 from tests.helpers.manifests import manifest
 
@@ -120,3 +120,28 @@ def test_a_line_override_decides_instead_of_the_manifest() -> None:
         manifest(image=0.5), probs(0.3), IDENTITY, latency_ms=1.0, thresholds=Thresholds(image=0.25)
     )
     assert (verdict.prediction.label, verdict.prediction.threshold) == ("defect", 0.25)
+
+
+def test_a_multitask_model_gives_both_verdicts_from_one_answer() -> None:
+    outputs_spec = [
+        OutputSpec(name="defect_probability", meaning="defect_probability", shape=[1, 1]),
+        OutputSpec(name="mask", meaning="mask_probability", shape=[1, 1, 8, 8]),
+    ]
+    m = manifest("multitask", name="mt", image=0.6, pixel=0.4, outputs=outputs_spec)
+    mask = np.zeros((1, 1, 8, 8), np.float32)
+    mask[0, 0, 2:4, 3:6] = 0.45
+    outputs = {"defect_probability": np.array([[0.3]], np.float32), "mask": mask}
+    cls, seg = postprocess_all(m, outputs, IDENTITY, latency_ms=2.0)
+    assert (cls.prediction.task, cls.prediction.label, cls.prediction.threshold) == (
+        "classification",
+        "ok",
+        0.6,
+    )
+    assert cls.mask is None
+    p = seg.prediction
+    assert (p.task, p.label, p.model, p.threshold) == ("segmentation", "defect", "mt", 0.4)
+    assert p.score == pytest.approx(0.45)
+    assert (p.defect_area_px, p.bbox) == (6, (3, 2, 6, 4))
+    assert seg.mask is not None and seg.mask.sum() == 6
+    single = postprocess_all(manifest(image=0.5), probs(0.7), IDENTITY, latency_ms=1)
+    assert [v.prediction.task for v in single] == ["classification"]

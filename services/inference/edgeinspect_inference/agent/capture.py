@@ -248,7 +248,10 @@ class CaptureStore:
             return "error", 0.0, [], f"outputs do not match model {model.ref}: {exc}"
         threshold = model.manifest.thresholds.image
         label: Literal["ok", "defect"] = "defect" if score >= threshold else "ok"
-        task = model.manifest.task
+        # A multi-task model's first output is its image score (the manifest says so): a classification.
+        task: Literal["classification", "segmentation"] = (
+            "segmentation" if model.manifest.task == "segmentation" else "classification"
+        )
         prediction = Prediction(model.name, model.version, task, label, score, threshold, 0.0)
         return label, score, [prediction], ""
 

@@ -30,7 +30,7 @@ from edgeinspect_inference.worker.judge import (
 )
 from edgeinspect_inference.worker.metrics import WorkerMetrics
 from edgeinspect_inference.worker.overrides import ThresholdOverrides
-from edgeinspect_inference.worker.postprocess import ModelVerdict, postprocess
+from edgeinspect_inference.worker.postprocess import ModelVerdict, postprocess, postprocess_all
 from edgeinspect_inference.worker.shm import ShmInputs
 
 _TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"})
@@ -66,7 +66,7 @@ class AgentModelCaller:
         self._metrics.round_trip.labels(target.alias).observe(time.perf_counter() - started)
         answered = self._answering_manifest(target, response)
         try:
-            primary = postprocess(
+            primary, *more = postprocess_all(
                 answered,
                 response.outputs,
                 pre.geometry,
@@ -77,7 +77,7 @@ class AgentModelCaller:
         except MessageError as exc:
             raise ModelProblem(f"{target.alias}: {exc}", reason="output") from exc
         self._metrics.model_latency.labels(target.alias, "primary").observe(response.latency_ms / 1000.0)
-        return Answer(target.alias, primary, shadow)
+        return Answer(target.alias, primary, shadow, tuple(more))
 
     def _predict(self, target: Target, pre: Preprocessed, frame_id: str) -> PredictResult:
         """Predict with the input in shared memory when possible; bytes if the agent cannot map it."""

@@ -104,6 +104,12 @@ class ModelCatalog:
         manifest = self.manifest(name, version)
         return Target(alias, manifest, shadow) if manifest is not None else None
 
+    def serves(self, alias: str) -> bool:
+        """Whether the agent had ``alias`` at the last read (re-read when stale; never more often)."""
+        if self._clock() - self._loaded_at >= self._refresh_s:
+            self.refresh()
+        return alias in self._aliases
+
     def manifest(self, name: str, version: str) -> Manifest | None:
         """The manifest of a loaded version; a version not seen before triggers one refresh."""
         cached = self._manifests.get((name, version))

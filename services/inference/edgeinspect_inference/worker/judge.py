@@ -55,11 +55,20 @@ class StaleTarget(EdgeInspectError):
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What one model (and its shadow, when the agent ran one) said about a frame."""
+    """What one model (and its shadow, when the agent ran one) said about a frame.
+
+    ``more``: the further verdicts of the same call (a multi-task model's segmentation verdict).
+    """
 
     alias: str
     primary: ModelVerdict
     shadow: ModelVerdict | None = None
+    more: tuple[ModelVerdict, ...] = ()
+
+    @property
+    def primaries(self) -> tuple[ModelVerdict, ...]:
+        """Every primary verdict of this call, in order."""
+        return (self.primary, *self.more)
 
 
 class ModelCaller(Protocol):
@@ -81,7 +90,12 @@ class Judged:
 
 
 class FrameJudge:
-    """Judges frames of one line with the models behind ``aliases`` (in result order)."""
+    """Judges frames of one line with the models behind ``aliases`` (in result order).
+
+    ``multitask_alias``: while the agent serves a model under it, that one model judges every frame
+    in one call (both verdicts) and ``aliases`` are neither called nor missed; without it, the
+    two-model layout judges as before.
+    """
 
     def __init__(
         self,
@@ -95,9 +109,11 @@ class FrameJudge:
         clock_ns: Callable[[], int] = time.time_ns,
         features: bool = False,
         wait: ModelWait | None = None,
+        multitask_alias: str | None = None,
     ) -> None:
         self.line = line
         self.aliases = aliases
+        self.multitask_alias = multitask_alias
         self._catalog = catalog
         self._call_model = call_model
         self._executor = executor
@@ -125,7 +141,7 @@ class FrameJudge:
             )
         except ImageError as exc:
             return self._error(entry, frame, "decode", f"cannot decode frame: {exc}")
-        targets = {alias: self._catalog.target(alias) for alias in self.aliases}
+        targets = self._targets()
         present = [(alias, t) for alias, t in targets.items() if t is not None]
         missing = [alias for alias, t in targets.items() if t is None]
         self._maybe_hold(missing, everything_missing=not present)
@@ -135,6 +151,19 @@ class FrameJudge:
         if self._features and judged.result.verdict in ("ok", "defect"):
             judged = replace(judged, features=self._image_features(image))
         return judged
+
+    def _targets(self) -> dict[str, Target | None]:
+        """The aliases to call for this frame: the multi-task model alone when one is served.
+
+        The alias list the catalog read last decides (no extra agent call per frame); a newly
+        deployed multi-task model takes over within the catalog's refresh interval.
+        """
+        alias = self.multitask_alias
+        if alias is not None and self._catalog.serves(alias):
+            target = self._catalog.target(alias)
+            if target is not None:
+                return {alias: target}
+        return {alias: self._catalog.target(alias) for alias in self.aliases}
 
     def _image_features(self, image: npt.NDArray[np.uint8]) -> ImageFeatures | None:
         """Telemetry's image features; a frame too small for them simply has none."""
@@ -219,11 +248,12 @@ class FrameJudge:
         return None  # pragma: no cover - the loop always returns or raises
 
     def _result(self, entry: Entry, frame: Frame, answers: list[Answer], notes: list[str]) -> Judged:
-        predictions: list[Prediction] = [a.primary.prediction for a in answers]
+        primaries = [verdict for a in answers for verdict in a.primaries]
+        predictions: list[Prediction] = [v.prediction for v in primaries]
         predictions += [a.shadow.prediction for a in answers if a.shadow is not None]
         verdict, score = decide(predictions, self._rule)
         # A good part's empty mask says nothing the prediction does not (area 0): skip its PNG.
-        masks = [a.primary.mask for a in answers if a.primary.mask is not None and a.primary.mask.any()]
+        masks = [v.mask for v in primaries if v.mask is not None and v.mask.any()]
         result = Result(
             frame_id=frame.frame_id,
             line=self.line,

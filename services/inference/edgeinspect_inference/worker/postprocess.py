@@ -5,9 +5,12 @@ the very functions the cloud evaluation uses; this module picks the manifest's o
 back through the preprocessing geometry and builds the prediction, as ``docs/model-contract.md`` says:
 a classifier's score is its defect probability; a segmenter's pixel is defect when
 ``p >= thresholds.pixel`` and its image score is the maximum pixel probability; either is ``defect``
-when ``score >= thresholds.image``. Logit outputs are turned into probabilities first, so thresholds
-always compare probabilities, as evaluation chose them. ``thresholds`` replaces the manifest's when
-the line overrides them (:mod:`.overrides`); the prediction records the threshold that decided.
+when ``score >= thresholds.image``. A multi-task model's one answer becomes both predictions
+(:func:`postprocess_all`): the classification one from its image score (``thresholds.image``), the
+segmentation one from its mask, ``defect`` when the mask is not empty (maximum ``>= thresholds.pixel``).
+Logit outputs are turned into probabilities first, so thresholds always compare probabilities, as
+evaluation chose them. ``thresholds`` replaces the manifest's when the line overrides them
+(:mod:`.overrides`); the prediction records the threshold that decided.
 """
 
 from __future__ import annotations
@@ -43,6 +46,43 @@ class ModelVerdict:
     mask: Mask | None = None
 
 
+def postprocess_all(
+    manifest: Manifest,
+    outputs: Mapping[str, npt.NDArray[Any]],
+    geometry: Geometry,
+    *,
+    latency_ms: float,
+    role: Role = "primary",
+    want_mask: bool = True,
+    thresholds: Thresholds | None = None,
+) -> list[ModelVerdict]:
+    """Every verdict one model's outputs hold: one, or two for a ``multitask`` model (image score first)."""
+    first = postprocess(
+        manifest,
+        outputs,
+        geometry,
+        latency_ms=latency_ms,
+        role=role,
+        want_mask=want_mask,
+        thresholds=thresholds,
+    )
+    if manifest.task != "multitask":
+        return [first]
+    chosen = thresholds or manifest.thresholds
+    pixel = float(chosen.pixel if chosen.pixel is not None else 0.5)
+    meaning = _output_spec(manifest, SEGMENTATION_MEANINGS).meaning
+    tensor = _tensor(manifest, outputs, SEGMENTATION_MEANINGS)
+    score, model_mask = segmentation_score_and_mask(tensor, meaning, pixel)
+    area: int = 0
+    bbox: tuple[int, int, int, int] | None = None
+    mask: Mask | None = None
+    if want_mask:
+        mask = geometry.to_frame(model_mask)
+        area, bbox = mask_area_and_bbox(mask)
+    second = _prediction(manifest, pixel, score, latency_ms, role, area, bbox, task="segmentation")
+    return [first, ModelVerdict(second, mask)]
+
+
 def postprocess(
     manifest: Manifest,
     outputs: Mapping[str, npt.NDArray[Any]],
@@ -54,17 +94,15 @@ def postprocess(
     thresholds: Thresholds | None = None,
 ) -> ModelVerdict:
     """Judge one model's outputs with ``thresholds`` (default: its manifest's); ``MessageError`` if
-    the outputs are malformed."""
+    the outputs are malformed.
+
+    A ``multitask`` model gives its classification verdict here (:func:`postprocess_all` gives both).
+    """
     chosen = thresholds or manifest.thresholds
-    spec = _output_spec(manifest)
-    tensor = outputs.get(spec.name)
-    if tensor is None:
-        raise MessageError(
-            f"{manifest.name}:{manifest.version} returned outputs {sorted(outputs)}, "
-            f"not the {spec.name!r} its manifest names",
-            hint="the model file and its manifest disagree; rebuild the package",
-        )
-    if manifest.task == "classification":
+    wanted = SEGMENTATION_MEANINGS if manifest.task == "segmentation" else CLASSIFICATION_MEANINGS
+    spec = _output_spec(manifest, wanted)
+    tensor = _tensor(manifest, outputs, wanted)
+    if manifest.task != "segmentation":
         score = classification_score(tensor, spec.meaning)
         return ModelVerdict(_prediction(manifest, chosen.image, score, latency_ms, role))
     pixel = float(chosen.pixel if chosen.pixel is not None else 0.5)
@@ -78,18 +116,21 @@ def postprocess(
 
 def _prediction(
     manifest: Manifest,
-    image_threshold: float,
+    threshold: float,
     score: float,
     latency_ms: float,
     role: Role,
     area: int = 0,
     bbox: tuple[int, int, int, int] | None = None,
+    *,
+    task: Literal["classification", "segmentation"] | None = None,
 ) -> Prediction:
-    threshold = float(image_threshold)
+    """The prediction of one task; a multi-task model's are ``task``-labelled like two models' would be."""
+    threshold = float(threshold)
     return Prediction(
         model=manifest.name,
         version=manifest.version,
-        task=manifest.task,
+        task=task or ("segmentation" if manifest.task == "segmentation" else "classification"),
         label=_label(score, threshold),
         score=score,
         threshold=threshold,
@@ -104,9 +145,23 @@ def _label(score: float, threshold: float) -> Literal["ok", "defect"]:
     return "defect" if is_defect(score, threshold) else "ok"
 
 
-def _output_spec(manifest: Manifest) -> OutputSpec:
-    """The output that carries the task's answer (the first with a meaning the task understands)."""
-    wanted = CLASSIFICATION_MEANINGS if manifest.task == "classification" else SEGMENTATION_MEANINGS
+def _tensor(
+    manifest: Manifest, outputs: Mapping[str, npt.NDArray[Any]], wanted: tuple[str, ...]
+) -> npt.NDArray[Any]:
+    """The returned tensor of the manifest's output with one of the ``wanted`` meanings."""
+    spec = _output_spec(manifest, wanted)
+    tensor = outputs.get(spec.name)
+    if tensor is None:
+        raise MessageError(
+            f"{manifest.name}:{manifest.version} returned outputs {sorted(outputs)}, "
+            f"not the {spec.name!r} its manifest names",
+            hint="the model file and its manifest disagree; rebuild the package",
+        )
+    return tensor
+
+
+def _output_spec(manifest: Manifest, wanted: tuple[str, ...]) -> OutputSpec:
+    """The first output with one of the ``wanted`` meanings (what a task's answer is)."""
     for spec in manifest.outputs:
         if spec.meaning in wanted:
             return spec

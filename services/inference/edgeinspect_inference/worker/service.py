@@ -80,6 +80,7 @@ class WorkerService:
             settings.verdict_rule,
             features=settings.telemetry_interval_s > 0 and settings.telemetry_images,
             wait=ModelWait(settings.line, settings.model_wait_s, self.metrics.registry),
+            multitask_alias=settings.mt_alias,
         )
         committer = Committer(
             streams.client,

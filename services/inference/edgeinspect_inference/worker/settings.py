@@ -14,6 +14,7 @@ DEFAULT_AGENT_ADDR = "unix:///run/edgeinspect/agent.sock"
 CLASSIFICATION_ALIAS = "defect-cls"
 SEGMENTATION_ALIAS = "defect-seg"
 OVERRIDES_SETTING = "EI_THRESHOLD_OVERRIDES"
+MULTITASK_ALIAS = "defect-mt"
 
 
 def default_consumer() -> str:
@@ -41,6 +42,11 @@ class WorkerSettings(ServiceSettings):
     )
     cls_alias: str = Field(default=CLASSIFICATION_ALIAS, min_length=1, description="classification alias")
     seg_alias: str = Field(default=SEGMENTATION_ALIAS, min_length=1, description="segmentation alias")
+    mt_alias: str = Field(
+        default=MULTITASK_ALIAS,
+        min_length=1,
+        description="multi-task alias: while a model is served under it, it alone judges (one call a frame)",
+    )
     verdict_rule: Literal["any", "classification"] = Field(
         default="any",
         description="'any': defect when either model says so; 'classification': the classifier decides",

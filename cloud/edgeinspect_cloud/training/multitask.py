@@ -1,0 +1,105 @@
+"""Train the multi-task network (one pass: verdict and mask) in PyTorch with mixed supervision.
+
+``train_multitask(dataset_dir, run_dir, config)`` returns a
+:class:`~edgeinspect_cloud.training.config.TrainResult` whose ``model.onnx`` has two outputs,
+``defect_probability`` and ``mask_probability``. The loss is the image label's cross-entropy plus
+the mask's (positive-weighted cross-entropy and soft Dice over the batch, as the U-Net's): every
+image teaches the classifier, every mask the segmentation head, and both share the encoder.
+
+Training may use full-width crops (``config.crop_height``) for speed; a crop's image label is then
+whether it holds a defect pixel (mask supervision makes that exact). After each epoch the
+validation image AP plus Dice picks the best weights (``checkpoints/multitask-best.pt``) and stops
+training early.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from edgeinspect.core.observability import get_logger
+
+from edgeinspect_cloud.data.arrays import ArraySet
+from edgeinspect_cloud.evaluation.metrics import average_precision, dice_iou
+from edgeinspect_cloud.training.config import TrainConfig, TrainResult, default_config
+from edgeinspect_cloud.training.finish import FitOutcome, run_training
+from edgeinspect_cloud.training.multitask_net import ContractMultiTask, MultiTaskNet
+from edgeinspect_cloud.training.prepare import PreparedData
+from edgeinspect_cloud.training.torchfit import configure_torch, fit_torch
+
+log = get_logger("edgeinspect.cloud.train.multitask")
+
+MASK_WEIGHT = 1.0
+"""Weight of the mask loss beside the image loss."""
+MASK_POS_WEIGHT = 10.0
+"""Weight of a defect pixel against a good one in the mask's cross-entropy (defects are < 1%)."""
+
+
+def build_multitask(config: TrainConfig, data: PreparedData) -> ContractMultiTask:
+    """The network of ``config.width`` wrapped with the input's normalisation (uint8 in)."""
+    norm = data.spec.normalisation
+    return ContractMultiTask(MultiTaskNet(config.width), norm.mean, norm.std, norm.scale)
+
+
+def predict_both(
+    model: ContractMultiTask, images: np.ndarray, batch_size: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """(defect probabilities ``[N]``, mask probabilities ``[N, H, W]``) of uint8 NCHW images."""
+    model.eval()
+    scores, masks = [], []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            score, mask = model(torch.from_numpy(images[start : start + batch_size]))
+            scores.append(score.numpy()[:, 0])
+            masks.append(mask.numpy()[:, 0])
+    if not scores:
+        return np.zeros(0, np.float32), np.zeros((0, *images.shape[2:]), np.float32)
+    return np.concatenate(scores), np.concatenate(masks)
+
+
+def train_multitask(
+    dataset_dir: str | Path,
+    run_dir: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    data: PreparedData | None = None,
+) -> TrainResult:
+    """Train, export (two outputs) and validate the multi-task model; artefacts go to ``run_dir``."""
+    cfg = config or default_config("multitask")
+    return run_training(dataset_dir, run_dir, cfg, data, configure=configure_torch, fit=_fit, log=log)
+
+
+def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
+    return fit_torch(
+        build_multitask(cfg, data), cfg, data, folder, name="multitask", loss=multitask_loss,
+        validate=_validate, rank=lambda v: (v["val_ap"] + v["val_dice"],), log=log,
+    )  # fmt: skip
+
+
+def _validate(model: ContractMultiTask, val: ArraySet) -> dict[str, float]:
+    """Image AP of the classification output and micro Dice at 0.5 of the mask (defective images)."""
+    scores, masks = predict_both(model, val.images)
+    defective = val.labels.astype(bool)
+    dice = (
+        dice_iou(val.masks[defective] > 0.5, masks[defective] >= 0.5)[0] if defective.any() else float("nan")
+    )
+    ap = average_precision(val.labels, scores)
+    return {"val_ap": float(ap), "val_dice": float(0.0 if np.isnan(dice) else dice)}
+
+
+def multitask_loss(
+    model: ContractMultiTask, pixels: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor
+) -> torch.Tensor:
+    """Image BCE + :data:`MASK_WEIGHT` x (positive-weighted pixel BCE + soft Dice over the batch)."""
+    logit, mask_logits = model.logits(pixels)
+    truth = (masks[:, None] > 0.5).to(torch.float32)
+    image_loss = F.binary_cross_entropy_with_logits(logit, labels)
+    pixel_loss = F.binary_cross_entropy_with_logits(
+        mask_logits, truth, pos_weight=torch.tensor(MASK_POS_WEIGHT)
+    )
+    probabilities = torch.sigmoid(mask_logits)
+    dice = (2.0 * (probabilities * truth).sum() + 1.0) / (probabilities.sum() + truth.sum() + 1.0)
+    total: torch.Tensor = image_loss + MASK_WEIGHT * (pixel_loss + 1.0 - dice)
+    return total
