@@ -143,6 +143,7 @@ class OpcUaServerOutput:
         self._nodes: dict[str, Any] = {}
         self._event: Any = None
         self._counter = 0
+        self._shown_recipe = recipes[0]
 
     @property
     def name(self) -> str:
@@ -306,6 +307,9 @@ class OpcUaServerOutput:
         for name, (value, kind) in values.items():
             await self._nodes[name].write_value(value, kind)
         await self._nodes["MissedRejects"].write_value(self._info.missed_rejects, ua.VariantType.UInt32)
+        if self._info.recipe and self._info.recipe != self._shown_recipe:  # learnt from the agent at start
+            self._shown_recipe = self._info.recipe
+            await self._nodes["ActiveRecipe"].write_value(self._info.recipe)
         event = self._event.event
         for name, _kind in EVENT_FIELDS:
             setattr(event, name, values[name][0])
@@ -347,5 +351,6 @@ class OpcUaServerOutput:
     async def _m_recipe(self, parent: Any, recipe: str) -> Any:
         refused = await self._call("select_recipe", str(recipe))
         if refused is None:
+            self._shown_recipe = str(recipe)
             await self._nodes["ActiveRecipe"].write_value(str(recipe))
         return refused
