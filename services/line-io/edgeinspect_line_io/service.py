@@ -92,7 +92,10 @@ class LineIoService:
         self.stop_event = threading.Event()
         report = Report(self._done, self._expired, self._connection)
         retry_ns = int(settings.plc_retry_ms * 1_000_000)
-        self.actuators = [Actuator(o, report, retry_ns=retry_ns, clock_ns=clock_ns) for o in outputs]
+        self.actuators = [
+            Actuator(o, report, retry_ns=retry_ns, clock_ns=clock_ns, priority=settings.realtime_priority)
+            for o in outputs
+        ]
         self.inputs = list(inputs)
         self._reader = GroupReader(
             self.streams,
@@ -210,9 +213,11 @@ class LineIoService:
                     self.streams.ensure_group(names.results_stream(self.line), names.LINE_IO_GROUP, "$")
                     self._reader.start()
                     self._redis_changed(True)
-                for entry in self._reader.next_batch():
+                batch = self._reader.next_batch()  # blocks in XREADGROUP until a result arrives
+                for entry in batch:
                     self.handle(entry)
-                    self._reader.ack(entry.id)
+                if batch:  # one XACK per batch, after every part of it is handed to the actuators
+                    self._reader.ack(*(entry.id for entry in batch))
                 backoff.reset()
             except redis.RedisError as exc:
                 if self._redis_up:

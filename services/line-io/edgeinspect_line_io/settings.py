@@ -63,6 +63,9 @@ class LineIoSettings(ServiceSettings):
         default=True, description="a part we triggered with no verdict by its gate time gets the fail-safe"
     )
     plc_retry_ms: float = Field(default=50.0, gt=0, description="wait between writes to an absent PLC")
+    realtime_priority: int = Field(
+        default=0, ge=0, le=99, description="SCHED_FIFO priority of the actuator threads (needs CAP_SYS_NICE)"
+    )
 
     # OPC UA server (the vision system object)
     opcua_server: bool = Field(default=True, description="serve the OPC 40100-style vision system")
