@@ -53,6 +53,7 @@ def _outputs(settings: LineIoSettings, info: LineInfo, aio: LoopThread) -> tuple
             cert=settings.opcua_cert,
             key=settings.opcua_key,
             cert_dir=settings.opcua_cert_dir,
+            nodeset=settings.opcua_nodeset,
         )
         outputs.append(opcua)
     for kind in settings.outputs:

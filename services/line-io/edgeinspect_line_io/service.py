@@ -34,7 +34,7 @@ from edgeinspect.core.observability import Health, get_logger
 from edgeinspect.core.streams import Entry, GroupReader, Streams
 from prometheus_client import CollectorRegistry
 
-from edgeinspect_line_io.actuator import Actuator, Job, Report
+from edgeinspect_line_io.actuator import Actuator, Job, Report, realtime
 from edgeinspect_line_io.inputs.base import Input
 from edgeinspect_line_io.metrics import LineIoMetrics
 from edgeinspect_line_io.outputs.base import LineInfo, Output, OutputUnavailable
@@ -206,6 +206,7 @@ class LineIoService:
     # -- results --------------------------------------------------------------------------------------
 
     def _results_loop(self) -> None:
+        realtime(self.settings.realtime_priority, "line-io-results")  # a verdict waits for no one
         backoff = Backoff(0.2, 5.0)
         while not self.stop_event.is_set():
             try:
@@ -289,6 +290,9 @@ class LineIoService:
     # -- the no-verdict watch ---------------------------------------------------------------------------
 
     def _watch_loop(self) -> None:
+        realtime(
+            self.settings.realtime_priority, "line-io-watch"
+        )  # its fail-safe is due 1 ms before the gate
         while not self.stop_event.is_set():
             with self._watch_cond:
                 if not self._watch_heap:

@@ -64,7 +64,7 @@ class LineIoSettings(ServiceSettings):
     )
     plc_retry_ms: float = Field(default=50.0, gt=0, description="wait between writes to an absent PLC")
     realtime_priority: int = Field(
-        default=0, ge=0, le=99, description="SCHED_FIFO priority of the actuator threads (needs CAP_SYS_NICE)"
+        default=0, ge=0, le=99, description="SCHED_FIFO priority of the timing threads (needs CAP_SYS_NICE)"
     )
 
     # OPC UA server (the vision system object)
@@ -77,6 +77,9 @@ class LineIoSettings(ServiceSettings):
     )
     opcua_users: SecretStr = Field(
         default=SecretStr(""), description="user:password pairs, comma separated, for UserName tokens"
+    )
+    opcua_nodeset: bool = Field(
+        default=True, description="load the OPC 40100 Machine Vision NodeSet, use its types"
     )
     opcua_allow_anonymous: bool = Field(
         default=False, description="also offer anonymous sessions without security (test benches only)"

@@ -22,7 +22,7 @@ from asyncua.ua.uaerrors import BadInvalidState, UaError
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from edgeinspect.core.lifecycle import wait_until
 from edgeinspect.core.messages import Frame
-from edgeinspect_line_io.outputs.opcua_server import NAMESPACE
+from edgeinspect_line_io.outputs.opcua_server import MV_NAMESPACE, NAMESPACE, VISION_SYSTEM_TYPE
 
 from tests.fixtures.plc import OpcUaPlc
 from tests.fixtures.servers import LOOPBACK, free_port
@@ -62,6 +62,11 @@ async def _vision_system(client: Client, line: str) -> tuple[Any, int]:
     return await client.nodes.objects.get_child(f"{idx}:VisionSystem_{line}"), idx
 
 
+async def _state_machine(client: Client, vs: Any) -> Any:
+    """The standard's VisionStateMachine instance (OPC 40100 namespace); our methods hang off it."""
+    return await vs.get_child(f"{await client.get_namespace_index(MV_NAMESPACE)}:VisionStateMachine")
+
+
 async def _single_inspection(endpoint: str, line: str) -> dict[str, Any]:
     """Every state the vision system takes is observed through a data-change subscription with a
     queue (the server sends each value it writes): a single job may end before the method's answer
@@ -69,7 +74,10 @@ async def _single_inspection(endpoint: str, line: str) -> dict[str, Any]:
     async with Client(endpoint) as client:
         vs, idx = await _vision_system(client, line)
         names = {(await n.read_browse_name()).Name for n in await vs.get_children()}
-        sm = await vs.get_child(f"{idx}:VisionStateMachine")
+        mv = await client.get_namespace_index(MV_NAMESPACE)
+        typed = await vs.read_type_definition() == ua.NodeId(VISION_SYSTEM_TYPE, mv)
+        sm = await _state_machine(client, vs)
+        top = (await (await sm.get_child("0:CurrentState")).read_value()).Text  # the standard's level
         state = await sm.get_child(f"{idx}:CurrentState")
         etype = await client.nodes.base_event_type.get_child(f"{idx}:ResultReadyEventType")
         seen = Events()
@@ -91,7 +99,7 @@ async def _single_inspection(endpoint: str, line: str) -> dict[str, Any]:
             refused = type(exc).__name__
         await asyncio.sleep(0.1)  # a stray event or state change would arrive within a publish or two
         return {"names": names, "job": job, "events": list(seen.received), "states": list(seen.states),
-                "refused": refused, "after": after, "part": part}  # fmt: skip
+                "refused": refused, "after": after, "part": part, "typed": typed, "top": top}  # fmt: skip
 
 
 def test_a_client_browses_calls_a_single_inspection_and_gets_the_result_event(
@@ -109,6 +117,7 @@ def test_a_client_browses_calls_a_single_inspection_and_gets_the_result_event(
     )
     got = asyncio.run(_single_inspection(endpoint, line_id))
     assert {"VisionStateMachine", "RecipeManagement", "ResultManagement"} <= got["names"]
+    assert got["typed"] and got["top"] == "Operational"  # a VisionSystemType of the OPC 40100 NodeSet
     assert got["states"] == ["Ready", "SingleExecution", "Ready", "ContinuousExecution"]
     assert got["after"] == "Ready"
     assert len(got["events"]) == 1
@@ -137,7 +146,7 @@ async def _login(endpoint: str, line: str, pki: Path, user: str, password: str) 
     await client.set_security_string(f"Basic256Sha256,SignAndEncrypt,{cert},{key}")
     async with client:
         vs, idx = await _vision_system(client, line)
-        sm = await vs.get_child(f"{idx}:VisionStateMachine")
+        sm = await _state_machine(client, vs)
         return str(await (await sm.get_child(f"{idx}:CurrentState")).read_value())
 
 
