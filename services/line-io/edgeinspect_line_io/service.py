@@ -290,9 +290,8 @@ class LineIoService:
     # -- the no-verdict watch ---------------------------------------------------------------------------
 
     def _watch_loop(self) -> None:
-        realtime(
-            self.settings.realtime_priority, "line-io-watch"
-        )  # its fail-safe is due 1 ms before the gate
+        # the fail-safe of a part without a verdict is due 1 ms before its gate
+        realtime(self.settings.realtime_priority, "line-io-watch")
         while not self.stop_event.is_set():
             with self._watch_cond:
                 if not self._watch_heap:
