@@ -18,7 +18,7 @@ import redis
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
-from asyncua.ua.uaerrors import BadInvalidState, UaError
+from asyncua.ua.uaerrors import BadInvalidState, BadNotSupported, UaError
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from edgeinspect.core.lifecycle import wait_until
 from edgeinspect.core.messages import Frame
@@ -147,6 +147,10 @@ async def _login(endpoint: str, line: str, pki: Path, user: str, password: str) 
     async with client:
         vs, idx = await _vision_system(client, line)
         sm = await _state_machine(client, vs)
+        mv = await client.get_namespace_index(MV_NAMESPACE)
+        for method, refusal in ((f"{mv}:Halt", BadNotSupported), (f"{mv}:Reset", BadInvalidState)):
+            with pytest.raises(refusal):  # no Halted state; the standard's Reset is ours (not in Error)
+                await sm.call_method(method)
         return str(await (await sm.get_child(f"{idx}:CurrentState")).read_value())
 
 
