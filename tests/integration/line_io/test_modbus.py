@@ -154,6 +154,7 @@ def test_a_plc_coil_edge_takes_exactly_one_frame_with_the_part_id(
         modbus_trigger_address=10,
         modbus_part_id_register=20,
         modbus_reject_coil=3,
+        reject_delay_ms=2000.0,  # the judge's verdict comes well before the gate, even on a busy box
     )
     service = line.service
     assert wait_until(lambda: service.inputs[0].connected(), timeout=5)
@@ -165,7 +166,7 @@ def test_a_plc_coil_edge_takes_exactly_one_frame_with_the_part_id(
     modbus_plc.set_coil(10, False)
     time.sleep(0.1)  # held high for many polls and dropped: still one frame
     assert [f.part_id for f in frames_of(redis_client, line_id)] == ["4711"]
-    assert wait_until(lambda: len(modbus_plc.coil_writes(3)) == 2, timeout=5)  # its reject pulse
+    assert wait_until(lambda: len(modbus_plc.coil_writes(3)) == 2, timeout=15)  # its reject pulse
     assert len(judged.judged) == 1 and service.metrics.counts["triggers"] == 1
     assert service.metrics.counts["results"] == 1 and service.metrics.counts["no_verdict"] == 0
 
