@@ -51,6 +51,7 @@ NAMESPACE = "urn:edgeinspect:line-io"
 MV_NAMESPACE = "http://opcfoundation.org/UA/MachineVision"
 NODESET = Path(__file__).resolve().parent.parent / "nodesets" / "Opc.Ua.MachineVision.NodeSet2.xml"
 VISION_SYSTEM_TYPE = 1003  # ns=MachineVision;i=1003 VisionSystemType
+START_TIMEOUT_S = 120.0  # the standard address space and the NodeSet: seconds, more on a busy box
 TOP_STATES = ("Preoperational", "Operational", "Error")  # VisionStateMachineType's states we use
 EVENT_FIELDS: tuple[tuple[str, ua.VariantType], ...] = (
     ("ResultId", ua.VariantType.String),
@@ -169,7 +170,7 @@ class OpcUaServerOutput:
         if self._server is not None:
             return
         try:
-            self._aio.run(self._start(), timeout=60.0)
+            self._aio.run(self._start(), timeout=START_TIMEOUT_S)
         except (OSError, RuntimeError, TimeoutError) as exc:
             self._server = None
             raise OutputUnavailable(
