@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,23 @@ from edgeinspect_line_io.verdicts import PartResult
 log = get_logger(__name__)
 Kind = Literal["publish", "on", "off"]
 SPIN_NS = 2_000_000  # the last 2 ms before a due time are spun, not slept (sleep overshoots)
+
+
+def realtime(priority: int, what: str) -> bool:
+    """Run the calling thread under SCHED_FIFO at ``priority`` (1-99; 0: leave it as it is).
+
+    On a busy box a woken thread waits for the scheduler (several ms at a load of a few per core),
+    which no spin can make up; a real-time thread preempts ordinary ones at once. Needs root or
+    CAP_SYS_NICE: refused, the thread goes on at normal priority and says so."""
+    if priority <= 0:
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # 0: this thread (Linux)
+    except (OSError, AttributeError) as exc:
+        log.warning("realtime_priority_refused", thread=what, priority=priority, error=str(exc),
+                    hint="grant CAP_SYS_NICE (or set EI_REALTIME_PRIORITY=0)")  # fmt: skip
+        return False
+    return True
 
 
 @dataclass(order=True)
@@ -60,8 +78,10 @@ class Actuator:
         *,
         retry_ns: int,
         clock_ns: Callable[[], int] = time.time_ns,
+        priority: int = 0,
     ) -> None:
         self.output = output
+        self._priority = priority
         self._report = report
         self._retry_ns = retry_ns
         self._clock_ns = clock_ns
@@ -114,6 +134,7 @@ class Actuator:
             self._cond.notify_all()
 
     def _run(self) -> None:
+        realtime(self._priority, self._thread.name)
         while True:
             job = self._next_due()
             if job is None:

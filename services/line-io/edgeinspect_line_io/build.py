@@ -53,6 +53,7 @@ def _outputs(settings: LineIoSettings, info: LineInfo, aio: LoopThread) -> tuple
             cert=settings.opcua_cert,
             key=settings.opcua_key,
             cert_dir=settings.opcua_cert_dir,
+            nodeset=settings.opcua_nodeset,
         )
         outputs.append(opcua)
     for kind in settings.outputs:
@@ -102,10 +103,17 @@ def _output(kind: str, settings: LineIoSettings, info: LineInfo, aio: LoopThread
     return GpiodOutput(settings.gpiod_chip, settings.gpiod_reject_line)
 
 
-def _inputs(settings: LineIoSettings, aio: LoopThread) -> list[Input]:
+def _inputs(settings: LineIoSettings, aio: LoopThread, outputs: list[Output]) -> list[Input]:
     inputs: list[Input] = []
     for kind in settings.inputs:
-        if kind == "modbus":
+        if kind == "modbus-server":
+            from edgeinspect_line_io.outputs.modbus_server import ModbusServerOutput, ServerTrigger
+
+            served = [o for o in outputs if isinstance(o, ModbusServerOutput)]
+            if not served:
+                raise ValueError("the modbus-server input (coil 8 of our map) needs EI_OUTPUTS=modbus-server")
+            inputs.append(ServerTrigger(served[0]))
+        elif kind == "modbus":
             from edgeinspect_line_io.inputs.modbus import ModbusInput
 
             inputs.append(
@@ -154,7 +162,7 @@ def build_service(settings: LineIoSettings, **service_options: Any) -> LineIo:
     info = LineInfo()
     outputs, opcua = _outputs(settings, info, aio)
     service = LineIoService(
-        settings, outputs=outputs, inputs=_inputs(settings, aio), info=info, **service_options
+        settings, outputs=outputs, inputs=_inputs(settings, aio, outputs), info=info, **service_options
     )
     for output in outputs:
         show = getattr(output, "show_state", None)

@@ -18,6 +18,7 @@ from edgeinspect_line_io.build import build_service
 from edgeinspect_line_io.settings import LineIoSettings
 
 log = get_logger("edgeinspect_line_io")
+GIL_SWITCH_S = 0.0005
 
 CLI = ServiceCli(
     prog="edgeinspect-line-io",
@@ -37,6 +38,8 @@ def serve(settings: LineIoSettings) -> int:
     """Serve the PLC connections until SIGTERM, with health, metrics and /status alongside."""
     # asyncua logs every node of the standard address space it loads at INFO: keep its warnings only
     logging.getLogger("asyncua").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # a thread woken for a due pulse waits at most this long for the GIL (the default is 5 ms)
+    sys.setswitchinterval(GIL_SWITCH_S)
     health = Health()
     stop = install_signal_handlers(health)
     try:

@@ -25,6 +25,14 @@ Coils:
     1  part good          IsPartGood of the last result
     2  result toggle      flips with every published part
     3  ready              1 in Ready / SingleExecution / ContinuousExecution
+
+Written by the PLC (our server only, with ``EI_INPUTS=modbus-server``):
+
+    coil 8                trigger: write 1 to take exactly one frame (rising edge); we write it
+                          back to 0 once the camera has taken the frame (or refused): the PLC's ack
+    32-33 part id         uint32, high word first (0: none), written before the trigger coil
+    34-49 part id text    up to 32 ASCII characters like 16-31 (wins over 32-33 when not empty);
+                          both are cleared with the ack, so a part id is never used twice
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ COILS = 4
 VERDICT_CODES = {"ok": 1, "defect": 2, "error": 3, "none": 4}
 REG_COUNTER, REG_STATE, REG_MISSED = 0, 13, 12
 COIL_REJECT, COIL_GOOD, COIL_TOGGLE, COIL_READY = 0, 1, 2, 3
+COIL_TRIGGER = 8
+REG_TRIGGER_PART, REG_TRIGGER_PART_TEXT, TRIGGER_PART_REGISTERS = 32, 34, 18
 U16 = 0xFFFF
 
 
@@ -82,3 +92,13 @@ def result_block(part: PartResult, missed_total: int, state: int) -> list[int]:
 
 def u32_from(high: int, low: int) -> int:
     return ((high & U16) << 16) | (low & U16)
+
+
+def trigger_part_id(registers: list[int]) -> str:
+    """The part id a PLC wrote into registers 32-49 before its trigger: the text when there is one,
+    else the uint32 (empty when both are zero)."""
+    text = text_from_registers(registers[2:TRIGGER_PART_REGISTERS]).strip()
+    if text:
+        return text
+    number = u32_from(registers[0], registers[1])
+    return str(number) if number else ""

@@ -21,24 +21,24 @@ import os
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 import redis
 from edgeinspect.core import names
-from edgeinspect.core.errors import MessageError
+from edgeinspect.core.errors import AgentError, EdgeInspectError, MessageError
 from edgeinspect.core.lifecycle import Backoff
 from edgeinspect.core.messages import Event, Result
 from edgeinspect.core.observability import Health, get_logger
 from edgeinspect.core.streams import Entry, GroupReader, Streams
 from prometheus_client import CollectorRegistry
 
-from edgeinspect_line_io.actuator import Actuator, Job, Report
+from edgeinspect_line_io.actuator import Actuator, Job, Report, realtime
 from edgeinspect_line_io.inputs.base import Input
 from edgeinspect_line_io.metrics import LineIoMetrics
 from edgeinspect_line_io.outputs.base import LineInfo, Output, OutputUnavailable
+from edgeinspect_line_io.recipes import RecipeSwitch
 from edgeinspect_line_io.settings import LineIoSettings
 from edgeinspect_line_io.state import StateError, StateMachine, VisionState
 from edgeinspect_line_io.trigger import CameraTrigger, Triggered, TriggerFailed
@@ -81,12 +81,21 @@ class LineIoService:
         self.state = StateMachine()
         self.info = info or LineInfo()
         self.state.subscribe(lambda _before, after: setattr(self.info, "state", int(after)))
-        self.recipe = settings.recipes[0]
+        self.recipe = self.info.recipe = settings.recipes[0]
+        self.recipes = RecipeSwitch(
+            settings.agent_addr, settings.recipe_targets, token=settings.agent_token.get_secret_value()
+        )
+        self._recipe_known = False  # the agent told us which recipe the targets point at
+        self._recipe_error = ""
+        self._recipe_lock = threading.Lock()
         self.clock_ns = clock_ns
         self.stop_event = threading.Event()
         report = Report(self._done, self._expired, self._connection)
         retry_ns = int(settings.plc_retry_ms * 1_000_000)
-        self.actuators = [Actuator(o, report, retry_ns=retry_ns, clock_ns=clock_ns) for o in outputs]
+        self.actuators = [
+            Actuator(o, report, retry_ns=retry_ns, clock_ns=clock_ns, priority=settings.realtime_priority)
+            for o in outputs
+        ]
         self.inputs = list(inputs)
         self._reader = GroupReader(
             self.streams,
@@ -104,7 +113,6 @@ class LineIoService:
         self._redis_up = False
         self._threads: list[threading.Thread] = []
         self._listeners: list[Callable[[PartResult], None]] = []
-        self._recent: deque[str] = deque(maxlen=256)  # result ids just acted on (a fast single job)
 
     # -- life ---------------------------------------------------------------------------------------
 
@@ -144,6 +152,7 @@ class LineIoService:
             actuator.stop()
         self.camera.close()
         self._publish_status()
+        self.recipes.close()
 
     def add_health_checks(self, health: Health) -> None:
         """Ready when Redis answers and the vision system is up (its servers serving, not in Error)."""
@@ -197,6 +206,7 @@ class LineIoService:
     # -- results --------------------------------------------------------------------------------------
 
     def _results_loop(self) -> None:
+        realtime(self.settings.realtime_priority, "line-io-results")  # a verdict waits for no one
         backoff = Backoff(0.2, 5.0)
         while not self.stop_event.is_set():
             try:
@@ -204,9 +214,11 @@ class LineIoService:
                     self.streams.ensure_group(names.results_stream(self.line), names.LINE_IO_GROUP, "$")
                     self._reader.start()
                     self._redis_changed(True)
-                for entry in self._reader.next_batch():
+                batch = self._reader.next_batch()  # blocks in XREADGROUP until a result arrives
+                for entry in batch:
                     self.handle(entry)
-                    self._reader.ack(entry.id)
+                if batch:  # one XACK per batch, after every part of it is handed to the actuators
+                    self._reader.ack(*(entry.id for entry in batch))
                 backoff.reset()
             except redis.RedisError as exc:
                 if self._redis_up:
@@ -257,7 +269,6 @@ class LineIoService:
             self.metrics.bump("late_results")
             if part.action == "reject" and missed:
                 self._missed(part, "late_verdict", late_ms=round((part.received_ns - part.gate_ns) / 1e6, 3))
-        self._recent.append(part.result_id)
         self.state.single_done(part.result_id)  # Ready again before the result-ready event goes out
         # a late part is still published (the PLC sees "reject missed"), for a second at most
         publish_deadline = max(self.timing.deadline_ns(part.capture_ns), part.received_ns + 1_000_000_000)
@@ -279,6 +290,8 @@ class LineIoService:
     # -- the no-verdict watch ---------------------------------------------------------------------------
 
     def _watch_loop(self) -> None:
+        # the fail-safe of a part without a verdict is due 1 ms before its gate
+        realtime(self.settings.realtime_priority, "line-io-watch")
         while not self.stop_event.is_set():
             with self._watch_cond:
                 if not self._watch_heap:
@@ -348,6 +361,7 @@ class LineIoService:
             line=self.line,
             state=self.state.state.label,
             recipe=self.recipe,
+            recipe_error=self._recipe_error,
             fail_safe=self.settings.fail_safe,
             reject_delay_ms=self.settings.reject_delay_ms,
             reject_width_ms=self.settings.reject_width_ms,
@@ -362,22 +376,26 @@ class LineIoService:
             )
 
     def _status_loop(self) -> None:
+        self._follow_recipe()
         while not self.stop_event.wait(1.0):
+            self._follow_recipe()
             self._publish_status()
 
     # -- the vision system's methods (OPC UA) -------------------------------------------------------------
 
     def start_single(self, part_id: str) -> str:
-        """StartSingleJob: one frame for ``part_id`` now, in Ready only; returns the job (frame) id."""
-        self.state.start_single("")
+        """StartSingleJob: one frame for ``part_id`` now, in Ready only; returns the job (frame) id.
+
+        SingleExecution lasts until that frame's result is published (or ``EI_SINGLE_JOB_TIMEOUT_S``):
+        the result may even arrive before the camera's answer names the frame, which the state
+        machine remembers, so the job still ends exactly once."""
+        self.state.start_single()
         try:
             shot = self.trigger("opcua-method", part_id)
         except TriggerFailed:
-            self.state.single_done("")
+            self.state.single_aborted()
             raise
-        self.state.single_job = shot.frame_id
-        if shot.frame_id in self._recent:  # its result came before we knew the job's id
-            self.state.single_done(shot.frame_id)
+        self.state.single_started(shot.frame_id)
         timer = threading.Timer(self.settings.single_job_timeout_s, self.state.single_done, (shot.frame_id,))
         timer.daemon = True
         timer.start()
@@ -396,8 +414,30 @@ class LineIoService:
             self.state.ready()
 
     def select_recipe(self, recipe: str) -> None:
-        """Record the recipe (model alias) the PLC selected; refused when it is not configured."""
+        """SelectRecipe: point the worker's aliases at the recipe's models (``recipes``); refused
+        when the recipe is not configured or the agent lacks one of its aliases."""
         if recipe not in self.settings.recipes:
             raise StateError(f"unknown recipe {recipe!r}", hint=f"configured: {list(self.settings.recipes)}")
-        self.recipe = recipe
-        self._event("recipe_selected", "info", recipe=recipe)
+        with self._recipe_lock:
+            models = self.recipes.apply(recipe)
+            self.recipe, self._recipe_known, self._recipe_error = recipe, True, ""
+            self.info.recipe = recipe
+        log.info("recipe_selected", recipe=recipe, models=models)
+        self._event("recipe_selected", "info", recipe=recipe, models=models)
+
+    def _follow_recipe(self) -> None:
+        """Keep the targets on the active recipe (every second): at start learn which recipe they
+        are on (or apply the first), later re-point a target that drifted (an agent restart)."""
+        if not self.recipes.targets:
+            return
+        with self._recipe_lock:
+            try:
+                if not self._recipe_known:
+                    self.recipe = self.info.recipe = self.recipes.active(self.settings.recipes) or self.recipe
+                self.recipes.apply(self.recipe)
+                self._recipe_known = True
+                self._recipe_error = ""
+            except (AgentError, EdgeInspectError) as exc:
+                if exc.message != self._recipe_error:
+                    log.warning("recipe_not_applied", recipe=self.recipe, error=exc.message, hint=exc.hint)
+                self._recipe_error = exc.message

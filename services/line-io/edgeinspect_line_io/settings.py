@@ -14,13 +14,18 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 OUTPUT_KINDS = ("modbus-client", "modbus-server", "opcua-client", "gpiod")
-INPUT_KINDS = ("modbus", "opcua", "gpiod")
+INPUT_KINDS = ("modbus", "modbus-server", "opcua", "gpiod")
+
+
+def _split(value: object) -> tuple[str, ...]:
+    """``"a, b"`` or a list -> ``("a", "b")``."""
+    items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    return tuple(str(item).strip() for item in items if str(item).strip())
 
 
 def _names(value: object, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
     """``"a, b"`` or a list -> ``("a", "b")``; an unknown name is refused naming the choices."""
-    items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
-    names = tuple(str(item).strip() for item in items if str(item).strip())
+    names = _split(value)
     unknown = [name for name in names if name not in allowed]
     if unknown:
         raise ValueError(f"unknown {what} {unknown}; choose from {list(allowed)}")
@@ -58,6 +63,9 @@ class LineIoSettings(ServiceSettings):
         default=True, description="a part we triggered with no verdict by its gate time gets the fail-safe"
     )
     plc_retry_ms: float = Field(default=50.0, gt=0, description="wait between writes to an absent PLC")
+    realtime_priority: int = Field(
+        default=0, ge=0, le=99, description="SCHED_FIFO priority of the timing threads (needs CAP_SYS_NICE)"
+    )
 
     # OPC UA server (the vision system object)
     opcua_server: bool = Field(default=True, description="serve the OPC 40100-style vision system")
@@ -70,12 +78,24 @@ class LineIoSettings(ServiceSettings):
     opcua_users: SecretStr = Field(
         default=SecretStr(""), description="user:password pairs, comma separated, for UserName tokens"
     )
+    opcua_nodeset: bool = Field(
+        default=True, description="load the OPC 40100 Machine Vision NodeSet, use its types"
+    )
     opcua_allow_anonymous: bool = Field(
         default=False, description="also offer anonymous sessions without security (test benches only)"
     )
     recipes: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=("default",), description="recipe ids (model aliases) SelectRecipe accepts"
+        default=("default",), description="recipe ids SelectRecipe accepts (the first is active at start)"
     )
+    recipe_targets: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="the worker's aliases a recipe switches (e.g. defect-cls,defect-seg); recipe R points "
+        "each at the agent alias R-<target>; empty: a recipe is only recorded",
+    )
+    agent_addr: str = Field(
+        default="unix:///run/edgeinspect/agent.sock", description="the agent (for recipe switches)"
+    )
+    agent_token: SecretStr = Field(default=SecretStr(""), description="the agent's EI_AGENT_TOKEN")
     start_continuous: bool = Field(
         default=True, description="enter ContinuousExecution at start (PLC triggers are honoured)"
     )
@@ -132,11 +152,15 @@ class LineIoSettings(ServiceSettings):
     @field_validator("recipes", mode="before")
     @classmethod
     def _recipes(cls, value: object) -> tuple[str, ...]:
-        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
-        names = tuple(str(item).strip() for item in items if str(item).strip())
+        names = _split(value)
         if not names:
-            raise ValueError("name at least one recipe (a model alias)")
+            raise ValueError("name at least one recipe")
         return names
+
+    @field_validator("recipe_targets", mode="before")
+    @classmethod
+    def _recipe_targets(cls, value: object) -> tuple[str, ...]:
+        return _split(value)
 
     def users(self) -> dict[str, str]:
         """``EI_OPCUA_USERS`` as {user: password}; a pair without ``:`` is refused at start."""

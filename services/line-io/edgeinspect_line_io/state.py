@@ -43,13 +43,20 @@ Listener = Callable[[VisionState, VisionState], None]
 
 
 class StateMachine:
-    """Thread-safe transitions; listeners (the OPC UA variables, the status) hear each change."""
+    """Thread-safe transitions; listeners (the OPC UA variables, the status) hear each change.
+
+    A transition and the calls to its listeners happen under one lock, so listeners hear the changes
+    in the order they were made: without it, a single job whose result arrives while the method is
+    still reporting ``SingleExecution`` could leave the OPC UA variable showing ``SingleExecution``
+    after the machine was back in ``Ready``.
+    """
 
     def __init__(self) -> None:
         self._state = VisionState.PREOPERATIONAL
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._listeners: list[Listener] = []
         self.single_job: str | None = None
+        self._early: set[str] = set()  # results that arrived while the single job's id was not yet known
         self.error_reason = ""
 
     @property
@@ -71,9 +78,9 @@ class StateMachine:
                     hint=f"allowed in {', '.join(s.label for s in allowed)}",
                 )
             self._state = target
-        if before is not target:
-            for listener in self._listeners:
-                listener(before, target)
+            if before is not target:
+                for listener in self._listeners:
+                    listener(before, target)
 
     def initialized(self) -> None:
         self._move(
@@ -83,17 +90,50 @@ class StateMachine:
     def ready(self) -> None:
         self._move((VisionState.INITIALIZED, VisionState.READY), VisionState.READY, "become ready")
 
-    def start_single(self, job_id: str) -> None:
-        self._move((VisionState.READY,), VisionState.SINGLE_EXECUTION, "start a single job")
-        self.single_job = job_id
+    def start_single(self, job_id: str | None = None) -> None:
+        """Ready -> SingleExecution; ``job_id`` may follow with ``single_started`` once it is known
+        (the camera names the frame only when it has taken it)."""
+        with self._lock:
+            self._move((VisionState.READY,), VisionState.SINGLE_EXECUTION, "start a single job")
+            self.single_job = job_id
+            self._early.clear()
+
+    def single_started(self, job_id: str) -> None:
+        """The single job's id is known now; back to Ready at once if its result already came."""
+        with self._lock:
+            if self._state is not VisionState.SINGLE_EXECUTION or self.single_job is not None:
+                return
+            self.single_job = job_id
+            if job_id in self._early:
+                self._finish_single()
 
     def single_done(self, job_id: str) -> bool:
-        """The single job's result arrived (or timed out): back to Ready. False if not that job."""
-        if self._state is not VisionState.SINGLE_EXECUTION or self.single_job != job_id:
-            return False
+        """A result arrived (or the single job timed out): back to Ready when it is the single job's.
+        False when not (another part, or no single job running)."""
+        if self._state is not VisionState.SINGLE_EXECUTION:
+            return False  # the common case, decided without the lock
+        with self._lock:
+            if self._state is not VisionState.SINGLE_EXECUTION:
+                return False
+            if self.single_job is None:  # the result beat the camera's answer: remember it
+                if len(self._early) < 1024:
+                    self._early.add(job_id)
+                return False
+            if self.single_job != job_id:
+                return False
+            self._finish_single()
+            return True
+
+    def single_aborted(self) -> None:
+        """The single job could not start (the camera refused): back to Ready."""
+        with self._lock:
+            if self._state is VisionState.SINGLE_EXECUTION and self.single_job is None:
+                self._finish_single()
+
+    def _finish_single(self) -> None:
         self.single_job = None
+        self._early.clear()
         self._move((VisionState.SINGLE_EXECUTION,), VisionState.READY, "finish the single job")
-        return True
 
     def start_continuous(self) -> None:
         self._move(
@@ -108,11 +148,14 @@ class StateMachine:
         )
 
     def error(self, reason: str) -> None:
-        self.error_reason = reason
-        self._move(tuple(VisionState), VisionState.ERROR, "enter Error")
+        with self._lock:
+            self.error_reason = reason
+            self._move(tuple(VisionState), VisionState.ERROR, "enter Error")
 
     def reset(self) -> None:
         """Error -> Initialized (the service moves on to Ready once its connections are back)."""
-        self.error_reason = ""
-        self.single_job = None
-        self._move((VisionState.ERROR, VisionState.INITIALIZED), VisionState.INITIALIZED, "reset")
+        with self._lock:
+            if self._state in (VisionState.ERROR, VisionState.INITIALIZED):
+                self.error_reason = ""
+                self.single_job = None
+            self._move((VisionState.ERROR, VisionState.INITIALIZED), VisionState.INITIALIZED, "reset")

@@ -14,7 +14,7 @@ from edgeinspect.core import names
 from edgeinspect.core.lifecycle import wait_until
 from edgeinspect.core.messages import Frame
 from edgeinspect.core.streams import Streams
-from edgeinspect_line_io.modbus_map import text_from_registers, u32_from
+from edgeinspect_line_io.modbus_map import text_from_registers, text_registers, u32_from
 from pymodbus.client import ModbusTcpClient
 
 from tests.fixtures.plc import ModbusPlc
@@ -154,6 +154,7 @@ def test_a_plc_coil_edge_takes_exactly_one_frame_with_the_part_id(
         modbus_trigger_address=10,
         modbus_part_id_register=20,
         modbus_reject_coil=3,
+        reject_delay_ms=2000.0,  # the judge's verdict comes well before the gate, even on a busy box
     )
     service = line.service
     assert wait_until(lambda: service.inputs[0].connected(), timeout=5)
@@ -165,6 +166,39 @@ def test_a_plc_coil_edge_takes_exactly_one_frame_with_the_part_id(
     modbus_plc.set_coil(10, False)
     time.sleep(0.1)  # held high for many polls and dropped: still one frame
     assert [f.part_id for f in frames_of(redis_client, line_id)] == ["4711"]
-    assert wait_until(lambda: len(modbus_plc.coil_writes(3)) == 2, timeout=5)  # its reject pulse
+    assert wait_until(lambda: len(modbus_plc.coil_writes(3)) == 2, timeout=15)  # its reject pulse
     assert len(judged.judged) == 1 and service.metrics.counts["triggers"] == 1
     assert service.metrics.counts["results"] == 1 and service.metrics.counts["no_verdict"] == 0
+
+
+def test_a_plc_writing_our_trigger_coil_takes_exactly_one_frame_with_its_part_id(
+    start_line: StartLine, camera_url: str, judge: object, redis_client: redis.Redis, line_id: str
+) -> None:
+    judged = judge(lambda frame: "ok")  # type: ignore[operator]
+    port = free_port()
+    line = start_line(
+        inputs="modbus-server", outputs="modbus-server", modbus_server_port=port, camera_url=camera_url
+    )
+    service = line.service  # type: ignore[attr-defined]
+    client = ModbusTcpClient(LOOPBACK, port=port)
+    assert client.connect()
+
+    def counter() -> int:
+        return int(client.read_holding_registers(0, count=1, device_id=1).registers[0])
+
+    try:
+        client.write_registers(32, [0, 4711], device_id=1)  # the part id, then the trigger
+        client.write_coil(8, True, device_id=1)
+        client.write_coil(8, True, device_id=1)  # a PLC that writes the level every scan: no new edge
+        assert wait_until(lambda: not client.read_coils(8, count=1, device_id=1).bits[0], timeout=10)  # ack
+        assert client.read_holding_registers(32, count=2, device_id=1).registers == [0, 0]  # id consumed
+        assert wait_until(lambda: counter() == 1, timeout=10)
+        block = client.read_holding_registers(0, count=32, device_id=1).registers
+        assert u32_from(block[4], block[5]) == 4711 and block[1] == 1  # its result: ok
+        client.write_registers(34, text_registers("SN-A7", 16), device_id=1)  # a text part id
+        client.write_coil(8, True, device_id=1)
+        assert wait_until(lambda: counter() == 2, timeout=10)
+    finally:
+        client.close()
+    assert [f.part_id for f in frames_of(redis_client, line_id)] == ["4711", "SN-A7"]
+    assert len(judged.judged) == 2 and service.metrics.counts["triggers"] == 2

@@ -22,8 +22,9 @@ def test_a_triggered_part_without_a_verdict_gets_the_fail_safe_reject_once(
     start_line: StartLine, modbus_plc: ModbusPlc, camera_url: str, redis_client: redis.Redis, line_id: str
 ) -> None:
     line = start_line(
-        outputs="modbus-client", camera_url=camera_url, modbus_port=modbus_plc.port, modbus_reject_coil=3
-    )
+        outputs="modbus-client", camera_url=camera_url, modbus_port=modbus_plc.port, modbus_reject_coil=3,
+        watch_triggers=True,
+    )  # fmt: skip
     service = line.service
     shot = service.trigger("test", "77")  # no judge runs: the verdict never comes in time
     assert wait_until(lambda: len(modbus_plc.coil_writes(3)) == 2, timeout=5)

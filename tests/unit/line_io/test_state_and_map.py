@@ -64,3 +64,26 @@ def test_settings_take_comma_lists_and_refuse_unknown_outputs(monkeypatch: pytes
     monkeypatch.setenv("EI_OUTPUTS", "profinet")
     with pytest.raises(ConfigError, match="EI_OUTPUTS"):
         LineIoSettings.load()
+
+
+def test_a_single_job_whose_result_beats_the_cameras_answer_still_ends_once() -> None:
+    sm = StateMachine()
+    seen: list[str] = []
+    sm.initialized()
+    sm.ready()
+    sm.subscribe(lambda _b, after: seen.append(after.label))
+    sm.start_single()
+    assert not sm.single_done("other") and not sm.single_done("f-1")  # remembered, not yet known as ours
+    sm.single_started("f-1")  # the camera's answer names the frame: its result already came
+    assert sm.state is VisionState.READY and not sm.single_done("f-1")
+    sm.start_single()
+    sm.single_aborted()  # the camera refused
+    assert seen == ["SingleExecution", "Ready", "SingleExecution", "Ready"]
+
+
+def test_the_part_id_a_plc_writes_before_its_trigger() -> None:
+    from edgeinspect_line_io.modbus_map import text_registers, trigger_part_id
+
+    assert trigger_part_id([0, 4711] + [0] * 16) == "4711"
+    assert trigger_part_id([0, 4711, *text_registers("SN-9", 16)]) == "SN-9"  # the text wins
+    assert trigger_part_id([0] * 18) == ""

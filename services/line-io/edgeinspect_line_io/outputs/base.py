@@ -22,6 +22,7 @@ class LineInfo:
     def __init__(self) -> None:
         self.state = 0  # a VisionState number
         self.missed_rejects = 0
+        self.recipe = ""  # the active recipe (SelectRecipe, or what the agent's aliases say at start)
 
 
 class OutputUnavailable(EdgeInspectError):

@@ -13,8 +13,11 @@ What an integrator's PLC or SCADA finds under ``Objects`` (namespace ``urn:edgei
                     DefectBox, ModelVersion, CaptureTime, CreationTime, ProcessingTimeMs, ResultCounter
         Reject, MissedRejects
 
-The names follow the companion specification; its NodeSet (the standard's own namespace and type
-ids) is not loaded, so clients browse by name, not by the standard's NodeIds (docs/line-io.md).
+The OPC Foundation's Machine Vision NodeSet (OPC 40100-1 v1.0, vendored in ``nodesets/`` under the
+OPC Foundation MIT license) is loaded at start: ``VisionSystem_<line>`` is a ``VisionSystemType``
+and its ``VisionStateMachine`` the standard's instance (``CurrentState``, ns 0, shows the top-level
+state Preoperational / Operational / Error; its ``Reset`` is ours, ``Halt`` is refused). Our own
+variables and methods hang off those objects in ``urn:edgeinspect:line-io`` (docs/line-io.md).
 Security: Basic256Sha256 (Sign, SignAndEncrypt) with user/password tokens; a server certificate is
 generated when none is given; anonymous sessions without security only with ``EI_OPCUA_ALLOW_ANONYMOUS``.
 """
@@ -25,6 +28,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import hmac
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,6 +48,11 @@ from edgeinspect_line_io.verdicts import PartResult
 
 log = get_logger(__name__)
 NAMESPACE = "urn:edgeinspect:line-io"
+MV_NAMESPACE = "http://opcfoundation.org/UA/MachineVision"
+NODESET = Path(__file__).resolve().parent.parent / "nodesets" / "Opc.Ua.MachineVision.NodeSet2.xml"
+VISION_SYSTEM_TYPE = 1003  # ns=MachineVision;i=1003 VisionSystemType
+START_TIMEOUT_S = 120.0  # the standard address space and the NodeSet: seconds, more on a busy box
+TOP_STATES = ("Preoperational", "Operational", "Error")  # VisionStateMachineType's states we use
 EVENT_FIELDS: tuple[tuple[str, ua.VariantType], ...] = (
     ("ResultId", ua.VariantType.String),
     ("PartId", ua.VariantType.String),
@@ -124,6 +133,7 @@ class OpcUaServerOutput:
         cert: str = "",
         key: str = "",
         cert_dir: str = "",
+        nodeset: bool = True,
     ) -> None:
         if not users and not allow_anonymous:
             raise ConfigError(
@@ -143,6 +153,9 @@ class OpcUaServerOutput:
         self._nodes: dict[str, Any] = {}
         self._event: Any = None
         self._counter = 0
+        self._shown_recipe = recipes[0]
+        self._nodeset = nodeset
+        self._top_states: dict[str, ua.NodeId] = {}
 
     @property
     def name(self) -> str:
@@ -157,7 +170,7 @@ class OpcUaServerOutput:
         if self._server is not None:
             return
         try:
-            self._aio.run(self._start(), timeout=60.0)
+            self._aio.run(self._start(), timeout=START_TIMEOUT_S)
         except (OSError, RuntimeError, TimeoutError) as exc:
             self._server = None
             raise OutputUnavailable(
@@ -184,7 +197,8 @@ class OpcUaServerOutput:
         server.set_security_policy(policies)
         server.set_security_IDs(ids)
         idx = await server.register_namespace(NAMESPACE)
-        await self._build(server, idx)
+        mv = await self._load_nodeset(server) if self._nodeset else None
+        await self._build(server, idx, mv)
         await server.start()
         self._server = server
 
@@ -210,11 +224,39 @@ class OpcUaServerOutput:
         await server.load_certificate(str(cert))
         await server.load_private_key(str(key))
 
-    async def _build(self, server: Server, idx: int) -> None:
-        vs = await server.nodes.objects.add_object(idx, f"VisionSystem_{self.line}")
+    async def _load_nodeset(self, server: Server) -> int:
+        """Import the Machine Vision NodeSet (about 800 nodes); returns its namespace index."""
+        started = time.monotonic()
+        await server.import_xml(str(NODESET))
+        mv = int(await server.get_namespace_index(MV_NAMESPACE))
+        log.info("opcua_nodeset_loaded", namespace=MV_NAMESPACE, seconds=round(time.monotonic() - started, 2))
+        return mv
+
+    async def _vision_system(self, server: Server, idx: int, mv: int | None) -> tuple[Any, Any]:
+        """The vision-system object and its state machine: the standard's types when loaded."""
+        name = f"VisionSystem_{self.line}"
+        if mv is None:
+            vs = await server.nodes.objects.add_object(idx, name)
+            return vs, await vs.add_object(idx, "VisionStateMachine")
+        vs = await server.nodes.objects.add_object(
+            idx,
+            name,
+            objecttype=ua.NodeId(ua.Int32(VISION_SYSTEM_TYPE), ua.Int16(mv)),
+            instantiate_optional=False,
+        )
+        sm = await vs.get_child(f"{mv}:VisionStateMachine")
+        self._nodes["StandardState"] = await sm.get_child("0:CurrentState")
+        self._nodes["StandardStateId"] = await self._nodes["StandardState"].get_child("0:Id")
+        for label in TOP_STATES:
+            self._top_states[label] = (await sm.get_child(f"{mv}:{label}")).nodeid
+        server.link_method(await sm.get_child(f"{mv}:Reset"), self._m_reset)
+        server.link_method(await sm.get_child(f"{mv}:Halt"), self._m_halt)
+        return vs, sm
+
+    async def _build(self, server: Server, idx: int, mv: int | None) -> None:
+        vs, sm = await self._vision_system(server, idx, mv)
         await vs.set_event_notifier([ua.EventNotifier.SubscribeToEvents])
         await vs.add_property(idx, "Line", self.line)
-        sm = await vs.add_object(idx, "VisionStateMachine")
         n = self._nodes
         n["CurrentState"] = await sm.add_variable(idx, "CurrentState", VisionState(self._info.state).label)
         n["CurrentStateNumber"] = await sm.add_variable(
@@ -251,6 +293,7 @@ class OpcUaServerOutput:
             idx, "ResultReadyEventType", ObjectIds.BaseEventType, list(EVENT_FIELDS)
         )
         self._event = await server.get_event_generator(etype, vs.nodeid)
+        await self._show_state(VisionState(self._info.state), "")
 
     def close(self) -> None:
         if self._server is not None:
@@ -280,6 +323,12 @@ class OpcUaServerOutput:
         self._aio.run(coro, timeout=2.0)
 
     async def _show_state(self, state: VisionState, reason: str) -> None:
+        if "StandardState" in self._nodes:  # the standard's top level: Preoperational/Operational/Error
+            top = {VisionState.PREOPERATIONAL: "Preoperational", VisionState.ERROR: "Error"}.get(
+                state, "Operational"
+            )
+            await self._nodes["StandardState"].write_value(ua.LocalizedText(top))
+            await self._nodes["StandardStateId"].write_value(self._top_states[top], ua.VariantType.NodeId)
         await self._nodes["CurrentState"].write_value(state.label)
         await self._nodes["CurrentStateNumber"].write_value(int(state), ua.VariantType.UInt32)
         await self._nodes["ErrorReason"].write_value(reason)
@@ -306,6 +355,9 @@ class OpcUaServerOutput:
         for name, (value, kind) in values.items():
             await self._nodes[name].write_value(value, kind)
         await self._nodes["MissedRejects"].write_value(self._info.missed_rejects, ua.VariantType.UInt32)
+        if self._info.recipe and self._info.recipe != self._shown_recipe:  # learnt from the agent at start
+            self._shown_recipe = self._info.recipe
+            await self._nodes["ActiveRecipe"].write_value(self._info.recipe)
         event = self._event.event
         for name, _kind in EVENT_FIELDS:
             setattr(event, name, values[name][0])
@@ -344,8 +396,14 @@ class OpcUaServerOutput:
         return await self._call("reset")
 
     @uamethod  # type: ignore[misc]
+    async def _m_halt(self, parent: Any) -> Any:
+        """The standard's Halt: this vision system has no Halted state (stop the service instead)."""
+        return ua.StatusCode(ua.UInt32(StatusCodes.BadNotSupported))
+
+    @uamethod  # type: ignore[misc]
     async def _m_recipe(self, parent: Any, recipe: str) -> Any:
         refused = await self._call("select_recipe", str(recipe))
         if refused is None:
+            self._shown_recipe = str(recipe)
             await self._nodes["ActiveRecipe"].write_value(str(recipe))
         return refused
