@@ -75,6 +75,7 @@ class ModelManagerService:
             persistent_session=True,
             protocol="5" if settings.mqtt_protocol == "5" else "3.1.1",
             on_connection_change=self._connection_changed,
+            on_bad_payload=self._bad_payload,
         )
         self.reporter.attach_mqtt(self.mqtt)
         self.channel = JobsChannel(
@@ -87,6 +88,9 @@ class ModelManagerService:
 
     def _connection_changed(self, up: bool) -> None:
         self.runner.on_connection(up)
+
+    def _bad_payload(self, topic: str, payload: bytes, reason: str) -> None:
+        self.channel.bad_payload(topic, payload, reason)
 
     def _agent_serving(self) -> bool:
         try:

@@ -42,6 +42,12 @@ class ModelManagerSettings(ServiceSettings):
     jobs_prefix: str = Field(default=DEFAULT_JOBS_PREFIX, description="'$aws' for AWS IoT Core, else ours")
     state_topic_root: str = Field(default=EDGEINSPECT_ROOT, description="root of {root}/{thing}/state")
     jobs_reply_timeout_s: float = Field(default=15.0, gt=0, description="wait for accepted/rejected")
+    jobs_unreadable_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="start-next replies that cannot be read before the job they carry is failed",
+    )
     jobs_poll_interval_s: float = Field(
         default=600.0, gt=0, description="ask start-next this often when idle, in case a notify was lost"
     )
