@@ -61,7 +61,9 @@ class ModelManagerService:
             self.streams, settings.thing_name, settings.line, settings.state_topic_root, self.metrics
         )
         token = settings.agent_token.get_secret_value() if settings.agent_token else ""
-        self.agent = AgentClient(settings.agent_addr, timeout_s=settings.agent_timeout_s, token=token)
+        self.agent = AgentClient(
+            settings.agent_addr, timeout_s=settings.agent_timeout_s, token=token, tls=settings.agent_tls()
+        )
         self.device = Device(settings, self.agent, self.reporter, self.metrics)
         self.janitor = Janitor()
         self.retention = Retention(self.device, self.janitor)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
+from edgeinspect.core.agent_tls import AgentClientTlsSettings
 from edgeinspect.core.mqtt import TlsOptions
 from edgeinspect.core.settings import ServiceSettings
 from edgeinspect.core.topics import DEFAULT_JOBS_PREFIX, EDGEINSPECT_ROOT
@@ -20,7 +21,7 @@ THING_PATTERN = r"^[a-zA-Z0-9:_-]{1,128}$"
 """AWS IoT's rule for thing names, so a device configured here is also a valid AWS IoT thing."""
 
 
-class ModelManagerSettings(ServiceSettings):
+class ModelManagerSettings(ServiceSettings, AgentClientTlsSettings):
     """Settings of ``edgeinspect-model-manager`` (on top of ``EI_REDIS_URL``, ``EI_LINE``, ``EI_HTTP_*``)."""
 
     service_name: ClassVar[str] = "model-manager"
