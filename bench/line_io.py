@@ -93,8 +93,15 @@ def _wait_port(port: int, what: str, stack: BenchStack, name: str) -> None:
 def _camera(stack: BenchStack, folder: Path) -> str:
     """The camera as its own process, in trigger mode, grabbing from ``folder``."""
     port = free_port()
-    settings = {"redis_url": stack.redis_url, "line": LINE, "source": f"http://{LOOPBACK}:{port}",
-                "trigger_source": f"folder://{folder}", "http_port": "0", "log_level": "WARNING"}  # fmt: skip
+    settings = {
+        "redis_url": stack.redis_url,
+        "line": LINE,
+        "source": f"http://{LOOPBACK}:{port}",
+        "trigger_source": f"folder://{folder}",
+        "http_port": "0",
+        "log_level": "WARNING",
+        "trigger_auth": "none",
+    }  # fmt: skip  (a loopback trigger, like `edgeinspect up`)
     stack.procs["camera"] = stack._spawn("camera", "edgeinspect_camera.main", settings)
     _wait_port(port, "the camera's trigger server", stack, "camera")
     return f"http://{LOOPBACK}:{port}"

@@ -11,8 +11,16 @@ again and points the aliases (the worker holds frames meanwhile, ``EI_MODEL_WAIT
 Every frame the camera published is followed through the streams (a plain ``XREAD`` reader beside
 the consumer groups): frames sent / results / lost / duplicated / error verdicts; every capture the
 worker wrote is looked for in the store: captures spooled / uploaded / lost. The camera's
-deliberate, counted drops (backpressure, retention) are reported apart and are not "lost". The RSS
-of every process is sampled; growth is measured per incarnation that lived past the warm-up.
+deliberate, counted drops (backpressure, retention) are reported apart and are not "lost".
+
+Memory must reach a plateau, so the run sets small stream budgets (``--budget-mb`` and
+``--max-age``: every service's ``EI_{FRAMES,RESULTS,CAPTURE,EVENTS}_MAX_BYTES`` / ``_MAX_AGE_S``)
+that the streams fill during the warm-up (``--warmup``, longer than ``--max-age``); with the services'
+own budgets (256 MiB of frames, hours of results) Redis would still be filling at the end of any
+short run. The RSS of every process, redis-server and mosquitto included, is sampled every 5 s;
+growth is measured per incarnation from its first sample after the warm-up (and after its own
+start-up, ``PROCESS_WARMUP_S``) to its last, for incarnations that lived at least ``MIN_SPAN_S`` after
+that; the worst incarnation is reported.
 
     .venv/bin/python -m bench.soak                  # 10 minutes
     .venv/bin/python -m bench.soak --duration 5m
@@ -52,7 +60,10 @@ from bench.throughput import _duration, synthetic_frames
 
 LINE = "soak"
 CHAOS_TARGETS = ("camera", "worker", "agent", "uploader")
-WARMUP_S = 45.0
+PROCESS_WARMUP_S = 45.0
+"""A fresh process (imports, ONNX sessions, allocator pools) is not measured before this."""
+MIN_SPAN_S = 60.0
+"""An incarnation measured over less than this tells noise, not growth."""
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,9 +76,17 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=320, help="frame and classifier width")
     parser.add_argument("--seed", type=int, default=0, help="seed of the chaos loop")
     parser.add_argument(
-        "--budget-mb", type=int, default=0,
-        help="EI_{FRAMES,RESULTS,CAPTURE}_MAX_BYTES for every service, in MiB (0: the services' defaults); "
-        "a small budget shows Redis levelling off within a short run",
+        "--budget-mb", type=int, default=4,
+        help="EI_{FRAMES,RESULTS,CAPTURE,EVENTS}_MAX_BYTES for every service, in MiB (0: the services' "
+        "defaults, which a short run never fills)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-age", type=float, default=60.0,
+        help="EI_{FRAMES,RESULTS,CAPTURE,EVENTS}_MAX_AGE_S, seconds (0: the services' defaults)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--warmup", type=_duration, default=150.0,
+        help="seconds before RSS growth is measured: the streams fill their budgets meanwhile",
     )  # fmt: skip
     parser.add_argument(
         "--drain-timeout", type=float, default=240.0, help="longest wait for the line to drain"
@@ -143,6 +162,7 @@ class Soak:
         self.models: tuple[BenchModel, BenchModel] | None = None
         self.stop = threading.Event()
         self.chaos_log: list[str] = []
+        self.measured_from = time.monotonic() + args.warmup  # set again when the soak starts
         self.restores = 0
         # what the reader saw
         self.frames: set[str] = set()
@@ -168,9 +188,11 @@ class Soak:
         conf = self.root / "mosquitto.conf"
         conf.write_text(f"listener {self.mqtt_port} {LOOPBACK}\nallow_anonymous true\npersistence false\n")
         common = {"redis_url": self.redis_url, "line": LINE, "http_port": "0", "log_level": "INFO"}
-        if self.args.budget_mb:
-            budget = str(self.args.budget_mb << 20)
-            common.update(frames_max_bytes=budget, results_max_bytes=budget, capture_max_bytes=budget)
+        for kind in ("frames", "results", "capture", "events"):
+            if self.args.budget_mb:
+                common[f"{kind}_max_bytes"] = str(self.args.budget_mb << 20)
+            if self.args.max_age:
+                common[f"{kind}_max_age_s"] = str(self.args.max_age)
         specs: dict[str, tuple[list[str], dict[str, str]]] = {
             "redis": ([redis_bin, "--port", str(self.redis_port), "--bind", LOOPBACK, "--save", "",
                        "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.root)], {}),
@@ -329,13 +351,15 @@ class Soak:
         lost_frames = self.frames - judged - self.dropped
         growth: dict[str, Any] = {}
         for name, service in self.services.items():
-            growth[name] = _rss_figures(service)
+            growth[name] = _rss_figures(service, self.measured_from)
         worst = max((g["growth_pct"] for g in growth.values() if g["growth_pct"] is not None), default=0.0)
         return {
             "bench": "soak",
             "duration_s": self.args.duration,
             "fps": self.args.fps,
             "budget_mb": self.args.budget_mb or "default",
+            "max_age_s": self.args.max_age or "default",
+            "warmup_s": self.args.warmup,
             "frames_sent": len(self.frames),
             "results": sum(self.results.values()),
             "frames_judged": len(judged),
@@ -368,19 +392,25 @@ def _group_idle(client: redis.Redis) -> bool:
     return True
 
 
-def _rss_figures(service: Service) -> dict[str, Any]:
-    """RSS at the first and last sample, and the growth of the longest-lived incarnation after warm-up."""
+def _rss_figures(service: Service, measured_from: float) -> dict[str, Any]:
+    """RSS at the first and last sample, and the worst growth of an incarnation after the warm-up:
+    from its first sample after ``measured_from`` (and its own start-up) to its last."""
     all_samples = [s for inc in service.incarnations for s in inc.samples]
     first = all_samples[0][1] if all_samples else 0.0
     last = all_samples[-1][1] if all_samples else 0.0
     growth: float | None = None
+    baseline: float | None = None
     for inc in service.incarnations:
-        warm = [rss for t, rss in inc.samples if t - inc.started >= WARMUP_S]
-        if len(warm) >= 2 and warm[0] > 0:
-            pct = (warm[-1] / warm[0] - 1) * 100
-            growth = pct if growth is None else max(growth, pct)
+        since = max(measured_from, inc.started + PROCESS_WARMUP_S)
+        warm = [(t, rss) for t, rss in inc.samples if t >= since and rss > 0]
+        if len(warm) < 2 or warm[-1][0] - warm[0][0] < MIN_SPAN_S:
+            continue
+        pct = (warm[-1][1] / warm[0][1] - 1) * 100
+        if growth is None or pct > growth:
+            growth, baseline = pct, warm[0][1]
     return {
         "start_mb": round(first, 1),
+        "after_warmup_mb": None if baseline is None else round(baseline, 1),
         "end_mb": round(last, 1),
         "incarnations": len(service.incarnations),
         "growth_pct": None if growth is None else round(growth, 1),
@@ -389,7 +419,8 @@ def _rss_figures(service: Service) -> dict[str, Any]:
 
 def format_table(f: dict[str, Any]) -> str:
     rows = [
-        ("duration / fps / stream budget", f"{f['duration_s']:.0f} s / {f['fps']:g} / {f['budget_mb']} MiB"),
+        ("duration / warm-up / fps", f"{f['duration_s']:.0f} s / {f['warmup_s']:.0f} s / {f['fps']:g}"),
+        ("stream budget (each stream)", f"{f['budget_mb']} MiB, {f['max_age_s']} s"),
         ("frames sent / judged / results", f"{f['frames_sent']} / {f['frames_judged']} / {f['results']}"),
         ("frames lost / duplicated results", f"{f['frames_lost']} / {f['duplicated_results']}"),
         ("frames dropped on purpose (counted)", str(f["frames_dropped_counted"])),
@@ -402,8 +433,11 @@ def format_table(f: dict[str, Any]) -> str:
     ]  # fmt: skip
     for name, rss in f["rss"].items():
         growth = "-" if rss["growth_pct"] is None else f"{rss['growth_pct']:+.1f} %"
-        value = f"{rss['start_mb']:.0f} -> {rss['end_mb']:.0f} MiB ({rss['incarnations']}; {growth})"
-        rows.append((f"RSS {name} start -> end (incarnations; growth after warm-up)", value))
+        warm = "-" if rss["after_warmup_mb"] is None else f"{rss['after_warmup_mb']:.0f}"
+        value = (
+            f"{rss['start_mb']:.0f} -> {warm} -> {rss['end_mb']:.0f} MiB ({rss['incarnations']}; {growth})"
+        )
+        rows.append((f"RSS {name} start -> after warm-up -> end (incarnations; growth)", value))
     width = max(len(name) for name, _ in rows)
     lines = [f"\n{'measure':<{width}}  value\n{'-' * width}  {'-' * 40}"]
     lines += [f"{name:<{width}}  {value}" for name, value in rows]
@@ -440,6 +474,7 @@ def run(soak: Soak, keys: BenchStack) -> int:
         thread.start()
     print(f"soaking for {args.duration:.0f} s ...", file=sys.stderr, flush=True)
     deadline = time.monotonic() + args.duration
+    soak.measured_from = time.monotonic() + args.warmup
     soak.chaos(deadline)
     while time.monotonic() < deadline:
         time.sleep(0.5)

@@ -227,6 +227,20 @@ def test_ui_asks_for_a_token_and_no_secret_has_a_default() -> None:
     env = _env("ui")
     assert env["EI_UI_AUTH"] == "bearer" and env["EI_UI_TOKEN"] == REQUIRED_SECRET
     text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
-    for secret in ("MINIO_ROOT_PASSWORD", "EDGEINSPECT_MQTT_PASSWORD", "EDGEINSPECT_UI_TOKEN"):
+    for secret in (
+        "MINIO_ROOT_PASSWORD",
+        "EDGEINSPECT_MQTT_PASSWORD",
+        "EDGEINSPECT_UI_TOKEN",
+        "EDGEINSPECT_TRIGGER_TOKEN",
+    ):
         assert f"${{{secret}:-" not in text, f"{secret} has a default value"
         assert f"${{{secret}:?" in text, f"{secret} is not required"
+
+
+def test_the_camera_trigger_and_the_line_io_share_one_required_token() -> None:
+    camera, line_io = _env("camera"), _env("line-io")
+    assert camera["EI_TRIGGER_TOKEN"] == REQUIRED_SECRET == line_io["EI_CAMERA_TOKEN"]
+    assert "camera" in camera["EI_TRIGGER_ALLOWED_HOSTS"].split(",")
+    assert "EI_TRIGGER_AUTH" not in camera  # bearer, the default
+    script = (ROOT / "scripts" / "compose-secrets.sh").read_text(encoding="utf-8")
+    assert "EDGEINSPECT_TRIGGER_TOKEN=" in script

@@ -5,7 +5,8 @@ executions per thing, publishes ``notify-next`` when a thing's next pending exec
 ``start-next`` with the next QUEUED or IN_PROGRESS execution (moving it to IN_PROGRESS), and answers
 ``{jobId}/update`` with ``accepted``/``rejected`` under AWS's rules (``expectedVersion`` ->
 ``VersionMismatch``, terminal executions -> ``InvalidStateTransition``, statusDetails must be a
-string-to-string map within AWS's limits). Every update is recorded, so tests can assert on the stages a
+string-to-string map within AWS's limits), ``get`` with the pending executions' summaries and
+``{jobId}/get`` with one execution. Every update is recorded, so tests can assert on the stages a
 device reported. It is deliberately strict: a device that passes against it needs no change for AWS.
 
     with JobsCloud(mqtt_broker.url, prefix=mqtt_topic_root) as cloud:
@@ -116,6 +117,8 @@ class JobsCloud:
     def start(self) -> None:
         self.mqtt.subscribe(topics.jobs_start_next(self.prefix, "+"), self._on_start_next)
         self.mqtt.subscribe(topics.jobs_update(self.prefix, "+", "+"), self._on_update)
+        self.mqtt.subscribe(topics.jobs_get_pending(self.prefix, "+"), self._on_get_pending)
+        self.mqtt.subscribe(topics.jobs_describe(self.prefix, "+", "+"), self._on_describe)
         self.mqtt.connect(timeout=10)
 
     def stop(self) -> None:
@@ -212,6 +215,40 @@ class JobsCloud:
                 body["execution"] = nxt.as_execution()
             self._cond.notify_all()
         self._reply(topic, True, body, payload.get("clientToken"))
+
+    def _on_get_pending(self, topic: str, payload: dict[str, Any]) -> None:
+        parsed = topics.parse_jobs_topic(self.prefix, topic)
+        if parsed is None or parsed.action != "get" or parsed.reply is not None:
+            return
+        with self._cond:
+            mine = [self._executions[k] for k in self._order if k[0] == parsed.thing]
+            body = {
+                f"{key}Jobs": [
+                    {
+                        "jobId": e.job_id,
+                        "queuedAt": e.queued_at,
+                        "lastUpdatedAt": e.last_updated_at,
+                        "versionNumber": e.version_number,
+                        "executionNumber": e.execution_number,
+                    }
+                    for e in mine
+                    if e.status == status
+                ]
+                for key, status in (("inProgress", "IN_PROGRESS"), ("queued", "QUEUED"))
+            }
+        self._reply(topic, True, body, payload.get("clientToken"))
+
+    def _on_describe(self, topic: str, payload: dict[str, Any]) -> None:
+        parsed = topics.parse_jobs_topic(self.prefix, topic)
+        if parsed is None or parsed.action != "describe" or parsed.reply is not None or not parsed.job_id:
+            return
+        with self._cond:
+            execution = self._executions.get((parsed.thing, parsed.job_id))
+            body = {"execution": execution.as_execution()} if execution is not None else {}
+        if execution is not None and payload.get("includeJobDocument") is False:
+            body["execution"].pop("jobDocument")
+        error = {"code": "ResourceNotFound", "message": f"no execution of {parsed.job_id}"}
+        self._reply(topic, execution is not None, body or error, payload.get("clientToken"))
 
     def _on_update(self, topic: str, payload: dict[str, Any]) -> None:
         parsed = topics.parse_jobs_topic(self.prefix, topic)

@@ -24,7 +24,7 @@ from edgeinspect.core.messages import Result
 from tests.fixtures.agent import AgentServer
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.servers import LOOPBACK, read_log, signal_and_wait
-from tests.integration.worker.conftest import LineKit
+from tests.integration.worker.conftest import LineKit, frame_pixels
 
 MODULES = {
     "worker": "edgeinspect_inference.worker",
@@ -155,3 +155,13 @@ def make_line(kit_line: str, redis: RedisServer, agent: AgentServer, root: Path)
 
 def redis_client(server: RedisServer) -> redis.Redis:
     return redis.Redis.from_url(server.url, socket_timeout=10)
+
+
+def send_frames(line: EdgeLine, prefix: str, count: int) -> dict[str, str]:
+    """``count`` frames, alternately good and defective; returns frame id -> expected verdict."""
+    expected = {}
+    for i in range(count):
+        frame_id = f"{prefix}-{i:03d}"
+        line.kit.send(frame_id, frame_pixels("bright" if i % 2 else "dark"))
+        expected[frame_id] = "defect" if i % 2 else "ok"
+    return expected

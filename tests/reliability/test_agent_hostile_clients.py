@@ -8,6 +8,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -155,7 +156,7 @@ def test_a_1mib_model_name_gives_a_short_not_found(agent_server: AgentServer) ->
     with grpc.insecure_channel(agent_server.addr) as channel:
         compat = sm_grpc.AgentStub(channel)  # type: ignore[no-untyped-call]
         ext = ext_grpc.AgentStub(channel)  # type: ignore[no-untyped-call]
-        calls = [
+        calls: list[Callable[[], object]] = [
             lambda: compat.Predict(sm_pb2.PredictRequest(name=name)),
             lambda: compat.DescribeModel(sm_pb2.DescribeModelRequest(name=name)),
             lambda: compat.UnLoadModel(sm_pb2.UnLoadModelRequest(name=name)),
@@ -179,7 +180,7 @@ def test_capture_data_is_bounded_while_redis_is_slow(agent_factory: type, redis_
     tensor = to_tensor("input", frame)
     accepted: list[str] = []
     refused: list[str] = []
-    redis_client.execute_command("CLIENT", "PAUSE", 4000, "WRITE")  # Redis stops taking writes
+    redis_client.client_pause(4000, all=False)  # Redis stops taking writes
     try:
         with grpc.insecure_channel(agent.addr) as channel:
             stub = sm_grpc.AgentStub(channel)  # type: ignore[no-untyped-call]
@@ -211,7 +212,7 @@ def test_capture_data_is_bounded_while_redis_is_slow(agent_factory: type, redis_
             retry = sm_pb2.CaptureDataRequest(model_name="cls", capture_id=refused[0], input_tensors=[tensor])
             stub.CaptureData(retry)  # a refused id can be sent again once Redis keeps up
     finally:
-        redis_client.execute_command("CLIENT", "UNPAUSE")
+        redis_client.client_unpause()
 
 
 def test_a_signed_manifest_with_a_70mb_field_is_refused_and_not_kept(

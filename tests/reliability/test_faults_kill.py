@@ -21,7 +21,7 @@ from tests.fixtures.agent import AgentServer
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.servers import LOOPBACK, free_port
 from tests.integration.worker.conftest import frame_pixels
-from tests.reliability.edge import EdgeLine, PersistentRedis, make_line
+from tests.reliability.edge import EdgeLine, PersistentRedis, make_line, send_frames
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -36,25 +36,6 @@ def persistent_redis() -> Iterator[PersistentRedis]:
         server.stop()
 
 
-@pytest.fixture
-def edge(
-    own_redis: RedisServer, agent_server: AgentServer, line_id: str, tmp_path: Path
-) -> Iterator[EdgeLine]:
-    line = make_line(line_id, own_redis, agent_server, tmp_path)
-    yield line
-    line.stop_all()
-
-
-def _send(line: EdgeLine, prefix: str, count: int) -> dict[str, str]:
-    """``count`` frames, alternately good and defective; returns frame id -> expected verdict."""
-    expected = {}
-    for i in range(count):
-        frame_id = f"{prefix}-{i:03d}"
-        line.kit.send(frame_id, frame_pixels("bright" if i % 2 else "dark"))
-        expected[frame_id] = "defect" if i % 2 else "ok"
-    return expected
-
-
 def _started(line: EdgeLine, *services: str) -> None:
     for service in services:
         line.start(service)
@@ -64,18 +45,18 @@ def _started(line: EdgeLine, *services: str) -> None:
 def test_kill_9_mid_stream_loses_nothing(edge: EdgeLine, victim: str) -> None:
     edge.kit.deploy()
     _started(edge, "worker", "uploader")
-    expected = _send(edge, "a", 12)
+    expected = send_frames(edge, "a", 12)
     assert wait_until(lambda: len(edge.results()) >= 4, 60), edge.logs("worker")
     if victim == "agent":
         edge.kit.agent.stop(signal.SIGKILL)
-        expected |= _send(edge, "b", 8)
+        expected |= send_frames(edge, "b", 8)
         edge.kit.agent.start()
         edge.kit.deploy()  # the model manager's restore
     else:
         edge.kill(victim)
-        expected |= _send(edge, "b", 8)
+        expected |= send_frames(edge, "b", 8)
         edge.start(victim)
-    expected |= _send(edge, "c", 6)
+    expected |= send_frames(edge, "c", 6)
     edge.wait_done(set(expected))
     edge.check(set(expected), expected)
 
@@ -112,7 +93,7 @@ def test_redis_restart_mid_stream(
     try:
         line.kit.deploy()
         _started(line, "worker", "uploader")
-        before = _send(line, "a", 10)
+        before = send_frames(line, "a", 10)
         if not persistent:  # an empty restart loses what Redis held: let the line finish it first
             line.wait_done(set(before))
         else:
@@ -120,7 +101,7 @@ def test_redis_restart_mid_stream(
         results_before = {r.frame_id for r in line.results()}
         server.restart()
         line.client.connection_pool.disconnect()
-        after = _send(line, "b", 10)
+        after = send_frames(line, "b", 10)
         expected = before | after if persistent else after
         line.wait_done(set(expected))
         line.check(set(expected), expected)

@@ -15,32 +15,11 @@ from pathlib import Path
 import pytest
 from edgeinspect.core.lifecycle import wait_until
 
-from tests.fixtures.agent import AgentServer
 from tests.fixtures.mqtt_broker import MosquittoBroker
-from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.s3_server import S3Server
-from tests.integration.worker.conftest import frame_pixels
-from tests.reliability.edge import EdgeLine, make_line
+from tests.reliability.edge import EdgeLine, send_frames
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-def edge(
-    own_redis: RedisServer, agent_server: AgentServer, line_id: str, tmp_path: Path
-) -> Iterator[EdgeLine]:
-    line = make_line(line_id, own_redis, agent_server, tmp_path)
-    yield line
-    line.stop_all()
-
-
-def _send(line: EdgeLine, prefix: str, count: int) -> dict[str, str]:
-    expected = {}
-    for i in range(count):
-        frame_id = f"{prefix}-{i:03d}"
-        line.kit.send(frame_id, frame_pixels("bright" if i % 2 else "dark"))
-        expected[frame_id] = "defect" if i % 2 else "ok"
-    return expected
 
 
 def _s3_uploads(server: S3Server, bucket: str) -> Counter[str]:
@@ -69,15 +48,15 @@ def test_the_broker_down_stops_no_verdict(edge: EdgeLine, mqtt_broker: Mosquitto
     edge.kit.deploy()
     edge.start("worker")
     edge.start("uploader")
-    expected = _send(edge, "a", 6)
+    expected = send_frames(edge, "a", 6)
     assert wait_until(lambda: len(edge.results()) >= 6, 60), edge.logs("worker")
     mqtt_broker.stop()
     try:
-        expected |= _send(edge, "b", 10)  # five defects: five alerts that cannot be delivered
+        expected |= send_frames(edge, "b", 10)  # five defects: five alerts that cannot be delivered
         edge.wait_done(set(expected))
     finally:
         mqtt_broker.start()
-    expected |= _send(edge, "c", 4)
+    expected |= send_frames(edge, "c", 4)
     edge.wait_done(set(expected))
     edge.check(set(expected), expected)
 
@@ -92,11 +71,11 @@ def test_the_s3_server_down_loses_no_capture(
     edge.kit.deploy()
     edge.start("worker")
     edge.start("uploader")
-    expected = _send(edge, "a", 6)
+    expected = send_frames(edge, "a", 6)
     edge.wait_done(set(expected))
     s3_server.stop()
     try:
-        expected |= _send(edge, "b", 10)
+        expected |= send_frames(edge, "b", 10)
         assert wait_until(lambda: len(edge.results()) >= 16, 60), edge.logs("worker")
     finally:
         s3_server.start()  # moto comes back empty: the bucket must be made again
@@ -134,7 +113,7 @@ def test_a_full_spool_disk_loses_no_capture(
     edge.start("uploader")
     s3_server.stop()  # nothing leaves the spool: the disk fills up
     try:
-        expected = _send(edge, "a", 80)
+        expected = send_frames(edge, "a", 80)
         assert wait_until(lambda: len(edge.results()) >= 80, 90), edge.logs("worker")
         assert wait_until(lambda: "No space left on device" in edge.logs("uploader"), 60), edge.logs(
             "uploader"

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import redis
 from edgeinspect.core import names
 from edgeinspect.core.lifecycle import wait_until
+from edgeinspect.core.messages import Capture
 from edgeinspect.core.observability import Health
 from edgeinspect.core.streams import GroupReader, Streams
 from edgeinspect_uploader.service import UploaderService
@@ -66,10 +68,10 @@ def test_the_uploader_recreates_its_group_and_loses_no_capture(
         streams.close()
 
 
-def _add_all(streams: Streams, captures: list[object]) -> bool:
+def _add_all(streams: Streams, captures: Sequence[Capture]) -> bool:
     try:
         for capture in captures:
-            streams.add(names.capture_stream(), capture)  # type: ignore[arg-type]
+            streams.add(names.capture_stream(), capture)
     except redis.RedisError:
         return False
     return True

@@ -84,3 +84,32 @@ def test_a_job_id_that_is_not_a_plain_name_is_refused_and_deletes_nothing(
     kit.manager.stop()
     kit.start_manager()  # the models must survive a restart too (the staging cleanup runs then)
     _still_serving_v1(kit)
+
+
+def test_a_job_whose_start_next_reply_cannot_be_read_ends_failed_and_later_jobs_run(kit: DeviceKit) -> None:
+    """A document that makes the whole reply unreadable (deeper than the MQTT payload limit, or larger
+    than it) used to be asked for again with backoff forever: the job stayed IN_PROGRESS and every job
+    queued behind it waited. Now it ends FAILED with the reason, and the line keeps serving v1."""
+    _installed_v1(kit)
+    kit.manager.stop()
+    kit.start_manager(jobs_unreadable_attempts=2)
+
+    unreadable = {
+        "job-too-deep": _nested(600),  # the reply nests deeper than the device parses MQTT payloads
+        "job-too-large": {"operation": "deploy_model", "pad": "x" * 300_000},  # over 256 KiB
+    }
+    for job_id, document in unreadable.items():
+        kit.cloud.create_job(job_id, document, [kit.thing])
+    later = kit.publish(kit.package("cls", "3"))
+    kit.cloud.create_job("job-3", kit.deploy_doc(later), [kit.thing])
+
+    for job_id in unreadable:
+        job = kit.cloud.wait_terminal(kit.thing, job_id, timeout=90)
+        assert job.status == "FAILED", (job_id, job.updates)
+        assert job.status_details["stage"] == "validating"
+        assert "cannot read the job document" in job.status_details["reason"], job.status_details
+    assert "deeper than" in kit.cloud.execution(kit.thing, "job-too-deep").status_details["reason"]
+    assert "over the limit of" in kit.cloud.execution(kit.thing, "job-too-large").status_details["reason"]
+    assert kit.serving() == "cls:1"  # nothing was deployed for them
+    assert kit.cloud.wait_terminal(kit.thing, "job-3", timeout=90).status == "SUCCEEDED"
+    assert kit.serving() == "cls:3"

@@ -11,7 +11,6 @@ The Host allow-list and the same-origin check of POSTs are :class:`edgeinspect.c
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import parse_qs
@@ -19,7 +18,7 @@ from urllib.parse import parse_qs
 from edgeinspect.core.errors import ConfigError
 from edgeinspect.core.observability import get_logger
 from edgeinspect.core.settings import ServiceSettings
-from edgeinspect.core.webguard import cookie, equal, headers_of, load_or_create_secret, mac, respond
+from edgeinspect.core.webguard import announced_secret, cookie, equal, headers_of, mac, respond
 from pydantic import Field, SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -85,15 +84,13 @@ class Reviewers:
         if settings.review_users is not None:
             return cls.parse(settings.review_users.get_secret_value())
         path = settings.review_state_dir.expanduser() / "review-token"
-        token, created = load_or_create_secret(path)
-        if created:
-            print(
-                f"review: generated a token for reviewer {DEFAULT_REVIEWER!r} (kept in {path}, mode 0600; "
-                f"printed only this once):\n\n    {token}\n\nSign in on the page with it; set "
-                "EI_REVIEW_USERS=name:token,... to give each reviewer a name of their own.",
-                file=sys.stderr,
-                flush=True,
-            )
+        token, created = announced_secret(
+            path,
+            "review",
+            f"a token for reviewer {DEFAULT_REVIEWER!r}",
+            "Sign in on the page with it; set EI_REVIEW_USERS=name:token,... to give each reviewer a "
+            "name of their own.",
+        )
         log.info("review_token_generated" if created else "review_token_loaded", path=str(path))
         return cls({DEFAULT_REVIEWER: token})
 

@@ -13,6 +13,9 @@ import sys
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from edgeinspect.core.webguard import is_loopback
 
 from edgeinspect_cloud.stack.supervisor import ProcessSpec
 
@@ -277,7 +280,15 @@ def _line_specs(cfg: StackConfig, env: dict[str, str], line: LineConfig) -> list
                 "EI_SOURCE": line.source,
                 "EI_FPS": str(line.fps),
                 "EI_LOOP": "true" if line.loop else "false",
+                **_trigger_auth(line.source),
             },
             ready=lambda: http_ok(f"http://{LOOPBACK}:{camera_port}/healthz"),
         ),
     ]
+
+
+def _trigger_auth(source: str) -> dict[str, str]:
+    """A trigger on loopback stays open on the local stack (the UI's rule); any other keeps its token."""
+    if source.startswith("http://") and is_loopback(urlsplit(source).hostname or ""):
+        return {"EI_TRIGGER_AUTH": "none"}
+    return {}

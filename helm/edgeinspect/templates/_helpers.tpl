@@ -224,3 +224,26 @@ securityContext:
     secretName: {{ include "edgeinspect.keysSecret" . }}
     defaultMode: 0444
 {{- end }}
+
+{{/* The agent's TLS Secret (generated, or agent.tls.existingSecret) */}}
+{{- define "edgeinspect.agentTlsSecret" -}}
+{{- .Values.agent.tls.existingSecret | default (printf "%s-agent-tls" (include "edgeinspect.fullname" .)) -}}
+{{- end }}
+
+{{/* env of a client of the agent's TCP port: trust the agent's CA, check its name, mTLS if asked */}}
+{{- define "edgeinspect.agentTlsClientEnv" -}}
+- {name: EI_AGENT_TLS_CA_FILE, value: /etc/edgeinspect/agent-tls/ca.crt}
+- {name: EI_AGENT_TLS_SERVER_NAME, value: {{ .Values.agent.tls.serverName | quote }}}
+{{- if .Values.agent.tls.clientAuth }}
+- {name: EI_AGENT_TLS_CLIENT_CERT_FILE, value: /etc/edgeinspect/agent-tls/tls.crt}
+- {name: EI_AGENT_TLS_CLIENT_KEY_FILE, value: /etc/edgeinspect/agent-tls/tls.key}
+{{- end }}
+{{- end }}
+
+{{/* the agent's TLS Secret as a volume */}}
+{{- define "edgeinspect.agentTlsVolume" -}}
+- name: agent-tls
+  secret:
+    secretName: {{ include "edgeinspect.agentTlsSecret" . }}
+    defaultMode: 0440
+{{- end }}

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import grpc
 import numpy as np
 
+from edgeinspect.core.agent_tls import ClientTls
 from edgeinspect.core.agent_token import with_token
 from edgeinspect.core.agentapi import ext_grpc, ext_pb2, sm_grpc
 from edgeinspect.core.errors import AgentError
@@ -203,15 +204,22 @@ class AgentClient:
         timeout_s: float = 30.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         token: str = "",
+        tls: ClientTls | None = None,
     ) -> None:
-        """``token``: the agent's ``EI_AGENT_TOKEN``, sent with every call (needed over TCP when set)."""
+        """``token``: the agent's ``EI_AGENT_TOKEN``, sent with every call (needed over TCP when set).
+        ``tls``: verify the agent's certificate on a TCP address (``edgeinspect.core.agent_tls``); a
+        unix socket is always plain."""
         self.addr = addr
         self.timeout_s = timeout_s
-        options = [
+        options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
         ]
-        self._channel = with_token(grpc.insecure_channel(addr, options=options), token)
+        if tls is not None and not addr.startswith("unix:"):
+            channel = grpc.secure_channel(addr, tls.credentials(), options=options + tls.options())
+        else:
+            channel = grpc.insecure_channel(addr, options=options)
+        self._channel = with_token(channel, token)
         self.compat = sm_grpc.AgentStub(self._channel)  # type: ignore[no-untyped-call]
         """The raw ``AWS.SageMaker.Edge.Agent`` stub, for callers that need the original API."""
         self.extension = ext_grpc.AgentStub(self._channel)  # type: ignore[no-untyped-call]

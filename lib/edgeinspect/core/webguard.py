@@ -20,7 +20,9 @@ import json
 import os
 import secrets
 import stat
+import sys
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -136,6 +138,49 @@ def cross_origin(method: str, headers: dict[str, str]) -> str:
     return "" if netloc and netloc == host else f"Origin {origin!r} is not this site ({host!r})"
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is refused before its body is read: status, the error and what to do."""
+
+    status: int
+    error: str
+    hint: str
+
+
+def host_refusal(headers: dict[str, str], hosts: frozenset[str]) -> Refusal | None:
+    """421 when the ``Host`` header names a host outside ``hosts`` (``*`` in ``hosts``: any)."""
+    host = normalise_host(headers.get("host", ""))
+    if ANY_HOST in hosts or host in hosts:
+        return None
+    return Refusal(
+        421,
+        f"this server does not answer to the host name {host or '(none)'!r}",
+        "open it by a name it knows (localhost, 127.0.0.1, [::1]), or add the name to the "
+        "service's allowed-hosts setting",
+    )
+
+
+def bearer_refusal(method: str, headers: dict[str, str], hosts: frozenset[str], token: str) -> Refusal | None:
+    """For a plain (non-ASGI) API: the Host allow-list (421), the same-origin rule (403) and
+    ``Authorization: Bearer <token>`` (401; an empty ``token`` means authentication is off)."""
+    refused = host_refusal(headers, hosts)
+    if refused is not None:
+        return refused
+    reason = cross_origin(method, headers)
+    if reason:
+        return Refusal(
+            403, f"cross-origin request refused: {reason}", "call the API directly, not from a page"
+        )
+    if token and not equal(headers.get("authorization", ""), f"Bearer {token}"):
+        return Refusal(
+            401,
+            "missing or wrong bearer token",
+            "send `Authorization: Bearer <token>` with the token the service printed on its first start "
+            "(or the one configured for it)",
+        )
+    return None
+
+
 class HostGuard:
     """Answers 421 to a ``Host`` outside the allow-list and 403 to a cross-origin state change;
     everything else (and the exempt probe paths) passes to ``app`` untouched."""
@@ -150,18 +195,12 @@ class HostGuard:
             await self.app(scope, receive, send)
             return
         headers = headers_of(scope)
-        host = normalise_host(headers.get("host", ""))
-        if ANY_HOST not in self.hosts and host not in self.hosts:
+        refused = host_refusal(headers, self.hosts)
+        if refused is not None:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008, "reason": "unknown host"})
                 return
-            await respond(
-                send,
-                421,
-                f"this server does not answer to the host name {host or '(none)'!r}",
-                "open it by a name it knows (localhost, 127.0.0.1, [::1]), or add the name to the "
-                "service's allowed-hosts setting",
-            )
+            await respond(send, refused.status, refused.error, refused.hint)
             return
         reason = cross_origin(scope.get("method", "GET"), headers) if scope["type"] == "http" else ""
         if reason:
@@ -206,6 +245,19 @@ def load_or_create_secret(path: Path) -> tuple[str, bool]:
     with os.fdopen(fd, "w") as handle:
         handle.write(secret + "\n")
     return secret, True
+
+
+def announced_secret(path: Path, service: str, what: str, usage: str) -> tuple[str, bool]:
+    """:func:`load_or_create_secret`, and a created secret printed once on stderr with ``usage``."""
+    secret, created = load_or_create_secret(path)
+    if created:
+        print(
+            f"{service}: generated {what} (kept in {path}, mode 0600; printed only this once):"
+            f"\n\n    {secret}\n\n{usage}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return secret, created
 
 
 def _unwritable(path: Path, why: str) -> ConfigError:

@@ -6,12 +6,15 @@ sees ``EI_ROI: ...`` instead of a stack trace from the first frame.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar, Literal
+from urllib.parse import urlsplit
 
 from edgeinspect.core import names
 from edgeinspect.core.messages import Encoding
 from edgeinspect.core.settings import ServiceSettings
-from pydantic import Field, field_validator, model_validator
+from edgeinspect.core.webguard import is_loopback
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 DropPolicy = Literal["drop_oldest", "drop_newest"]
 Order = Literal["name", "shuffle"]
@@ -76,6 +79,23 @@ class CameraSettings(ServiceSettings):
     trigger_request_timeout_s: float = Field(
         default=10.0, gt=0.0, description="time a client has to send a whole request"
     )
+    trigger_auth: Literal["bearer", "none"] = Field(
+        default="bearer",
+        description="bearer (default; a token is generated when EI_TRIGGER_TOKEN is unset) or none "
+        "(only when the trigger listens on loopback)",
+    )
+    trigger_token: SecretStr | None = Field(
+        default=None, description="the bearer token callers send; unset: one is generated once"
+    )
+    trigger_state_dir: Path = Field(
+        default=Path("~/.local/state/edgeinspect/camera"),
+        description="where a generated token is kept (file trigger-token, mode 0600) so restarts reuse it",
+    )
+    trigger_allowed_hosts: str = Field(
+        default="",
+        description="comma-separated Host names the trigger answers to besides loopback and its listen "
+        "address; * turns the check off",
+    )
     reconnect_initial_s: float = Field(default=0.5, gt=0.0)
     reconnect_max_s: float = Field(default=30.0, gt=0.0)
     read_timeout_s: float = Field(default=5.0, gt=0.0, description="OpenCV/GenICam open and read timeout")
@@ -102,6 +122,22 @@ class CameraSettings(ServiceSettings):
                 "or MAXLEN trimming would drop unconsumed frames uncounted"
             )
         return self
+
+    @model_validator(mode="after")
+    def _check_trigger_auth(self) -> CameraSettings:
+        if self.trigger_auth == "none" and self.source.startswith("http://"):
+            host = urlsplit(self.source).hostname or ""
+            if not is_loopback(host):
+                raise ValueError(
+                    f"EI_TRIGGER_AUTH=none is allowed only when the trigger listens on loopback, not on "
+                    f"{host or 'every interface'!r} (EI_SOURCE={self.source}): use bearer (the default; "
+                    "a token is generated) or listen on 127.0.0.1"
+                )
+        return self
+
+    def trigger_token_file(self) -> Path:
+        """Where a generated trigger token lives (``~`` expanded)."""
+        return self.trigger_state_dir.expanduser() / "trigger-token"
 
     @property
     def roi_box(self) -> Box | None:

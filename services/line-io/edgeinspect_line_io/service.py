@@ -71,7 +71,9 @@ class LineIoService:
         self.streams = streams or Streams.from_url(settings.redis_url, settings.stream_maxlen)
         self.registry = registry or CollectorRegistry()
         self.metrics = LineIoMetrics(self.registry, self.line)
-        self.camera = camera or CameraTrigger(settings.camera_url, settings.trigger_timeout_s)
+        self.camera = camera or CameraTrigger(
+            settings.camera_url, settings.trigger_timeout_s, settings.camera_token.get_secret_value()
+        )
         self.timing = RejectTiming.from_ms(
             settings.reject_delay_ms,
             settings.reject_width_ms,

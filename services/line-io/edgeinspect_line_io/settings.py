@@ -40,6 +40,10 @@ class LineIoSettings(ServiceSettings):
     camera_url: str = Field(
         default="http://127.0.0.1:8090", description="the camera's HTTP trigger (POST /capture?part_id=)"
     )
+    camera_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="the camera trigger's bearer token (its EI_TRIGGER_TOKEN, or the one it generated)",
+    )
     trigger_timeout_s: float = Field(default=2.0, gt=0, description="how long a trigger may take")
     outputs: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description=f"comma list of {OUTPUT_KINDS}"

@@ -1,8 +1,10 @@
 """Asking the camera for exactly one frame: ``POST {EI_CAMERA_URL}/capture?part_id=...``.
 
 The camera's HTTP trigger answers ``202 {"frame_id", "ts_ns"}`` at once (see services/camera), so a
-trigger costs one loopback request. Nothing is retried here: a second POST would be a second frame,
-and a PLC trigger must give exactly one; a refused trigger is reported to the caller instead.
+trigger costs one loopback request. With ``token`` (``EI_CAMERA_TOKEN``) every request carries
+``Authorization: Bearer <token>``, the camera's trigger auth. Nothing is retried here: a second POST
+would be a second frame, and a PLC trigger must give exactly one; a refused trigger is reported to the
+caller instead.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class Triggered:
 class CameraTrigger:
     """The camera's trigger server, one request at a time."""
 
-    def __init__(self, url: str, timeout_s: float) -> None:
+    def __init__(self, url: str, timeout_s: float, token: str = "") -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise EdgeInspectError(
@@ -43,6 +45,9 @@ class CameraTrigger:
         self._port = parts.port or 80
         self._prefix = parts.path.rstrip("/")
         self._timeout = timeout_s
+        self._headers = {"Content-Length": "0"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
         self._lock = threading.Lock()
         self._conn: http.client.HTTPConnection | None = None
 
@@ -70,7 +75,7 @@ class CameraTrigger:
         # means a failed request was never half-sent on a stale socket, so it cannot double a frame.
         self._reset()
         self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
-        self._conn.request("POST", path, body=b"", headers={"Content-Length": "0"})
+        self._conn.request("POST", path, body=b"", headers=self._headers)
         reply = self._conn.getresponse()
         raw = reply.read()
         try:

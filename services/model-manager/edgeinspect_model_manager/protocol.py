@@ -38,6 +38,16 @@ class Execution:
 
 
 @dataclass(frozen=True)
+class PendingExecution:
+    """One entry of ``get``'s ``inProgressJobs``/``queuedJobs`` (AWS's ``JobExecutionSummary``)."""
+
+    job_id: str
+    status: str
+    version_number: int | None
+    execution_number: int | None
+
+
+@dataclass(frozen=True)
 class Rejection:
     """An ``ErrorResponse`` on a ``.../rejected`` topic: ``code`` such as ``VersionMismatch``."""
 
@@ -135,6 +145,24 @@ def parse_execution(payload: Mapping[str, Any]) -> Execution | None:
         execution_number=_int(raw.get("executionNumber")),
         status_details={str(k): str(v) for k, v in details.items()} if isinstance(details, Mapping) else {},
     )
+
+
+def parse_pending(payload: Mapping[str, Any]) -> list[PendingExecution]:
+    """``get``'s ``inProgressJobs`` then ``queuedJobs``; entries without a string ``jobId`` are skipped."""
+    found = []
+    for key, status in (("inProgressJobs", "IN_PROGRESS"), ("queuedJobs", "QUEUED")):
+        entries = payload.get(key)
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, Mapping) and isinstance(entry.get("jobId"), str) and entry["jobId"]:
+                found.append(
+                    PendingExecution(
+                        entry["jobId"],
+                        status,
+                        _int(entry.get("versionNumber")),
+                        _int(entry.get("executionNumber")),
+                    )
+                )
+    return found
 
 
 def parse_update_accepted(payload: Mapping[str, Any]) -> int | None:

@@ -11,6 +11,12 @@ reboot, comes back by itself. Jobs run one at a time.
 A final status is first written to state.json, then sent; if the broker is unreachable it stays
 "unreported" and is sent again before the next ``start-next`` (and whenever the cloud hands the same
 job back), so the cloud always learns the outcome, and a finished job is never run twice.
+
+A start-next reply that cannot be read (a job document over the MQTT size or depth limit) is asked
+for again with backoff, ``EI_JOBS_UNREADABLE_ATTEMPTS`` times; then the job it carries is found with
+``get`` (the pending executions, small summaries) and confirmed with ``{jobId}/get``: the IN_PROGRESS
+execution whose description cannot be read either is failed at stage ``validating`` with the reason,
+nothing is deployed, and the next job runs.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from edgeinspect_model_manager.deploy import Deployer
 from edgeinspect_model_manager.device import Device
 from edgeinspect_model_manager.errors import JobDocumentError, JobInterrupted
 from edgeinspect_model_manager.jobdoc import DeployModel, JobOperation, SetThreshold, parse_job_document
-from edgeinspect_model_manager.jobs import JobGoneError, JobsChannel, Tracked
+from edgeinspect_model_manager.jobs import JobGoneError, JobsChannel, Tracked, UnreadableReply
 from edgeinspect_model_manager.outcome import Outcome
 from edgeinspect_model_manager.protocol import Execution, Status, status_details
 from edgeinspect_model_manager.restore import reconcile
@@ -71,6 +77,7 @@ class JobRunner:
         settings = self.device.settings
         backoff = Backoff(initial=1.0, maximum=settings.jobs_poll_interval_s)
         next_poll = 0.0
+        unreadable = 0
         self._wake.set()
         while not self.stop.is_set():
             woken = self._sleep(min(settings.jobs_poll_interval_s, settings.reconcile_interval_s))
@@ -86,6 +93,19 @@ class JobRunner:
             try:
                 self._flush_unreported()
                 execution = self.channel.start_next()
+            except UnreadableReply as exc:
+                unreadable += 1
+                log.warning("start_next_unreadable", error=str(exc), attempt=unreadable)
+                if unreadable >= settings.jobs_unreadable_attempts:
+                    unreadable = 0
+                    if self._fail_unreadable(exc.message):
+                        backoff.reset()
+                        self._wake.set()
+                        continue
+                delay = backoff.next_delay()
+                if not self.stop.wait(delay):
+                    self._wake.set()
+                continue
             except EdgeInspectError as exc:
                 delay = backoff.next_delay()
                 log.warning("start_next_failed", error=str(exc), retry_in_s=round(delay, 2))
@@ -93,6 +113,7 @@ class JobRunner:
                     self._wake.set()
                 continue
             backoff.reset()
+            unreadable = 0
             if execution is None:
                 log.info("jobs_none_pending")
                 continue
@@ -152,6 +173,41 @@ class JobRunner:
             return self.retention.remove(op)
         except EdgeInspectError as exc:
             return Outcome.failed(exc.message, stage="removing")
+
+    def _fail_unreadable(self, reason: str) -> bool:
+        """Fail the IN_PROGRESS execution whose document cannot be read; True if one was failed.
+
+        Only an execution this device has not finished, and whose own description is unreadable too,
+        is failed: a stray bad message on a reply topic must never fail a healthy job.
+        """
+        try:
+            pending = self.channel.pending()
+        except EdgeInspectError as exc:
+            log.warning("pending_jobs_unavailable", error=str(exc))
+            return False
+        failed = False
+        for entry in pending:
+            known = self.device.state.job(entry.job_id)
+            if entry.status != "IN_PROGRESS" or (known is not None and known.status != "IN_PROGRESS"):
+                continue
+            try:
+                self.channel.describe(entry.job_id, entry.execution_number)
+                continue
+            except UnreadableReply as exc:
+                why = exc.message
+            except EdgeInspectError as exc:
+                log.warning("job_describe_failed", job_id=entry.job_id[:64], error=str(exc))
+                continue
+            execution = Execution(
+                entry.job_id, entry.status, None, entry.version_number, entry.execution_number
+            )
+            record = _record(execution, None)
+            self._save(record)
+            log.error("job_unreadable", job_id=entry.job_id[:64], start_next=reason, describe=why)
+            outcome = Outcome.failed(f"cannot read the job document: {why}", stage="validating")
+            self._finish(Tracked.of(execution), record, outcome)
+            failed = True
+        return failed
 
     def _progress(self, tracked: Tracked, record: JobRecord, stage: str, details: dict[str, str]) -> None:
         """IN_PROGRESS with the stage; a lost update is only logged, a canceled job aborts the run."""

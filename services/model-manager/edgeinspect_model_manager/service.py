@@ -62,7 +62,9 @@ class ModelManagerService:
             self.streams, settings.thing_name, settings.line, settings.state_topic_root, self.metrics
         )
         token = settings.agent_token.get_secret_value() if settings.agent_token else ""
-        self.agent = AgentClient(settings.agent_addr, timeout_s=settings.agent_timeout_s, token=token)
+        self.agent = AgentClient(
+            settings.agent_addr, timeout_s=settings.agent_timeout_s, token=token, tls=settings.agent_tls()
+        )
         self.device = Device(settings, self.agent, self.reporter, self.metrics)
         self.janitor = Janitor()
         self.retention = Retention(self.device, self.janitor)
@@ -76,6 +78,7 @@ class ModelManagerService:
             persistent_session=True,
             protocol="5" if settings.mqtt_protocol == "5" else "3.1.1",
             on_connection_change=self._connection_changed,
+            on_bad_payload=self._bad_payload,
         )
         self.reporter.attach_mqtt(self.mqtt)
         self.channel = JobsChannel(
@@ -88,6 +91,9 @@ class ModelManagerService:
 
     def _connection_changed(self, up: bool) -> None:
         self.runner.on_connection(up)
+
+    def _bad_payload(self, topic: str, payload: bytes, reason: str) -> None:
+        self.channel.bad_payload(topic, payload, reason)
 
     def _agent_serving(self) -> bool:
         try:

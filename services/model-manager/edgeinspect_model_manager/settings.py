@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
+from edgeinspect.core.agent_tls import AgentClientTlsSettings
 from edgeinspect.core.mqtt import TlsOptions
 from edgeinspect.core.package import SMOKE_ATOL, SMOKE_RTOL
 from edgeinspect.core.settings import ServiceSettings
@@ -21,7 +22,7 @@ THING_PATTERN = r"^[a-zA-Z0-9:_-]{1,128}$"
 """AWS IoT's rule for thing names, so a device configured here is also a valid AWS IoT thing."""
 
 
-class ModelManagerSettings(ServiceSettings):
+class ModelManagerSettings(ServiceSettings, AgentClientTlsSettings):
     """Settings of ``edgeinspect-model-manager`` (on top of ``EI_REDIS_URL``, ``EI_LINE``, ``EI_HTTP_*``)."""
 
     service_name: ClassVar[str] = "model-manager"
@@ -43,6 +44,12 @@ class ModelManagerSettings(ServiceSettings):
     jobs_prefix: str = Field(default=DEFAULT_JOBS_PREFIX, description="'$aws' for AWS IoT Core, else ours")
     state_topic_root: str = Field(default=EDGEINSPECT_ROOT, description="root of {root}/{thing}/state")
     jobs_reply_timeout_s: float = Field(default=15.0, gt=0, description="wait for accepted/rejected")
+    jobs_unreadable_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="start-next replies that cannot be read before the job they carry is failed",
+    )
     jobs_poll_interval_s: float = Field(
         default=600.0, gt=0, description="ask start-next this often when idle, in case a notify was lost"
     )

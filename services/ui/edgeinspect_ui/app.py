@@ -39,8 +39,9 @@ def build_state(
     jobs = JobBoard()
     holder: list[ModelWatcher] = []
     feed = Feed(streams, settings, metrics, jobs, on_models_hint=lambda: holder[0].poke() if holder else None)
-    if connect is connect_agent and settings.agent_token is not None:
-        connect = partial(connect_agent, token=settings.agent_token.get_secret_value())
+    if connect is connect_agent:
+        token = settings.agent_token.get_secret_value() if settings.agent_token is not None else ""
+        connect = partial(connect_agent, token=token, tls=settings.agent_tls())
     inventory = ModelInventory(
         settings.agent_addr,
         jobs,

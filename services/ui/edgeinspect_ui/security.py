@@ -12,11 +12,10 @@ POSTs are :class:`edgeinspect.core.webguard.HostGuard`, shared with the review a
 from __future__ import annotations
 
 import base64
-import sys
 from collections.abc import Iterable
 
 from edgeinspect.core.observability import get_logger
-from edgeinspect.core.webguard import cookie, equal, load_or_create_secret, mac
+from edgeinspect.core.webguard import announced_secret, cookie, equal, mac
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgeinspect_ui.settings import UiSettings
@@ -82,14 +81,12 @@ def bearer_token(settings: UiSettings) -> str:
     if settings.ui_auth != "bearer":
         return ""
     path = settings.token_file()
-    token, created = load_or_create_secret(path)
-    if created:
-        print(
-            f"edgeinspect-ui: generated an access token (kept in {path}, mode 0600; printed only this once):"
-            f"\n\n    {token}\n\nSign in on the page with it, or send `Authorization: Bearer <token>`.",
-            file=sys.stderr,
-            flush=True,
-        )
+    token, created = announced_secret(
+        path,
+        "edgeinspect-ui",
+        "an access token",
+        "Sign in on the page with it, or send `Authorization: Bearer <token>`.",
+    )
     log.info("ui_token_generated" if created else "ui_token_loaded", path=str(path))
     return token
 

@@ -7,6 +7,7 @@ from datetime import time
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from edgeinspect.core.agent_tls import AgentClientTlsSettings
 from edgeinspect.core.settings import ServiceSettings
 from edgeinspect.core.webguard import is_loopback
 from pydantic import Field, SecretStr, model_validator
@@ -15,7 +16,7 @@ _LINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _SHIFT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
-class UiSettings(ServiceSettings):
+class UiSettings(ServiceSettings, AgentClientTlsSettings):
     """What the page shows and how it is protected; secrets are ``SecretStr`` so they never print."""
 
     service_name: ClassVar[str] = "edgeinspect-ui"

@@ -37,7 +37,7 @@ from edgeinspect_uploader.journal import Batch, BatchItem, FileRef, Journal, day
 from edgeinspect_uploader.layout import manifest_part_key
 from edgeinspect_uploader.manifest import part_bytes
 from edgeinspect_uploader.metrics import UploaderMetrics
-from edgeinspect_uploader.spool import Spool
+from edgeinspect_uploader.spool import Spool, SpoolEntry
 from edgeinspect_uploader.throttle import ThrottledProgress, TokenBucket, UploadCancelled
 
 log = get_logger(__name__)
@@ -142,6 +142,16 @@ class Syncer:
         entries = self.spool.claim_batch(self.batch_max_captures, self.batch_max_bytes)
         if not entries:
             return None, False
+        try:
+            return self._journal_batch(entries), False
+        except BaseException:
+            # the journal could not be written (a full disk): the claims must go too, or no later
+            # batch would ever take these captures and they would wait in the spool until a restart
+            self.spool.release([entry.name for entry in entries])
+            raise
+
+    def _journal_batch(self, entries: list[SpoolEntry]) -> Batch:
+        """The batch of ``entries`` (corrupt folders set aside), written to the journal."""
         seq = self.journal.next_seq()
         items: list[BatchItem] = []
         for entry in entries:
@@ -153,7 +163,7 @@ class Syncer:
                 log.error("spool_capture_corrupt", name=entry.name, kept_as=str(kept), error=str(exc))
         batch = Batch(seq=seq, uploader=self.uploader, items=items)
         self.journal.write(batch)
-        return batch, False
+        return batch
 
     def _upload(self, batch: Batch, resumed: bool) -> int:
         """Send every file of the batch not already confirmed, ``concurrency`` at a time; bytes sent."""

@@ -49,7 +49,8 @@ def test_a_tcp_listener_beyond_loopback_without_a_token_refuses_to_start(
     assert started.returncode == 2
     assert variable in started.stderr and "EI_AGENT_TOKEN" in started.stderr
     assert "without authentication" in started.stderr
-    assert _agent("--check-config", **env, EI_AGENT_TOKEN=TOKEN).returncode == 0
+    insecure = {"EI_AGENT_TCP_INSECURE": "true"}  # TLS is the other requirement (test_tls.py)
+    assert _agent("--check-config", **env, **insecure, EI_AGENT_TOKEN=TOKEN).returncode == 0
     short = _agent("--check-config", **env, EI_AGENT_TOKEN="short")
     assert short.returncode == 2 and "shorter than 16" in short.stderr and "short'" not in short.stderr
 

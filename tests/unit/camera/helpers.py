@@ -72,7 +72,8 @@ def write_video(path: Path, count: int, *, fps: float = 10.0, size: tuple[int, i
 
 
 def settings(**overrides: Any) -> CameraSettings:
-    """Camera settings for a test: fast reconnects, immediate drop events, no environment leaks."""
+    """Camera settings for a test: fast reconnects, immediate drop events, no environment leaks, and
+    no trigger token (every test trigger listens on loopback)."""
     values: dict[str, Any] = {
         "source": "folder:///nonexistent",
         "fps": 0.0,
@@ -80,6 +81,7 @@ def settings(**overrides: Any) -> CameraSettings:
         "reconnect_max_s": 0.2,
         "drop_event_interval_s": 0.0,
         "read_timeout_s": 2.0,
+        "trigger_auth": "none",  # loopback triggers in tests; tests of the auth set it back to bearer
     }
     values.update(overrides)
     return CameraSettings.load(**values)

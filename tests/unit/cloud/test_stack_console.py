@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from edgeinspect.core import images
 from edgeinspect.core.messages import Prediction, Result
+from edgeinspect_cloud.stack import topology
 from edgeinspect_cloud.stack.logfile import RotatingLog, is_error_line
 from edgeinspect_cloud.stack.scoreboard import Scoreboard, ground_truth
 from edgeinspect_cloud.stack.supervisor import ProcessSpec, Supervisor
@@ -137,3 +138,11 @@ def test_folder_lifecycle_removes_the_oldest_objects_down_to_90_percent(tmp_path
     assert trimmed.total_after <= 9_000 and trimmed.files == 12
     assert left[0] == "012.png" and "fresh.png" in left  # oldest first; nothing younger than min_age
     assert trim_folder(tmp_path / "bucket", max_bytes=10_000, now=5100.0).files == 0
+
+
+def test_the_local_stack_leaves_only_a_loopback_trigger_open() -> None:
+    """`edgeinspect up` may leave a camera trigger on loopback open (the UI's rule); a trigger on any
+    other address keeps the camera's default, a bearer token."""
+    assert topology._trigger_auth("http://127.0.0.1:8090") == {"EI_TRIGGER_AUTH": "none"}
+    assert topology._trigger_auth("http://0.0.0.0:8090") == {}
+    assert topology._trigger_auth("folder:///data/line-1") == {}

@@ -10,6 +10,7 @@ import pytest
 from edgeinspect.core.errors import ConfigError
 from edgeinspect.core.webguard import (
     allowed_hosts,
+    bearer_refusal,
     cross_origin,
     is_loopback,
     listen_host,
@@ -104,3 +105,19 @@ def test_an_unwritable_state_folder_says_what_to_do(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(ConfigError, match="not a plain file"):
         load_or_create_secret(tmp_path / "link")
+
+
+def test_bearer_refusal_checks_host_then_origin_then_token() -> None:
+    hosts = allowed_hosts("camera")
+    ok = {"host": "camera:8090", "authorization": "Bearer tok-1234567890"}
+
+    assert bearer_refusal("POST", ok, hosts, "tok-1234567890") is None
+    assert bearer_refusal("POST", {"host": "127.0.0.1"}, hosts, "") is None  # auth off
+    foreign = bearer_refusal("POST", {**ok, "host": "evil.example"}, hosts, "tok-1234567890")
+    assert foreign is not None and foreign.status == 421
+    page = bearer_refusal("POST", {**ok, "sec-fetch-site": "cross-site"}, hosts, "tok-1234567890")
+    assert page is not None and page.status == 403
+    missing = bearer_refusal("POST", {"host": "camera"}, hosts, "tok-1234567890")
+    assert missing is not None and missing.status == 401 and "Bearer" in missing.hint
+    wrong = bearer_refusal("GET", {**ok, "authorization": "Bearer tok"}, hosts, "tok-1234567890")
+    assert wrong is not None and wrong.status == 401

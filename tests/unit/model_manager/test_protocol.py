@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from edgeinspect.core.errors import MessageError
 from edgeinspect_model_manager.protocol import (
+    PendingExecution,
     new_client_token,
     parse_execution,
+    parse_pending,
     parse_rejection,
     parse_update_accepted,
     start_next_request,
@@ -118,3 +120,15 @@ def test_rejections_say_whether_the_job_is_gone() -> None:
     assert canceled.job_gone
     assert parse_rejection({"code": "TerminalStateReached"}).job_gone
     assert not parse_rejection({"code": "InvalidJson"}).job_gone
+
+
+def test_pending_executions_in_progress_first_and_entries_without_a_job_id_skipped() -> None:
+    payload = {
+        "queuedJobs": [{"jobId": "q1", "versionNumber": 1, "executionNumber": 7}, {"jobId": 5}],
+        "inProgressJobs": [{"jobId": "p1", "versionNumber": "3", "executionNumber": 2}, "junk", {}],
+    }
+    assert parse_pending(payload) == [
+        PendingExecution("p1", "IN_PROGRESS", 3, 2),
+        PendingExecution("q1", "QUEUED", 1, 7),
+    ]
+    assert parse_pending({"inProgressJobs": "not a list"}) == []

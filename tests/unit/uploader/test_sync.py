@@ -142,3 +142,26 @@ def test_the_plc_part_id_is_in_the_manifest_so_a_part_is_found_without_its_resul
     parts.syncer.run_once()
     records = read_day(parts.store, "l1", date(2026, 1, 1))
     assert [(r.frame_id, r.part_id) for r in records] == [("f0000", "4711"), ("f0001", "")]
+
+
+def test_a_batch_journal_that_cannot_be_written_leaves_its_captures_to_the_next_try(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spool's disk full: writing the batch journal failed after its captures were claimed, and the
+    claims stayed, so no later batch took them (the full-spool fault test stalled with captures
+    spooled and never uploaded, until a restart)."""
+    parts = sync_parts(tmp_path)
+    for c in make_captures(3, "l1", ["defect", "good"]):
+        parts.spool.put(capture_files(c))
+    write = parts.journal.write
+
+    def disk_full(batch: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(parts.journal, "write", disk_full)
+    with pytest.raises(OSError):
+        parts.syncer.run_once()
+    monkeypatch.setattr(parts.journal, "write", write)
+
+    assert parts.syncer.run_once() == 2  # the same captures, once the disk has room again
+    assert parts.spool.stats().captures == 0

@@ -21,6 +21,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from edgeinspect.core.errors import ConfigError
+from edgeinspect.core.observability import get_logger
+from edgeinspect.core.webguard import announced_secret
 
 from edgeinspect_camera.clock import Clock
 from edgeinspect_camera.settings import CameraSettings
@@ -29,8 +31,10 @@ from edgeinspect_camera.sources.folder import FolderSource
 from edgeinspect_camera.sources.genicam import GenICamSource, parse_genicam_url
 from edgeinspect_camera.sources.opencv import OpenCVSource, parse_target
 from edgeinspect_camera.sources.trigger import TriggerSource
+from edgeinspect_camera.sources.trigger_http import TriggerGuard
 
 __all__ = ["FrameSource", "FrameUnreadable", "Grab", "SourceError", "make_source"]
+log = get_logger(__name__)
 
 
 def make_source(
@@ -80,4 +84,23 @@ def _trigger(
         decode_slots=settings.trigger_decode_slots,
         max_connections=settings.trigger_max_connections,
         request_timeout_s=settings.trigger_request_timeout_s,
+        guard=trigger_guard(settings, parts.hostname or "127.0.0.1"),
     )
+
+
+def trigger_guard(settings: CameraSettings, host: str) -> TriggerGuard:
+    """The trigger's token (``EI_TRIGGER_TOKEN``, or generated once and printed) and Host allow-list."""
+    token = ""
+    if settings.trigger_token is not None:
+        token = settings.trigger_token.get_secret_value()
+    elif settings.trigger_auth == "bearer":
+        path = settings.trigger_token_file()
+        token, created = announced_secret(
+            path,
+            "edgeinspect-camera",
+            "a trigger token",
+            "Callers of POST /frames and /capture send `Authorization: Bearer <token>` "
+            "(the line I/O: EI_CAMERA_TOKEN).",
+        )
+        log.info("trigger_token_generated" if created else "trigger_token_loaded", path=str(path))
+    return TriggerGuard.of(token, host, settings.trigger_allowed_hosts)

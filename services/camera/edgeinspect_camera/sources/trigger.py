@@ -26,6 +26,7 @@ from edgeinspect_camera.sources.trigger_http import (
     FrameTooLarge,
     NoCaptureSource,
     QueueFull,
+    TriggerGuard,
     TriggerServer,
 )
 
@@ -51,8 +52,10 @@ class TriggerSource:
         decode_slots: int = 2,
         max_connections: int = 32,
         request_timeout_s: float = 10.0,
+        guard: TriggerGuard | None = None,
     ) -> None:
         self.host = host
+        self.guard = guard
         self.requested_port = port
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
@@ -95,13 +98,15 @@ class TriggerSource:
                 self.requested_port,
                 max_connections=self.max_connections,
                 request_timeout_s=self.request_timeout_s,
+                guard=self.guard,
             ).start()
         except OSError as exc:
             raise SourceError(
                 f"cannot listen for triggers on {self.host}:{self.requested_port}: {exc.strerror or exc}",
                 hint="pick a free port in EI_SOURCE (http://HOST:PORT)",
             ) from exc
-        log.info("trigger_listening", host=self.host, port=self.port)
+        auth = "none" if self.guard is None or not self.guard.token else "bearer"
+        log.info("trigger_listening", host=self.host, port=self.port, auth=auth)
 
     def read(self) -> Grab | None:
         """The next accepted frame; after ``close`` still returns those already queued, then None."""

@@ -17,12 +17,19 @@ What a client can take is bounded (:mod:`edgeinspect.core.httpbounds`): at most
 refused from its Content-Length (413), an image over ``EI_TRIGGER_MAX_PIXELS`` from its header (413),
 before any pixel is decoded; and at most ``EI_TRIGGER_DECODE_SLOTS`` images are decoded at once.
 Nothing a client sends is quoted back beyond its first hundred characters.
+
+Who may call (:class:`TriggerGuard`, the UI's rules from :mod:`edgeinspect.core.webguard`): a
+``Host`` on the allow-list (loopback, the listen address, ``EI_TRIGGER_ALLOWED_HOSTS``; 421 else), no
+cross-site browser request (403), and ``Authorization: Bearer <token>`` (401 else; ``EI_TRIGGER_TOKEN``
+or a token generated once into ``EI_TRIGGER_STATE_DIR``), all checked before the body is read.
+``EI_TRIGGER_AUTH=none`` turns the token off, and is accepted only for a loopback listener.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,6 +37,7 @@ from edgeinspect.core.errors import EdgeInspectError
 from edgeinspect.core.httpbounds import BoundedHandler, BoundedHTTPServer
 from edgeinspect.core.observability import get_logger
 from edgeinspect.core.safejson import clip
+from edgeinspect.core.webguard import allowed_hosts, bearer_refusal, is_loopback
 
 from edgeinspect_camera.sources.base import FrameUnreadable, Grab, SourceError
 
@@ -58,6 +66,24 @@ class BadPartId(SourceError):
 
 
 PART_ID_MAX = 64
+ANY_INTERFACE = frozenset({"", "0.0.0.0", "::"})
+
+
+@dataclass(frozen=True)
+class TriggerGuard:
+    """Who may call the trigger: ``token`` ("" = no authentication) and the allowed ``Host`` names."""
+
+    token: str
+    hosts: frozenset[str]
+
+    @classmethod
+    def of(cls, token: str, listen_host: str, configured_hosts: str = "") -> TriggerGuard:
+        """The loopback names, the listen address (unless it is every interface) and the configured
+        names; an empty token only for a loopback listener."""
+        if not token and not is_loopback(listen_host):
+            raise ValueError(f"a trigger on {listen_host or 'every interface'!r} needs a token")
+        extra = [] if listen_host in ANY_INTERFACE else [listen_host]
+        return cls(token, allowed_hosts([*extra, *configured_hosts.split(",")]))
 
 
 def part_id_from(query: str) -> str:
@@ -100,8 +126,26 @@ def status_for(error: EdgeInspectError, route: str) -> int:
 
 class _Handler(BoundedHandler):
     target: TriggerTarget
+    guard: TriggerGuard | None
+
+    def _refused(self, method: str) -> bool:
+        """Answer 421/403/401 (and close, the body unread) when the guard refuses the request."""
+        if self.guard is None:
+            return False
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        refusal = bearer_refusal(method, headers, self.guard.hosts, self.guard.token)
+        if refusal is None:
+            return False
+        self.request_received()
+        self.close_connection = True
+        log.warning("trigger_unauthorized", status=refusal.status, error=refusal.error)
+        extra = {"WWW-Authenticate": 'Bearer realm="edgeinspect"'} if refusal.status == 401 else {}
+        self._json(refusal.status, {"error": refusal.error, "hint": refusal.hint}, extra)
+        return True
 
     def do_POST(self) -> None:
+        if self._refused("POST"):
+            return
         url = urlsplit(self.path)
         route = url.path.rstrip("/") or "/"
         if route not in ("/frames", "/capture"):
@@ -133,6 +177,8 @@ class _Handler(BoundedHandler):
         )
 
     def do_GET(self) -> None:
+        if self._refused("GET"):
+            return
         self.request_received()
         self._json(405, {"error": "use POST", "hint": "POST /frames (image body) or POST /capture"})
 
@@ -197,8 +243,10 @@ class TriggerServer:
         *,
         max_connections: int = 32,
         request_timeout_s: float = 10.0,
+        guard: TriggerGuard | None = None,
     ) -> None:
-        handler = type("TriggerHandler", (_Handler,), {"target": target, "timeout": request_timeout_s})
+        attrs = {"target": target, "timeout": request_timeout_s, "guard": guard}
+        handler = type("TriggerHandler", (_Handler,), attrs)
         self._server = BoundedHTTPServer(
             (host, port), handler, max_connections=max_connections, request_deadline_s=request_timeout_s
         )

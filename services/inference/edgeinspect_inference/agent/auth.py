@@ -3,9 +3,9 @@ carry ``authorization: Bearer <token>``; calls on the unix socket (guarded by th
 permissions) and gRPC health checks (what kubelet probes; they reveal nothing) need none.
 
 A TCP listener beyond loopback without a token is refused at start-up (settings validation): the
-agent loads models and answers predictions, so whoever reaches the port would drive the line. The
-token travels in clear text on a plain TCP channel: it keeps other clients out, not eavesdroppers
-(the chart's NetworkPolicy limits who can reach the port; see docs/security.md).
+agent loads models and answers predictions, so whoever reaches the port would drive the line. So is
+one without TLS (``edgeinspect.core.agent_tls``), unless ``EI_AGENT_TCP_INSECURE=true``: on plain TCP
+the token keeps other clients out, not eavesdroppers (see docs/security.md).
 """
 
 from __future__ import annotations

@@ -133,8 +133,12 @@ class AgentServer:
             socket_path.parent.mkdir(parents=True, exist_ok=True)
             if socket_path.is_socket():
                 socket_path.unlink()  # left by a killed agent; nobody can be listening on it now
+        tls = self.settings.server_tls() if socket_path is None else None
         try:
-            self._server.add_insecure_port(addr)
+            if tls is not None:
+                self._server.add_secure_port(addr, tls.credentials())
+            else:
+                self._server.add_insecure_port(addr)
         except RuntimeError as exc:
             raise ConfigError(
                 f"cannot listen on {addr!r}: {exc}", hint="check EI_AGENT_ADDR / EI_AGENT_TCP_ADDR"
@@ -148,7 +152,14 @@ class AgentServer:
         self._server.start()
         self._set_health(health_pb2.HealthCheckResponse.SERVING)
         self._serving.set()
-        log.info("agent_serving", addrs=addrs, providers=self.providers, threads=self.settings.grpc_threads)
+        log.info(
+            "agent_serving",
+            addrs=addrs,
+            providers=self.providers,
+            threads=self.settings.grpc_threads,
+            tcp_tls=self.settings.server_tls() is not None,
+            mtls=self.settings.agent_tls_client_ca_file is not None,
+        )
         return self
 
     def _set_health(self, status: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
+from edgeinspect.core.agent_tls import ServerTls
 from edgeinspect.core.settings import ServiceSettings
 from edgeinspect.core.webguard import is_loopback, listen_host
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -25,6 +26,17 @@ class AgentSettings(ServiceSettings):
     agent_token: SecretStr | None = Field(
         default=None,
         description="bearer token TCP callers must send; required for a TCP listener beyond loopback",
+    )
+    agent_tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate (chain) the TCP listeners serve TLS with"
+    )
+    agent_tls_key_file: Path | None = Field(default=None, description="its PEM private key")
+    agent_tls_client_ca_file: Path | None = Field(
+        default=None, description="demand client certificates signed by this CA on TCP (mTLS)"
+    )
+    agent_tcp_insecure: bool = Field(
+        default=False,
+        description="allow a plain-text TCP listener beyond loopback (the token travels in clear)",
     )
     model_dir: Path = Field(
         default=Path("/var/lib/edgeinspect/models"), description="where package files are unpacked on load"
@@ -80,15 +92,47 @@ class AgentSettings(ServiceSettings):
         """Whoever reaches an unauthenticated TCP port could load models and drive the line."""
         if self.agent_token is not None and len(self.agent_token.get_secret_value()) < 16:
             raise ValueError("EI_AGENT_TOKEN is shorter than 16 characters; use a long random token")
-        if self.agent_token is None:
-            for name, addr in self.tcp_listeners():
-                if not is_loopback(listen_host(addr)):
-                    raise ValueError(
-                        f"{name}={addr} listens beyond this machine without authentication: set "
-                        "EI_AGENT_TOKEN (TCP clients send it as `authorization: Bearer ...`), or listen "
-                        "on 127.0.0.1 / the unix socket only"
-                    )
+        remote = self.remote_listener()
+        if self.agent_token is None and remote:
+            raise ValueError(
+                f"{remote} listens beyond this machine without authentication: set "
+                "EI_AGENT_TOKEN (TCP clients send it as `authorization: Bearer ...`), or listen "
+                "on 127.0.0.1 / the unix socket only"
+            )
         return self
+
+    @model_validator(mode="after")
+    def _tcp_beyond_loopback_needs_tls(self) -> AgentSettings:
+        """The token must not cross the network in clear: TLS, or an explicit insecure choice."""
+        if (self.agent_tls_cert_file is None) != (self.agent_tls_key_file is None):
+            raise ValueError("EI_AGENT_TLS_CERT_FILE and EI_AGENT_TLS_KEY_FILE go together")
+        if self.agent_tls_client_ca_file is not None and self.agent_tls_cert_file is None:
+            raise ValueError(
+                "EI_AGENT_TLS_CLIENT_CA_FILE (mTLS) needs the agent's own EI_AGENT_TLS_CERT_FILE and "
+                "EI_AGENT_TLS_KEY_FILE"
+            )
+        remote = self.remote_listener()
+        if self.agent_tls_cert_file is None and not self.agent_tcp_insecure and remote:
+            raise ValueError(
+                f"{remote} listens beyond this machine without TLS, so the token and every image would "
+                "cross the network in clear: set EI_AGENT_TLS_CERT_FILE and EI_AGENT_TLS_KEY_FILE "
+                "(clients trust it with EI_AGENT_TLS_CA_FILE), or EI_AGENT_TCP_INSECURE=true to accept "
+                "plain text on a network you trust"
+            )
+        return self
+
+    def server_tls(self) -> ServerTls | None:
+        """TLS for the TCP listeners, or None (plain)."""
+        if self.agent_tls_cert_file is None or self.agent_tls_key_file is None:
+            return None
+        return ServerTls(self.agent_tls_cert_file, self.agent_tls_key_file, self.agent_tls_client_ca_file)
+
+    def remote_listener(self) -> str:
+        """``VARIABLE=address`` of the first TCP listener reachable beyond this machine ("" if none)."""
+        for name, addr in self.tcp_listeners():
+            if not is_loopback(listen_host(addr)):
+                return f"{name}={addr}"
+        return ""
 
     def tcp_listeners(self) -> list[tuple[str, str]]:
         """(variable, address) of every TCP listener (a ``unix:`` address is not one)."""

@@ -42,7 +42,7 @@ def serve(settings: WorkerSettings) -> int:
     health = Health()
     stop = install_signal_handlers(health)
     streams = Streams.from_url(settings.redis_url, maxlen=settings.stream_maxlen)
-    agent = AgentClient(settings.agent_addr, timeout_s=settings.agent_timeout_s)
+    agent = AgentClient(settings.agent_addr, timeout_s=settings.agent_timeout_s, tls=settings.agent_tls())
     service = WorkerService(settings, streams, agent)
     health.add_check("redis", streams.ping)
     health.add_check("agent", service.agent_ready)

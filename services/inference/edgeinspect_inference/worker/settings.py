@@ -6,6 +6,7 @@ import os
 import socket
 from typing import ClassVar, Literal
 
+from edgeinspect.core.agent_tls import AgentClientTlsSettings
 from edgeinspect.core.settings import ServiceSettings
 from edgeinspect.core.thresholds import OverrideTable
 from pydantic import Field, field_validator
@@ -22,7 +23,7 @@ def default_consumer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class WorkerSettings(ServiceSettings):
+class WorkerSettings(ServiceSettings, AgentClientTlsSettings):
     """What the inference worker reads, which agent it calls, and how it decides, captures and alerts."""
 
     service_name: ClassVar[str] = "edgeinspect-inference"

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, Protocol
 
 from edgeinspect.core.agent_client import AgentClient, AliasInfo, ModelStats, ModelVersionInfo
+from edgeinspect.core.agent_tls import ClientTls
 from edgeinspect.core.errors import EdgeInspectError
 from edgeinspect.core.observability import get_logger
 from edgeinspect.core.thresholds import OverrideTable
@@ -34,9 +35,10 @@ class AgentLike(Protocol):
     def close(self) -> None: ...
 
 
-def connect_agent(addr: str, token: str = "") -> AgentLike:
-    """The real client (channels connect lazily, so this never blocks); ``token``: EI_AGENT_TOKEN."""
-    return AgentClient(addr, timeout_s=AGENT_TIMEOUT_S, token=token)
+def connect_agent(addr: str, token: str = "", tls: ClientTls | None = None) -> AgentLike:
+    """The real client (channels connect lazily, so this never blocks); ``token``: EI_AGENT_TOKEN,
+    ``tls``: the EI_AGENT_TLS_* trust for a TCP address."""
+    return AgentClient(addr, timeout_s=AGENT_TIMEOUT_S, token=token, tls=tls)
 
 
 def role_of(name: str, version: str, aliases: Sequence[AliasInfo]) -> tuple[list[str], Role]:
