@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edgeinspect.core.agent_client import AgentClient
+from edgeinspect.core.agent_tls import ClientTls
 from edgeinspect.core.observability import get_logger
 
 from edgeinspect_line_io.state import StateError
@@ -30,10 +31,18 @@ class RecipeSwitch:
     """Points the line's target aliases at a recipe's aliases through the agent's gRPC API."""
 
     def __init__(
-        self, agent_addr: str, targets: Sequence[str], *, token: str = "", timeout_s: float = 5.0
+        self,
+        agent_addr: str,
+        targets: Sequence[str],
+        *,
+        token: str = "",
+        tls: ClientTls | None = None,
+        timeout_s: float = 5.0,
     ) -> None:
         self.targets = tuple(targets)
-        self._agent = AgentClient(agent_addr, timeout_s=timeout_s, token=token) if self.targets else None
+        self._agent = (
+            AgentClient(agent_addr, timeout_s=timeout_s, token=token, tls=tls) if self.targets else None
+        )
 
     @staticmethod
     def source(recipe: str, target: str) -> str:

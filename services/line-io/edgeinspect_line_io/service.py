@@ -85,7 +85,10 @@ class LineIoService:
         self.state.subscribe(lambda _before, after: setattr(self.info, "state", int(after)))
         self.recipe = self.info.recipe = settings.recipes[0]
         self.recipes = RecipeSwitch(
-            settings.agent_addr, settings.recipe_targets, token=settings.agent_token.get_secret_value()
+            settings.agent_addr,
+            settings.recipe_targets,
+            token=settings.agent_token.get_secret_value(),
+            tls=settings.agent_tls(),
         )
         self._recipe_known = False  # the agent told us which recipe the targets point at
         self._recipe_error = ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
+from edgeinspect.core.agent_tls import AgentClientTlsSettings
 from edgeinspect.core.settings import ServiceSettings
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
@@ -32,7 +33,7 @@ def _names(value: object, allowed: tuple[str, ...], what: str) -> tuple[str, ...
     return names
 
 
-class LineIoSettings(ServiceSettings):
+class LineIoSettings(ServiceSettings, AgentClientTlsSettings):
     """Settings of ``edgeinspect-line-io`` (on top of the shared ``EI_REDIS_URL``, ``EI_LINE``, ...)."""
 
     service_name: ClassVar[str] = "line-io"
