@@ -107,7 +107,14 @@ def test_a_full_spool_disk_loses_no_capture(
     if s3_server.external:
         pytest.skip("EI_TEST_S3_URL points at an external server, which tests cannot stop")
     _endpoint, bucket = s3_bucket
-    _on_s3(edge, s3_server, bucket, spool_dir=str(small_disk / "spool"), read_batch="4")
+    _on_s3(
+        edge,
+        s3_server,
+        bucket,
+        spool_dir=str(small_disk / "spool"),
+        read_batch="4",
+        spool_reserve_bytes="24576",
+    )
     edge.kit.deploy()
     edge.start("worker")
     edge.start("uploader")

@@ -69,6 +69,7 @@ class UploaderService:
             settings.spool_quota_bytes,
             tombstone_ttl_s=settings.tombstone_ttl_s,
             rejected_keep=settings.rejected_keep,
+            reserve_bytes=settings.spool_reserve_bytes,
         )
         found = spool.open()
         journal = Journal(spool.state)

@@ -36,6 +36,11 @@ class UploaderSettings(ServiceSettings):
     spool_quota_bytes: int = Field(
         default=10 * GIB, ge=1, description="capture bytes the spool may hold before it evicts"
     )
+    spool_reserve_bytes: int = Field(
+        default=256 * 1024,
+        ge=0,
+        description="free disk a new capture must leave for the upload journal (a full disk still drains)",
+    )
     bandwidth_bytes_per_s: int = Field(default=0, ge=0, description="upload limit; 0 means unlimited")
     bandwidth_burst_bytes: int = Field(
         default=0, ge=0, description="token bucket size; 0 means a quarter second of bandwidth, >= 64 KiB"

@@ -16,7 +16,9 @@ it is the one dropped. Captures claimed by an upload batch are never evicted.
 
 from __future__ import annotations
 
+import errno
 import heapq
+import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -96,10 +98,12 @@ class Spool:
         *,
         tombstone_ttl_s: float = 86_400,
         rejected_keep: int = 1000,
+        reserve_bytes: int = 0,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.root = root
         self.quota_bytes = quota_bytes
+        self.reserve_bytes = reserve_bytes
         self.ready = root / "ready"
         self.incoming = root / "incoming"
         self.uploaded = root / "uploaded"
@@ -129,6 +133,23 @@ class Spool:
         self.prune_tombstones()
         return len(self._live)
 
+    def _check_reserve(self, size: int) -> None:
+        """ENOSPC unless ``size`` bytes leave ``reserve_bytes`` free on the spool's disk.
+
+        Why: the uploader must write its batch journal before it may upload (and so free) anything. If
+        new captures took every byte that finished uploads freed, a full disk would never drain; so
+        captures stop short of the last ``reserve_bytes`` and wait in Redis instead.
+        """
+        if self.reserve_bytes <= 0:
+            return
+        free = shutil.disk_usage(self.root).free
+        if free < size + self.reserve_bytes:
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left on device for a {size}-byte capture: {free} bytes free, "
+                f"{self.reserve_bytes} kept for the upload journal (EI_SPOOL_RESERVE_BYTES)",
+            )
+
     def _load(self, folder: Path) -> None:
         if (self.uploaded / folder.name).exists():
             remove_dir(folder)  # uploaded and confirmed; only the deletion was lost in a crash
@@ -156,6 +177,7 @@ class Spool:
                 self._drop(victim.name)
                 remove_dir(self.ready / victim.name)
             try:
+                self._check_reserve(entry.size)
                 published = publish_dir(self.incoming, self.ready / name, capture.files)
             except OSError as exc:
                 raise SpoolWriteError(exc, victims) from exc

@@ -149,3 +149,20 @@ def test_a_failed_write_still_reports_what_it_evicted(tmp_path: Path) -> None:
         spool.put(defect)
     assert [e.frame_id for e in failed.value.evicted] == ["f0000"]
     assert spool.stats().captures == 0
+
+
+def test_a_capture_that_would_eat_the_journal_reserve_waits_with_enospc(tmp_path: Path) -> None:
+    import errno
+    import shutil
+
+    (capture,) = [capture_files(c) for c in make_captures(1, "l1", ["defect"])]
+    free = shutil.disk_usage(tmp_path).free
+    spool = Spool(tmp_path, 10**9, reserve_bytes=free)  # whatever the disk holds: nothing may be taken
+    spool.open()
+    with pytest.raises(SpoolWriteError) as full:
+        spool.put(capture)
+    assert full.value.errno == errno.ENOSPC and "EI_SPOOL_RESERVE_BYTES" in str(full.value)
+    assert spool.stats().captures == 0 and not list(spool.ready.iterdir())
+    roomy = Spool(tmp_path, 10**9, reserve_bytes=1)
+    roomy.open()
+    assert roomy.put(capture).status is PutStatus.SPOOLED
