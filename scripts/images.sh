@@ -7,8 +7,9 @@
 #
 # Usage: scripts/images.sh [NAME...]     (default: every buildable image; names as in the table)
 # Env:   EI_BASE_IMAGE, EI_CACHE_DIR     see scripts/base-image.sh
-#        EI_TORCH_INDEX_URL             PyTorch's CPU wheel index for the cloud image (where it is
-#                                       unreachable: a one-package mirror of this host's CPU wheel)
+#        EI_TORCH_INDEX_URL             PyTorch's CPU wheel index for the cloud image, used when no
+#                                       local wheel folder of pip's (find-links) holds the pinned torch
+#        PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS   as for pip; default: pip's configuration
 # The Jetson agent (VARIANT=jetson) needs NVIDIA's L4T base image, which no package registry ships:
 # it is not built here.
 set -euo pipefail
@@ -35,31 +36,9 @@ t0=$(date +%s)
 base=$("$here/scripts/base-image.sh")
 base_bytes=$(podman image inspect --format '{{.Size}}' "$base")
 
-# the cloud image's torch: the CPU build, from PyPI's neighbour index or a mirror of it (as fresh-machine.sh)
-torch_args=()
-torch_index=${EI_TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}
-torch_mirror() {
-  if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=15)' \
-    "$torch_index/torch/" 2>/dev/null; then
-    torch_args=(--build-arg "TORCH_INDEX_URL=$torch_index")
-    return
-  fi
-  local req wheel="" dir mirror
-  req=$(grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
-  for dir in ${PIP_FIND_LINKS:-} $(pip3 config get global.find-links 2>/dev/null || true); do
-    wheel=$(ls "$dir"/torch-"${req#torch==}"+cpu-cp311-*linux*_x86_64.whl 2>/dev/null | head -1)
-    [ -n "$wheel" ] && break
-  done
-  [ -n "$wheel" ] || podman_fail "$torch_index is unreachable and no local ${req}+cpu wheel: set EI_TORCH_INDEX_URL"
-  mirror="$cache/torch-cpu-mirror"
-  mkdir -p "$mirror/simple/torch"
-  [ -f "$mirror/simple/torch/$(basename "$wheel")" ] || cp "$wheel" "$mirror/simple/torch/"
-  printf '<!DOCTYPE html><html><body><a href="%s">%s</a></body></html>\n' "$(basename "$wheel")" \
-    "$(basename "$wheel")" >"$mirror/simple/torch/index.html"
-  say "the CPU wheel index is unreachable from here: the cloud image's torch comes from a mirror of it"
-  say "holding this host's $(basename "$wheel")"
-  torch_args=(--volume "$mirror:/mirror:ro" --build-arg "TORCH_INDEX_URL=file:///mirror/simple")
-}
+ei_pip_build_args  # EI_PIP_BUILD_ARGS: this machine's pip index and wheel folders (podman-env.sh)
+# the cloud image's torch: the CPU build, from those wheel folders (as make setup), else this index
+torch_args=(--build-arg "TORCH_INDEX_URL=${EI_TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}")
 
 rows=()
 json=()
@@ -68,8 +47,8 @@ while read -r name dockerfile target repo; do
   if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " == *" $name "* ]]; then
     continue
   fi
-  extra=()
-  [ "$name" = cloud ] && { torch_mirror; extra=("${torch_args[@]}"); }
+  extra=("${EI_PIP_BUILD_ARGS[@]}")
+  [ "$name" = cloud ] && extra+=("${torch_args[@]}")
   # podman 4's builder (buildah 1.28) cannot resolve a stage named through an ARG (`FROM python-${VARIANT}`:
   # "short-name python-cpu did not resolve"); the CPU agent is built from a copy with VARIANT spelled out.
   if grep -q 'FROM [a-z-]*\${VARIANT}' "$dockerfile"; then

@@ -36,4 +36,36 @@ require_root_tools() {
   [ ${#missing[@]} -eq 0 ] || podman_fail "missing ${missing[*]}: run apt-get install -y ${missing[*]}"
 }
 
+# ei_pip_build_args: EI_PIP_BUILD_ARGS, the podman build options that make pip inside a build use what
+# pip on this machine uses (make setup does the same): its index, extra indexes and wheel folders, from
+# the environment or pip's configuration, passed as the PIP_* build arguments the Dockerfiles declare.
+# Local folders and file:// indexes are mounted read-only at the same paths, so a wheel on this
+# machine's disk (the cloud image's CPU torch, say) installs with no download. pip's cache is a build
+# cache mount every image shares (the Dockerfiles' RUN --mount=type=cache).
+ei_pip_setting() { # ei_pip_setting NAME: $PIP_<NAME>, else global.<name> of pip's configuration
+  local var
+  var="PIP_$(tr 'a-z-' 'A-Z_' <<<"$1")"
+  if [ -n "${!var:-}" ]; then echo "${!var}"; else python3 -m pip config get "global.$1" 2>/dev/null || true; fi
+}
+ei_pip_build_args() {
+  EI_PIP_BUILD_ARGS=()
+  local setting value location dir mounted=" "
+  for setting in index-url extra-index-url find-links; do
+    value=$(ei_pip_setting "$setting" | tr '\n' ' ' | xargs)
+    [ -n "$value" ] || continue
+    EI_PIP_BUILD_ARGS+=(--build-arg "PIP_$(tr 'a-z-' 'A-Z_' <<<"$setting")=$value")
+    for location in $value; do
+      case $location in
+        file://*) dir=$(dirname "${location#file://}") ;; # a file:// index: its folder and ../files
+        /*) dir=$location ;;
+        *) continue ;;
+      esac
+      if [ -d "$dir" ] && [[ "$mounted" != *" $dir "* ]]; then
+        EI_PIP_BUILD_ARGS+=(--volume "$dir:$dir:ro")
+        mounted+="$dir "
+      fi
+    done
+  done
+}
+
 require_root_tools
