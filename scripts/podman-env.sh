@@ -26,14 +26,24 @@ podman_fail() {
   exit 1
 }
 
-# require_root_tools TOOL...: root, podman and the named tools, or a failure with the install line.
+# require_root_tools TOOL...: root, podman and the named tools (installed with apt when missing, as
+# make setup installs the servers the tests run), or a failure that says what is missing and why.
 require_root_tools() {
   [ "$(id -u)" = 0 ] || podman_fail "needs root (rootless podman is not set up here); run as root"
   local missing=() tool
-  for tool in podman runc "$@"; do
+  for tool in podman runc debootstrap "$@"; do
     command -v "$tool" >/dev/null || missing+=("$tool")
   done
-  [ ${#missing[@]} -eq 0 ] || podman_fail "missing ${missing[*]}: run apt-get install -y ${missing[*]}"
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if command -v apt-get >/dev/null; then
+    printf '\033[1;34m[podman]\033[0m installing %s with apt\n' "${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null 2>&1; } \
+      || podman_fail "missing ${missing[*]} and apt-get could not install them: run apt-get install -y ${missing[*]}"
+    return 0
+  fi
+  podman_fail "missing ${missing[*]}: install them (Debian/Ubuntu: apt-get install -y ${missing[*]})"
 }
 
 # ei_pip_build_args: EI_PIP_BUILD_ARGS, the podman build options that make pip inside a build use what
