@@ -3,7 +3,9 @@
 # the local base image (scripts/base-image.sh: debootstrap bookworm + python3.11, shaped like
 # python:3.11-slim-bookworm) because no container registry can be pulled from here. Tagged as
 # docker-compose.yml (`edgeinspect-<name>:dev`) and the chart (`edgeinspect-<name>:<appVersion>`)
-# expect. Prints each image's size and build time, then one JSON line.
+# expect. Prints each image's size, size above the base and build time, then one JSON line; edge
+# images above the base plus 250 MB are marked there and counted (over_budget). The compose images'
+# first layers are the same in every Dockerfile, so they are built once (podman's layer cache).
 #
 # Usage: scripts/images.sh [NAME...]     (default: every buildable image; names as in the table)
 # Env:   EI_BASE_IMAGE, EI_CACHE_DIR     see scripts/base-image.sh
@@ -43,6 +45,8 @@ torch_args=(--build-arg "TORCH_INDEX_URL=${EI_TORCH_INDEX_URL:-https://download.
 rows=()
 json=()
 failed=0
+over=0
+EDGE_BUDGET_MB=250 # every edge image within the base image plus this (docs/deploy.md "Images")
 while read -r name dockerfile target repo; do
   if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " == *" $name "* ]]; then
     continue
@@ -64,9 +68,16 @@ while read -r name dockerfile target repo; do
     "${extra[@]}" -f "$dockerfile" --target "$target" -t "$repo:dev" -t "$repo:$version" . >"$log" 2>&1; then
     seconds=$(( $(date +%s) - start ))
     bytes=$(podman image inspect --format '{{.Size}}' "$repo:dev")
-    rows+=("$(printf '%-18s %-34s %8d %10d %9d' "$name" "$repo:dev" $((bytes / 1000000)) \
-      $(((bytes - base_bytes) / 1000000)) "$seconds")")
-    json+=("{\"image\": \"$name\", \"tag\": \"$repo:dev\", \"size_mb\": $((bytes / 1000000)), \"above_base_mb\": $(((bytes - base_bytes) / 1000000)), \"build_s\": $seconds}")
+    above=$(((bytes - base_bytes) / 1000000))
+    note=""
+    if [ "$name" = cloud ]; then
+      note="training image, not edge: PyTorch (CPU) + TensorFlow/Keras (docs/deploy.md)"
+    elif [ "$above" -gt "$EDGE_BUDGET_MB" ]; then
+      note="OVER the edge budget (base + $EDGE_BUDGET_MB MB)"
+      over=$((over + 1))
+    fi
+    rows+=("$(printf '%-18s %-34s %8d %10d %9d  %s' "$name" "$repo:dev" $((bytes / 1000000)) "$above" "$seconds" "$note")")
+    json+=("{\"image\": \"$name\", \"tag\": \"$repo:dev\", \"size_mb\": $((bytes / 1000000)), \"above_base_mb\": $above, \"build_s\": $seconds}")
   else
     seconds=$(( $(date +%s) - start ))
     failed=$((failed + 1))
@@ -81,6 +92,6 @@ printf '\n%-18s %-34s %8s %10s %9s\n' image tag size_MB above_base build_s
 printf '%-18s %-34s %8d %10s %9s\n' base "$base" $((base_bytes / 1000000)) - -
 printf '%s\n' "${rows[@]}"
 printf 'total %ss; agent-jetson not built (needs NVIDIA L4T base image)\n' "$total"
-printf '{"base_mb": %d, "total_s": %d, "failed": %d, "images": [%s]}\n' $((base_bytes / 1000000)) "$total" \
-  "$failed" "$(IFS=,; echo "${json[*]}" | sed 's/},{/}, {/g')"
+printf '{"base_mb": %d, "total_s": %d, "failed": %d, "over_budget": %d, "images": [%s]}\n' $((base_bytes / 1000000)) \
+  "$total" "$failed" "$over" "$(IFS=,; echo "${json[*]}" | sed 's/},{/}, {/g')"
 [ "$failed" = 0 ]
