@@ -30,6 +30,7 @@ agent services/inference/Dockerfile agent edgeinspect-agent
 model-manager services/model-manager/Dockerfile model-manager edgeinspect-model-manager
 uploader services/uploader/Dockerfile uploader edgeinspect-uploader
 ui services/ui/Dockerfile ui edgeinspect-ui
+line-io services/line-io/Dockerfile line-io edgeinspect-line-io
 fleet cloud/Dockerfile fleet edgeinspect-fleet
 cloud cloud/Dockerfile cloud edgeinspect-cloud"
 wanted=("$@")
