@@ -3,12 +3,15 @@
 # the local base image (scripts/base-image.sh: debootstrap bookworm + python3.11, shaped like
 # python:3.11-slim-bookworm) because no container registry can be pulled from here. Tagged as
 # docker-compose.yml (`edgeinspect-<name>:dev`) and the chart (`edgeinspect-<name>:<appVersion>`)
-# expect. Prints each image's size and build time, then one JSON line.
+# expect. Prints each image's size, size above the base and build time, then one JSON line; edge
+# images above the base plus 250 MB are marked there and counted (over_budget). The compose images'
+# first layers are the same in every Dockerfile, so they are built once (podman's layer cache).
 #
 # Usage: scripts/images.sh [NAME...]     (default: every buildable image; names as in the table)
 # Env:   EI_BASE_IMAGE, EI_CACHE_DIR     see scripts/base-image.sh
-#        EI_TORCH_INDEX_URL             PyTorch's CPU wheel index for the cloud image (where it is
-#                                       unreachable: a one-package mirror of this host's CPU wheel)
+#        EI_TORCH_INDEX_URL             PyTorch's CPU wheel index for the cloud image, used when no
+#                                       local wheel folder of pip's (find-links) holds the pinned torch
+#        PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS   as for pip; default: pip's configuration
 # The Jetson agent (VARIANT=jetson) needs NVIDIA's L4T base image, which no package registry ships:
 # it is not built here.
 set -euo pipefail
@@ -27,6 +30,7 @@ agent services/inference/Dockerfile agent edgeinspect-agent
 model-manager services/model-manager/Dockerfile model-manager edgeinspect-model-manager
 uploader services/uploader/Dockerfile uploader edgeinspect-uploader
 ui services/ui/Dockerfile ui edgeinspect-ui
+line-io services/line-io/Dockerfile line-io edgeinspect-line-io
 fleet cloud/Dockerfile fleet edgeinspect-fleet
 cloud cloud/Dockerfile cloud edgeinspect-cloud"
 wanted=("$@")
@@ -35,41 +39,21 @@ t0=$(date +%s)
 base=$("$here/scripts/base-image.sh")
 base_bytes=$(podman image inspect --format '{{.Size}}' "$base")
 
-# the cloud image's torch: the CPU build, from PyPI's neighbour index or a mirror of it (as fresh-machine.sh)
-torch_args=()
-torch_index=${EI_TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}
-torch_mirror() {
-  if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=15)' \
-    "$torch_index/torch/" 2>/dev/null; then
-    torch_args=(--build-arg "TORCH_INDEX_URL=$torch_index")
-    return
-  fi
-  local req wheel="" dir mirror
-  req=$(grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
-  for dir in ${PIP_FIND_LINKS:-} $(pip3 config get global.find-links 2>/dev/null || true); do
-    wheel=$(ls "$dir"/torch-"${req#torch==}"+cpu-cp311-*linux*_x86_64.whl 2>/dev/null | head -1)
-    [ -n "$wheel" ] && break
-  done
-  [ -n "$wheel" ] || podman_fail "$torch_index is unreachable and no local ${req}+cpu wheel: set EI_TORCH_INDEX_URL"
-  mirror="$cache/torch-cpu-mirror"
-  mkdir -p "$mirror/simple/torch"
-  [ -f "$mirror/simple/torch/$(basename "$wheel")" ] || cp "$wheel" "$mirror/simple/torch/"
-  printf '<!DOCTYPE html><html><body><a href="%s">%s</a></body></html>\n' "$(basename "$wheel")" \
-    "$(basename "$wheel")" >"$mirror/simple/torch/index.html"
-  say "the CPU wheel index is unreachable from here: the cloud image's torch comes from a mirror of it"
-  say "holding this host's $(basename "$wheel")"
-  torch_args=(--volume "$mirror:/mirror:ro" --build-arg "TORCH_INDEX_URL=file:///mirror/simple")
-}
+ei_pip_build_args  # EI_PIP_BUILD_ARGS: this machine's pip index and wheel folders (podman-env.sh)
+# the cloud image's torch: the CPU build, from those wheel folders (as make setup), else this index
+torch_args=(--build-arg "TORCH_INDEX_URL=${EI_TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}")
 
 rows=()
 json=()
 failed=0
+over=0
+EDGE_BUDGET_MB=250 # every edge image within the base image plus this (docs/deploy.md "Images")
 while read -r name dockerfile target repo; do
   if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " == *" $name "* ]]; then
     continue
   fi
-  extra=()
-  [ "$name" = cloud ] && { torch_mirror; extra=("${torch_args[@]}"); }
+  extra=("${EI_PIP_BUILD_ARGS[@]}")
+  [ "$name" = cloud ] && extra+=("${torch_args[@]}")
   # podman 4's builder (buildah 1.28) cannot resolve a stage named through an ARG (`FROM python-${VARIANT}`:
   # "short-name python-cpu did not resolve"); the CPU agent is built from a copy with VARIANT spelled out.
   if grep -q 'FROM [a-z-]*\${VARIANT}' "$dockerfile"; then
@@ -85,9 +69,16 @@ while read -r name dockerfile target repo; do
     "${extra[@]}" -f "$dockerfile" --target "$target" -t "$repo:dev" -t "$repo:$version" . >"$log" 2>&1; then
     seconds=$(( $(date +%s) - start ))
     bytes=$(podman image inspect --format '{{.Size}}' "$repo:dev")
-    rows+=("$(printf '%-18s %-34s %8d %10d %9d' "$name" "$repo:dev" $((bytes / 1000000)) \
-      $(((bytes - base_bytes) / 1000000)) "$seconds")")
-    json+=("{\"image\": \"$name\", \"tag\": \"$repo:dev\", \"size_mb\": $((bytes / 1000000)), \"above_base_mb\": $(((bytes - base_bytes) / 1000000)), \"build_s\": $seconds}")
+    above=$(((bytes - base_bytes) / 1000000))
+    note=""
+    if [ "$name" = cloud ]; then
+      note="training image, not edge: PyTorch (CPU) + TensorFlow/Keras (docs/deploy.md)"
+    elif [ "$above" -gt "$EDGE_BUDGET_MB" ]; then
+      note="OVER the edge budget (base + $EDGE_BUDGET_MB MB)"
+      over=$((over + 1))
+    fi
+    rows+=("$(printf '%-18s %-34s %8d %10d %9d  %s' "$name" "$repo:dev" $((bytes / 1000000)) "$above" "$seconds" "$note")")
+    json+=("{\"image\": \"$name\", \"tag\": \"$repo:dev\", \"size_mb\": $((bytes / 1000000)), \"above_base_mb\": $above, \"build_s\": $seconds}")
   else
     seconds=$(( $(date +%s) - start ))
     failed=$((failed + 1))
@@ -102,6 +93,6 @@ printf '\n%-18s %-34s %8s %10s %9s\n' image tag size_MB above_base build_s
 printf '%-18s %-34s %8d %10s %9s\n' base "$base" $((base_bytes / 1000000)) - -
 printf '%s\n' "${rows[@]}"
 printf 'total %ss; agent-jetson not built (needs NVIDIA L4T base image)\n' "$total"
-printf '{"base_mb": %d, "total_s": %d, "failed": %d, "images": [%s]}\n' $((base_bytes / 1000000)) "$total" \
-  "$failed" "$(IFS=,; echo "${json[*]}" | sed 's/},{/}, {/g')"
+printf '{"base_mb": %d, "total_s": %d, "failed": %d, "over_budget": %d, "images": [%s]}\n' $((base_bytes / 1000000)) \
+  "$total" "$failed" "$over" "$(IFS=,; echo "${json[*]}" | sed 's/},{/}, {/g')"
 [ "$failed" = 0 ]

@@ -35,11 +35,17 @@ def main(argv: list[str]) -> int:
 
         import boto3
 
-        for _ in range(60):  # compose may start this before the server answers (no health wait)
+        # compose may start this before the server answers (podman-compose has no health wait), and
+        # moto's server takes a while to start on a loaded machine: wait up to 5 minutes, then say so
+        deadline = time.monotonic() + 300
+        while True:
             try:
                 urllib.request.urlopen(f"{endpoint}/", timeout=3)
                 break
-            except OSError:
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    print(f"s3-standin: {endpoint} did not answer within 300 s ({exc})", file=sys.stderr)
+                    return 1
                 time.sleep(1)
 
         bucket = args[-1].split("/", 1)[1]

@@ -111,3 +111,13 @@ def test_edge_extra_is_the_union_of_the_edge_images() -> None:
 
 def test_cloud_image_may_train() -> None:
     assert {"torch", "tensorflow-cpu"} <= extra("cloud")
+
+
+@pytest.mark.parametrize("image", IMAGES, ids=lambda i: i.name)
+def test_base_dependencies_are_what_every_image_imports(image: Image) -> None:
+    """A base dependency one image never imports is weight in that image: it belongs in the extras."""
+    imported = frozenset().union(*_needed(image).values())
+    unused = base_dependencies() - _as_installed(image, imported)
+    assert not unused, (
+        f"{image.name} never imports base dependencies {sorted(unused)}: move them to the extras"
+    )
