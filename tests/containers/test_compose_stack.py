@@ -73,6 +73,24 @@ def _wait(what: str, probe: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
     pytest.fail(f"{what}: not within {timeout:.0f}s (last answer: {last!r})")
 
 
+def _one_shot_done(project: str, service: str) -> bool:
+    """Whether a one-shot service exited 0 (False while it runs; a test failure if it failed).
+
+    Why: with ``--no-deps`` podman-compose starts services in order without waiting for
+    ``service_completed_successfully``, so the checks must wait for the bucket themselves.
+    """
+    status = _podman(
+        "ps", "-a", "--filter", f"label=io.podman.compose.project={project}",
+        "--filter", f"label=com.docker.compose.service={service}", "--format", "{{.Names}} {{.Status}}",
+    ).strip()  # fmt: skip
+    if "Exited (0)" in status:
+        return True
+    if "Exited (" in status:
+        name = status.split()[0]
+        pytest.fail(f"{service} failed: {status}\n{_podman('logs', name, check=False)[-2000:]}")
+    return False
+
+
 @dataclass
 class Stack:
     project: str
@@ -159,6 +177,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         if up.returncode != 0:
             pytest.fail(f"podman-compose up failed ({up.returncode}):\n{up.stderr.decode()[-4000:]}")
+        _wait("minio-init created the bucket", lambda: _one_shot_done(project, "minio-init"))
         yield stack
     finally:
         subprocess.run(
