@@ -154,6 +154,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "EDGEINSPECT_MQTT_PASSWORD": uuid.uuid4().hex,
         "MINIO_ROOT_PASSWORD": uuid.uuid4().hex,
         "EDGEINSPECT_UI_TOKEN": token,
+        "EDGEINSPECT_TRIGGER_TOKEN": uuid.uuid4().hex,
         "EDGEINSPECT_UI_BIND": "127.0.0.1",
         "EDGEINSPECT_FPS": "4",
     }
