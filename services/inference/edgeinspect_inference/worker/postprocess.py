@@ -69,16 +69,8 @@ def postprocess_all(
     if manifest.task != "multitask":
         return [first]
     chosen = thresholds or manifest.thresholds
-    pixel = float(chosen.pixel if chosen.pixel is not None else 0.5)
-    meaning = _output_spec(manifest, SEGMENTATION_MEANINGS).meaning
-    tensor = _tensor(manifest, outputs, SEGMENTATION_MEANINGS)
-    score, model_mask = segmentation_score_and_mask(tensor, meaning, pixel)
-    area: int = 0
-    bbox: tuple[int, int, int, int] | None = None
-    mask: Mask | None = None
-    if want_mask:
-        mask = geometry.to_frame(model_mask)
-        area, bbox = mask_area_and_bbox(mask)
+    pixel = _pixel_threshold(chosen)
+    score, mask, area, bbox = _mask_answer(manifest, outputs, geometry, pixel, want_mask)
     second = _prediction(manifest, pixel, score, latency_ms, role, area, bbox, task="segmentation")
     return [first, ModelVerdict(second, mask)]
 
@@ -99,19 +91,33 @@ def postprocess(
     A ``multitask`` model gives its classification verdict here (:func:`postprocess_all` gives both).
     """
     chosen = thresholds or manifest.thresholds
-    wanted = SEGMENTATION_MEANINGS if manifest.task == "segmentation" else CLASSIFICATION_MEANINGS
-    spec = _output_spec(manifest, wanted)
-    tensor = _tensor(manifest, outputs, wanted)
     if manifest.task != "segmentation":
+        spec, tensor = _answer(manifest, outputs, CLASSIFICATION_MEANINGS)
         score = classification_score(tensor, spec.meaning)
         return ModelVerdict(_prediction(manifest, chosen.image, score, latency_ms, role))
-    pixel = float(chosen.pixel if chosen.pixel is not None else 0.5)
+    score, mask, area, bbox = _mask_answer(manifest, outputs, geometry, _pixel_threshold(chosen), want_mask)
+    return ModelVerdict(_prediction(manifest, chosen.image, score, latency_ms, role, area, bbox), mask)
+
+
+def _pixel_threshold(thresholds: Thresholds) -> float:
+    return float(thresholds.pixel if thresholds.pixel is not None else 0.5)
+
+
+def _mask_answer(
+    manifest: Manifest,
+    outputs: Mapping[str, npt.NDArray[Any]],
+    geometry: Geometry,
+    pixel: float,
+    want_mask: bool,
+) -> tuple[float, Mask | None, int, tuple[int, int, int, int] | None]:
+    """The mask output's image score, and (when wanted) its mask at frame resolution, area and box."""
+    spec, tensor = _answer(manifest, outputs, SEGMENTATION_MEANINGS)
     score, model_mask = segmentation_score_and_mask(tensor, spec.meaning, pixel)
     if not want_mask:
-        return ModelVerdict(_prediction(manifest, chosen.image, score, latency_ms, role))
+        return score, None, 0, None
     mask = geometry.to_frame(model_mask)
     area, bbox = mask_area_and_bbox(mask)
-    return ModelVerdict(_prediction(manifest, chosen.image, score, latency_ms, role, area, bbox), mask)
+    return score, mask, area, bbox
 
 
 def _prediction(
@@ -145,10 +151,10 @@ def _label(score: float, threshold: float) -> Literal["ok", "defect"]:
     return "defect" if is_defect(score, threshold) else "ok"
 
 
-def _tensor(
+def _answer(
     manifest: Manifest, outputs: Mapping[str, npt.NDArray[Any]], wanted: tuple[str, ...]
-) -> npt.NDArray[Any]:
-    """The returned tensor of the manifest's output with one of the ``wanted`` meanings."""
+) -> tuple[OutputSpec, npt.NDArray[Any]]:
+    """The manifest's output with one of the ``wanted`` meanings, and the tensor returned for it."""
     spec = _output_spec(manifest, wanted)
     tensor = outputs.get(spec.name)
     if tensor is None:
@@ -157,7 +163,7 @@ def _tensor(
             f"not the {spec.name!r} its manifest names",
             hint="the model file and its manifest disagree; rebuild the package",
         )
-    return tensor
+    return spec, tensor
 
 
 def _output_spec(manifest: Manifest, wanted: tuple[str, ...]) -> OutputSpec:
