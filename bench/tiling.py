@@ -22,7 +22,7 @@ latency p50/p99 (preprocess + agent + stitch, wall clock in this process), tiles
 memory (this process's numpy allocations during one frame, by ``tracemalloc``; the agent's peak RSS).
 Run from the repository root (minutes; rendering a frame takes seconds on a shared core):
 
-    nice -n 10 .venv/bin/python -m bench.tiling              # 24 frames of 3200 x 1160
+    nice -n 10 .venv/bin/python -m bench.tiling              # 24 frames of 4000 x 1160
     .venv/bin/python -m bench.tiling --quick                 # smoke run: 4 frames of 1920 x 696
 
 A table, then as the last line one JSON object with every figure; ``--out`` (default ``bench/out``)
@@ -97,7 +97,7 @@ class Tally:
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=24, help="frames judged (half defective)")
-    parser.add_argument("--height", type=int, default=3200, help="frame height in pixels")
+    parser.add_argument("--height", type=int, default=4000, help="frame height in pixels")
     parser.add_argument("--width", type=int, default=1160, help="frame width in pixels")
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--overlap", type=float, default=0.125, help="tile overlap (fraction of a tile)")
@@ -124,17 +124,19 @@ def build_packages(work: Path) -> tuple[list[Path], Path]:
     for task in ALIASES:
         folder = DEMO_MODELS / task
         spec = ModelSpec.read(folder / "model_spec.json")
-        manifest = Manifest(
-            name=f"bench-{task[:3]}",
-            version="1",
-            task=spec.task,
-            framework=Framework(name="onnx", version=onnx.__version__),
-            created_at=utc_now(),
-            input=spec.input,
-            outputs=spec.outputs,
-            thresholds=spec.thresholds,
-            dataset_fingerprint="demo-models",
-            tiling=hint,
+        manifest = Manifest.model_validate(
+            {
+                "name": f"bench-{task[:3]}",
+                "version": "1",
+                "task": spec.task,
+                "framework": Framework(name="onnx", version=onnx.__version__),
+                "created_at": utc_now(),
+                "input": spec.input,
+                "outputs": spec.outputs,
+                "thresholds": spec.thresholds,
+                "dataset_fingerprint": "demo-models",
+                "tiling": hint,
+            }
         )
         _, _, height, width = spec.input.shape
         golden_in = np.random.default_rng(0).integers(0, 256, (1, 3, height, width), dtype=np.uint8)

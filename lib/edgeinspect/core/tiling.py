@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgeinspect.core.errors import ImageError
+from edgeinspect.core.images import MAX_PIXELS
 from edgeinspect.core.package.manifest import InputSpec, TilingHint
 
 Blend = Literal["max", "mean"]
@@ -40,8 +41,9 @@ well inside its neighbour."""
 DEFAULT_MIN_SCALE = 4.0
 """``auto`` tiles a frame at least this many tiles long on either axis: "much larger" than the model
 input, so a frame only a little larger than the input (resized as the model was trained) is not."""
-DEFAULT_MAX_PIXELS = 40_000_000
-"""Frames above this are refused when tiling is possible: the stitched plane alone is 160 MB here."""
+DEFAULT_MAX_PIXELS = MAX_PIXELS
+"""Frames above this are refused when tiling is possible (the stitched plane alone is 200 MB here);
+by default what decoding accepts, so no frame judged before tiling existed is refused now."""
 _MIN_WEIGHT = 1e-3
 
 

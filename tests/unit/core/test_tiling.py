@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
-from edgeinspect.core.errors import ImageError
-from edgeinspect.core.package import TilingHint
+from edgeinspect.core.errors import ImageError, PackageError
+from edgeinspect.core.package import Manifest, TilingHint
 from edgeinspect.core.tiling import (
     FrameTooLarge,
     Stitcher,
@@ -143,3 +145,20 @@ def test_a_frame_over_the_pixel_bound_is_refused_with_what_to_do() -> None:
         decide(5000, 5000, SPEC, TilingConfig(max_pixels=20_000_000))
     assert "EI_TILING_MAX_PIXELS" in caught.value.hint
     assert decide(5000, 5000, SPEC, TilingConfig(mode="off", max_pixels=1)) is None
+
+
+def test_the_manifest_tiling_hint_round_trips_and_is_left_out_when_absent() -> None:
+    plain = manifest()
+    assert b'"tiling"' not in plain.to_json_bytes()  # devices that predate the field still read it
+    hinted = manifest(tiling=TilingHint(tile_height=640, tile_width=232, overlap=0.2, blend="mean"))
+    again = Manifest.from_json_bytes(hinted.to_json_bytes())
+    assert again.tiling == hinted.tiling and again.tiling is not None and again.tiling.mode == "auto"
+
+
+@pytest.mark.parametrize(
+    "bad", [{"overlap": 0.95}, {"tile_height": 0}, {"min_scale": 0.5}, {"mode": "always"}, {"size": 3}]
+)
+def test_a_bad_tiling_hint_is_refused_naming_the_field(bad: dict[str, object]) -> None:
+    data = manifest().model_dump(mode="json") | {"tiling": bad}
+    with pytest.raises(PackageError, match="tiling"):
+        Manifest.from_json_bytes(json.dumps(data).encode())

@@ -32,7 +32,7 @@ from edgeinspect.core.errors import AgentError, ImageError, MessageError
 from edgeinspect.core.package import Manifest, Thresholds
 from edgeinspect.core.postprocess import CLASSIFICATION_MEANINGS, SEGMENTATION_MEANINGS, classification_score
 from edgeinspect.core.preprocess import Geometry, Preprocessed, preprocess
-from edgeinspect.core.tiling import FrameTooLarge, Stitcher, TilePlan, TilingConfig, decide
+from edgeinspect.core.tiling import Blend, FrameTooLarge, Stitcher, Tile, TilePlan, TilingConfig, decide
 
 from edgeinspect_inference.worker.agentcalls import AgentModelCaller
 from edgeinspect_inference.worker.catalog import Target
@@ -76,21 +76,28 @@ class TiledCaller:
             raise ModelProblem(f"{target.alias}: {exc}", reason="frame_too_large", hint=exc.hint) from exc
 
     def __call__(self, target: Target, image: Image, plan: TilePlan, frame_id: str) -> Answer:
-        """The alias's answer on the whole frame, from its answers on ``plan``'s tiles."""
+        """The alias's answer on the whole frame, from its answers on ``plan``'s tiles.
+
+        Tiles are preprocessed, sent and folded into the frame's outputs ``batch`` at a time, so a
+        frame holds one request's tiles and answers at once, plus the stitched plane.
+        """
         started = time.perf_counter()
-        try:
-            crops = [preprocess(tile.crop(image), target.manifest.input) for tile in plan.tiles]
-        except ImageError as exc:
-            raise ModelProblem(
-                f"{target.alias}: cannot preprocess a tile: {exc}", reason="preprocess"
-            ) from exc
-        results, latency_ms = self._predict_tiles(target, [p.tensor for p in crops], frame_id)
+        frame = FrameOutputs(target.manifest, image.shape[0], image.shape[1], plan.blend)
+        latency_ms = 0.0
+        for first in range(0, len(plan.tiles), self._batch):
+            tiles = plan.tiles[first : first + self._batch]
+            crops = self._preprocess(target, image, tiles)
+            answered = self._predict(target, [c.tensor for c in crops], f"{frame_id}#{first}")
+            latency_ms += _request_latency_ms(answered)
+            try:
+                frame.add(tiles, crops, answered)
+            except (MessageError, ImageError) as exc:
+                raise ModelProblem(f"{target.alias}: {exc.message}", reason="output") from exc
         self._metrics.round_trip.labels(target.alias).observe(time.perf_counter() - started)
         try:
-            outputs = self._frame_outputs(target.manifest, plan, crops, results, image.shape[:2])
             verdicts = postprocess_all(
                 target.manifest,
-                outputs,
+                frame.outputs(),
                 _identity(image.shape[0], image.shape[1]),
                 latency_ms=latency_ms,
                 thresholds=self._thresholds(target.manifest),
@@ -101,73 +108,76 @@ class TiledCaller:
         primary, *more = verdicts
         return Answer(target.alias, primary, None, tuple(more))
 
-    def _predict_tiles(
-        self, target: Target, tensors: list[npt.NDArray[Any]], frame_id: str
-    ) -> tuple[list[PredictResult], float]:
-        """Every tile's answer, ``batch`` tiles per request, all from the version the target names;
-        and the model's own time over all requests."""
+    def _preprocess(self, target: Target, image: Image, tiles: Sequence[Tile]) -> list[Preprocessed]:
+        try:
+            return [preprocess(tile.crop(image), target.manifest.input) for tile in tiles]
+        except ImageError as exc:
+            raise ModelProblem(
+                f"{target.alias}: cannot preprocess a tile: {exc}", reason="preprocess"
+            ) from exc
+
+    def _predict(self, target: Target, tensors: list[npt.NDArray[Any]], call_id: str) -> list[PredictResult]:
+        """One request's tiles answered, all by the version the target names (else the frame is stale)."""
         name = target.manifest.input.name
-        results: list[PredictResult] = []
-        latency_ms = 0.0
-        for first in range(0, len(tensors), self._batch):
-            chunk = tensors[first : first + self._batch]
-            calls = [
-                PredictCall(target.alias, {name: t}, f"{frame_id}#{first + i}") for i, t in enumerate(chunk)
-            ]
-            try:
-                answered = self._client.predict_batch(calls, timeout_s=self._timeout_s)
-            except AgentError as exc:
-                raise self._caller._translate(target, exc) from exc
-            results += answered
-            latency_ms += _request_latency_ms(answered)
-        versions = {(r.name, r.version) for r in results}
+        calls = [PredictCall(target.alias, {name: t}, f"{call_id}+{i}") for i, t in enumerate(tensors)]
+        try:
+            answered = self._client.predict_batch(calls, timeout_s=self._timeout_s)
+        except AgentError as exc:
+            raise self._caller._translate(target, exc) from exc
+        versions = {(r.name, r.version) for r in answered}
         if versions != {(target.name, target.version)}:
             raise StaleTarget(
                 f"{target.alias}: tiles were answered by {sorted(versions)}, "
                 f"not all by {target.name}:{target.version}"
             )
-        return results, latency_ms
-
-    def _frame_outputs(
-        self,
-        manifest: Manifest,
-        plan: TilePlan,
-        crops: Sequence[Preprocessed],
-        results: Sequence[PredictResult],
-        frame_shape: tuple[int, ...],
-    ) -> dict[str, npt.NDArray[Any]]:
-        """The outputs the model would have given for the whole frame: best tile's score, stitched mask."""
-        outputs: dict[str, npt.NDArray[Any]] = {}
-        for spec in manifest.outputs:
-            tensors = [r.outputs.get(spec.name) for r in results]
-            if any(t is None for t in tensors):
-                continue  # postprocess names the missing output if the task needs it
-            present: list[npt.NDArray[Any]] = [t for t in tensors if t is not None]
-            if spec.meaning in CLASSIFICATION_MEANINGS:
-                scores = [classification_score(t, spec.meaning) for t in present]
-                outputs[spec.name] = present[int(np.argmax(scores))]
-            elif spec.meaning in SEGMENTATION_MEANINGS:
-                outputs[spec.name] = stitch(plan, crops, present, frame_shape)
-        return outputs
+        return answered
 
     def _thresholds(self, manifest: Manifest) -> Thresholds | None:
         return None if self._overrides is None else self._overrides.thresholds(manifest)[0]
 
 
-def stitch(
-    plan: TilePlan,
-    crops: Sequence[Preprocessed],
-    planes: Sequence[npt.NDArray[Any]],
-    frame_shape: tuple[int, ...],
-) -> npt.NDArray[np.float32]:
-    """The tiles' mask planes (model resolution) back at tile size, stitched into one frame plane."""
-    stitcher = Stitcher(int(frame_shape[0]), int(frame_shape[1]), plan.blend)
-    for tile, crop, tensor in zip(plan.tiles, crops, planes, strict=True):
-        plane = np.asarray(tensor)
-        if plane.ndim < 2 or plane.size != plane.shape[-2] * plane.shape[-1]:
-            raise MessageError(f"segmentation output must hold one HxW plane per tile, got {plane.shape}")
-        stitcher.add(tile, crop.geometry.to_frame(plane.reshape(plane.shape[-2:]).astype(np.float32)))
-    return stitcher.result()
+class FrameOutputs:
+    """The outputs the model would have given for the whole frame, folded in tile by tile:
+    the image output of the tile with the highest defect score, and the stitched mask plane."""
+
+    def __init__(self, manifest: Manifest, height: int, width: int, blend: Blend) -> None:
+        self._manifest = manifest
+        self._best: dict[str, tuple[float, npt.NDArray[Any]]] = {}
+        self._stitchers: dict[str, Stitcher] = {}
+        self._missing: set[str] = set()
+        for spec in manifest.outputs:
+            if spec.meaning in SEGMENTATION_MEANINGS:
+                self._stitchers[spec.name] = Stitcher(height, width, blend)
+
+    def add(
+        self, tiles: Sequence[Tile], crops: Sequence[Preprocessed], results: Sequence[PredictResult]
+    ) -> None:
+        """Fold these tiles' answers in; ``MessageError`` for a malformed output."""
+        for spec in self._manifest.outputs:
+            for tile, crop, result in zip(tiles, crops, results, strict=True):
+                tensor = result.outputs.get(spec.name)
+                if tensor is None:
+                    self._missing.add(spec.name)  # postprocess names it if the task needs it
+                elif spec.meaning in CLASSIFICATION_MEANINGS:
+                    score = classification_score(tensor, spec.meaning)
+                    if spec.name not in self._best or score > self._best[spec.name][0]:
+                        self._best[spec.name] = (score, tensor)
+                elif spec.name in self._stitchers:
+                    self._stitchers[spec.name].add(tile, crop.geometry.to_frame(_plane(tensor)))
+
+    def outputs(self) -> dict[str, npt.NDArray[Any]]:
+        """The frame's outputs by name (an output some tile lacked is left out)."""
+        found: dict[str, npt.NDArray[Any]] = {name: best for name, (_, best) in self._best.items()}
+        found |= {name: stitcher.result() for name, stitcher in self._stitchers.items()}
+        return {name: value for name, value in found.items() if name not in self._missing}
+
+
+def _plane(tensor: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    """One tile's ``HxW`` mask plane (model resolution) as float32."""
+    plane = np.asarray(tensor)
+    if plane.ndim < 2 or plane.size != plane.shape[-2] * plane.shape[-1]:
+        raise MessageError(f"segmentation output must hold one HxW plane per tile, got shape {plane.shape}")
+    return plane.reshape(plane.shape[-2:]).astype(np.float32, copy=False)
 
 
 def _identity(height: int, width: int) -> Geometry:
