@@ -168,7 +168,7 @@ class FrameOutputs:
     def outputs(self) -> dict[str, npt.NDArray[Any]]:
         """The frame's outputs by name (an output some tile lacked is left out)."""
         found: dict[str, npt.NDArray[Any]] = {name: best for name, (_, best) in self._best.items()}
-        found |= {name: stitcher.result() for name, stitcher in self._stitchers.items()}
+        found |= {name: s.result() for name, s in self._stitchers.items() if name not in self._missing}
         return {name: value for name, value in found.items() if name not in self._missing}
 
 
