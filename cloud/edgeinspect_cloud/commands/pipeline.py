@@ -30,6 +30,7 @@ from edgeinspect_cloud.pipeline.graph import KEYED_STEPS
 from edgeinspect_cloud.pipeline.remote import is_url
 from edgeinspect_cloud.pipeline.steps_gate import GateFailedError
 from edgeinspect_cloud.registry.gate import default_gate
+from edgeinspect_cloud.training.multitask_arch import parse_arch
 
 
 def register(subparsers: Any) -> None:
@@ -70,6 +71,14 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("--seed", type=int, default=0, help="seed of split, initialisation and augmentation")
     run.add_argument("--epochs", type=int, help="override the number of training epochs")
+    run.add_argument(
+        "--arch",
+        metavar="RECIPE",
+        help="multitask only: the network's recipe, a preset (baseline, seg-first, wide16, sep16, deep4, "
+        "stem4-w16, sep16-seg) optionally followed by ,key=value overrides (width, stages, stem, block, "
+        "skips, input, mask_weight, seg_warmup); default: the default preset (docs/training.md)",
+    )
+    run.add_argument("--device", default="cpu", help="multitask only: train on cpu (default), cuda or cuda:N")
     run.add_argument(
         "--threshold-policy",
         default="best-f1",
@@ -163,6 +172,12 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
             "the register step needs a registry", hint="pass --registry s3://... or file:///..."
         )
     policy = ThresholdPolicy.parse(args.threshold_policy)  # a typo must not cost a training
+    if (args.arch is not None or args.device != "cpu") and "multitask" not in tasks:
+        raise PipelineError(
+            "--arch and --device are for the multitask model", hint="add --task multitask, or drop them"
+        )
+    if args.arch is not None:
+        parse_arch(args.arch)  # a typo must not cost a data step either
     return PipelineOptions(
         run_dir=args.out,
         tasks=tasks,  # type: ignore[arg-type]
@@ -180,6 +195,8 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         progress=not args.no_progress,
         compile=CompileOptions(quantize=not args.no_int8),
         threshold_policy=str(policy),
+        arch=args.arch,
+        device=args.device,
         gate=default_gate().with_overrides(
             min_image_ap=args.gate_min_ap, min_recall=args.gate_min_recall, min_dice=args.gate_min_dice
         ),

@@ -76,6 +76,10 @@ class PipelineOptions:
     """Object-storage home of the run folder (engine containers): pulled before, pushed after each step."""
     dataset_urls: list[str] = field(default_factory=list)
     """``s3://``/``file://`` datasets, fetched into the run folder's ``.datasets/`` before the steps."""
+    arch: str | None = None
+    """The multi-task network's recipe (``--arch``: preset[,key=value...]); ``None``: the default preset."""
+    device: str = "cpu"
+    """Where the multi-task model trains (``--device``: cpu, cuda, cuda:N)."""
 
     def signing_key(self) -> Ed25519PrivateKey:
         """The ``--key`` private key: package and register sign with it; agent-check trusts its public key."""

@@ -18,7 +18,7 @@ from edgeinspect_cloud.evaluation.report import write_report
 from edgeinspect_cloud.evaluation.runner import OnnxModel
 from edgeinspect_cloud.evaluation.spec import ModelSpec
 from edgeinspect_cloud.pipeline.layout import PipelineError, PipelineOptions, RunLayout, Task
-from edgeinspect_cloud.training.config import TrainConfig, TrainResult, default_config
+from edgeinspect_cloud.training.config import TrainConfig, TrainResult, default_config, with_arch
 
 SPEC_FILE = "model_spec.json"
 MODEL_FILE = "model.onnx"
@@ -86,13 +86,19 @@ def _link(source: Path, link: Path) -> None:
 
 
 def train_config(options: PipelineOptions, task: Task) -> TrainConfig:
-    """The trainer's defaults for ``task`` (its profile), with this run's seed, epochs and progress."""
-    return default_config(task, quick=options.quick, profile=options.profile).with_overrides(
+    """The trainer's defaults for ``task`` (its profile), with this run's seed, epochs and progress.
+
+    A multi-task run also takes ``--arch`` (the recipe, its width and input size) and ``--device``.
+    """
+    config = default_config(task, quick=options.quick, profile=options.profile).with_overrides(
         seed=options.seed,
         epochs=options.epochs,
         progress=options.progress,
         threshold_policy=options.threshold_policy,
     )
+    if task != "multitask":
+        return config
+    return with_arch(config, options.arch).with_overrides(device=options.device)
 
 
 def step_train(options: PipelineOptions, layout: RunLayout, task: Task) -> tuple[dict[str, Any], TrainResult]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace as replace_arch
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from edgeinspect.core.preprocess import ResizeMode
 from edgeinspect_cloud.data.augment import AugmentConfig
 from edgeinspect_cloud.errors import EvaluationError, TrainingError
 from edgeinspect_cloud.evaluation.metrics import ThresholdPolicy
+from edgeinspect_cloud.training.multitask_arch import DEFAULT_PRESET, parse_arch
 
 Task = Literal["classification", "segmentation", "multitask"]
 Profile = Literal["default", "quick", "demo"]
@@ -43,7 +45,10 @@ class TrainConfig:
     many rows (a multiple of 16), about ``height / crop_height`` times cheaper; inference takes the
     full input. ``threshold_policy`` is how the shipped image threshold is chosen on validation
     (:class:`~edgeinspect_cloud.evaluation.metrics.ThresholdPolicy`: ``best-f1``,
-    ``target-recall:0.99``, ``max-false-reject:0.01``).
+    ``target-recall:0.99``, ``max-false-reject:0.01``). ``arch`` (multi-task only) is the network's
+    recipe in :func:`~edgeinspect_cloud.training.multitask_arch.parse_arch`'s text form; set it with
+    :func:`with_arch`, which also applies the recipe's width and input size. ``device`` is where
+    PyTorch trains (``cpu``, or ``cuda``/``cuda:N`` where there is one); the export is on the CPU.
     """
 
     task: Task
@@ -65,6 +70,8 @@ class TrainConfig:
     max_train_images: int | None = None
     crop_height: int | None = None
     threshold_policy: str = "best-f1"
+    arch: str | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -81,6 +88,20 @@ class TrainConfig:
             ThresholdPolicy.parse(self.threshold_policy)
         except EvaluationError as exc:
             raise TrainingError(exc.message, hint=exc.hint) from exc
+        if self.arch is not None:
+            if self.task != "multitask":
+                raise TrainingError(
+                    f"an architecture recipe ({self.arch!r}) is for the multitask task, not {self.task}",
+                    hint="drop --arch, or train --task multitask",
+                )
+            parse_arch(self.arch)
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            raise TrainingError(f"unknown training device {self.device!r}", hint="use cpu, cuda or cuda:N")
+        if self.device != "cpu" and self.task != "multitask":
+            raise TrainingError(
+                f"training on {self.device} is supported for the multitask task only, not {self.task}",
+                hint="drop --device (train on the CPU)",
+            )
         if self.height < 16 or self.img_width < 16:
             raise TrainingError(
                 f"input {self.height}x{self.img_width} is too small", hint="use at least 16x16 pixels"
@@ -93,6 +114,25 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings, for the run folder (so a run says how it was made)."""
         return asdict(self)
+
+
+def with_arch(config: TrainConfig, text: str | None) -> TrainConfig:
+    """``config`` training the multi-task recipe ``text`` (preset[,key=value...]; ``None``: keep).
+
+    The recipe's ``width`` and ``input`` (when it names them) replace the profile's; a crop taller
+    than the new input is dropped (whole frames). ``arch`` keeps the recipe's full text, so the run
+    folder's ``config.json`` says exactly what was built.
+    """
+    if text is None:
+        return config
+    recipe = parse_arch(text)
+    recipe = replace_arch(recipe, width=recipe.width or config.width)
+    changes: dict[str, Any] = {"arch": recipe.text(), "width": recipe.width}
+    if recipe.input is not None:
+        changes.update(height=recipe.input[0], img_width=recipe.input[1])
+        if config.crop_height is not None and config.crop_height >= recipe.input[0]:
+            changes["crop_height"] = None
+    return replace(config, **{k: v for k, v in changes.items() if v is not None or k == "crop_height"})
 
 
 def default_config(task: Task, *, quick: bool = False, profile: Profile | None = None) -> TrainConfig:
@@ -132,20 +172,25 @@ def _multitask_config(profile: Profile) -> TrainConfig:
 
     ``demo`` trains 8 epochs on 64-row crops of the 256x96 input (the crop's label is whether it
     holds a defect pixel), as the demo's U-Net does; ``default`` 24 epochs on 96-row crops of 320x112.
+    Both build :data:`~edgeinspect_cloud.training.multitask_arch.DEFAULT_PRESET` (its width and input
+    size, where it names them, replace the profile's); ``quick`` the baseline at width 4.
     """
     if profile == "quick":
-        return TrainConfig(
+        quick = TrainConfig(
             task="multitask", height=128, img_width=48, width=4, epochs=3, patience=3, learning_rate=3e-3
         )
+        return with_arch(quick, "baseline")  # tests: the cheapest recipe at the profile's width
     if profile == "demo":
-        return TrainConfig(
+        demo = TrainConfig(
             task="multitask", height=256, img_width=96, width=8, epochs=8, patience=6,
             learning_rate=3e-3, crop_height=64,
         )  # fmt: skip
-    return TrainConfig(
+        return with_arch(demo, DEFAULT_PRESET)
+    full = TrainConfig(
         task="multitask", height=320, img_width=112, width=12, epochs=24, patience=10,
         learning_rate=2e-3, crop_height=96,
     )  # fmt: skip
+    return with_arch(full, DEFAULT_PRESET)
 
 
 @dataclass

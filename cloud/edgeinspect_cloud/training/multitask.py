@@ -14,6 +14,7 @@ training early.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from edgeinspect_cloud.data.arrays import ArraySet
 from edgeinspect_cloud.evaluation.metrics import average_precision, dice_iou
 from edgeinspect_cloud.training.config import TrainConfig, TrainResult, default_config
 from edgeinspect_cloud.training.finish import FitOutcome, run_training
+from edgeinspect_cloud.training.multitask_arch import parse_arch
 from edgeinspect_cloud.training.multitask_net import ContractMultiTask, MultiTaskNet
 from edgeinspect_cloud.training.prepare import PreparedData
 from edgeinspect_cloud.training.torchfit import configure_torch, fit_torch
@@ -32,15 +34,16 @@ from edgeinspect_cloud.training.torchfit import configure_torch, fit_torch
 log = get_logger("edgeinspect.cloud.train.multitask")
 
 MASK_WEIGHT = 1.0
-"""Weight of the mask loss beside the image loss."""
+"""Default weight of the mask loss beside the image loss (a recipe's ``mask_weight`` replaces it)."""
 MASK_POS_WEIGHT = 10.0
 """Weight of a defect pixel against a good one in the mask's cross-entropy (defects are < 1%)."""
 
 
 def build_multitask(config: TrainConfig, data: PreparedData) -> ContractMultiTask:
-    """The network of ``config.width`` wrapped with the input's normalisation (uint8 in)."""
+    """The network of ``config.arch`` at ``config.width``, with the input's normalisation (uint8 in)."""
     norm = data.spec.normalisation
-    return ContractMultiTask(MultiTaskNet(config.width), norm.mean, norm.std, norm.scale)
+    arch = replace(parse_arch(config.arch), width=config.width)
+    return ContractMultiTask(MultiTaskNet(arch), norm.mean, norm.std, norm.scale)
 
 
 def predict_both(
@@ -48,12 +51,13 @@ def predict_both(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(defect probabilities ``[N]``, mask probabilities ``[N, H, W]``) of uint8 NCHW images."""
     model.eval()
+    device = next(model.parameters()).device
     scores, masks = [], []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            score, mask = model(torch.from_numpy(images[start : start + batch_size]))
-            scores.append(score.numpy()[:, 0])
-            masks.append(mask.numpy()[:, 0])
+            score, mask = model(torch.from_numpy(images[start : start + batch_size]).to(device))
+            scores.append(score.cpu().numpy()[:, 0])
+            masks.append(mask.cpu().numpy()[:, 0])
     if not scores:
         return np.zeros(0, np.float32), np.zeros((0, *images.shape[2:]), np.float32)
     return np.concatenate(scores), np.concatenate(masks)
@@ -72,9 +76,24 @@ def train_multitask(
 
 
 def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
+    recipe = parse_arch(cfg.arch)
+    weights = {"image": 1.0}
+
+    def epoch_start(epoch: int) -> None:
+        """The recipe's warm-up: masks alone for ``seg_warmup`` epochs, then both answers."""
+        weights["image"] = 0.0 if epoch <= recipe.seg_warmup else 1.0
+
+    def loss(
+        model: ContractMultiTask, pixels: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor
+    ) -> torch.Tensor:
+        return multitask_loss(
+            model, pixels, labels, masks, mask_weight=recipe.mask_weight, image_weight=weights["image"]
+        )
+
     return fit_torch(
-        build_multitask(cfg, data), cfg, data, folder, name="multitask", loss=multitask_loss,
+        build_multitask(cfg, data), cfg, data, folder, name="multitask", loss=loss,
         validate=_validate, rank=lambda v: (v["val_ap"] + v["val_dice"],), log=log,
+        epoch_start=epoch_start,
     )  # fmt: skip
 
 
@@ -90,16 +109,22 @@ def _validate(model: ContractMultiTask, val: ArraySet) -> dict[str, float]:
 
 
 def multitask_loss(
-    model: ContractMultiTask, pixels: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor
+    model: ContractMultiTask,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    masks: torch.Tensor,
+    *,
+    mask_weight: float = MASK_WEIGHT,
+    image_weight: float = 1.0,
 ) -> torch.Tensor:
-    """Image BCE + :data:`MASK_WEIGHT` x (positive-weighted pixel BCE + soft Dice over the batch)."""
+    """``image_weight`` x image BCE + ``mask_weight`` x (positive-weighted pixel BCE + soft Dice)."""
     logit, mask_logits = model.logits(pixels)
     truth = (masks[:, None] > 0.5).to(torch.float32)
     image_loss = F.binary_cross_entropy_with_logits(logit, labels)
     pixel_loss = F.binary_cross_entropy_with_logits(
-        mask_logits, truth, pos_weight=torch.tensor(MASK_POS_WEIGHT)
+        mask_logits, truth, pos_weight=torch.tensor(MASK_POS_WEIGHT, device=mask_logits.device)
     )
     probabilities = torch.sigmoid(mask_logits)
     dice = (2.0 * (probabilities * truth).sum() + 1.0) / (probabilities.sum() + truth.sum() + 1.0)
-    total: torch.Tensor = image_loss + MASK_WEIGHT * (pixel_loss + 1.0 - dice)
+    total: torch.Tensor = image_weight * image_loss + mask_weight * (pixel_loss + 1.0 - dice)
     return total

@@ -6,18 +6,23 @@ networks that lead on KolektorSDD2 (Bozic et al. 2021): the segmentation head is
 masks, and the classification head decides from the *segmentation* features and the mask itself, so
 the image label and the masks teach one representation.
 
-:class:`MultiTaskNet` (plain PyTorch, no torchvision), width ``w``:
+:class:`MultiTaskNet` (plain PyTorch, no torchvision), built from a
+:class:`~edgeinspect_cloud.training.multitask_arch.MultiTaskArch` (the ``baseline`` preset, width
+``w``, is described here; the others change the stem stride, the number of stages, the block, the
+skips):
 
-- encoder: four 2-convolution stages at strides 2, 4, 8, 16 with ``w, 2w, 4w, 8w`` channels;
-- segmentation head: a light U-Net decoder back to stride 2 (skip connections from the encoder),
-  a 1x1 convolution to mask logits, bilinear upsampling to the input size;
+- encoder: a stride-2 stem and three 2-convolution stages, strides 2, 4, 8, 16 with ``w, 2w, 4w, 8w``
+  channels;
+- segmentation head: a light U-Net decoder back to the stem's stride (skip connections from the
+  encoder), a 1x1 convolution to mask logits, bilinear upsampling to the input size;
 - classification head: the stride-4 decoder features and the (pooled) mask logits go through two
   strided convolutions; global average and max pooling of those AND of the mask logits feed one
   linear layer: a defect covering a handful of pixels survives max pooling, not averaging alone.
 
-The input is padded to a multiple of 16 inside the graph and the mask cropped back, so any size works
-(232x640 included). :class:`ContractMultiTask` wraps it to the model contract: uint8 NCHW RGB in,
-``defect_probability [N, 1]`` and ``mask_probability [N, 1, H, W]`` out, normalisation in the graph.
+The input is padded to a multiple of the total stride inside the graph and the mask cropped back, so
+any size works (232x640 included). :class:`ContractMultiTask` wraps it to the model contract: uint8
+NCHW RGB in, ``defect_probability [N, 1]`` and ``mask_probability [N, 1, H, W]`` out, normalisation
+in the graph.
 
 Import this module only where torch is wanted: it imports torch at the top.
 """
@@ -28,14 +33,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeinspect_cloud.training.multitask_arch import MultiTaskArch
 from edgeinspect_cloud.training.resnet import UInt8Contract
 
 STRIDE = 16
-"""The encoder's total stride: inputs are padded to a multiple of it inside the graph."""
+"""The baseline encoder's total stride (other recipes: :attr:`MultiTaskArch.stride`)."""
 
 
 class ConvBNReLU(nn.Sequential):
-    """3x3 convolution (optionally strided), batch norm, ReLU: the one building block of the network."""
+    """3x3 convolution (optionally strided), batch norm, ReLU: the plain building block."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__(
@@ -45,9 +51,35 @@ class ConvBNReLU(nn.Sequential):
         )
 
 
-def _stage(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+class SeparableBNReLU(nn.Sequential):
+    """Depthwise 3x3 (optionally strided) + pointwise 1x1, each with batch norm and ReLU.
+
+    About ``9 / out + 1 / 9`` of a plain 3x3 layer's multiply-adds: the cheap block of mobile networks.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, in_channels, 3, stride, 1, groups=in_channels, bias=False),
+            nn.BatchNorm2d(in_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+def _block(arch: MultiTaskArch) -> type[nn.Sequential]:
+    return SeparableBNReLU if arch.block == "separable" else ConvBNReLU
+
+
+def _stem(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+    """Stride 2: a 3x3 convolution; stride 4: a 4x4 patchify convolution (a quarter of the pixels)."""
+    if stride == 2:
+        return ConvBNReLU(in_channels, out_channels, 2)
     return nn.Sequential(
-        ConvBNReLU(in_channels, out_channels, stride), ConvBNReLU(out_channels, out_channels)
+        nn.Conv2d(in_channels, out_channels, 4, 4, 0, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -57,24 +89,31 @@ def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class MultiTaskNet(nn.Module):
-    """Shared encoder, segmentation decoder, classification head on the segmentation features."""
+    """Shared encoder, segmentation decoder, classification head on the segmentation features.
 
-    def __init__(self, base_width: int = 8, in_channels: int = 3) -> None:
+    ``arch`` is a :class:`MultiTaskArch` (or a width: the baseline recipe at that width). The
+    baseline's parameter names are those of the network as first shipped, so its checkpoints load.
+    """
+
+    def __init__(self, arch: MultiTaskArch | int = 8, in_channels: int = 3) -> None:
         super().__init__()
-        w = base_width
-        self.encoder = nn.ModuleList(
-            [
-                ConvBNReLU(in_channels, w, 2),  # stride 2
-                _stage(w, 2 * w, 2),  # stride 4
-                _stage(2 * w, 4 * w, 2),  # stride 8
-                _stage(4 * w, 8 * w, 2),  # stride 16
-            ]
-        )
-        self.decode8 = ConvBNReLU(8 * w + 4 * w, 4 * w)
-        self.decode4 = ConvBNReLU(4 * w + 2 * w, 2 * w)
-        self.decode2 = ConvBNReLU(2 * w + w, w)
+        if isinstance(arch, int):
+            arch = MultiTaskArch(width=arch)
+        self.arch = arch
+        w = arch.width or 8
+        block = _block(arch)
+        widths = [w * 2**i for i in range(arch.stages + 1)]
+        self.strides = [arch.stem * 2**i for i in range(arch.stages + 1)]
+        stages: list[nn.Module] = [_stem(in_channels, w, arch.stem)]
+        for i in range(1, arch.stages + 1):
+            stages.append(nn.Sequential(block(widths[i - 1], widths[i], 2), block(widths[i], widths[i])))
+        self.encoder = nn.ModuleList(stages)
+        for i in range(arch.stages - 1, -1, -1):  # decode{stride}: deepest first, as first shipped
+            skip = widths[i] if arch.skips else 0
+            setattr(self, f"decode{self.strides[i]}", block(widths[i + 1] + skip, widths[i]))
         self.mask_head = nn.Conv2d(w, 1, 1)
-        self.cls_features = nn.Sequential(ConvBNReLU(2 * w + 1, 4 * w, 2), ConvBNReLU(4 * w, 8 * w, 2))
+        cls_in = widths[1] if arch.stages >= 1 else w
+        self.cls_features = nn.Sequential(ConvBNReLU(cls_in + 1, 4 * w, 2), ConvBNReLU(4 * w, 8 * w, 2))
         self.cls_head = nn.Linear(2 * 8 * w + 2, 1)
         assert self.mask_head.bias is not None
         nn.init.constant_(self.mask_head.bias, -4.0)  # start near "no defect": under 1% of pixels are
@@ -82,27 +121,34 @@ class MultiTaskNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised float ``[N, C, H, W]`` -> (defect logit ``[N, 1]``, mask logits ``[N, 1, H, W]``)."""
         height, width = x.shape[-2], x.shape[-1]
-        pad_h, pad_w = (-height) % STRIDE, (-width) % STRIDE
+        stride = self.arch.stride
+        pad_h, pad_w = (-height) % stride, (-width) % stride
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
         skips = []
         for stage in self.encoder:
             x = stage(x)
             skips.append(x)
-        s2, s4, s8, s16 = skips
-        d8 = self.decode8(torch.cat([_up(s16, s8), s8], dim=1))
-        d4 = self.decode4(torch.cat([_up(d8, s4), s4], dim=1))
-        d2 = self.decode2(torch.cat([_up(d4, s2), s2], dim=1))
-        mask2 = self.mask_head(d2)
-        features = self.cls_features(torch.cat([d4, F.max_pool2d(mask2, 2)], dim=1))
+        decoded = skips[-1]
+        levels = []
+        for i in range(len(skips) - 2, -1, -1):
+            up = _up(decoded, skips[i])
+            joined = torch.cat([up, skips[i]], dim=1) if self.arch.skips else up
+            decoded = getattr(self, f"decode{self.strides[i]}")(joined)
+            levels.append(decoded)
+        mask_low = self.mask_head(decoded)  # at the stem's stride
+        second = levels[-2] if len(levels) >= 2 else skips[1]  # the level one below the stem's
+        features = self.cls_features(torch.cat([second, F.max_pool2d(mask_low, 2)], dim=1))
         pooled = [
             F.adaptive_avg_pool2d(features, 1).flatten(1),
             F.adaptive_max_pool2d(features, 1).flatten(1),
-            F.adaptive_avg_pool2d(mask2, 1).flatten(1),
-            F.adaptive_max_pool2d(mask2, 1).flatten(1),
+            F.adaptive_avg_pool2d(mask_low, 1).flatten(1),
+            F.adaptive_max_pool2d(mask_low, 1).flatten(1),
         ]
         logit: torch.Tensor = self.cls_head(torch.cat(pooled, dim=1))
-        mask = F.interpolate(mask2, scale_factor=2.0, mode="bilinear", align_corners=False)
+        mask = F.interpolate(
+            mask_low, scale_factor=float(self.arch.stem), mode="bilinear", align_corners=False
+        )
         return logit, mask[..., :height, :width]
 
 

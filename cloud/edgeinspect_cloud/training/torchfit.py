@@ -55,8 +55,14 @@ def fit_torch(
     validate: Validate,
     rank: Rank,
     log: StructLogger,
+    epoch_start: Callable[[int], None] | None = None,
 ) -> FitOutcome:
-    """Train ``model`` (see the module doc); checkpoints go to ``folder/checkpoints/{name}-*.pt``."""
+    """Train ``model`` (see the module doc); checkpoints go to ``folder/checkpoints/{name}-*.pt``.
+
+    ``epoch_start(epoch)`` (1-based) runs before each epoch: a loss schedule (e.g. a warm-up) hooks
+    in there. The model trains on ``cfg.device`` and comes back on the CPU, ready to export.
+    """
+    model.to(cfg.device)
     steps = (
         len(balanced_order(data.train.labels, np.random.default_rng(0), cfg.defect_share)) // cfg.batch_size
     )
@@ -70,6 +76,8 @@ def fit_torch(
     best_epoch, stale, started = 0, 0, time.perf_counter()
     epochs = tqdm(range(1, cfg.epochs + 1), desc=name, unit="epoch", disable=not cfg.progress)
     for epoch in epochs:
+        if epoch_start is not None:
+            epoch_start(epoch)
         mean_loss = train_epoch(model, optimiser, schedule, data.train, cfg, epoch, loss)
         history.append({"epoch": epoch, "loss": mean_loss, **validate(model, data.val)})
         epochs.set_postfix({k: f"{v:.4f}" for k, v in history[-1].items() if k != "epoch"})
@@ -85,7 +93,8 @@ def fit_torch(
             if stale >= cfg.patience:
                 break
     seconds = time.perf_counter() - started
-    model.load_state_dict(torch.load(best_path, weights_only=False)["state_dict"])
+    model.load_state_dict(torch.load(best_path, weights_only=False, map_location=cfg.device)["state_dict"])
+    model.cpu()
     model.eval()
     framework = Framework(name="pytorch", version=torch.__version__)
     return FitOutcome(model, framework, best_path, history, best_epoch, len(history), seconds)
@@ -104,8 +113,12 @@ def train_epoch(
     model.train()
 
     def step(images: np.ndarray, masks: np.ndarray, labels: np.ndarray) -> float:
+        device = cfg.device
         value = loss(
-            model, torch.from_numpy(images), torch.from_numpy(labels)[:, None], torch.from_numpy(masks)
+            model,
+            torch.from_numpy(images).to(device),
+            torch.from_numpy(labels)[:, None].to(device),
+            torch.from_numpy(masks).to(device),
         )
         optimiser.zero_grad(set_to_none=True)
         value.backward()  # type: ignore[no-untyped-call]

@@ -1,0 +1,128 @@
+"""Multi-task architecture recipes: every preset builds and exports both outputs; bad recipes say why.
+
+Tiny widths and a 48x32 input keep each export well under a second; the figures of the recipes are
+``bench.multitask_sweep``'s business, not these tests'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from edgeinspect.core.package import InputSpec, Normalisation, Resize
+from edgeinspect_cloud.commands.pipeline import options_from_args, register
+from edgeinspect_cloud.errors import EdgeInspectError, TrainingError
+from edgeinspect_cloud.pipeline.steps_model import train_config
+from edgeinspect_cloud.training.config import default_config, with_arch
+from edgeinspect_cloud.training.export import export_onnx
+from edgeinspect_cloud.training.multitask_arch import DEFAULT_PRESET, PRESETS, parse_arch
+from edgeinspect_cloud.training.multitask_net import ContractMultiTask, MultiTaskNet
+
+HEIGHT, WIDTH = 48, 40  # neither a multiple of 32: the in-graph padding and crop are exercised
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_exports_both_outputs_at_the_input_size(name: str, tmp_path: Path) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    arch = replace(parse_arch(name), width=4, input=None)
+    model = ContractMultiTask(MultiTaskNet(arch), [0.5] * 3, [0.25] * 3).eval()
+    spec = InputSpec(
+        name="image", shape=[-1, 3, HEIGHT, WIDTH], dtype="uint8", colour="RGB",
+        resize=Resize(height=HEIGHT, width=WIDTH, mode="stretch"),
+        normalisation=Normalisation(mean=[0.5] * 3, std=[0.25] * 3), normalisation_in_graph=True,
+    )  # fmt: skip
+    path = export_onnx(model, tmp_path / "m.onnx", spec, ["defect_probability", "mask_probability"])
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["defect_probability", "mask_probability"]
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 3, HEIGHT, WIDTH), dtype=np.uint8)
+    score, mask = session.run(None, {"image": pixels})
+    assert score.shape == (2, 1) and mask.shape == (2, 1, HEIGHT, WIDTH)
+    assert ((mask >= 0) & (mask <= 1)).all()
+
+
+def test_the_baseline_keeps_the_first_shipped_parameter_names() -> None:
+    """Checkpoints of the network as first shipped still load into the baseline recipe."""
+    names = set(MultiTaskNet(4).state_dict())
+    assert {"encoder.3.1.0.weight", "decode8.0.weight", "decode4.0.weight", "decode2.0.weight"} <= names
+    assert {"mask_head.weight", "cls_features.1.0.weight", "cls_head.weight"} <= names
+
+
+def test_a_recipe_text_round_trips_and_overrides_a_preset() -> None:
+    recipe = parse_arch("sep16,stages=4,skips=no,input=320x112,mask_weight=2.5")
+    assert (recipe.width, recipe.block, recipe.stages, recipe.skips) == (16, "separable", 4, False)
+    assert recipe.input == (320, 112) and recipe.mask_weight == 2.5
+    assert parse_arch(recipe.text()) == recipe
+    assert parse_arch(None) == PRESETS[DEFAULT_PRESET]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("huge", "unknown multi-task architecture preset 'huge'"),
+        ("baseline,depth=3", "unknown multi-task architecture field 'depth'"),
+        ("baseline,stem=3", "stem stride must be 2 or 4"),
+        ("baseline,stages=9", "stages must be 1..5"),
+        ("baseline,block=dense", "block must be plain or separable"),
+        ("baseline,width=x", "width='x' is not valid"),
+        ("baseline,skips=maybe", "skips='maybe' is not valid"),
+        ("baseline,stages=5,input=40x40", "smaller than the network's stride 64"),
+        ("baseline,width", "has no value"),
+        ("baseline,mask_weight=0", "mask_weight must be > 0"),
+    ],
+)
+def test_a_bad_recipe_says_what_was_wrong_and_what_to_do(text: str, says: str) -> None:
+    with pytest.raises(TrainingError) as raised:
+        parse_arch(text)
+    assert says in raised.value.message
+    assert raised.value.hint
+
+
+def test_with_arch_applies_the_recipe_width_and_input() -> None:
+    demo = default_config("multitask", profile="demo")
+    config = with_arch(demo, "baseline,width=12,input=320x112")
+    assert (config.width, config.height, config.img_width) == (12, 320, 112)
+    assert config.crop_height == demo.crop_height and config.arch is not None
+    assert "width=12" in config.arch and "input=320x112" in config.arch
+    whole = with_arch(demo, "baseline,input=64x48")
+    assert whole.crop_height is None  # a crop taller than the input is dropped
+
+
+def test_an_arch_on_another_task_or_an_unknown_device_is_refused() -> None:
+    with pytest.raises(TrainingError, match="for the multitask task"):
+        default_config("classification").with_overrides(arch="baseline")
+    with pytest.raises(TrainingError, match="unknown training device"):
+        default_config("multitask", quick=True).with_overrides(device="tpu")
+    with pytest.raises(TrainingError, match="multitask task only"):
+        default_config("segmentation").with_overrides(device="cuda")
+
+
+def _cli(argv: list[str]) -> object:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["pipeline", "run", *argv])
+
+
+def test_pipeline_run_passes_arch_and_device_to_the_multitask_trainer(tmp_path: Path) -> None:
+    args = _cli(["--task", "multitask", "--out", str(tmp_path), "--steps", "train", "--quick",
+                 "--arch", "sep16,seg_warmup=1"])  # fmt: skip
+    options = options_from_args(args, ["train"])  # type: ignore[arg-type]
+    config = train_config(options, "multitask")
+    assert config.width == 16 and config.arch is not None and "block=separable" in config.arch
+    assert "seg_warmup=1" in config.arch and config.device == "cpu"
+
+
+def test_pipeline_run_refuses_a_bad_arch_before_anything_runs(tmp_path: Path) -> None:
+    args = _cli(["--task", "multitask", "--out", str(tmp_path), "--steps", "train", "--arch", "nope"])
+    with pytest.raises(EdgeInspectError, match="unknown multi-task architecture preset"):
+        options_from_args(args, ["train"])  # type: ignore[arg-type]
+    args = _cli(["--task", "classification", "--out", str(tmp_path), "--steps", "train", "--arch", "sep16"])
+    with pytest.raises(EdgeInspectError, match="for the multitask model"):
+        options_from_args(args, ["train"])  # type: ignore[arg-type]
