@@ -76,7 +76,7 @@ def register(subparsers: Any) -> None:
         metavar="RECIPE",
         help="multitask only: the network's recipe, a preset (baseline, seg-first, wide16, sep16, deep4, "
         "stem4-w16, sep16-seg) optionally followed by ,key=value overrides (width, stages, stem, block, "
-        "skips, input, mask_weight, seg_warmup); default: the default preset (docs/training.md)",
+        "skips, input, mask_weight, seg_warmup); default: the default preset (cloud/README.md)",
     )
     run.add_argument("--device", default="cpu", help="multitask only: train on cpu (default), cuda or cuda:N")
     run.add_argument(

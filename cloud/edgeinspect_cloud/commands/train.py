@@ -35,6 +35,12 @@ def register(subparsers: Any) -> None:
         "--resize-mode", choices=["stretch", "letterbox", "pad"], help="frame -> input policy"
     )
     parser.add_argument("--base-width", type=int, help="network width (ResNet18 stage 1 / U-Net level 1)")
+    parser.add_argument(
+        "--arch",
+        metavar="RECIPE",
+        help="multitask: preset[,key=value...] (cloud/README.md); its width/input replace the defaults",
+    )
+    parser.add_argument("--device", help="multitask: train on cpu (default), cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, help="training batch size")
     parser.add_argument("--learning-rate", type=float, help="peak learning rate")
     parser.add_argument("--patience", type=int, help="epochs without validation progress before stopping")
@@ -57,9 +63,11 @@ def register(subparsers: Any) -> None:
 def config_from_args(args: argparse.Namespace, task: str) -> Any:
     """The task's default (or quick) config with the command line's overrides."""
     from edgeinspect_cloud.data.augment import AugmentConfig
-    from edgeinspect_cloud.training.config import default_config
+    from edgeinspect_cloud.training.config import default_config, with_arch
 
     config = default_config(task, quick=args.quick)  # type: ignore[arg-type]
+    if task == "multitask":
+        config = with_arch(config, args.arch).with_overrides(device=args.device)
     return config.with_overrides(
         epochs=args.epochs,
         height=args.height,
