@@ -29,6 +29,8 @@ Import this module only where torch is wanted: it imports torch at the top.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -68,7 +70,8 @@ class SeparableBNReLU(nn.Sequential):
         )
 
 
-def _block(arch: MultiTaskArch) -> type[nn.Sequential]:
+def _block(arch: MultiTaskArch) -> Callable[..., nn.Module]:
+    """The recipe's building block: ``block(in_channels, out_channels, stride=1)``."""
     return SeparableBNReLU if arch.block == "separable" else ConvBNReLU
 
 

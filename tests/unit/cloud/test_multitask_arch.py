@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from edgeinspect.core.errors import EdgeInspectError
 from edgeinspect.core.package import InputSpec, Normalisation, Resize
 from edgeinspect_cloud.commands.pipeline import options_from_args, register
-from edgeinspect_cloud.errors import EdgeInspectError, TrainingError
+from edgeinspect_cloud.errors import TrainingError
 from edgeinspect_cloud.pipeline.steps_model import train_config
 from edgeinspect_cloud.training.config import default_config, with_arch
 from edgeinspect_cloud.training.export import export_onnx
