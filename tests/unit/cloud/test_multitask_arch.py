@@ -127,3 +127,29 @@ def test_pipeline_run_refuses_a_bad_arch_before_anything_runs(tmp_path: Path) ->
     args = _cli(["--task", "classification", "--out", str(tmp_path), "--steps", "train", "--arch", "sep16"])
     with pytest.raises(EdgeInspectError, match="for the multitask model"):
         options_from_args(args, ["train"])  # type: ignore[arg-type]
+
+
+def test_the_demo_and_default_profiles_train_the_default_preset() -> None:
+    for profile in ("demo", "default"):
+        config = default_config("multitask", profile=profile)  # type: ignore[arg-type]
+        assert config.arch is not None
+        assert parse_arch(config.arch) == replace(PRESETS[DEFAULT_PRESET], width=config.width)
+
+
+def test_the_image_weight_switches_the_image_loss_off() -> None:
+    """What a recipe's ``seg_warmup`` does in its first epochs: only the masks teach the network."""
+    import torch
+    from edgeinspect_cloud.training.multitask import multitask_loss
+
+    torch.manual_seed(0)
+    model = ContractMultiTask(MultiTaskNet(4), [0.5] * 3, [0.25] * 3).eval()
+    pixels = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    masks = torch.zeros(2, 32, 32)
+    masks[0, 10:14, 10:20] = 1.0
+    wrong = torch.tensor([[0.0], [1.0]])  # image labels the masks contradict
+    right = torch.tensor([[1.0], [0.0]])
+    with torch.no_grad():
+        off = [multitask_loss(model, pixels, y, masks, image_weight=0.0).item() for y in (wrong, right)]
+        on = [multitask_loss(model, pixels, y, masks).item() for y in (wrong, right)]
+    assert off[0] == pytest.approx(off[1])
+    assert on[0] != pytest.approx(on[1])
