@@ -211,3 +211,15 @@ def test_the_cache_key_changes_with_the_box_and_survives_a_round_trip(tmp_path: 
 def test_tuning_off_builds_the_configured_session(models: dict[str, Path], golden: Golden) -> None:
     session, choice = open_session(_request(models["cpu"], None), TuningOptions(enabled=False))
     assert choice is None and session.provider == "cpu"
+
+
+def test_when_no_candidate_answers_right_the_configured_defaults_load(
+    models: dict[str, Path], golden: Golden, tmp_path: Path
+) -> None:
+    broken = Golden(golden.feeds, {CLS_OUTPUT: golden.expected[CLS_OUTPUT] + 0.5})
+    options = TuningOptions(budget_s=30.0, warmup_runs=1, timed_runs=3, cache_dir=tmp_path)
+    session, choice = open_session(_request(models["cpu"], broken), options)
+    assert choice is not None and choice.reason.startswith("no candidate matched")
+    assert (choice.provider, choice.threads) == (session.provider, ThreadConfig(0))
+    assert all(m.rejected.startswith("wrong answer") for m in choice.measurements)
+    assert not list(tmp_path.glob("*.json"))  # a fallback is never cached: the next start measures again

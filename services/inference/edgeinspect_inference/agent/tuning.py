@@ -303,7 +303,7 @@ def select(
         try:
             runner = build(candidate)
             m = measure(runner, candidate, golden, options, deadline)
-        except (EdgeInspectError, RuntimeError, ValueError, OSError) as exc:
+        except Exception as exc:  # a provider's failure is a rejected candidate, never a failed load
             m = Measurement(candidate.provider.name, candidate.threads, rejected=f"failed: {str(exc)[:300]}")
             runner = None
         measurements.append(m)
@@ -463,7 +463,10 @@ def open_session(
     runner, choice = select(build, cands, request.golden(), options)
     log_choice(request.ref, choice)
     if runner is None or not isinstance(runner, ModelSession):
-        return _default(request), choice
+        session = _default(request)
+        return session, replace(
+            choice, provider=session.provider, threads=ThreadConfig(request.intra_op_threads)
+        )
     cache.put(key, choice)
     return runner, choice
 
