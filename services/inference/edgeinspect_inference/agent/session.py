@@ -62,6 +62,11 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+def runtime_version() -> str:
+    """The ONNX Runtime version (part of a tuning decision's cache key: a new runtime re-measures)."""
+    return str(ort.__version__)
+
+
 def rss_bytes() -> int:
     """Resident memory of this process (Linux ``/proc/self/statm``); 0 where unavailable."""
     try:

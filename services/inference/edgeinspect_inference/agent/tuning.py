@@ -31,7 +31,7 @@ from edgeinspect.core.package import compare_outputs
 
 from edgeinspect_inference.agent.errors import ModelLoadError
 from edgeinspect_inference.agent.providers import CPU, PROVIDERS, ExecutionProvider
-from edgeinspect_inference.agent.session import ModelSession, available_providers
+from edgeinspect_inference.agent.session import ModelSession, available_providers, runtime_version
 
 log = get_logger(__name__)
 MARGIN = 0.05
@@ -207,10 +207,8 @@ def candidates(providers: Sequence[ExecutionProvider], configs: Sequence[ThreadC
 
 def box_fingerprint(available: Sequence[str], cores: int) -> dict[str, Any]:
     """What a measured decision depends on, apart from the model: runtime, providers, CPU, cores."""
-    import onnxruntime as ort  # only for its version; sessions are built in ``session``
-
     return {
-        "onnxruntime": ort.__version__,
+        "onnxruntime": runtime_version(),
         "available": sorted(available),
         "cores": cores,
         "cpu": _cpu_model(),
