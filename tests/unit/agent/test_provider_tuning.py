@@ -45,6 +45,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths["cpu"].write_bytes(classifier_onnx(32, 32))
     paths["slow"].write_bytes(classifier_onnx(32, 32, busy_iterations=300))
     paths["wrong"].write_bytes(classifier_onnx(32, 32, knob=3))
+    paths["int8"] = root / "int8.onnx"  # stands for a quantized model: close to fp32's answer, not equal
+    paths["int8"].write_bytes(classifier_onnx(32, 32, knob=1))
     paths["missing"] = root / "absent.onnx"  # ONNX Runtime cannot load it: a provider that fails to start
     return paths
 
@@ -223,3 +225,20 @@ def test_when_no_candidate_answers_right_the_configured_defaults_load(
     assert (choice.provider, choice.threads) == (session.provider, ThreadConfig(0))
     assert all(m.rejected.startswith("wrong answer") for m in choice.measurements)
     assert not list(tmp_path.glob("*.json"))  # a fallback is never cached: the next start measures again
+
+
+def test_an_int8_candidate_is_judged_against_the_cpu_providers_own_distance(
+    models: dict[str, Path], golden: Golden
+) -> None:
+    int8 = {**models, "cpu": models["int8"]}  # the CPU provider runs the "int8" model
+    int8_golden = Golden(golden.feeds, golden.expected, per_image_score=True)  # fp32's golden output
+    off = float(
+        np.abs(
+            ModelSession(models["int8"], [CPU], 1).run(golden.feeds)[CLS_OUTPUT] - golden.expected[CLS_OUTPUT]
+        ).max()
+    )
+    assert off > OPTIONS.int8_atol  # the int8 answer alone would miss the tolerance
+    cands = [Candidate(WRONG, ThreadConfig(1)), Candidate(CPU, ThreadConfig(1))]
+    runner, choice = select(builder(int8), cands, int8_golden, OPTIONS)
+    assert runner is not None and choice.provider == "cpu"
+    assert choice.measurements[0].rejected.startswith("wrong answer: image score")  # further off than cpu

@@ -70,7 +70,9 @@ class AgentSettings(ServiceSettings):
         default=1e-4, ge=0, description="absolute tolerance a candidate's fp32 answer must meet"
     )
     provider_int8_atol: float = Field(
-        default=0.02, ge=0, description="absolute tolerance on image scores for int8 models (vs fp32 golden)"
+        default=0.02,
+        ge=0,
+        description="int8: image-score tolerance beyond the CPU provider's own distance from fp32's golden",
     )
     allow_spinning: bool = Field(
         default=True, description="ORT worker threads spin between runs (lower latency, more CPU)"

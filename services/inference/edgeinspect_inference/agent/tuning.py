@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 from edgeinspect.core.errors import EdgeInspectError
 from edgeinspect.core.observability import get_logger, percentile
-from edgeinspect.core.package import compare_outputs
+from edgeinspect.core.package import compare_outputs, max_abs_diff
 
 from edgeinspect_inference.agent.errors import ModelLoadError
 from edgeinspect_inference.agent.providers import CPU, PROVIDERS, ExecutionProvider
@@ -136,11 +136,16 @@ class TuningOptions:
 
 @dataclass(frozen=True)
 class Golden:
-    """The golden input and expected outputs, and how to compare (image scores for int8)."""
+    """The golden input and expected outputs, and how to compare (image scores for int8).
+
+    ``slack`` widens the int8 tolerance by how far the CPU provider's own int8 answer is from the
+    fp32 golden output: an int8 candidate must be as right as the CPU provider, within the tolerance.
+    """
 
     feeds: Feeds
     expected: Outputs
     per_image_score: bool = False
+    slack: float = 0.0
 
 
 # ---- the box ------------------------------------------------------------------------------------
@@ -232,7 +237,7 @@ def _cpu_model() -> str:
 
 def check_answer(outputs: Outputs, golden: Golden, options: TuningOptions) -> str:
     """Why ``outputs`` are not the golden answer ("" when they are), by the smoke test's rule."""
-    atol = options.int8_atol if golden.per_image_score else options.atol
+    atol = options.int8_atol + golden.slack if golden.per_image_score else options.atol
     problem = compare_outputs(
         dict(outputs), dict(golden.expected), options.rtol, atol, per_image_score=golden.per_image_score
     )
@@ -263,6 +268,30 @@ def measure(
     )
 
 
+def with_cpu_slack(
+    build: Callable[[Candidate], Runner], cands: Sequence[Candidate], golden: Golden
+) -> Golden:
+    """``golden`` with ``slack`` = the CPU provider's image-score distance from it (int8 vs fp32).
+
+    The golden output is fp32's; an int8 model differs from it on every provider. Judging each
+    candidate against the CPU provider's own distance keeps a faster provider that is as right as
+    the CPU one, and still rejects one that is further off by more than the tolerance.
+    """
+    cpu = next((c for c in cands if c.provider.name == CPU.name), None)
+    if cpu is None:
+        return golden
+    try:
+        outputs = build(cpu).run(golden.feeds)
+    except Exception:  # the CPU candidate's own measurement will report why
+        return golden
+    slack = max(
+        (max_abs_diff(outputs[name], want, per_image_score=True) for name, want in golden.expected.items()
+         if name in outputs),
+        default=0.0,
+    )  # fmt: skip
+    return replace(golden, slack=slack if math.isfinite(slack) else 0.0)
+
+
 def choose(measurements: Sequence[Measurement]) -> Measurement | None:
     """The fastest accepted candidate; the first accepted one (the default) unless beaten by MARGIN."""
     accepted = [m for m in measurements if not m.rejected]
@@ -289,6 +318,8 @@ def select(
     """
     started = time.monotonic()
     deadline = started + options.budget_s
+    if golden.per_image_score:
+        golden = with_cpu_slack(build, cands, golden)
     measurements: list[Measurement] = []
     best: tuple[Measurement, Runner] | None = None
     for candidate in cands:
