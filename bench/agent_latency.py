@@ -15,6 +15,12 @@ int8 weights, uint8 activations, calibrated on random images), batch 1, it measu
       the same from a System V segment (``shmget``, as their C++ example did), beside our own worker's
       path: extension ``Predict`` from a POSIX segment (``ShmSegment``),
 
+  (d) the worker's fast path (``edgeinspect.core.fastpath``: unix socket, tiny binary header, the
+      input in a sealed memfd the agent runs the model on in place; ``fast_transport`` = its round
+      trip - the agent's own model time), and a per-call **transport breakdown** (where gRPC's
+      transport goes: request encoding, response decoding, shared-memory copies, the empty gRPC
+      round trip; and the same pieces of the fast path),
+
 and prints ``agent_overhead_ratio`` = (b) p50 / (a) p50 per row, and ``stock_cost_ratio`` = stock
 float32 bytes p50 / extension uint8 bytes p50 (the price of compatibility). Each measured path is
 a callable in :func:`measure_paths`; end to end through Redis (frame XADD -> result) is
@@ -30,6 +36,7 @@ The last line printed is one JSON object with every figure; ``--out`` (default `
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -44,7 +51,9 @@ from typing import Any
 
 import numpy as np
 from edgeinspect.core.agent_client import AgentClient
-from edgeinspect.core.agentapi import sm_pb2
+from edgeinspect.core.agentapi import ext_pb2, sm_pb2
+from edgeinspect.core.errors import AgentError
+from edgeinspect.core.fastpath import FastPathClient, SealedSegment, fast_socket_path
 from edgeinspect.core.observability import percentile
 from edgeinspect.core.package import Manifest, build_package, load_private_key, unpack_package, write_keypair
 from edgeinspect.core.package import load_public_keys as load_keys
@@ -89,6 +98,10 @@ class Row:
     ext_shm_p50_ms: float = 0.0
     ext_shm_p99_ms: float = 0.0
     stock_cost_ratio: float = 0.0
+    fast_p50_ms: float = 0.0
+    fast_p99_ms: float = 0.0
+    fast_transport_p50_ms: float = 0.0
+    fast_transport_p99_ms: float = 0.0
 
 
 def quantize(fp32_path: Path, int8_path: Path, shape: tuple[int, int, int, int], samples: int = 4) -> None:
@@ -262,6 +275,19 @@ def measure_paths(target: Target, client: AgentClient, args: argparse.Namespace)
     posix = ShmSegment(POSIX_SEGMENT_MIN + os.getpid(), frame.nbytes)
     ref = posix.write(frame)
     paths["ext_shm"] = lambda: client.predict(target.ref, {"image": ref})
+    fast_path = fast_socket_path(client.addr)
+    fast_client = FastPathClient(fast_path) if fast_path is not None and fast_path.is_socket() else None
+    sealed = SealedSegment(frame.nbytes)
+    fast_transport_ms: list[float] = []
+
+    def fast() -> None:
+        assert fast_client is not None
+        started = time.perf_counter()
+        answer = fast_client.predict(target.ref, {"image": sealed.write(frame)})  # as the worker does
+        fast_transport_ms.append((time.perf_counter() - started) * 1000.0 - answer.latency_ms)
+
+    if fast_client is not None:
+        paths["fast"] = fast
     system_v = _sysv_segment(pixels.tobytes())
     if system_v is not None:
         handle = sm_pb2.SharedMemoryHandle(size=pixels.nbytes, offset=0, segment_id=system_v.id)
@@ -275,7 +301,81 @@ def measure_paths(target: Target, client: AgentClient, args: argparse.Namespace)
         posix.close()
         if system_v is not None:
             system_v.close()
-    return samples | {"in_agent": in_agent_ms, "transport": transport_ms}
+        if fast_client is not None:
+            fast_client.close()
+        sealed.close()
+    fast_transport_ms = fast_transport_ms[-len(samples.get("fast", [])) :] if "fast" in samples else []
+    return samples | {"in_agent": in_agent_ms, "transport": transport_ms, "fast_transport": fast_transport_ms}
+
+
+def transport_breakdown(target: Target, client: AgentClient, repeats: int = 200) -> dict[str, float]:
+    """Median microseconds of each piece of one call's transport, gRPC and fast path side by side.
+
+    gRPC: the worker's request encoding (tensor -> protobuf -> bytes; by bytes and by a shared-memory
+    handle), its decoding of the answer (bytes -> protobuf -> arrays), the agent's copy out of the
+    POSIX segment, the worker's write into it, and an empty gRPC round trip (``Health``: HTTP/2,
+    gRPC's thread hand-offs, no payload). Fast path: the input written into the sealed memfd, the
+    request encoding, the answer decoding, and an empty fast-path round trip (a predict of a model
+    that is not loaded: socket, header, the agent's dispatch, an error answer).
+    """
+    from edgeinspect.core import fastpath
+    from edgeinspect.core.tensors import from_tensors
+    from edgeinspect_inference.agent.shm import SegmentReader
+
+    frame = np.random.default_rng(5).integers(0, 256, target.shape, dtype=np.uint8)
+    outputs = client.predict(target.ref, {"image": frame}).outputs
+    posix = ShmSegment(POSIX_SEGMENT_MIN + os.getpid() + 2, frame.nbytes)
+    ref = posix.write(frame)
+    reader = SegmentReader(Path("/dev/shm"), 1 << 30)
+    response = ext_pb2.PredictResponse(
+        tensors=[to_tensor(n, v) for n, v in outputs.items()], name="m", version="1"
+    ).SerializeToString()
+    sealed = SealedSegment(frame.nbytes)
+    result = b"".join(bytes(b) for b in fastpath.encode_result("m", "1", 1.0, "primary", outputs, None))
+    path = fast_socket_path(client.addr)
+    fast_client = FastPathClient(path) if path is not None and path.is_socket() else None
+    pieces: dict[str, Callable[[], Any]] = {
+        "grpc_request_encode_bytes": lambda: ext_pb2.PredictRequest(
+            model=target.ref, tensors=[to_tensor("image", frame)]
+        ).SerializeToString(),
+        "grpc_request_encode_shm": lambda: ext_pb2.PredictRequest(
+            model=target.ref, tensors=[to_tensor("image", ref)]
+        ).SerializeToString(),
+        "grpc_response_decode": lambda: from_tensors(ext_pb2.PredictResponse.FromString(response).tensors),
+        "worker_posix_shm_write": lambda: posix.write(frame),
+        "agent_posix_shm_copy": lambda: reader.view(ref.segment_id, 0, ref.nbytes),
+        "grpc_empty_round_trip": lambda: client.health(),
+        "fast_memfd_write": lambda: sealed.write(frame),
+        "fast_request_encode": lambda: fastpath.encode_predict(
+            fastpath.PredictRequest(
+                target.ref, "", (fastpath.InputRef("image", frame.dtype, frame.shape, 1, 0),)
+            )
+        ),
+        "fast_response_decode": lambda: fastpath.decode_result(bytearray(result[fastpath.HEADER.size :])),
+    }
+    if fast_client is not None:
+
+        def empty_fast() -> None:
+            with contextlib.suppress(AgentError):  # NOT_FOUND is the answer being timed
+                fast_client.predict("not-loaded", {"image": sealed.write(frame[:, :, :1, :1])})
+
+        pieces["fast_empty_round_trip"] = empty_fast
+    costs: dict[str, float] = {}
+    try:
+        for name, call in pieces.items():
+            call()
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                call()
+                times.append((time.perf_counter() - started) * 1e6)
+            costs[name] = round(percentile(times, 50), 1)
+    finally:
+        posix.close()
+        sealed.close()
+        if fast_client is not None:
+            fast_client.close()
+    return costs
 
 
 def _sysv_segment(data: bytes) -> Any:
@@ -340,8 +440,8 @@ def decode_costs(shape: tuple[int, int, int, int], repeats: int = 200) -> dict[s
 
 def summarise(target: Target, samples: dict[str, list[float]]) -> Row:
     """p50/p99 per path; the transport cost is (round trip - the agent's own model time) per call."""
-    p50 = {name: percentile(values, 50) for name, values in samples.items()}
-    p99 = {name: percentile(values, 99) for name, values in samples.items()}
+    p50 = {name: percentile(values, 50) for name, values in samples.items() if values}
+    p99 = {name: percentile(values, 99) for name, values in samples.items() if values}
     transport_p50 = p50["transport"]
     return Row(
         target.model,
@@ -366,6 +466,10 @@ def summarise(target: Target, samples: dict[str, list[float]]) -> Row:
         round(p50["ext_shm"], 2),
         round(p99["ext_shm"], 2),
         round(p50["stock_f32"] / p50["ext"], 3),
+        round(p50.get("fast", 0.0), 2),
+        round(p99.get("fast", 0.0), 2),
+        round(p50.get("fast_transport", 0.0), 3),
+        round(p99.get("fast_transport", 0.0), 3),
     )
 
 
@@ -398,11 +502,37 @@ def format_table(rows: list[Row]) -> str:
             f"{r.stock_f32_p50_ms:>8.2f}/{r.stock_f32_p99_ms:<8.2f} "
             f"{r.stock_sysv_p50_ms:>9.2f}/{r.stock_sysv_p99_ms:<10.2f} {r.stock_cost_ratio:>10.3f}"
         )
+    lines.append("")
+    fast = (
+        f"{'model':<10} {'size':<8} {'prec':<5} {'gRPC transport p50/p99':>23} "
+        f"{'fast path p50/p99':>18} {'fast transport p50/p99':>23}"
+    )
+    lines += [fast, "-" * len(fast)]
+    for r in rows:
+        lines.append(
+            f"{r.model:<10} {r.size:<8} {r.precision:<5} "
+            f"{r.transport_p50_ms:>11.2f}/{r.transport_p99_ms:<11.2f} "
+            f"{r.fast_p50_ms:>8.2f}/{r.fast_p99_ms:<9.2f} "
+            f"{r.fast_transport_p50_ms:>11.3f}/{r.fast_transport_p99_ms:<11.3f}"
+        )
     lines.append(
         "(ms, p50/p99; in-agent = the model's run time inside the agent; transport = round trip - in-agent, "
         "per call;\n ratio = through agent / bare at p50; ratio transport = (bare + transport) / bare, which "
         "a busy shared machine disturbs less)"
     )
+    return "\n".join(lines)
+
+
+def format_breakdown(breakdown: dict[str, dict[str, float]]) -> str:
+    """Where one call's transport goes (us, p50), per size; gRPC pieces first, then the fast path's."""
+    lines = ["transport breakdown p50 (us)"]
+    names = list(next(iter(breakdown.values())))
+    header = f"{'piece':<28}" + "".join(f"{size:>12}" for size in breakdown)
+    lines += [header, "-" * len(header)]
+    for name in names:
+        lines.append(
+            f"{name:<28}" + "".join(f"{costs.get(name, 0.0):>12.1f}" for costs in breakdown.values())
+        )
     return "\n".join(lines)
 
 
@@ -429,6 +559,10 @@ def summary_json(rows: list[Row], args: argparse.Namespace) -> dict[str, Any]:
         "agent_overhead_ratio_compat": max(r.compat_overhead_ratio for r in classifier),
         "agent_overhead_ratio_transport": max(r.transport_overhead_ratio for r in classifier),
         "agent_transport_p50_ms": {f"{r.model}-{r.size}-{r.precision}": r.transport_p50_ms for r in rows},
+        "fast_transport_p50_ms": {f"{r.model}-{r.size}-{r.precision}": r.fast_transport_p50_ms for r in rows},
+        "fast_transport_p50_ms_max": max(r.fast_transport_p50_ms for r in rows),
+        "target_transport_p50_ms": 0.5,
+        "loadavg": [round(v, 2) for v in os.getloadavg()],
         "agent_overhead_ratio_by_row": {
             f"{r.model}-{r.size}-{r.precision}": r.agent_overhead_ratio for r in rows
         },
@@ -475,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
         targets, packages, trusted = build_targets(work, sizes, int8=args.int8 and not args.quick)
         proc, addr = start_agent(work, trusted, args.threads, args.spin)
         rows: list[Row] = []
+        breakdown: dict[str, dict[str, float]] = {}
+        load_before = os.getloadavg()
         decode = {size: decode_costs((1, 3, *SIZES[size])) for size in sizes}
         try:
             with AgentClient(addr, timeout_s=300) as client:
@@ -490,14 +626,22 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     samples = measure_paths(target, client, args)
                     rows.append(summarise(target, samples))
+                    if target.model == "classifier" and target.precision == "fp32":
+                        breakdown[target.size] = transport_breakdown(target, client)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    table = format_table(rows) + "\n\n" + format_decode(decode)
+    load = f"load average before {' '.join(f'{v:.2f}' for v in load_before)}, after " + " ".join(
+        f"{v:.2f}" for v in os.getloadavg()
+    )
+    table = format_table(rows) + "\n\n" + format_breakdown(breakdown) + "\n\n" + format_decode(decode)
+    table += "\n" + load
     print(table)
     folder = write_report("agent_latency", [asdict(r) for r in rows], args.out, table)
     print(f"wrote table and plots to {folder}", file=sys.stderr, flush=True)
-    print(json.dumps(summary_json(rows, args) | {"decode_p50_us": decode}, separators=(",", ":")))
+    extra: dict[str, Any] = {"decode_p50_us": decode, "transport_breakdown_p50_us": breakdown}
+    extra["loadavg_before"] = [round(v, 2) for v in load_before]
+    print(json.dumps(summary_json(rows, args) | extra, separators=(",", ":")))
     return 0
 
 
