@@ -233,7 +233,7 @@ def decode_predict(body: bytes | bytearray | memoryview, flags: int) -> PredictR
     inputs = []
     for index in range(count):
         name = reader.text(f"input {index} name")
-        dtype = dtype_of(reader.u8(f"input {name!r} dtype"))
+        dtype = _dtype(reader.u8(f"input {name!r} dtype"), f"input {name!r}")
         ndim = reader.u8(f"input {name!r} rank")
         if ndim > MAX_NDIM:
             raise FastPathError(f"input {name!r} has rank {ndim}; at most {MAX_NDIM}")
@@ -241,6 +241,13 @@ def decode_predict(body: bytes | bytearray | memoryview, flags: int) -> PredictR
         inputs.append(InputRef(name, dtype, shape, reader.u32("segment"), reader.u64("offset")))
     reader.done()
     return PredictRequest(model, frame_id, tuple(inputs), bool(flags & FLAG_WAIT_SHADOW))
+
+
+def _dtype(code: int, what: str) -> np.dtype[Any]:
+    try:
+        return dtype_of(code)
+    except MessageError as exc:
+        raise FastPathError(f"{what}: {exc.message}") from None
 
 
 def _tensor_meta(body: Writer, name: str, value: np.ndarray) -> None:
@@ -296,7 +303,7 @@ def _read_metas(reader: Reader, what: str) -> list[tuple[str, np.dtype[Any], tup
     metas = []
     for _ in range(count):
         name = reader.text(f"{what} name")
-        dtype = dtype_of(reader.u8(f"{what} dtype"))
+        dtype = _dtype(reader.u8(f"{what} dtype"), f"{what} {name!r}")
         ndim = reader.u8(f"{what} rank")
         if ndim > MAX_NDIM:
             raise FastPathError(f"{what} {name!r} has rank {ndim}; at most {MAX_NDIM}")
