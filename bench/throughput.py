@@ -86,6 +86,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--transport", choices=("fast", "grpc"), default="fast", help="worker -> agent: fast path or gRPC"
     )
     parser.add_argument(
+        "--lines", type=int, default=1, help="lines on the box (one worker each), sharing the agent"
+    )
+    parser.add_argument(
         "--batch-window-ms", type=float, default=0.0, help="EI_FAST_PATH_BATCH_WINDOW_MS of the agent"
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where <out>/throughput/ goes")
@@ -151,12 +154,15 @@ class BareModel:
 class Camera:
     """XADDs frames to the line and reads results back; a frame id is ``b{n}``."""
 
-    def __init__(self, client: redis.Redis, frames: list[bytes], encoding: Encoding) -> None:
+    def __init__(
+        self, client: redis.Redis, frames: list[bytes], encoding: Encoding, line: str = LINE
+    ) -> None:
         self.client = client
+        self.line = line
         self.streams = Streams(client)
         # bounded like the camera service bounds it (the budget's defaults, or EI_FRAMES_MAX_*)
         budget = ServiceSettings.load().stream_budget("frames")
-        self.retention = self.streams.retain(names.frames_stream(LINE), budget, group=names.INFERENCE_GROUP)
+        self.retention = self.streams.retain(names.frames_stream(line), budget, group=names.INFERENCE_GROUP)
         self.frames = frames
         self.encoding = encoding
         self.sent = 0
@@ -167,14 +173,16 @@ class Camera:
         frame_id = f"b{self.sent}"
         data = self.frames[self.sent % len(self.frames)]
         frame = Frame(
-            frame_id, LINE, "cam", now_ns(), self.encoding, KSDD2_HEIGHT, KSDD2_WIDTH, 3, data, "bench"
+            frame_id, self.line, "cam", now_ns(), self.encoding, KSDD2_HEIGHT, KSDD2_WIDTH, 3, data, "bench"
         )
-        self.streams.add(names.frames_stream(LINE), frame)
+        self.streams.add(names.frames_stream(self.line), frame)
         self.sent += 1
         return frame_id
 
     def collect(self, block_ms: int) -> list[Result]:
-        reply: Any = self.client.xread({names.results_stream(LINE): self._last_id}, count=100, block=block_ms)
+        reply: Any = self.client.xread(
+            {names.results_stream(self.line): self._last_id}, count=100, block=block_ms
+        )
         got: list[Result] = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
@@ -210,8 +218,10 @@ def measure_latency(
     return seen, reported
 
 
-def measure_throughput(camera: Camera, seconds: float, backlog: int, pids: dict[str, int]) -> dict[str, Any]:
-    """Keep ``backlog`` frames outstanding for ``seconds``, then drain; count and sample memory."""
+def measure_throughput(
+    cameras: list[Camera], seconds: float, backlog: int, pids: dict[str, int]
+) -> dict[str, Any]:
+    """Keep ``backlog`` frames outstanding per line for ``seconds``, then drain; count and sample memory."""
     memory: dict[str, list[float]] = {name: [] for name in pids}
     stop = threading.Event()
 
@@ -220,30 +230,40 @@ def measure_throughput(camera: Camera, seconds: float, backlog: int, pids: dict[
             for name, pid in pids.items():
                 memory[name].append(rss_mb(pid))
 
+    def done() -> int:
+        return sum(len(c.results) for c in cameras)
+
+    def sent() -> int:
+        return sum(c.sent for c in cameras)
+
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    done_before = len(camera.results)
-    sent_before = camera.sent
+    done_before, sent_before = done(), sent()
+    wait_ms = max(1, 1000 // len(cameras))
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
-        while camera.sent - len(camera.results) < backlog:
-            camera.send()
-        camera.collect(block_ms=1000)
+        for camera in cameras:
+            while camera.sent - len(camera.results) < backlog:
+                camera.send()
+            camera.collect(block_ms=wait_ms)
     window = time.perf_counter() - started
-    done_in_window = len(camera.results) - done_before
+    done_in_window = done() - done_before
     drain_started = time.perf_counter()
-    while len(camera.results) < camera.sent and time.perf_counter() - drain_started < 120:
-        camera.collect(block_ms=1000)
+    while done() < sent() and time.perf_counter() - drain_started < 120:
+        for camera in cameras:
+            camera.collect(block_ms=wait_ms)
     stop.set()
     sampler.join()
-    pending = int(camera.client.xpending(names.frames_stream(LINE), names.INFERENCE_GROUP)["pending"])  # type: ignore[index]
-    sent = camera.sent - sent_before
-    errors = sum(1 for r in camera.results.values() if r.verdict == "error")
+    pending = sum(
+        int(c.client.xpending(names.frames_stream(c.line), names.INFERENCE_GROUP)["pending"])  # type: ignore[index]
+        for c in cameras
+    )
+    errors = sum(1 for c in cameras for r in c.results.values() if r.verdict == "error")
     return {
         "fps": done_in_window / window,
-        "frames_sent": sent,
-        "frames_processed": len(camera.results) - done_before,
-        "frames_unprocessed": camera.sent - len(camera.results),
+        "frames_sent": sent() - sent_before,
+        "frames_processed": done() - done_before,
+        "frames_unprocessed": sent() - done(),
         "frames_pending": pending,
         "error_results": errors,
         "memory": {name: (max(v) if v else 0.0, rss_mb(pids[name], "VmHWM")) for name, v in memory.items()},
@@ -276,12 +296,21 @@ def run(args: argparse.Namespace, stack: BenchStack) -> int:
         provider = agent.list_versions()[0].execution_provider
         variant = "/".join(v.variant or "fp32" for v in agent.list_versions())
     bare_models = {model.task: BareModel(model, args.threads) for model, _, _ in loads}
-    worker = stack.start_worker(
-        line=LINE, pipeline_depth=str(args.depth),
-        agent_fast_path="auto" if args.transport == "fast" else "off",
-    )  # fmt: skip
+    lines = [LINE] if args.lines == 1 else [f"{LINE}-{i}" for i in range(args.lines)]
+    workers = [
+        stack.start_worker(
+            f"worker-{i}" if i else "worker",
+            line=line,
+            pipeline_depth=str(args.depth),
+            agent_fast_path="auto" if args.transport == "fast" else "off",
+        )
+        for i, line in enumerate(lines)
+    ]
+    worker = workers[0]
     client = redis.Redis.from_url(stack.redis_url, socket_timeout=60)  # XREAD BLOCK waits up to 30 s
-    camera = Camera(client, synthetic_frames(8, args.encoding), args.encoding)
+    frames = synthetic_frames(8, args.encoding)
+    cameras = [Camera(client, frames, args.encoding, line) for line in lines]
+    camera = cameras[0]
     print("bare session.run and end-to-end latency, interleaved, one frame at a time ...", file=sys.stderr)
     load_latency = os.getloadavg()
     seen, reported = measure_latency(camera, args.latency_frames, list(bare_models.values()))
@@ -292,7 +321,7 @@ def run(args: argparse.Namespace, stack: BenchStack) -> int:
     everyone = {"redis": stack.procs["redis"].pid, **pids}
     at_start = memory_snapshot(client, everyone)
     load_flow = os.getloadavg()
-    flow = measure_throughput(camera, args.seconds, backlog=2 * args.depth + 2, pids=pids)
+    flow = measure_throughput(cameras, args.seconds, backlog=2 * args.depth + 2, pids=pids)
     at_end = memory_snapshot(client, everyone)
     figures = _figures(args, provider, bare, seen, reported, flow)
     figures["variant"] = variant
@@ -341,6 +370,7 @@ def _figures(args: argparse.Namespace, provider: str, bare: dict[str, list[float
     return {
         "bench": "throughput",
         "layout": args.layout,
+        "lines": args.lines,
         "transport": args.transport,
         "batch_window_ms": args.batch_window_ms,
         "frame": f"{KSDD2_HEIGHT}x{KSDD2_WIDTH}",
@@ -386,7 +416,9 @@ def format_table(f: dict[str, Any]) -> str:
         ("end to end p50 / p99 (XADD -> result)", f"{f['e2e_p50_ms']:.1f} / {f['e2e_p99_ms']:.1f} ms"),
         ("end to end p50 as the worker saw it", f"{f['e2e_worker_reported_p50_ms']:.1f} ms"),
         ("e2e overhead ratio (target <= 1.25)", f"{f['e2e_overhead_ratio']:.3f}"),
-        ("sustained throughput", f"{f['fps']:.2f} frames/s (bare sequential {f['bare_sequential_fps']:.2f})"),
+        ("lines sharing the agent", str(f.get("lines", 1))),
+        ("sustained throughput, all lines",
+         f"{f['fps']:.2f} frames/s (bare sequential {f['bare_sequential_fps']:.2f})"),
         ("frames sent / processed / unprocessed / pending",
          f"{f['frames_sent']} / {f['frames_processed']} / {f['frames_unprocessed']} / {f['frames_pending']}"),
         ("error results", str(f["error_results"])),

@@ -7,6 +7,7 @@ import array
 import os
 import socket
 import struct
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -192,3 +193,27 @@ def test_no_fast_socket_when_disabled(agent_factory) -> None:  # type: ignore[no
     with pytest.raises(AgentError) as refused:
         FastPathClient(path).predict("cls", {})
     assert refused.value.code == "UNAVAILABLE"
+
+
+def test_a_batching_window_gives_each_caller_its_own_answer(agent_factory) -> None:  # type: ignore[no-untyped-def]
+    agent: AgentServer = agent_factory(fast_path_batch_window_ms="20")
+    client = agent.client()
+    client.load_version(str(agent.package("seg", "1", "segmentation", height=32, width=32)))
+    frames = [image(32, 32, level=level, seed=level) for level in (20, 90, 160, 240)]
+    expected = [client.predict("seg", {"image": f}).outputs["mask_probability"] for f in frames]
+    fast = _fast(agent)
+    segments = [SealedSegment(1 << 14) for _ in frames]
+
+    def call(index: int) -> np.ndarray:
+        answer = fast.predict("seg", {"image": segments[index].write(frames[index])}, f"f{index}")
+        return answer.outputs["mask_probability"]
+
+    try:
+        with ThreadPoolExecutor(len(frames)) as pool:
+            for _round in range(3):
+                for got, want in zip(pool.map(call, range(len(frames))), expected, strict=True):
+                    np.testing.assert_array_equal(got, want)
+    finally:
+        fast.close()
+        for segment in segments:
+            segment.close()
