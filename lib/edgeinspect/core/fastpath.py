@@ -507,7 +507,12 @@ class FastPathClient:
                 ) from None
         try:
             yield conn
-        except (OSError, ConnectionError, FastPathError) as exc:
+        except TimeoutError:
+            conn.close()
+            raise AgentError(
+                "DEADLINE_EXCEEDED", f"fast path {self.path}: no answer within {self.timeout_s}s"
+            ) from None
+        except (OSError, FastPathError) as exc:
             conn.close()  # the stream is out of step or gone: never reuse it
             raise AgentError("UNAVAILABLE", f"fast path {self.path}: {exc}") from None
         except BaseException:

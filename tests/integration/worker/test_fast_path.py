@@ -106,3 +106,21 @@ def test_sigterm_drains_the_pipeline_on_the_fast_path(line: LineKit) -> None:
     ids = [r.frame_id for r in results]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)  # in order, nothing twice
     assert line.pending() == 0  # every frame it read was finished and acknowledged
+
+
+def test_an_agent_out_of_fast_connections_costs_speed_not_frames(
+    agent_factory,
+    redis_server: RedisServer,
+    redis_client,
+    line_id: str,  # type: ignore[no-untyped-def]
+) -> None:
+    agent: AgentServer = agent_factory(fast_path_max_connections="1")
+    kit = LineKit(line_id, redis_server.url, redis_client, agent)
+    kit.deploy()  # two models per frame, called at once: a second connection is refused
+    with kit.worker(pipeline_depth=2) as service:
+        for i in range(6):
+            kit.send(f"f{i}", frame_pixels("bright"))
+        results = kit.wait_results(6)
+        assert _calls(service, "grpc") > 0
+    assert [r.verdict for r in results] == ["defect"] * 6  # no error results
+    assert kit.pending() == 0

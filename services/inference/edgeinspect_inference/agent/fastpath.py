@@ -171,14 +171,14 @@ class FastPathServer:
                 continue
             thread = threading.Thread(target=self._serve, args=(sock,), name="fastpath-conn", daemon=True)
             with self._lock:
-                self._connections[sock.fileno()] = (sock, thread)
+                self._connections[id(sock)] = (sock, thread)
             thread.start()
 
     # ---- one connection -------------------------------------------------------------------------
 
     def _serve(self, sock: socket.socket) -> None:
         conn = _Connection(sock)
-        key = sock.fileno()
+        key = id(sock)  # not the fd: a closed fd's number is reused by the next connection
         try:
             while True:  # stop() shuts the read side: the next read ends the loop
                 self._one_message(conn)
@@ -212,7 +212,7 @@ class FastPathServer:
                 self._predict(conn, body, flags)
             else:
                 self._refuse(conn.sock, FastPathError(f"unknown fast-path message kind {kind}"))
-        except ConnectionError:
+        except OSError:  # the peer went away mid-answer (ConnectionError, EPIPE): not a bug
             raise _Closed from None
         finally:
             for fd in fds:

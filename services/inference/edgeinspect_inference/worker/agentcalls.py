@@ -11,9 +11,11 @@ gone (:class:`ModelMissing`); INVALID_ARGUMENT -> our tensor no longer fits (:cl
 anything else -> :class:`ModelProblem` with the agent's message, which ends up in the result.
 
 Transport: the fast path (:class:`FastPath`, a unix socket with the input in a sealed memfd the agent
-reads in place) when the agent serves one, else gRPC. A fast-path transport failure sends that call
-by gRPC and keeps the fast path off for ``retry_s``; the agent's own refusals carry the same codes
-on both paths, so the mapping above does not care which one answered.
+reads in place) when the agent serves one, else gRPC. A fast-path transport failure (or no free
+fast-path connection) sends that call by gRPC and keeps the fast path off for ``retry_s``; the
+agent's own refusals carry the same codes on both paths, so the mapping above does not care which
+one answered. A fast-path timeout is DEADLINE_EXCEEDED (the frame is retried later, as on gRPC:
+a slow agent is not asked twice).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ from edgeinspect_inference.worker.shm import FastSlots, ShmInputs
 log = get_logger(__name__)
 _TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"})
 _MISSING = frozenset({"NOT_FOUND", "FAILED_PRECONDITION"})
+_FAST_FALLBACK = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED"})
+"""Fast-path answers that send the call by gRPC instead: not reachable, or out of connections."""
 
 
 class FastPath:
@@ -157,7 +161,7 @@ class AgentModelCaller:
                 self._metrics.agent_calls.labels("fast").inc()
                 return result
             except AgentError as exc:
-                if exc.code != "UNAVAILABLE":
+                if exc.code not in _FAST_FALLBACK:
                     raise
                 self._fast.down(exc.message)
         self._metrics.agent_calls.labels("grpc").inc()
