@@ -15,7 +15,10 @@ int8 weights, uint8 activations, calibrated on random images), batch 1, it measu
       the same from a System V segment (``shmget``, as their C++ example did), beside our own worker's
       path: extension ``Predict`` from a POSIX segment (``ShmSegment``),
 
-  (d) the worker's fast path (``edgeinspect.core.fastpath``: unix socket, tiny binary header, the
+  (d) two **probe** models per size (``probe-cls``: the frame's mean; ``probe-seg``: a 232x640 float
+      mask), which cost next to nothing, so their round trip through the agent is nearly all
+      transport (the fast path's target: <= 0.5 ms p50),
+  (e) the worker's fast path (``edgeinspect.core.fastpath``: unix socket, tiny binary header, the
       input in a sealed memfd the agent runs the model on in place; ``fast_transport`` = its round
       trip - the agent's own model time), and a per-call **transport breakdown** (where gRPC's
       transport goes: request encoding, response decoding, shared-memory copies, the empty gRPC
@@ -136,6 +139,68 @@ def quantize(fp32_path: Path, int8_path: Path, shape: tuple[int, int, int, int],
     )
 
 
+def probe_onnx(height: int, width: int, mask: bool) -> bytes:
+    """A model that costs next to nothing: the frame's mean (``probe-cls``) or its per-pixel channel
+    mean as a mask (``probe-seg``, a 232x640 float output like a segmenter's). Through the agent, its
+    round trip is almost all transport: the figure the fast path is about."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    image = helper.make_tensor_value_info("image", TensorProto.UINT8, [-1, 3, height, width])
+    if mask:
+        out = helper.make_tensor_value_info("mask_probability", TensorProto.FLOAT, [-1, 1, height, width])
+        reduce = helper.make_node("ReduceMean", ["pixels"], ["sum"], axes=[1], keepdims=1)
+    else:
+        out = helper.make_tensor_value_info("defect_probability", TensorProto.FLOAT, [-1, 1])
+        reduce = helper.make_node("ReduceMean", ["pixels"], ["sum"], axes=[1, 2, 3], keepdims=0)
+    nodes = [
+        helper.make_node("Cast", ["image"], ["pixels"], to=TensorProto.FLOAT),
+        reduce,
+        helper.make_node("Mul", ["sum", "scale"], ["scaled"]),
+    ]
+    scale = helper.make_tensor("scale", TensorProto.FLOAT, [], [1 / 255.0])
+    if mask:
+        nodes.append(helper.make_node("Identity", ["scaled"], [out.name]))
+    else:
+        shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 1])
+        nodes.append(helper.make_node("Reshape", ["scaled", "shape"], [out.name]))
+    inits = [scale] if mask else [scale, shape]
+    graph = helper.make_graph(nodes, "probe", [image], [out], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
+
+
+def build_probes(work: Path, key: Any, sizes: list[str]) -> tuple[list[Target], list[Path]]:
+    """Signed packages of the two probe models per size (fp32 only: there is nothing to quantize)."""
+    import onnxruntime as ort
+    from edgeinspect.core.package import build_package
+
+    from bench.models import _manifest
+
+    targets: list[Target] = []
+    packages: list[Path] = []
+    for size in sizes:
+        height, width = SIZES[size]
+        for mask in (False, True):
+            kind = "probe-seg" if mask else "probe-cls"
+            name = f"bench-{kind}-{size}"
+            folder = work / f"{name}-work"
+            folder.mkdir(parents=True)
+            model_path = folder / "model.onnx"
+            model_path.write_bytes(probe_onnx(height, width, mask))
+            golden_in = np.random.default_rng(3).integers(0, 256, (1, 3, height, width), dtype=np.uint8)
+            session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+            names = [o.name for o in session.get_outputs()]
+            golden = dict(zip(names, session.run(names, {"image": golden_in}), strict=True))
+            task = "segmentation" if mask else "classification"
+            manifest = _manifest(name, task, height, width, "stretch")  # type: ignore[arg-type]
+            packages.append(build_package(work / "packages", manifest, model_path, golden_in, golden, key))
+            targets.append(Target(kind, size, "fp32", f"{name}:1", model_path, (1, 3, height, width)))
+    return targets, packages
+
+
 def build_targets(work: Path, sizes: list[str], int8: bool) -> tuple[list[Target], list[Path], Path]:
     """Build, quantize and sign every package; return the targets, the packages and the trusted-keys dir."""
     from bench import models as bench_models
@@ -176,7 +241,8 @@ def build_targets(work: Path, sizes: list[str], int8: bool) -> tuple[list[Target
                     build_package(work / "packages", v2, fp32, golden_in, golden_out, key, int8_path)
                 )
                 targets.append(Target(kind, size, "int8", f"{name}:2", int8_path, shape))
-    return targets, packages, trusted
+    probe_targets, probe_packages = build_probes(work, key, sizes)
+    return probe_targets + targets, probe_packages + packages, trusted
 
 
 def _golden(folder: Path, manifest: Manifest) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -277,13 +343,14 @@ def measure_paths(target: Target, client: AgentClient, args: argparse.Namespace)
     paths["ext_shm"] = lambda: client.predict(target.ref, {"image": ref})
     fast_path = fast_socket_path(client.addr)
     fast_client = FastPathClient(fast_path) if fast_path is not None and fast_path.is_socket() else None
-    sealed = SealedSegment(frame.nbytes)
+    sealed = SealedSegment(max(8 << 20, 4 * frame.nbytes))  # input, then the output area: as the worker
+    area = (sealed, -(-frame.nbytes // 64) * 64, sealed.size - (-(-frame.nbytes // 64) * 64))
     fast_transport_ms: list[float] = []
 
     def fast() -> None:
         assert fast_client is not None
         started = time.perf_counter()
-        answer = fast_client.predict(target.ref, {"image": sealed.write(frame)})  # as the worker does
+        answer = fast_client.predict(target.ref, {"image": sealed.write(frame)}, output=area)
         fast_transport_ms.append((time.perf_counter() - started) * 1000.0 - answer.latency_ms)
 
     if fast_client is not None:
@@ -547,7 +614,7 @@ def format_decode(decode: dict[str, dict[str, float]]) -> str:
 
 
 def summary_json(rows: list[Row], args: argparse.Namespace) -> dict[str, Any]:
-    classifier = [r for r in rows if r.model == "classifier"]
+    classifier = [r for r in rows if r.model == "classifier"] or rows
     return {
         "bench": "agent_latency",
         "machine": f"{platform.machine()} {os.cpu_count()} cpus",
@@ -561,6 +628,11 @@ def summary_json(rows: list[Row], args: argparse.Namespace) -> dict[str, Any]:
         "agent_transport_p50_ms": {f"{r.model}-{r.size}-{r.precision}": r.transport_p50_ms for r in rows},
         "fast_transport_p50_ms": {f"{r.model}-{r.size}-{r.precision}": r.fast_transport_p50_ms for r in rows},
         "fast_transport_p50_ms_max": max(r.fast_transport_p50_ms for r in rows),
+        "probe_transport_p50_ms": {
+            f"{r.model}-{r.size}": {"grpc": r.transport_p50_ms, "fast": r.fast_transport_p50_ms}
+            for r in rows
+            if r.model.startswith("probe")
+        },
         "target_transport_p50_ms": 0.5,
         "loadavg": [round(v, 2) for v in os.getloadavg()],
         "agent_overhead_ratio_by_row": {
@@ -626,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     samples = measure_paths(target, client, args)
                     rows.append(summarise(target, samples))
-                    if target.model == "classifier" and target.precision == "fp32":
+                    if target.model == "probe-cls":
                         breakdown[target.size] = transport_breakdown(target, client)
         finally:
             proc.terminate()

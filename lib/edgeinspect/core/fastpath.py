@@ -33,7 +33,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,11 +201,21 @@ class InputRef:
 
 
 @dataclass(frozen=True)
+class OutputArea:
+    """Where the agent may write the outputs: ``capacity`` bytes at ``offset`` of segment ``segment``."""
+
+    segment: int
+    offset: int
+    capacity: int
+
+
+@dataclass(frozen=True)
 class PredictRequest:
     model: str
     frame_id: str
     inputs: tuple[InputRef, ...]
     wait_shadow: bool = False
+    output: OutputArea | None = None
 
 
 def encode_predict(request: PredictRequest) -> bytes:
@@ -218,6 +228,10 @@ def encode_predict(request: PredictRequest) -> bytes:
         for dim in ref.shape:
             body.u32(dim)
         body.u32(ref.segment).u64(ref.offset)
+    if request.output is None:
+        body.u8(0)
+    else:
+        body.u8(1).u32(request.output.segment).u64(request.output.offset).u64(request.output.capacity)
     raw = body.bytes()
     return header(KIND_PREDICT, len(raw), FLAG_WAIT_SHADOW if request.wait_shadow else 0) + raw
 
@@ -239,8 +253,11 @@ def decode_predict(body: bytes | bytearray | memoryview, flags: int) -> PredictR
             raise FastPathError(f"input {name!r} has rank {ndim}; at most {MAX_NDIM}")
         shape = tuple(reader.u32(f"input {name!r} dimension") for _ in range(ndim))
         inputs.append(InputRef(name, dtype, shape, reader.u32("segment"), reader.u64("offset")))
+    output = None
+    if reader.u8("output area flag"):
+        output = OutputArea(reader.u32("output segment"), reader.u64("output offset"), reader.u64("capacity"))
     reader.done()
-    return PredictRequest(model, frame_id, tuple(inputs), bool(flags & FLAG_WAIT_SHADOW))
+    return PredictRequest(model, frame_id, tuple(inputs), bool(flags & FLAG_WAIT_SHADOW), output)
 
 
 def _dtype(code: int, what: str) -> np.dtype[Any]:
@@ -250,11 +267,20 @@ def _dtype(code: int, what: str) -> np.dtype[Any]:
         raise FastPathError(f"{what}: {exc.message}") from None
 
 
-def _tensor_meta(body: Writer, name: str, value: np.ndarray) -> None:
+def _tensor_meta(body: Writer, name: str, value: np.ndarray, placed: int | None) -> None:
+    """Name, dtype, shape, size, then where the bytes are: inline (0) or at an offset of the area (1)."""
     body.text(name).u8(data_type_of(value.dtype)).u8(value.ndim)
     for dim in value.shape:
         body.u32(dim)
     body.u64(value.nbytes)
+    if placed is None:
+        body.u8(0)
+    else:
+        body.u8(1).u64(placed)
+
+
+OutputWriter = Callable[[np.ndarray], int | None]
+"""Writes an output into the caller's output area; its offset there, or None when it does not fit."""
 
 
 def encode_result(
@@ -264,24 +290,33 @@ def encode_result(
     role: str,
     outputs: Mapping[str, np.ndarray],
     shadow: tuple[str, float, Mapping[str, np.ndarray]] | None,
+    place: OutputWriter | None = None,
 ) -> list[bytes | memoryview]:
-    """Header + body of an answer as buffers to send with ``sendmsg`` (output bytes are not joined)."""
+    """Header + body of an answer as buffers to send with ``sendmsg`` (output bytes are not joined).
+
+    ``place``: outputs it accepts are written into the caller's output area (only their offsets
+    travel); the rest go inline after the metadata.
+    """
     body = Writer().text(name).text(version).f64(latency_ms).u8(ROLES.index(role) if role in ROLES else 0)
-    arrays = [np.ascontiguousarray(v) for v in outputs.values()]
-    body.u8(len(arrays))
-    for key, value in zip(outputs, arrays, strict=True):
-        _tensor_meta(body, key, value)
-    shadow_arrays: list[np.ndarray] = []
+    inline: list[np.ndarray] = []
+
+    def describe(items: Mapping[str, np.ndarray]) -> None:
+        body.u8(len(items))
+        for key, value in items.items():
+            array = np.ascontiguousarray(value)
+            placed = place(array) if place is not None and array.nbytes else None
+            if placed is None:
+                inline.append(array)
+            _tensor_meta(body, key, array, placed)
+
+    describe(outputs)
     if shadow is None:
         body.u8(0)
     else:
-        version_s, latency_s, outs = shadow
-        shadow_arrays = [np.ascontiguousarray(v) for v in outs.values()]
-        body.u8(1).text(version_s).f64(latency_s).u8(len(shadow_arrays))
-        for key, value in zip(outs, shadow_arrays, strict=True):
-            _tensor_meta(body, key, value)
+        body.u8(1).text(shadow[0]).f64(shadow[1])
+        describe(shadow[2])
     meta = body.bytes()
-    blobs = [a.reshape(-1).view(np.uint8).data for a in (*arrays, *shadow_arrays) if a.nbytes]
+    blobs = [a.reshape(-1).view(np.uint8).data for a in inline if a.nbytes]
     size = len(meta) + sum(b.nbytes for b in blobs)
     return [header(KIND_RESULT, size), meta, *blobs]
 
@@ -298,7 +333,10 @@ class FastResult:
     shadow: tuple[str, float, dict[str, np.ndarray]] | None
 
 
-def _read_metas(reader: Reader, what: str) -> list[tuple[str, np.dtype[Any], tuple[int, ...], int]]:
+_Meta = tuple[str, np.dtype[Any], tuple[int, ...], int, int | None]
+
+
+def _read_metas(reader: Reader, what: str) -> list[_Meta]:
     count = reader.u8(f"{what} count")
     metas = []
     for _ in range(count):
@@ -311,12 +349,14 @@ def _read_metas(reader: Reader, what: str) -> list[tuple[str, np.dtype[Any], tup
         size = reader.u64(f"{what} size")
         if size != math.prod(shape) * dtype.itemsize:
             raise FastPathError(f"{what} {name!r}: {size} bytes do not fit shape {list(shape)} of {dtype}")
-        metas.append((name, dtype, shape, size))
+        placed = reader.u64(f"{what} offset") if reader.u8(f"{what} placement") else None
+        metas.append((name, dtype, shape, size, placed))
     return metas
 
 
-def decode_result(body: bytearray) -> FastResult:
-    """An answer; arrays are views of ``body`` (which the caller hands over)."""
+def decode_result(body: bytearray, area: memoryview | None = None) -> FastResult:
+    """An answer; inline arrays are views of ``body`` (which the caller hands over), arrays the agent
+    wrote into the output area ``area`` are copied out of it (the caller reuses the area)."""
     reader = Reader(body)
     name, version = reader.text("model name"), reader.text("version")
     latency_ms = reader.f64("latency")
@@ -330,11 +370,16 @@ def decode_result(body: bytearray) -> FastResult:
             _read_metas(reader, "output"),
         )
 
-    def arrays(items: list[tuple[str, np.dtype[Any], tuple[int, ...], int]]) -> dict[str, np.ndarray]:
+    def arrays(items: list[_Meta]) -> dict[str, np.ndarray]:
         out = {}
-        for key, dtype, shape, size in items:
-            data = reader.raw(size, f"output {key!r} data")
-            out[key] = np.frombuffer(data, dtype=dtype).reshape(shape)
+        for key, dtype, shape, size, placed in items:
+            if placed is None:
+                data = reader.raw(size, f"output {key!r} data")
+                out[key] = np.frombuffer(data, dtype=dtype).reshape(shape)
+                continue
+            if area is None or placed + size > area.nbytes or placed % dtype.itemsize:
+                raise FastPathError(f"output {key!r} was placed outside the output area")
+            out[key] = np.frombuffer(area[placed : placed + size], dtype=dtype).reshape(shape).copy()
         return out
 
     outputs = arrays(metas)
@@ -531,17 +576,27 @@ class FastPathClient:
         frame_id: str = "",
         *,
         wait_shadow: bool = False,
+        output: tuple[SealedSegment, int, int] | None = None,
     ) -> FastResult:
-        """Run ``model`` on inputs already written into segments (:meth:`SealedSegment.write`)."""
+        """Run ``model`` on inputs already written into segments (:meth:`SealedSegment.write`).
+
+        ``output``: ``(segment, offset, capacity)`` the agent may write the outputs into (one copy,
+        no socket traffic for a big mask); outputs that do not fit come inline."""
         with self._connection() as conn:
             refs = tuple(
                 InputRef(name, t.dtype, t.shape, conn.handle(t.segment), t.offset)
                 for name, t in inputs.items()
             )
-            conn.sock.sendall(encode_predict(PredictRequest(model, frame_id, refs, wait_shadow)))
+            area = None
+            if output is not None:
+                area = OutputArea(conn.handle(output[0]), output[1], output[2])
+            conn.sock.sendall(encode_predict(PredictRequest(model, frame_id, refs, wait_shadow, area)))
             kind, body = conn.receive()
             if kind == KIND_RESULT:
-                return decode_result(body)
+                if output is None:
+                    return decode_result(body)
+                view = output[0].view(np.dtype(np.uint8), (output[2],), output[1])
+                return decode_result(body, view.data)
             error = _unexpected(kind, body, "RESULT")
         raise error
 

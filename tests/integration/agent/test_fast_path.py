@@ -20,6 +20,7 @@ from edgeinspect.core.fastpath import (
     KIND_REGISTERED,
     FastPathClient,
     InputRef,
+    OutputArea,
     PredictRequest,
     SealedSegment,
     decode_error,
@@ -81,12 +82,17 @@ def test_fast_path_answers_equal_grpc_answers(agent_server: AgentServer) -> None
     segment = SealedSegment(1 << 16)
     try:
         for frame in frames:
-            by_fast = fast.predict("defect-mt", {"image": segment.write(frame)}, "f-1")
             by_grpc = client.predict("defect-mt", {"image": frame}, "f-1")
-            assert (by_fast.name, by_fast.version, by_fast.role) == (by_grpc.name, by_grpc.version, "primary")
-            assert by_fast.outputs.keys() == by_grpc.outputs.keys()
-            for name, value in by_grpc.outputs.items():
-                np.testing.assert_array_equal(by_fast.outputs[name], value)
+            for area in (None, (segment, 16384, 1 << 15), (segment, 16384, 64)):  # inline, placed, too small
+                by_fast = fast.predict("defect-mt", {"image": segment.write(frame)}, "f-1", output=area)
+                assert (by_fast.name, by_fast.version, by_fast.role) == (
+                    by_grpc.name,
+                    by_grpc.version,
+                    "primary",
+                )
+                assert by_fast.outputs.keys() == by_grpc.outputs.keys()
+                for name, value in by_grpc.outputs.items():
+                    np.testing.assert_array_equal(by_fast.outputs[name], value)
     finally:
         fast.close()
         segment.close()
@@ -162,6 +168,16 @@ def test_hostile_messages_get_errors_and_the_agent_keeps_serving(agent_server: A
             sock.sendall(encode_predict(PredictRequest("cls", "", (ref,))))
             kind, body = _answer(sock)
             assert kind == KIND_ERROR, ref
+            error = decode_error(body)
+            assert error.code == "INVALID_ARGUMENT" and expected in error.message, error
+        good = InputRef("image", frame.dtype, frame.shape, handle, 0)
+        for area, expected in (
+            (OutputArea(handle + 9, 0, 64), "not registered"),
+            (OutputArea(handle, 64, frame.nbytes), "past the end"),
+        ):
+            sock.sendall(encode_predict(PredictRequest("cls", "", (good,), output=area)))
+            kind, body = _answer(sock)
+            assert kind == KIND_ERROR, area
             error = decode_error(body)
             assert error.code == "INVALID_ARGUMENT" and expected in error.message, error
         segment.close()

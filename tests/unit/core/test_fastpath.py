@@ -47,6 +47,26 @@ def test_a_predict_round_trips() -> None:
     assert decode_predict(_body(message), flags) == request
 
 
+def test_outputs_placed_in_the_output_area_are_copied_out_of_it() -> None:
+    area = bytearray(256)
+    outputs = {"small": np.arange(3, dtype=np.float32), "big": np.arange(100, dtype=np.float32)}
+
+    def place(array: np.ndarray) -> int | None:
+        if array.nbytes > 64:
+            return None  # does not fit: inline
+        area[128 : 128 + array.nbytes] = array.tobytes()
+        return 128
+
+    parts = encode_result("m", "1", 1.0, "primary", outputs, None, place)
+    result = decode_result(bytearray(b"".join(bytes(p) for p in parts)[HEADER.size :]), memoryview(area))
+    for name, value in outputs.items():
+        np.testing.assert_array_equal(result.outputs[name], value)
+    area[128:140] = bytes(12)  # the caller reuses its area: the result keeps its own copy
+    np.testing.assert_array_equal(result.outputs["small"], outputs["small"])
+    with pytest.raises(FastPathError, match="outside the output area"):
+        decode_result(bytearray(b"".join(bytes(p) for p in parts)[HEADER.size :]), memoryview(area)[:130])
+
+
 def test_a_result_round_trips_with_its_shadow() -> None:
     rng = np.random.default_rng(0)
     outputs = {"defect_probability": rng.random((1, 1), dtype=np.float32), "mask": rng.random((1, 1, 4, 5))}
@@ -98,7 +118,7 @@ def test_hostile_predict_fields_are_refused() -> None:
 def test_a_result_whose_sizes_disagree_with_its_shape_is_refused() -> None:
     parts = encode_result("m", "1", 1.0, "", {"y": np.zeros((2, 2), np.float32)}, None)
     raw = bytearray(b"".join(bytes(p) for p in parts)[HEADER.size :])
-    raw[-16 - 8 : -16] = struct.pack("<Q", 15)  # the output's byte count, just before its 16 bytes
+    raw[-18 - 8 : -18] = struct.pack("<Q", 15)  # its byte count (then placement, shadow flag, 16 bytes)
     with pytest.raises(FastPathError, match="do not fit"):
         decode_result(raw)
 

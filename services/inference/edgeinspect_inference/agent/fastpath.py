@@ -47,6 +47,7 @@ from edgeinspect.core.fastpath import (
     MAX_SEGMENTS_PER_CONNECTION,
     SEALS_NEEDED,
     FastPathError,
+    OutputWriter,
     PredictRequest,
     Reader,
     decode_predict,
@@ -75,6 +76,7 @@ class _Closed(Exception):
 class _Segment:
     map: mmap.mmap
     size: int
+    writable: bool
 
 
 @dataclass
@@ -300,11 +302,16 @@ class FastPathServer:
                 f"segment of {info.st_size} bytes: a segment must hold 1 to {self._max_segment} bytes "
                 "(EI_MAX_TENSOR_BYTES)"
             )
+        try:  # writable when the client allows it (an output area); else read-only
+            mapped = mmap.mmap(fd, info.st_size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            return _Segment(mapped, info.st_size, writable=True)
+        except (OSError, ValueError):
+            pass
         try:
             mapped = mmap.mmap(fd, info.st_size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
         except (OSError, ValueError) as exc:
             raise FastPathError(f"the registered segment cannot be mapped: {exc}") from None
-        return _Segment(mapped, info.st_size)
+        return _Segment(mapped, info.st_size, writable=False)
 
     def _predict(self, conn: _Connection, body: bytearray, flags: int) -> None:
         model = ""
@@ -312,6 +319,7 @@ class FastPathServer:
             request = decode_predict(body, flags)
             model = request.model
             feeds = self._feeds(conn, request)
+            place = self._output_area(conn, request)
             outcome = self._run(request, feeds)
         except Exception as exc:  # every refusal is an answer; the connection goes on
             self._refuse(conn.sock, exc, model)
@@ -320,9 +328,40 @@ class FastPathServer:
         if outcome.shadow is not None:
             shadow = (outcome.shadow.version, outcome.shadow.latency_ms, outcome.shadow.outputs)
         buffers = encode_result(
-            outcome.name, outcome.version, outcome.latency_ms, outcome.role, outcome.outputs, shadow
+            outcome.name, outcome.version, outcome.latency_ms, outcome.role, outcome.outputs, shadow, place
         )
         send_all(conn.sock, buffers)
+
+    @staticmethod
+    def _output_area(conn: _Connection, request: PredictRequest) -> OutputWriter | None:
+        """A writer into the request's output area (checked now: a bad area is refused before the run)."""
+        area = request.output
+        if area is None:
+            return None
+        segment = conn.segments.get(area.segment)
+        if segment is None:
+            raise FastPathError(f"output area: segment {area.segment} is not registered on this connection")
+        if not segment.writable:
+            raise FastPathError("output area: the segment was registered read-only; send a writable memfd")
+        if area.offset + area.capacity > segment.size:
+            raise FastPathError(
+                f"output area of {area.capacity} bytes at offset {area.offset} runs past the end of its "
+                f"{segment.size}-byte segment"
+            )
+        cursor = area.offset
+        end = area.offset + area.capacity
+
+        def place(array: np.ndarray) -> int | None:
+            nonlocal cursor
+            start = -(-cursor // 64) * 64  # 64-byte aligned, as numpy and ORT like it
+            if start + array.nbytes > end:
+                return None  # goes inline
+            target = np.frombuffer(segment.map, dtype=np.uint8, count=array.nbytes, offset=start)
+            target[:] = array.reshape(-1).view(np.uint8)
+            cursor = start + array.nbytes
+            return start - area.offset
+
+        return place
 
     def _feeds(self, conn: _Connection, request: PredictRequest) -> dict[str, np.ndarray]:
         """Read-only views of the named segments; every bound checked before any view is made."""

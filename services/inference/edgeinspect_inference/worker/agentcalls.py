@@ -80,8 +80,10 @@ class FastPath:
         self, model: str, input_name: str, tensor: npt.NDArray[np.generic], frame_id: str, wait_shadow: bool
     ) -> PredictResult:
         """One call; ``AgentError`` ``UNAVAILABLE`` on a transport failure (the caller uses gRPC)."""
-        with self._slots.lease(tensor) as ref:
-            answer = self.client.predict(model, {input_name: ref}, frame_id, wait_shadow=wait_shadow)
+        with self._slots.lease(tensor) as (ref, output):
+            answer = self.client.predict(
+                model, {input_name: ref}, frame_id, wait_shadow=wait_shadow, output=output
+            )
         if not self._announced:
             self._announced = True
             log.info("fast_path_in_use", socket=str(self.client.path))
