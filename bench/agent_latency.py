@@ -201,7 +201,9 @@ def build_probes(work: Path, key: Any, sizes: list[str]) -> tuple[list[Target], 
     return targets, packages
 
 
-def build_targets(work: Path, sizes: list[str], int8: bool) -> tuple[list[Target], list[Path], Path]:
+def build_targets(
+    work: Path, sizes: list[str], int8: bool, probes_only: bool = False
+) -> tuple[list[Target], list[Path], Path]:
     """Build, quantize and sign every package; return the targets, the packages and the trusted-keys dir."""
     from bench import models as bench_models
 
@@ -212,7 +214,7 @@ def build_targets(work: Path, sizes: list[str], int8: bool) -> tuple[list[Target
     (trusted / public_path.name).write_bytes(public_path.read_bytes())
     targets: list[Target] = []
     packages: list[Path] = []
-    for size in sizes:
+    for size in [] if probes_only else sizes:
         height, width = SIZES[size]
         built = bench_models.build_packages(work / f"base-{size}", key, height, width)
         for kind, base in zip(("classifier", "segmenter"), built, strict=True):
@@ -660,6 +662,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="224x224 fp32 only, 5 iterations")
+    parser.add_argument(
+        "--probes-only", action="store_true", help="only the probe rows (the transport figure, in seconds)"
+    )
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES), help="input sizes")
     parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True, help="also int8 rows")
     parser.add_argument("--iterations", type=int, default=30, help="measured calls per path")
@@ -678,7 +683,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = ["224x224"] if args.quick else args.sizes
     with tempfile.TemporaryDirectory(prefix="ei-bench-") as tmp:
         work = Path(tmp)
-        targets, packages, trusted = build_targets(work, sizes, int8=args.int8 and not args.quick)
+        targets, packages, trusted = build_targets(
+            work, sizes, int8=args.int8 and not args.quick, probes_only=args.probes_only
+        )
         proc, addr = start_agent(work, trusted, args.threads, args.spin)
         rows: list[Row] = []
         breakdown: dict[str, dict[str, float]] = {}
