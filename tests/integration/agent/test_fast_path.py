@@ -7,6 +7,7 @@ import array
 import os
 import socket
 import struct
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -149,6 +150,10 @@ def test_hostile_messages_get_errors_and_the_agent_keeps_serving(agent_server: A
         kind, body = _register(sock, plain)
         os.close(plain)
         assert kind == KIND_ERROR and "F_SEAL_SHRINK" in decode_error(body).message
+        with tempfile.TemporaryFile() as regular:  # a plain file: it could be truncated under a mapping
+            regular.truncate(4096)
+            kind, body = _register(sock, regular.fileno())
+        assert kind == KIND_ERROR and "seal" in decode_error(body).message
         sock.sendall(header(KIND_REGISTER, 8) + struct.pack("<Q", 0))
         kind, body = _answer(sock)
         assert kind == KIND_ERROR and "exactly one" in decode_error(body).message
