@@ -101,6 +101,19 @@ class AgentSettings(ServiceSettings):
         default=8, ge=1, description="shadow runs queued before new ones are skipped (never delays primary)"
     )
     shm_dir: Path = Field(default=Path("/dev/shm"), description="where POSIX shared-memory segments appear")
+    fast_path: bool = Field(
+        default=True,
+        description="serve the worker's fast path beside a unix EI_AGENT_ADDR (agent.fast.sock)",
+    )
+    fast_path_max_connections: int = Field(
+        default=64, ge=1, description="fast-path connections served at once (one per worker model thread)"
+    )
+    fast_path_batch_window_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=50,
+        description="fast path: predicts for one model arriving within this window run as one batch (0: off)",
+    )
     redis_url: str = Field(
         default="", description="Redis for CaptureData (ei:capture, ei:events); empty keeps captures local"
     )
