@@ -64,6 +64,7 @@ def build_table(settings: AgentSettings, registry: CollectorRegistry) -> ModelTa
         warmup_runs=settings.warmup_runs,
         max_batch=settings.max_batch,
         max_manifest_bytes=settings.max_manifest_bytes,
+        precision=settings.precision,
     )
     shadows = ShadowRunner(metrics, settings.shadow_threads, settings.shadow_max_pending)
     return ModelTable(PackageLoader(options, metrics), metrics, shadows)

@@ -67,6 +67,13 @@ class AgentMetrics:
             registry=registry,
         )
         self.models_loaded = Gauge("ei_agent_models_loaded", "model versions loaded", registry=registry)
+        self.model_variant = Gauge(
+            "ei_agent_model_variant",
+            "1 per loaded version: the model file it runs (variant) and the one it asked for (requested); "
+            "variant fp32 with requested int8 is a fallback",
+            ["model", "version", "variant", "requested"],
+            registry=registry,
+        )
 
     def error(self, model: str, code: str) -> None:
         """Count one failed request; ``model`` is empty when the request named nothing loaded."""
