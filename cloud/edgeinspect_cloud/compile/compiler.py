@@ -34,6 +34,7 @@ from edgeinspect.core.package import Int8Gate, Precision
 from edgeinspect_cloud.compile.contract import (
     MULTITASK_OUTPUTS,
     OUTPUT_NAMES,
+    Task,
     adapt_to_contract,
     check_contract,
     check_multitask_contract,
@@ -257,7 +258,7 @@ def _shift_gate(
     images, labels, source = _shift_images(data, opts)
     fp32 = predict_all(open_session(fp32_path), images)[0]
     int8 = predict_all(open_session(int8_path), images)[0]
-    scored_task = "classification" if task == "multitask" else task
+    scored_task: Task = "classification" if task == "multitask" else task
     ref, cand = image_scores(fp32, scored_task), image_scores(int8, scored_task)
     share, borderline = agreement(ref, cand, data.image_threshold, opts.shift_margin)
     fp32_fr, int8_fr, good = _false_rejects(fp32, int8, labels, data.image_threshold, scored_task)

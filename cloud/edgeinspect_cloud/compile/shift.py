@@ -37,7 +37,7 @@ def _brightness(delta: float) -> Callable[[FloatImages, np.random.Generator], Fl
 def _contrast(factor: float) -> Callable[[FloatImages, np.random.Generator], FloatImages]:
     def apply(x: FloatImages, _rng: np.random.Generator) -> FloatImages:
         mean = x.mean(axis=(1, 2, 3), keepdims=True)
-        return (x - mean) * factor + mean
+        return np.asarray((x - mean) * factor + mean, np.float32)
 
     return apply
 
