@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgeinspect.core.package import Framework, InputSpec, OutputSpec, Resize, Thresholds, unpack_package
+from edgeinspect.core.package import Framework, OutputSpec, Thresholds, unpack_package
 from edgeinspect_cloud.compile import CompileData, CompileOptions, ParityError, compile_model, from_torch
 from edgeinspect_cloud.compile.shift import SHIFTS, shifted_set
 from edgeinspect_cloud.packaging import PackageDraft, check_package, precision_from_report
 
 from tests.helpers.models import make_keys
-from tests.unit.cloud.compile_helpers import NORMALISATION, SIZE, torch_brightness_classifier
+from tests.unit.cloud.compile_helpers import NORMALISATION, SIZE, input_spec, torch_brightness_classifier
 
 THRESHOLD = 0.8
 """fp32 logit at brightness ~215: above every validation frame (<= 190), below the brightest shifted."""
@@ -116,15 +116,7 @@ def test_a_given_held_out_family_replaces_the_synthetic_shifts(tmp_path: Path) -
 def _package(compiled: Path, out: Path, keys_dir: Path) -> tuple[Path, object]:
     keys = make_keys(keys_dir)
     report = json.loads((compiled / "compile.json").read_text())
-    spec = InputSpec(
-        name="image",
-        shape=[-1, 3, SIZE, SIZE],
-        dtype="uint8",
-        colour="RGB",
-        resize=Resize(height=SIZE, width=SIZE, mode="stretch"),
-        normalisation=NORMALISATION,
-        normalisation_in_graph=True,
-    )
+    spec = input_spec()
     int8 = compiled / "model.int8.onnx"
     draft = PackageDraft.create(
         out / "draft",
