@@ -12,8 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgeinspect.core.package import Framework, OutputSpec, Thresholds, unpack_package
-from edgeinspect_cloud.compile import CompileData, CompileOptions, ParityError, compile_model, from_torch
+from edgeinspect.core.package import Framework, Manifest, OutputSpec, Thresholds, unpack_package
+from edgeinspect_cloud.compile import (
+    CompileData,
+    CompileOptions,
+    ParityError,
+    SourceModel,
+    compile_model,
+    from_torch,
+)
 from edgeinspect_cloud.compile.shift import SHIFTS, shifted_set
 from edgeinspect_cloud.packaging import PackageDraft, check_package, precision_from_report
 
@@ -35,7 +42,7 @@ WIDE = _flat(list(range(10, 251, 10)))
 """Calibration over the whole range: int8 then clips nothing a shift produces."""
 
 
-def _source() -> object:
+def _source() -> SourceModel:
     return from_torch(
         torch_brightness_classifier(),
         task="classification",
@@ -67,7 +74,7 @@ def test_the_shifted_set_is_deterministic_and_keeps_labels() -> None:
 
 
 def test_int8_that_holds_on_shifted_frames_is_the_default(tmp_path: Path) -> None:
-    result = compile_model(_source(), _data(WIDE), tmp_path, OPTIONS)  # type: ignore[arg-type]
+    result = compile_model(_source(), _data(WIDE), tmp_path, OPTIONS)
     precision = result.report["precision"]
     assert precision["default"] == "int8" and precision["reason"] is None
     gates = {gate["set"]: gate for gate in precision["gates"]}
@@ -80,7 +87,7 @@ def test_int8_that_holds_on_shifted_frames_is_the_default(tmp_path: Path) -> Non
 
 
 def test_int8_failing_the_shift_gate_ships_fp32_and_says_why(tmp_path: Path) -> None:
-    result = compile_model(_source(), _data(MID), tmp_path, OPTIONS)  # type: ignore[arg-type]
+    result = compile_model(_source(), _data(MID), tmp_path, OPTIONS)
     precision = result.report["precision"]
     gates = {gate["set"]: gate for gate in precision["gates"]}
     assert gates["validation"]["passed"] and gates["validation"]["verdict_agreement"] == 1.0
@@ -98,22 +105,22 @@ def test_int8_failing_the_shift_gate_ships_fp32_and_says_why(tmp_path: Path) -> 
     assert (
         compile_model(_source(), _data(MID), tmp_path / "lenient", lenient).report["precision"]["default"]
         == "int8"
-    )  # type: ignore[arg-type]
+    )
     with pytest.raises(ParityError, match="int8 failed the shifted gate"):
         compile_model(
             _source(), _data(MID), tmp_path / "strict", CompileOptions(latency_runs=1, strict_int8=True)
-        )  # type: ignore[arg-type]
+        )
 
 
 def test_a_given_held_out_family_replaces_the_synthetic_shifts(tmp_path: Path) -> None:
     family = _flat([120, 150, 180])  # inside the calibration range: int8 agrees
     data = _data(MID, shifted=family, shifted_labels=np.zeros(3, bool), shift_source="--shift-data line-b")
-    gates = compile_model(_source(), data, tmp_path, OPTIONS).report["precision"]["gates"]  # type: ignore[arg-type]
+    gates = compile_model(_source(), data, tmp_path, OPTIONS).report["precision"]["gates"]
     assert gates[1] | {"verdict_agreement": 1.0} == gates[1]
     assert gates[1]["source"] == "--shift-data line-b" and gates[1]["images"] == 3
 
 
-def _package(compiled: Path, out: Path, keys_dir: Path) -> tuple[Path, object]:
+def _package(compiled: Path, out: Path, keys_dir: Path) -> tuple[Path, Manifest]:
     keys = make_keys(keys_dir)
     report = json.loads((compiled / "compile.json").read_text())
     spec = input_spec()
@@ -140,14 +147,14 @@ def _package(compiled: Path, out: Path, keys_dir: Path) -> tuple[Path, object]:
 
 
 def test_the_package_carries_both_files_with_int8_default_or_fp32_and_the_reason(tmp_path: Path) -> None:
-    compile_model(_source(), _data(WIDE), tmp_path / "good", OPTIONS)  # type: ignore[arg-type]
-    compile_model(_source(), _data(MID), tmp_path / "bad", OPTIONS)  # type: ignore[arg-type]
+    compile_model(_source(), _data(WIDE), tmp_path / "good", OPTIONS)
+    compile_model(_source(), _data(MID), tmp_path / "bad", OPTIONS)
 
     _, manifest = _package(tmp_path / "good", tmp_path / "pkg-good", tmp_path / "keys-good")
-    assert manifest.default_variant == "int8" and manifest.precision.fallback == "fp32"  # type: ignore[attr-defined]
-    assert {"model.onnx", "model.int8.onnx"} <= set(manifest.files)  # type: ignore[attr-defined]
-    assert [g.set for g in manifest.precision.gates] == ["validation", "shifted"]  # type: ignore[attr-defined]
+    assert manifest.precision is not None and manifest.precision.fallback == "fp32"
+    assert manifest.default_variant == "int8" and {"model.onnx", "model.int8.onnx"} <= set(manifest.files)
+    assert [g.set for g in manifest.precision.gates] == ["validation", "shifted"]
 
     _, manifest = _package(tmp_path / "bad", tmp_path / "pkg-bad", tmp_path / "keys-bad")
-    assert manifest.default_variant == "fp32" and "model.int8.onnx" not in manifest.files  # type: ignore[attr-defined]
-    assert "shifted gate" in manifest.precision.reason  # type: ignore[attr-defined]
+    assert manifest.default_variant == "fp32" and "model.int8.onnx" not in manifest.files
+    assert manifest.precision is not None and "shifted gate" in (manifest.precision.reason or "")
