@@ -53,8 +53,6 @@ from edgeinspect_inference.agent.stats import AgentMetrics, VersionStats
 log = get_logger(__name__)
 PACKAGE_SUFFIXES = (".tar.gz", ".tgz")
 VARIANT_FILES = {"fp32": MODEL_FILE, "int8": INT8_MODEL_FILE}
-PRECISIONS = ("auto", "fp32", "int8")
-"""``EI_PRECISION`` values: the package's default (with fp32 fallback), or a forced file."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +68,7 @@ class LoadOptions:
     max_batch: int = 64
     max_manifest_bytes: int = 1024 * 1024
     precision: str = "auto"
+    """``EI_PRECISION``: ``auto`` (the package's default, fp32 fallback), ``int8`` or ``fp32`` (forced)."""
     int8_golden_atol: float = INT8_SMOKE_ATOL
 
 
