@@ -301,5 +301,7 @@ def passed_agent_check(layout: RunLayout, task: Task, draft_models: dict[str, Pa
             hint="the package was rebuilt after the check: re-run --steps agent-check, then register",
         )
     return {
-        k: report[k] for k in ("package", "package_sha256", "version", "agent", "variants") if k in report
+        k: report[k]
+        for k in ("package", "package_sha256", "version", "agent", "variants", "default")
+        if k in report
     }
