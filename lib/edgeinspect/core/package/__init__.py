@@ -33,6 +33,7 @@ from edgeinspect.core.package.manifest import (
     Precision,
     Resize,
     Thresholds,
+    TilingHint,
     utc_now,
 )
 from edgeinspect.core.package.reader import load_golden, read_manifest, unpack_package, verify_package_dir
@@ -72,6 +73,7 @@ __all__ = [
     "Precision",
     "Resize",
     "Thresholds",
+    "TilingHint",
     "UnpackLimits",
     "Version",
     "build_package",

@@ -246,6 +246,24 @@ class Precision(_Strict):
     gates: list[Int8Gate] = Field(default_factory=list, max_length=8)
 
 
+class TilingHint(_Strict):
+    """How the model wants frames larger than its input tiled (``docs/model-contract.md``).
+
+    A tile is ``tile_height x tile_width`` frame pixels (default: the input size, for a model trained
+    on crops at the camera's resolution; a model trained on whole frames resized down gives its
+    training frame size, so every tile is shrunk as training shrank). ``mode``: ``auto`` tiles frames
+    at least ``min_scale`` tiles long on an axis, ``on`` every frame larger than a tile, ``off`` never
+    (a model that needs the whole part in view). Unset fields defer to the line's settings.
+    """
+
+    mode: Literal["auto", "on", "off"] = "auto"
+    tile_height: int | None = Field(default=None, gt=0)
+    tile_width: int | None = Field(default=None, gt=0)
+    overlap: float | None = Field(default=None, ge=0, lt=0.9)
+    min_scale: float | None = Field(default=None, ge=1)
+    blend: Literal["max", "mean"] | None = None
+
+
 class Golden(_Strict):
     """Where the smoke-test input and expected outputs live inside the package (filled by the builder)."""
 
@@ -274,6 +292,8 @@ class Manifest(_Strict):
     """Left out of the JSON when ``None``, so a package without one reads on devices that predate it."""
     precision: Precision | None = None
     """Left out of the JSON when ``None`` (like ``operating_point``); ``None`` means fp32 by default."""
+    tiling: TilingHint | None = None
+    """How to tile frames larger than the input; left out of the JSON when ``None``, like the above."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
@@ -319,7 +339,7 @@ class Manifest(_Strict):
     def to_json_bytes(self) -> bytes:
         """Serialise deterministically (sorted keys, fixed indent, trailing newline): the signed bytes."""
         data = self.model_dump(mode="json")
-        for optional in ("operating_point", "precision"):
+        for optional in ("operating_point", "precision", "tiling"):
             if data.get(optional) is None:
                 data.pop(optional, None)
         text = json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False)
