@@ -78,6 +78,20 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("--by", help="who registers (default: the login name)")
     run.add_argument("--no-int8", action="store_true", help="ship fp32 only (no static int8 model)")
+    run.add_argument(
+        "--shift-data",
+        type=Path,
+        metavar="DIR",
+        help="dataset folder of frames the model was not tuned on, for the int8 shift gate (default: "
+        "the validation frames under deterministic brightness/contrast/gamma/colour/blur/noise shifts)",
+    )
+    run.add_argument(
+        "--int8-min-shift-agreement",
+        type=_fraction,
+        default=CompileOptions.int8_min_shift_agreement,
+        help="share of shifted-set verdicts int8 must keep at the shipped threshold to be the default "
+        "(default 0.99; below it the package ships fp32 as default and says why)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bars (logs and step lines stay)")
     gate = run.add_argument_group(
         "quality gate", "held-out minimums a model must reach to be registered (defaults: EI_GATE_*)"
@@ -178,7 +192,10 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         key_path=args.key,
         created_by=args.by,
         progress=not args.no_progress,
-        compile=CompileOptions(quantize=not args.no_int8),
+        compile=CompileOptions(
+            quantize=not args.no_int8, int8_min_shift_agreement=args.int8_min_shift_agreement
+        ),
+        shift_data=args.shift_data,
         threshold_policy=str(policy),
         gate=default_gate().with_overrides(
             min_image_ap=args.gate_min_ap, min_recall=args.gate_min_recall, min_dice=args.gate_min_dice

@@ -25,7 +25,7 @@ from edgeinspect_cloud.data.dataset import SampleFiles, list_split, read_labels
 from edgeinspect_cloud.data.split import stratified_split
 from edgeinspect_cloud.evaluation.spec import ModelSpec
 from edgeinspect_cloud.monitor.baseline import baseline_for_samples
-from edgeinspect_cloud.packaging import PackageDraft, check_package
+from edgeinspect_cloud.packaging import PackageDraft, check_package, precision_from_report
 from edgeinspect_cloud.pipeline.layout import GROUPS, PipelineError, PipelineOptions, RunLayout, Task
 from edgeinspect_cloud.pipeline.steps_agent import passed_agent_check
 from edgeinspect_cloud.pipeline.steps_gate import passed_gate
@@ -52,6 +52,7 @@ def step_compile(
         layout, spec, trained, options.compile.max_calibration_images
     )
     thresholds = spec.thresholds
+    shifted = _shift_arrays(options.shift_data, spec) if options.shift_data else None
     data = CompileData(
         calibration=calibration.images,
         validation=validation.images,
@@ -59,6 +60,9 @@ def step_compile(
         masks=validation.masks >= 0.5 if task in ("segmentation", "multitask") else None,
         image_threshold=thresholds.image if thresholds else 0.5,
         pixel_threshold=thresholds.pixel if thresholds else None,
+        shifted=shifted.images if shifted is not None else None,
+        shifted_labels=shifted.labels if shifted is not None else None,
+        shift_source=f"--shift-data {options.shift_data.name}" if options.shift_data else "",
     )
     model = onnx.load(str(layout.require(train_dir / MODEL_FILE, "train")))
     framework = Framework.model_validate(trained["framework"])
@@ -79,7 +83,17 @@ def step_compile(
     report = dict(result.report)
     report["training_onnx_parity_max_abs_diff"] = trained.get("metrics", {}).get("onnx_parity_max_abs_diff")
     layout.write(out / "compile.json", report)
-    return {key: report[key] for key in ("export_parity", "int8_parity", "fp32", "int8") if key in report}
+    keys = ("export_parity", "int8_parity", "fp32", "int8", "precision")
+    return {key: report[key] for key in keys if key in report}
+
+
+def _shift_arrays(root: Path, spec: ModelSpec) -> ArraySet:
+    """A held-out family of frames for the int8 shift gate: its ``test/`` split, else ``train/``."""
+    split = "test" if (root / "test").is_dir() else "train"
+    files = list_split(root, split)
+    if not files:
+        raise PipelineError(f"--shift-data {root} holds no images", hint="give a dataset folder")
+    return load_arrays(files, spec.input)
 
 
 def _compile_arrays(
@@ -164,6 +178,7 @@ def step_package(options: PipelineOptions, layout: RunLayout, task: Task) -> dic
         outputs=spec.outputs,
         thresholds=spec.thresholds,
         operating_point=spec.operating_point,
+        precision=precision_from_report(compiled),
         metrics=package_metrics(layout, task, trained, compiled),
         dataset_fingerprint=trained["dataset_fingerprint"],
         model_path=compiled_dir / "model.onnx",

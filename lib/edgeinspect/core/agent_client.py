@@ -93,6 +93,8 @@ class ModelVersionInfo:
     manifest_json: str
     variant: str
     tuning: ProviderTuning | None = None
+    variant_fallback: str = ""
+    """Why the version runs fp32 although its package's default is int8; empty when it does not."""
 
     @property
     def ref(self) -> str:
@@ -204,6 +206,7 @@ def _version_info(m: Any) -> ModelVersionInfo:
         manifest_json=m.manifest_json,
         variant=m.variant,
         tuning=_tuning(m.tuning) if m.HasField("tuning") else None,
+        variant_fallback=m.variant_fallback,
     )
 
 
@@ -287,7 +290,8 @@ class AgentClient:
     # ---- versions and aliases -------------------------------------------------------------------
 
     def load_version(self, url: str, variant: str = "", *, warmup: bool = True) -> ModelVersionInfo:
-        """Verify and load a package folder or ``.tar.gz`` (``variant``: "", "fp32" or "int8")."""
+        """Verify and load a package folder or ``.tar.gz`` (``variant``: "" = the agent's EI_PRECISION,
+        by default the package's default precision; "fp32" or "int8": exactly that file)."""
         request = ext_pb2.LoadVersionRequest(url=url, variant=variant, warmup=warmup)
         return _version_info(self._call(self.extension.LoadVersion, request))
 

@@ -7,6 +7,7 @@ smoke test. Every failure is a :class:`~edgeinspect.core.errors.PackageError` th
 
 from edgeinspect.core.package.builder import build_package
 from edgeinspect.core.package.golden import (
+    INT8_SMOKE_ATOL,
     SMOKE_ATOL,
     SMOKE_RTOL,
     compare_outputs,
@@ -24,10 +25,12 @@ from edgeinspect.core.package.manifest import (
     Framework,
     Golden,
     InputSpec,
+    Int8Gate,
     Manifest,
     Normalisation,
     OperatingPoint,
     OutputSpec,
+    Precision,
     Resize,
     Thresholds,
     TilingHint,
@@ -50,6 +53,7 @@ from edgeinspect.core.package.version import VERSION_PATTERN, Version, parse_ver
 __all__ = [
     "GOLDEN_INPUT_FILE",
     "INT8_MODEL_FILE",
+    "INT8_SMOKE_ATOL",
     "MANIFEST_FILE",
     "MODEL_FILE",
     "NAME_PATTERN",
@@ -61,10 +65,12 @@ __all__ = [
     "Framework",
     "Golden",
     "InputSpec",
+    "Int8Gate",
     "Manifest",
     "Normalisation",
     "OperatingPoint",
     "OutputSpec",
+    "Precision",
     "Resize",
     "Thresholds",
     "TilingHint",

@@ -203,6 +203,49 @@ class OperatingPoint(_Strict):
     escapes: int = Field(default=0, ge=0)
 
 
+Variant = Literal["fp32", "int8"]
+"""A model file's precision: ``fp32`` is ``model.onnx``, ``int8`` is ``model.int8.onnx``."""
+
+
+class Int8Gate(_Strict):
+    """int8 against fp32 on one image set, verdicts at the shipped image threshold.
+
+    ``set`` is ``validation`` (the held-out split) or ``shifted`` (frames the model was not tuned on:
+    a ``--shift-data`` folder, or the validation frames under deterministic photometric shifts, as
+    ``source`` says). ``verdict_agreement`` is the share of the judged images (all but ``borderline``
+    ones, whose fp32 score lies within ``margin`` of ``threshold``) given the same verdict by both;
+    ``false_rejects_*`` count good parts (label 0) called defective, ``None`` without labels.
+    """
+
+    set: str = Field(min_length=1, max_length=32)
+    source: str = Field(default="", max_length=200)
+    images: int = Field(ge=0)
+    threshold: float
+    margin: float = Field(default=0.0, ge=0)
+    borderline: int = Field(default=0, ge=0)
+    verdict_agreement: float = Field(ge=0, le=1)
+    min_agreement: float = Field(ge=0, le=1)
+    passed: bool
+    good: int | None = Field(default=None, ge=0)
+    false_rejects_fp32: int | None = Field(default=None, ge=0)
+    false_rejects_int8: int | None = Field(default=None, ge=0)
+
+
+class Precision(_Strict):
+    """Which model file a device loads by default, and the gate figures behind that choice.
+
+    ``default`` is ``int8`` only when every int8 gate passed; ``fp32`` (``model.onnx``) is always in the
+    package as the fallback. ``reason`` says why int8 is not the default (gate failed: which set,
+    agreement and tolerance; or no int8 was built). A package without this field predates it: its
+    default is fp32, whatever files it holds.
+    """
+
+    default: Variant
+    fallback: Literal["fp32"] = "fp32"
+    reason: str | None = Field(default=None, max_length=500)
+    gates: list[Int8Gate] = Field(default_factory=list, max_length=8)
+
+
 class TilingHint(_Strict):
     """How the model wants frames larger than its input tiled (``docs/model-contract.md``).
 
@@ -247,6 +290,8 @@ class Manifest(_Strict):
     baseline: dict[str, JsonValue] | None = None
     operating_point: OperatingPoint | None = None
     """Left out of the JSON when ``None``, so a package without one reads on devices that predate it."""
+    precision: Precision | None = None
+    """Left out of the JSON when ``None`` (like ``operating_point``); ``None`` means fp32 by default."""
     tiling: TilingHint | None = None
     """How to tile frames larger than the input; left out of the JSON when ``None``, like the above."""
 
@@ -261,6 +306,9 @@ class Manifest(_Strict):
             _check_multitask_outputs(self.outputs)
         if UNHASHED_FILES & set(self.files):
             raise ValueError(f"files must not list {sorted(UNHASHED_FILES)} (they cannot hash themselves)")
+        int8_default = self.precision is not None and self.precision.default == "int8"
+        if int8_default and self.files and INT8_MODEL_FILE not in self.files:
+            raise ValueError(f"precision.default is int8 but files do not list {INT8_MODEL_FILE}")
         if self.golden is not None and not set(self.golden.outputs) <= set(names):
             unknown = sorted(set(self.golden.outputs) - set(names))
             raise ValueError(f"golden outputs {unknown} are not among the model outputs {names}")
@@ -276,6 +324,11 @@ class Manifest(_Strict):
         """Whether the package carries a quantized ``model.int8.onnx`` beside ``model.onnx``."""
         return INT8_MODEL_FILE in self.files
 
+    @property
+    def default_variant(self) -> Variant:
+        """The precision a device loads unless told otherwise: the manifest's choice, else fp32."""
+        return self.precision.default if self.precision is not None else "fp32"
+
     def output(self, name: str) -> OutputSpec:
         """Return the output called ``name``; ``KeyError`` if the model has none."""
         for spec in self.outputs:
@@ -286,7 +339,7 @@ class Manifest(_Strict):
     def to_json_bytes(self) -> bytes:
         """Serialise deterministically (sorted keys, fixed indent, trailing newline): the signed bytes."""
         data = self.model_dump(mode="json")
-        for optional in ("operating_point", "tiling"):
+        for optional in ("operating_point", "precision", "tiling"):
             if data.get(optional) is None:
                 data.pop(optional, None)
         text = json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False)

@@ -60,6 +60,7 @@ def version_info(model: LoadedModel) -> ext_pb2.ModelVersionInfo:
         path=str(model.path),
         manifest_json=model.manifest_json,
         variant=model.variant,
+        variant_fallback=model.variant_fallback,
         tuning=provider_tuning(model.tuning),
     )
 

@@ -68,6 +68,7 @@ def build_table(settings: AgentSettings, registry: CollectorRegistry) -> ModelTa
         max_batch=settings.max_batch,
         max_manifest_bytes=settings.max_manifest_bytes,
         tuning=tuning_options(settings),
+        precision=settings.precision,
     )
     shadows = ShadowRunner(metrics, settings.shadow_threads, settings.shadow_max_pending)
     return ModelTable(PackageLoader(options, metrics), metrics, shadows)

@@ -96,6 +96,11 @@ class AgentSettings(ServiceSettings):
     )
     shutdown_grace_s: float = Field(default=10.0, ge=0, description="how long in-flight requests may finish")
     warmup_runs: int = Field(default=2, ge=0, description="inference runs on the golden input at load")
+    precision: Literal["auto", "int8", "fp32"] = Field(
+        default="auto",
+        description="model file of a load that names no variant: auto = the package's default (int8 when "
+        "it passed compile's gates) with fp32 fallback when int8 cannot run here; int8/fp32 force that file",
+    )
     shadow_threads: int = Field(default=1, ge=1, description="threads that run shadow models")
     shadow_max_pending: int = Field(
         default=8, ge=1, description="shadow runs queued before new ones are skipped (never delays primary)"

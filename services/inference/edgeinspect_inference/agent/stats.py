@@ -82,6 +82,13 @@ class AgentMetrics:
             ["model", "version", "provider", "threads"],
             registry=registry,
         )
+        self.model_variant = Gauge(
+            "ei_agent_model_variant",
+            "1 per loaded version: the model file it runs (variant) and the one it asked for (requested); "
+            "variant fp32 with requested int8 is a fallback",
+            ["model", "version", "variant", "requested"],
+            registry=registry,
+        )
         self._tuning_labels: dict[tuple[str, str], list[tuple[str, str, str, str]]] = {}
 
     def record_tuning(self, model: str, version: str, choice: ProviderChoice | None) -> None:
