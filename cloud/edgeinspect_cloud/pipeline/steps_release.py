@@ -106,7 +106,12 @@ def _compile_arrays(
     config = trained.get("config", {})
     files = list_split(layout.dataset_root(), "train")
     labels = read_labels(files)
-    split = stratified_split(labels, float(config.get("val_fraction", 0.2)), int(config.get("seed", 0)))
+    split = stratified_split(
+        labels,
+        float(config.get("val_fraction", 0.2)),
+        int(config.get("seed", 0)),
+        need_defects=config.get("task") != "anomaly",
+    )
     rng = np.random.default_rng(int(config.get("seed", 0)))
     picked = np.sort(rng.permutation(split.train)[:max_calibration])
     calibration = load_arrays([files[i] for i in picked], spec.input)
