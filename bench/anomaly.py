@@ -19,7 +19,7 @@ the fitted network exported at the trained input (256x96, what a 640x232 frame i
     nice -n 10 .venv/bin/python -m bench.anomaly                       # ~10 min on 2 shared cores
     nice -n 10 .venv/bin/python -m bench.anomaly --quick               # smaller lines, fewer runs
 
-The last line printed is one JSON object with every figure.
+The last line printed is one JSON object with every figure; ``bench/out/anomaly/table.md`` keeps the table.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ from edgeinspect_cloud.training.anomaly import train_anomaly
 from edgeinspect_cloud.training.config import default_config
 from edgeinspect_cloud.training.export import export_onnx
 
+from bench.report import DEFAULT_OUT, machine, write_report
+
 FIGURES = ("image_ap", "image_auroc", "operating_recall", "operating_false_reject_rate", "pixel_ap", "dice")
 SIZES = {"trained 256x96": (256, 96), "224x224": (224, 224), "232x640": (640, 232)}
 
@@ -61,6 +63,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=40, help="latency calls per size")
     parser.add_argument("--quick", action="store_true", help="200/100-frame lines, 10 latency calls")
     parser.add_argument("--work", type=Path, help="keep datasets and runs here (default: a temp folder)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"table.md goes to OUT/anomaly (default {DEFAULT_OUT})"
+    )
     return parser.parse_args(argv)
 
 
@@ -79,16 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             lines[family], _ = measure_line(data, work / f"run-{family}")
         print("accuracy done", file=sys.stderr, flush=True)
         latency = measure_latency(model, work / "latency", runs)
-    figures = {
-        "lines": lines,
-        "latency_ms": latency,
-        "runs": runs,
-        "cpus": os.cpu_count(),
-        "loadavg_before": [round(v, 2) for v in load_before],
-        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-        "onnxruntime": ort.__version__,
-    }
-    print(format_table(figures))
+    figures = {"lines": lines, "latency_ms": latency, "runs": runs, **machine(load_before)}
+    table = format_table(figures)
+    print(table)
+    write_report("anomaly", figures, args.out, table)
     print(json.dumps(figures, sort_keys=True))
     return 0
 

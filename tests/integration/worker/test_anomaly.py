@@ -13,10 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 from edgeinspect.core import images
-from edgeinspect_cloud.packaging import PackageDraft
 from edgeinspect_cloud.training.anomaly import train_anomaly
 from edgeinspect_cloud.training.config import default_config
 
+from tests.helpers.trained import package_result
 from tests.integration.worker.conftest import FRAME_SIZE, PATCH, LineKit
 
 DARK, BRIGHT, NOISE = 40, 235, 10
@@ -50,21 +50,7 @@ def anomaly_package(line: LineKit, work: Path) -> Path:
     """Train the anomaly model on good frames only and package it signed with the agent's trusted key."""
     config = default_config("anomaly", quick=True).with_overrides(height=64, img_width=64, progress=False)
     result = train_anomaly(good_only_dataset(work / "line"), work / "run", config)
-    draft = PackageDraft.create(
-        work / "draft",
-        name="defect-anomaly",
-        task="anomaly",
-        framework=result.framework,
-        input_spec=result.input,
-        outputs=result.outputs,
-        thresholds=result.thresholds,
-        metrics=result.metrics,
-        dataset_fingerprint=result.dataset_fingerprint,
-        model_path=result.onnx_path,
-        golden_input=result.validation.images[:1],
-        operating_point=result.operating_point,
-    )
-    return draft.build(1, line.agent.keys.private_key, work / "out")
+    return package_result(result, "defect-anomaly", work, line.agent.keys.private_key)
 
 
 def test_an_anomaly_model_trained_on_good_frames_flags_a_patch_with_a_mask(

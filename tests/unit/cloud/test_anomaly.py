@@ -15,11 +15,11 @@ import pytest
 from edgeinspect.core.package import unpack_package
 from edgeinspect_cloud.data.synth import write_dataset
 from edgeinspect_cloud.errors import TrainingError
-from edgeinspect_cloud.packaging import PackageDraft
 from edgeinspect_cloud.training.anomaly import calibration, train_anomaly
 from edgeinspect_cloud.training.config import ANOMALY_POLICY, TrainConfig, default_config
 
 from tests.helpers.models import make_keys
+from tests.helpers.trained import package_result
 
 
 def tiny_config() -> TrainConfig:
@@ -75,21 +75,7 @@ def test_trained_on_good_frames_only_it_answers_a_calibrated_score_and_map_and_p
     assert np.allclose(score[:, 0], plane.reshape(4, -1).max(axis=1), atol=1e-6)  # the map's maximum
 
     keys = make_keys(tmp_path / "keys")
-    draft = PackageDraft.create(
-        tmp_path / "draft",
-        name="defect-anomaly",
-        task="anomaly",
-        framework=result.framework,
-        input_spec=result.input,
-        outputs=result.outputs,
-        thresholds=result.thresholds,
-        metrics=result.metrics,
-        dataset_fingerprint=result.dataset_fingerprint,
-        model_path=result.onnx_path,
-        golden_input=result.validation.images[:1],
-        operating_point=result.operating_point,
-    )
-    tar = draft.build(1, keys.private_key, tmp_path / "out")
+    tar = package_result(result, "defect-anomaly", tmp_path, keys.private_key)
     _folder, manifest = unpack_package(tar, tmp_path / "unpacked", keys.public_keys())
     assert manifest.task == "anomaly" and manifest.version == "1"
     assert [o.meaning for o in manifest.outputs] == ["defect_probability", "mask_probability"]
