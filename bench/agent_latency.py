@@ -16,9 +16,18 @@ int8 weights, uint8 activations, calibrated on random images), batch 1, it measu
       path: extension ``Predict`` from a POSIX segment (``ShmSegment``),
 
 and prints ``agent_overhead_ratio`` = (b) p50 / (a) p50 per row, and ``stock_cost_ratio`` = stock
-float32 bytes p50 / extension uint8 bytes p50 (the price of compatibility). Each measured path is
-a callable in :func:`measure_paths`; end to end through Redis (frame XADD -> result) is
-``bench/throughput.py``'s job and plugs in there as one more path. Run from the repository root:
+float32 bytes p50 / extension uint8 bytes p50 (the price of compatibility).
+
+  (d) a row per execution provider this ONNX Runtime build offers (``EI_EXECUTION_PROVIDERS=auto``)
+      and per CPU thread layout the agent's tuning would try on this box, bare ``session.run`` in
+      alternating blocks, with p50/p99 and the ratio to the CPU provider at ``--threads``; the
+      candidate the agent's own selection (``agent.tuning.select``, golden = the CPU answer) keeps is
+      marked ``auto``, and the provider the agent subprocess reported in ``ListVersions`` is shown.
+      OpenVINO rows appear when ``onnxruntime-openvino`` replaces ``onnxruntime`` in the venv.
+
+Each measured path of (a)-(c) is a callable in :func:`measure_paths`; end to end through Redis
+(frame XADD -> result) is ``bench/throughput.py``'s job and plugs in there as one more path. Run from
+the repository root:
 
     .venv/bin/python -m bench.agent_latency            # ~3 minutes on 2 cores
     .venv/bin/python -m bench.agent_latency --quick    # smoke run: 224x224 fp32 only, few iterations
@@ -30,6 +39,7 @@ The last line printed is one JSON object with every figure; ``--out`` (default `
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -63,6 +73,22 @@ class Target:
     ref: str
     onnx_path: Path
     shape: tuple[int, int, int, int]
+
+
+@dataclass
+class ProviderRow:
+    """One execution provider + thread layout on one target, bare ``session.run``."""
+
+    model: str
+    size: str
+    precision: str
+    provider: str
+    threads: str
+    p50_ms: float
+    p99_ms: float
+    ratio_vs_cpu: float
+    auto: bool
+    rejected: str = ""
 
 
 @dataclass
@@ -278,6 +304,104 @@ def measure_paths(target: Target, client: AgentClient, args: argparse.Namespace)
     return samples | {"in_agent": in_agent_ms, "transport": transport_ms}
 
 
+def provider_rows(target: Target, args: argparse.Namespace) -> list[ProviderRow]:
+    """(d): every available provider and CPU thread layout on the target's frame, and the auto choice."""
+    from edgeinspect_inference.agent.providers import CPU, resolve
+    from edgeinspect_inference.agent.session import ModelSession, available_providers
+    from edgeinspect_inference.agent.tuning import (
+        Candidate,
+        Golden,
+        ThreadConfig,
+        TuningOptions,
+        candidates,
+        select,
+        thread_configs,
+        usable_cores,
+    )
+
+    frame = {"image": np.random.default_rng(5).integers(0, 256, target.shape, dtype=np.uint8)}
+    baseline = Candidate(CPU, ThreadConfig(args.threads))
+    layouts = [ThreadConfig(args.threads)] + [
+        c for c in thread_configs(usable_cores()) if c != ThreadConfig(args.threads)
+    ]
+    cands = candidates(resolve(["auto"], available_providers), layouts)
+    cands = [baseline] + [c for c in cands if c != baseline]
+
+    def build(candidate: Candidate) -> ModelSession:
+        chosen = [candidate.provider] if candidate.provider is CPU else [candidate.provider, CPU]
+        return ModelSession(
+            target.onnx_path, chosen, candidate.threads.intra_op, args.spin,
+            inter_op_threads=candidate.threads.inter_op, parallel=candidate.threads.parallel,
+        )  # fmt: skip
+
+    sessions: dict[str, Any] = {}
+    rejected: dict[str, str] = {}
+    for candidate in cands:
+        try:
+            sessions[candidate.label] = build(candidate)
+        except Exception as exc:  # a provider that cannot start here is a row that says why
+            rejected[candidate.label] = f"failed: {str(exc)[:120]}"
+    golden = Golden(frame, sessions[baseline.label].run(frame), per_image_score=target.precision == "int8")
+    options = TuningOptions(budget_s=60.0, timed_runs=max(3, args.iterations // 3))
+    kept, choice = select(build, cands, golden, options)
+    auto = f"{choice.provider}/{choice.threads.label}" if kept is not None else ""
+    for m in choice.measurements:
+        if m.rejected:
+            rejected.setdefault(f"{m.provider}/{m.threads.label}", m.rejected)
+    live = {label: s for label, s in sessions.items() if label not in rejected}
+    samples = timed_rounds(
+        {label: functools.partial(s.run, frame) for label, s in live.items()}, args.iterations, args.warmup
+    )
+    cpu_p50 = percentile(samples[baseline.label], 50)
+    rows = []
+    for candidate in cands:
+        label, times = candidate.label, samples.get(candidate.label, [])
+        p50 = percentile(times, 50) if times else 0.0
+        rows.append(
+            ProviderRow(
+                target.model, target.size, target.precision, candidate.provider.name,
+                candidate.threads.label, round(p50, 2),
+                round(percentile(times, 99), 2) if times else 0.0,
+                round(p50 / cpu_p50, 3) if times else 0.0, label == auto, rejected.get(label, ""),
+            )
+        )  # fmt: skip
+    return rows
+
+
+def format_providers(rows: list[ProviderRow], agent_choice: dict[str, str]) -> str:
+    """Table (d): a row per provider and thread layout; ``auto`` marks the tuning's choice."""
+    header = (
+        f"{'model':<10} {'size':<8} {'prec':<5} {'provider':<9} {'threads':<7} {'p50/p99 ms':>15} "
+        f"{'vs cpu':>7} {'auto':>5}  agent chose / rejected"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        key = f"{r.model}-{r.size}-{r.precision}"
+        note = r.rejected[:70] if r.rejected else (agent_choice.get(key, "") if r.auto else "")
+        lines.append(
+            f"{r.model:<10} {r.size:<8} {r.precision:<5} {r.provider:<9} {r.threads:<7} "
+            f"{r.p50_ms:>7.2f}/{r.p99_ms:<7.2f} {r.ratio_vs_cpu:>7.3f} {'*' if r.auto else '':>5}  {note}"
+        )
+    lines.append(
+        "(bare session.run, alternating blocks; vs cpu = p50 / the CPU provider's at --threads; auto = the "
+        "candidate agent.tuning.select keeps;\n threads: intra-op, or intra x inter 'p' for the parallel "
+        "execution mode; agent chose = provider/threads the agent subprocess reported in ListVersions)"
+    )
+    return "\n".join(lines)
+
+
+def _agent_choice(info: Any) -> str:
+    tuning = info.tuning
+    if tuning is None:
+        return f"{info.execution_provider} (tuning off)"
+    layout = (
+        f"{tuning.intra_op_threads}x{tuning.inter_op_threads}p"
+        if tuning.parallel
+        else str(tuning.intra_op_threads)
+    )
+    return f"{tuning.provider}/{layout}{' (cached)' if tuning.cached else ''}"
+
+
 def _sysv_segment(data: bytes) -> Any:
     """A System V segment holding ``data`` (the test suite's libc writer), or None off 64-bit Linux."""
     from tests.helpers import sysv
@@ -416,6 +540,22 @@ def format_decode(decode: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def providers_json(rows: list[ProviderRow], agent_choice: dict[str, str]) -> dict[str, Any]:
+    """(d)'s figures for the last-line JSON: p50/p99/ratio per provider and layout, the choices."""
+    by_target: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        key = f"{r.model}-{r.size}-{r.precision}"
+        entry = by_target.setdefault(key, {"candidates": {}, "auto": "", "agent": agent_choice.get(key, "")})
+        entry["candidates"][f"{r.provider}/{r.threads}"] = (
+            {"rejected": r.rejected}
+            if r.rejected
+            else {"p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "ratio_vs_cpu": r.ratio_vs_cpu}
+        )
+        if r.auto:
+            entry["auto"] = f"{r.provider}/{r.threads}"
+    return by_target
+
+
 def summary_json(rows: list[Row], args: argparse.Namespace) -> dict[str, Any]:
     classifier = [r for r in rows if r.model == "classifier"]
     return {
@@ -465,6 +605,12 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="ONNX Runtime threads spin between runs (EI_ALLOW_SPINNING; both sides)",
     )
+    parser.add_argument(
+        "--providers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also a row per available execution provider and thread layout (d)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where <out>/agent_latency/ goes")
     args = parser.parse_args(argv)
     if args.quick:
@@ -475,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
         targets, packages, trusted = build_targets(work, sizes, int8=args.int8 and not args.quick)
         proc, addr = start_agent(work, trusted, args.threads, args.spin)
         rows: list[Row] = []
+        prow: list[ProviderRow] = []
+        agent_choice: dict[str, str] = {}
         decode = {size: decode_costs((1, 3, *SIZES[size])) for size in sizes}
         try:
             with AgentClient(addr, timeout_s=300) as client:
@@ -490,14 +638,25 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     samples = measure_paths(target, client, args)
                     rows.append(summarise(target, samples))
+                    if args.providers:
+                        prow += provider_rows(target, args)
+                versions = {f"{v.name}:{v.version}": v for v in client.list_versions()}
+                for target in targets:
+                    key = f"{target.model}-{target.size}-{target.precision}"
+                    agent_choice[key] = _agent_choice(versions[target.ref])
         finally:
             proc.terminate()
             proc.wait(timeout=30)
     table = format_table(rows) + "\n\n" + format_decode(decode)
+    if prow:
+        table += "\n\n" + format_providers(prow, agent_choice)
     print(table)
     folder = write_report("agent_latency", [asdict(r) for r in rows], args.out, table)
     print(f"wrote table and plots to {folder}", file=sys.stderr, flush=True)
-    print(json.dumps(summary_json(rows, args) | {"decode_p50_us": decode}, separators=(",", ":")))
+    figures = summary_json(rows, args) | {"decode_p50_us": decode}
+    figures["providers"] = providers_json(prow, agent_choice)
+    figures["agent_provider_choice"] = agent_choice
+    print(json.dumps(figures, separators=(",", ":")))
     return 0
 
 

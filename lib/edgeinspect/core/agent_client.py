@@ -46,6 +46,36 @@ class TensorInfo:
 
 
 @dataclass(frozen=True)
+class ProviderCandidate:
+    """One execution provider + thread layout the agent measured on the golden input at load."""
+
+    provider: str
+    intra_op_threads: int
+    inter_op_threads: int
+    parallel: bool
+    p50_ms: float
+    p99_ms: float
+    runs: int
+    rejected: str
+    selected: bool
+
+
+@dataclass(frozen=True)
+class ProviderTuning:
+    """How the agent chose a version's provider and threads (``EI_PROVIDER_TUNING``)."""
+
+    provider: str
+    intra_op_threads: int
+    inter_op_threads: int
+    parallel: bool
+    p50_ms: float
+    cached: bool
+    measure_ms: float
+    reason: str
+    candidates: tuple[ProviderCandidate, ...]
+
+
+@dataclass(frozen=True)
 class ModelVersionInfo:
     """A loaded version as the agent reports it (``LoadVersion``, ``ListVersions``)."""
 
@@ -62,6 +92,7 @@ class ModelVersionInfo:
     path: str
     manifest_json: str
     variant: str
+    tuning: ProviderTuning | None = None
 
     @property
     def ref(self) -> str:
@@ -172,7 +203,22 @@ def _version_info(m: Any) -> ModelVersionInfo:
         path=m.path,
         manifest_json=m.manifest_json,
         variant=m.variant,
+        tuning=_tuning(m.tuning) if m.HasField("tuning") else None,
     )
+
+
+def _tuning(t: Any) -> ProviderTuning:
+    return ProviderTuning(
+        t.provider, t.intra_op_threads, t.inter_op_threads, t.parallel, t.p50_ms, t.cached,
+        t.measure_ms, t.reason,
+        tuple(
+            ProviderCandidate(
+                c.provider, c.intra_op_threads, c.inter_op_threads, c.parallel, c.p50_ms, c.p99_ms,
+                c.runs, c.rejected, c.selected,
+            )
+            for c in t.candidates
+        ),
+    )  # fmt: skip
 
 
 def _alias_info(a: Any) -> AliasInfo:

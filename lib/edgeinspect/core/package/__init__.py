@@ -31,6 +31,7 @@ from edgeinspect.core.package.manifest import (
     OutputSpec,
     Resize,
     Thresholds,
+    TilingHint,
     utc_now,
 )
 from edgeinspect.core.package.reader import load_golden, read_manifest, unpack_package, verify_package_dir
@@ -68,6 +69,7 @@ __all__ = [
     "OutputSpec",
     "Resize",
     "Thresholds",
+    "TilingHint",
     "UnpackLimits",
     "Version",
     "build_package",

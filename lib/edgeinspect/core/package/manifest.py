@@ -206,6 +206,24 @@ class OperatingPoint(_Strict):
     escapes: int = Field(default=0, ge=0)
 
 
+class TilingHint(_Strict):
+    """How the model wants frames larger than its input tiled (``docs/model-contract.md``).
+
+    A tile is ``tile_height x tile_width`` frame pixels (default: the input size, for a model trained
+    on crops at the camera's resolution; a model trained on whole frames resized down gives its
+    training frame size, so every tile is shrunk as training shrank). ``mode``: ``auto`` tiles frames
+    at least ``min_scale`` tiles long on an axis, ``on`` every frame larger than a tile, ``off`` never
+    (a model that needs the whole part in view). Unset fields defer to the line's settings.
+    """
+
+    mode: Literal["auto", "on", "off"] = "auto"
+    tile_height: int | None = Field(default=None, gt=0)
+    tile_width: int | None = Field(default=None, gt=0)
+    overlap: float | None = Field(default=None, ge=0, lt=0.9)
+    min_scale: float | None = Field(default=None, ge=1)
+    blend: Literal["max", "mean"] | None = None
+
+
 class Golden(_Strict):
     """Where the smoke-test input and expected outputs live inside the package (filled by the builder)."""
 
@@ -232,6 +250,8 @@ class Manifest(_Strict):
     baseline: dict[str, JsonValue] | None = None
     operating_point: OperatingPoint | None = None
     """Left out of the JSON when ``None``, so a package without one reads on devices that predate it."""
+    tiling: TilingHint | None = None
+    """How to tile frames larger than the input; left out of the JSON when ``None``, like the above."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
@@ -269,8 +289,9 @@ class Manifest(_Strict):
     def to_json_bytes(self) -> bytes:
         """Serialise deterministically (sorted keys, fixed indent, trailing newline): the signed bytes."""
         data = self.model_dump(mode="json")
-        if data.get("operating_point") is None:
-            data.pop("operating_point", None)
+        for optional in ("operating_point", "tiling"):
+            if data.get(optional) is None:
+                data.pop(optional, None)
         text = json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False)
         return (text + "\n").encode("utf-8")
 

@@ -30,6 +30,13 @@ from edgeinspect_inference.agent.errors import InvalidInputError, ModelLoadError
 from edgeinspect_inference.agent.providers import ExecutionProvider
 from edgeinspect_inference.agent.session import ModelSession, rss_bytes
 from edgeinspect_inference.agent.stats import AgentMetrics, VersionStats
+from edgeinspect_inference.agent.tuning import (
+    Golden,
+    ProviderChoice,
+    SessionRequest,
+    TuningOptions,
+    open_session,
+)
 
 log = get_logger(__name__)
 PACKAGE_SUFFIXES = (".tar.gz", ".tgz")
@@ -48,6 +55,7 @@ class LoadOptions:
     warmup_runs: int = 2
     max_batch: int = 64
     max_manifest_bytes: int = 1024 * 1024
+    tuning: TuningOptions = field(default_factory=lambda: TuningOptions(enabled=False))
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +76,7 @@ class LoadedModel:
     loaded_at_ns: int
     stats: VersionStats
     owned_dir: Path | None = field(default=None)
+    tuning: ProviderChoice | None = field(default=None)
 
     @property
     def ref(self) -> str:
@@ -132,13 +141,7 @@ class PackageLoader:
                 hint="load the fp32 variant, or rebuild the package with a quantized model",
             )
         rss_before, started = rss_bytes(), time.perf_counter()
-        session = ModelSession(
-            package.path / model_file,
-            self.options.providers,
-            self.options.intra_op_threads,
-            self.options.allow_spinning,
-            self.options.max_batch,
-        )
+        session, tuning = self._open_session(package, name, model_file, chosen, warmup)
         if warmup:
             self._warm_up(session, package)
         load_ms = (time.perf_counter() - started) * 1000.0
@@ -157,7 +160,9 @@ class PackageLoader:
             loaded_at_ns=time.time_ns(),
             stats=VersionStats(self._metrics, name, manifest.version),
             owned_dir=package.owned,
+            tuning=tuning,
         )
+        self._metrics.record_tuning(name, manifest.version, tuning)
         log.info(
             "model_loaded",
             model=name,
@@ -168,6 +173,31 @@ class PackageLoader:
             memory_bytes=model.memory_bytes,
         )
         return model
+
+    def _open_session(
+        self, package: VerifiedPackage, name: str, model_file: str, variant: str, measure: bool
+    ) -> tuple[ModelSession, ProviderChoice | None]:
+        """The session of the fastest correct provider and threads (``tuning``), or the defaults."""
+        manifest, options = package.manifest, self.options
+
+        def golden() -> Golden:
+            golden_input, expected = load_golden(package.path, manifest)
+            feeds = {manifest.input.name: golden_input}
+            return Golden(feeds, expected, per_image_score=variant == "int8")
+
+        request = SessionRequest(
+            ref=f"{name}:{manifest.version}",
+            model_path=package.path / model_file,
+            model_sha256=manifest.files[model_file],
+            variant=variant,
+            providers=options.providers,
+            max_batch=options.max_batch,
+            intra_op_threads=options.intra_op_threads,
+            allow_spinning=options.allow_spinning,
+            golden=golden if manifest.golden is not None else None,
+            measure=measure,
+        )
+        return open_session(request, options.tuning)
 
     def _check_manifest_size(self, folder: Path) -> None:
         """Every client's ListVersions carries each manifest: one huge manifest must not break them."""

@@ -38,6 +38,7 @@ from edgeinspect_inference.agent.shadow import ShadowRunner
 from edgeinspect_inference.agent.shm import SegmentReader
 from edgeinspect_inference.agent.stats import AgentMetrics
 from edgeinspect_inference.agent.table import ModelTable
+from edgeinspect_inference.agent.tuning import TuningOptions
 
 log = get_logger(__name__)
 COMPAT_SERVICE = sm_pb2.DESCRIPTOR.services_by_name["Agent"].full_name
@@ -64,9 +65,24 @@ def build_table(settings: AgentSettings, registry: CollectorRegistry) -> ModelTa
         warmup_runs=settings.warmup_runs,
         max_batch=settings.max_batch,
         max_manifest_bytes=settings.max_manifest_bytes,
+        tuning=tuning_options(settings),
     )
     shadows = ShadowRunner(metrics, settings.shadow_threads, settings.shadow_max_pending)
     return ModelTable(PackageLoader(options, metrics), metrics, shadows)
+
+
+def tuning_options(settings: AgentSettings) -> TuningOptions:
+    """``EI_PROVIDER_TUNING*`` as the loader takes them."""
+    return TuningOptions(
+        enabled=settings.provider_tuning,
+        budget_s=settings.provider_tuning_budget_s,
+        warmup_runs=max(1, min(settings.warmup_runs, 2)),
+        timed_runs=settings.provider_tuning_runs,
+        cache_dir=settings.provider_tuning_cache_dir or settings.model_dir / ".provider-tuning",
+        rtol=settings.provider_rtol,
+        atol=settings.provider_atol,
+        int8_atol=settings.provider_int8_atol,
+    )
 
 
 class AgentServer:

@@ -33,6 +33,7 @@ from edgeinspect_inference.worker.telemetry import (
     TelemetryMetrics,
     TelemetryRecorder,
 )
+from edgeinspect_inference.worker.tiles import TiledCaller
 from edgeinspect_inference.worker.waiting import ModelWait
 
 
@@ -81,6 +82,15 @@ class WorkerService:
             features=settings.telemetry_interval_s > 0 and settings.telemetry_images,
             wait=ModelWait(settings.line, settings.model_wait_s, self.metrics.registry),
             multitask_alias=settings.mt_alias,
+            tiler=TiledCaller(
+                agent,
+                caller,
+                self.metrics,
+                settings.tiling_config(),
+                batch=settings.tiling_batch,
+                timeout_s=settings.agent_timeout_s,
+                overrides=self.overrides,
+            ),
         )
         committer = Committer(
             streams.client,
