@@ -28,6 +28,20 @@ RowsOrFigures = Sequence[Mapping[str, Any]] | Mapping[str, Any]
 BARE, AGENT, COMPAT = "#7f8c8d", "#2e86de", "#e67e22"
 
 
+def machine(load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """What every figure must be read beside: cores, load average before and after, ONNX Runtime."""
+    import os
+
+    import onnxruntime as ort
+
+    return {
+        "cpus": os.cpu_count(),
+        "loadavg_before": [round(v, 2) for v in load_before],
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+        "onnxruntime": ort.__version__,
+    }
+
+
 def write_report(name: str, rows_or_figures: RowsOrFigures, out_dir: Path, table: str = "") -> Path:
     """Write ``out_dir/name/`` (table.md, figures.json, PNGs) and return that folder.
 

@@ -47,8 +47,8 @@ def register(subparsers: Any) -> None:
         "--task",
         choices=[*ALL_TASKS, "both"],
         default="both",
-        help="which model(s): both (the two-model layout, default), one of them, or multitask (one "
-        "model, one pass, both answers)",
+        help="which model(s): both (the two-model layout, default), one of them, multitask (one "
+        "model, one pass, both answers) or anomaly (good parts only: trained without defect labels)",
     )
     run.add_argument("--out", type=Path, required=True, help="the run folder (created; reused by --steps)")
     run.add_argument(
@@ -131,6 +131,12 @@ def _add_export(sub: Any) -> None:
     export.add_argument("--quick", action="store_true", help="quick training settings in every step")
     export.add_argument("--epochs", type=int, help="override the number of training epochs")
     export.add_argument("--role-arn", default=DEFAULT_ROLE, help="SageMaker execution role")
+    export.add_argument(
+        "--task",
+        choices=[*ALL_TASKS, "both"],
+        default="both",
+        help="the models the pipeline trains: both (default), one of them, multitask or anomaly",
+    )
     export.add_argument(
         "--tool-venv", type=Path, help="the SDK environment (default .venv-pipelines, made on first use)"
     )
@@ -237,6 +243,7 @@ def _export(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         role_arn=args.role_arn,
         venv_dir=args.tool_venv,
+        tasks=list(TASKS) if args.task == "both" else [args.task],
     )
     print(f"wrote the {args.engine} pipeline to {path}")
     return 0

@@ -347,8 +347,11 @@ def compile_multitask(
     out_dir: str | Path,
     options: CompileOptions | None = None,
     reference: MultiReference | None = None,
+    task: str = "multitask",
 ) -> CompileResult:
     """Compile a multi-task graph (image score + mask): optimise, int8, parity gates on BOTH outputs.
+
+    ``task`` names what the report says: ``anomaly`` models have the same two outputs.
 
     The same gates as :func:`compile_model`, applied per output with that output's task rule (image
     score: probability; mask: its maximum and its pixels). The report keeps the single-task keys for
@@ -359,7 +362,7 @@ def compile_multitask(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
-        "task": "multitask",
+        "task": task,
         "framework": framework.model_dump(),
         "opset": _opset(model),
         "options": asdict(opts),
@@ -420,7 +423,7 @@ def compile_multitask(
             int8_path = _decide(report, out, int8_path, gates, parities, opts)
     finally:
         (out / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    log.info("model_compiled", task="multitask", out=str(out), int8=int8_path is not None)
+    log.info("model_compiled", task=task, out=str(out), int8=int8_path is not None)
     return CompileResult(out_dir=out, model_path=fp32_path, int8_model_path=int8_path, report=report)
 
 

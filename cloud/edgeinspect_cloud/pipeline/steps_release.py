@@ -10,16 +10,24 @@ framework with that export: ``onnx_parity_max_abs_diff`` in its metrics).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import onnx
-from edgeinspect.core.package import INT8_MODEL_FILE, Framework
+from edgeinspect.core.package import INT8_MODEL_FILE, TWO_OUTPUT_TASKS, Framework
 from pydantic import JsonValue
 
-from edgeinspect_cloud.compile import Adaptation, CompileData, SourceModel, compile_model, compile_multitask
+from edgeinspect_cloud.compile import (
+    Adaptation,
+    CompileData,
+    CompileOptions,
+    SourceModel,
+    compile_model,
+    compile_multitask,
+)
 from edgeinspect_cloud.data.arrays import ArraySet, load_arrays
 from edgeinspect_cloud.data.dataset import SampleFiles, list_split, read_labels
 from edgeinspect_cloud.data.split import stratified_split
@@ -57,7 +65,7 @@ def step_compile(
         calibration=calibration.images,
         validation=validation.images,
         labels=validation.labels,
-        masks=validation.masks >= 0.5 if task in ("segmentation", "multitask") else None,
+        masks=validation.masks >= 0.5 if task in ("segmentation", *TWO_OUTPUT_TASKS) else None,
         image_threshold=thresholds.image if thresholds else 0.5,
         pixel_threshold=thresholds.pixel if thresholds else None,
         shifted=shifted.images if shifted is not None else None,
@@ -67,9 +75,11 @@ def step_compile(
     model = onnx.load(str(layout.require(train_dir / MODEL_FILE, "train")))
     framework = Framework.model_validate(trained["framework"])
     out = layout.compile_dir(task)
-    if task == "multitask":
+    if task in TWO_OUTPUT_TASKS:
         reference = _multi_reference(framework_model) if framework_model is not None else None
-        result = compile_multitask(model, framework, data, out, options.compile, reference)
+        result = compile_multitask(
+            model, framework, data, out, _compile_options(options, task), reference, task
+        )
     else:
         source = SourceModel(
             model=model,
@@ -96,6 +106,12 @@ def _shift_arrays(root: Path, spec: ModelSpec) -> ArraySet:
     return load_arrays(files, spec.input)
 
 
+def _compile_options(options: PipelineOptions, task: Task) -> CompileOptions:
+    """An anomaly model ships fp32 only: its whitened distances (squares summed over every feature)
+    lose their precision at 8 bits and it has no learnt weights for int8 to make cheaper."""
+    return replace(options.compile, quantize=False) if task == "anomaly" else options.compile
+
+
 def _compile_arrays(
     layout: RunLayout, spec: ModelSpec, trained: dict[str, Any], max_calibration: int
 ) -> tuple[ArraySet, ArraySet, list[SampleFiles]]:
@@ -104,7 +120,12 @@ def _compile_arrays(
     config = trained.get("config", {})
     files = list_split(layout.dataset_root(), "train")
     labels = read_labels(files)
-    split = stratified_split(labels, float(config.get("val_fraction", 0.2)), int(config.get("seed", 0)))
+    split = stratified_split(
+        labels,
+        float(config.get("val_fraction", 0.2)),
+        int(config.get("seed", 0)),
+        need_defects=config.get("task") != "anomaly",
+    )
     rng = np.random.default_rng(int(config.get("seed", 0)))
     picked = np.sort(rng.permutation(split.train)[:max_calibration])
     calibration = load_arrays([files[i] for i in picked], spec.input)

@@ -49,8 +49,11 @@ NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
 _SHA256_PATTERN = r"^[0-9a-f]{64}$"
 _RELPATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
-Task = Literal["classification", "segmentation", "multitask"]
-"""``multitask``: one model, one pass, both answers (an image score output AND a mask output)."""
+Task = Literal["classification", "segmentation", "multitask", "anomaly"]
+"""``multitask``: one model, one pass, both answers (an image score output AND a mask output).
+``anomaly``: trained on good parts only; the same two outputs (a score and an anomaly map), one verdict."""
+TWO_OUTPUT_TASKS: frozenset[str] = frozenset({"multitask", "anomaly"})
+"""Tasks whose model answers with an image score output first and a mask output second."""
 Colour = Literal["RGB", "BGR", "GRAY"]
 InputDtype = Literal["uint8", "float16", "float32"]
 OutputMeaning = Literal[
@@ -300,10 +303,10 @@ class Manifest(_Strict):
         names = [output.name for output in self.outputs]
         if len(set(names)) != len(names):
             raise ValueError(f"output names must be unique, got {names}")
-        if self.task in ("segmentation", "multitask") and self.thresholds.pixel is None:
+        if self.task in ("segmentation", *TWO_OUTPUT_TASKS) and self.thresholds.pixel is None:
             raise ValueError(f"a {self.task} model needs thresholds.pixel")
-        if self.task == "multitask":
-            _check_multitask_outputs(self.outputs)
+        if self.task in TWO_OUTPUT_TASKS:
+            _check_multitask_outputs(self.outputs, self.task)
         if UNHASHED_FILES & set(self.files):
             raise ValueError(f"files must not list {sorted(UNHASHED_FILES)} (they cannot hash themselves)")
         int8_default = self.precision is not None and self.precision.default == "int8"
@@ -375,8 +378,8 @@ _IMAGE_MEANINGS = frozenset({"defect_probability", "defect_logit", "class_probab
 _MASK_MEANINGS = frozenset({"mask_probability", "mask_logit"})
 
 
-def _check_multitask_outputs(outputs: list[OutputSpec]) -> None:
-    """A multi-task model declares one image-score output, FIRST, and one mask output.
+def _check_multitask_outputs(outputs: list[OutputSpec], task: str = "multitask") -> None:
+    """A multi-task (or anomaly) model declares one image-score output, FIRST, and one mask output.
 
     First, because whatever reads one score per model (the agent's shadow comparison and capture)
     reads ``outputs[0]``: for a multi-task model that is its classification score.
@@ -386,7 +389,7 @@ def _check_multitask_outputs(outputs: list[OutputSpec]) -> None:
     masks = [m for m in meanings if m in _MASK_MEANINGS]
     if len(images) != 1 or len(masks) != 1 or meanings[0] not in _IMAGE_MEANINGS:
         raise ValueError(
-            "a multitask model needs one image-score output (defect_probability, ...) first and one "
+            f"a {task} model needs one image-score output (defect_probability, ...) first and one "
             f"mask output (mask_probability, ...), got meanings {meanings}"
         )
 
