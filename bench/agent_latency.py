@@ -498,10 +498,14 @@ def provider_rows(target: Target, args: argparse.Namespace) -> list[ProviderRow]
 
     def build(candidate: Candidate) -> ModelSession:
         chosen = [candidate.provider] if candidate.provider is CPU else [candidate.provider, CPU]
-        return ModelSession(
+        session = ModelSession(
             target.onnx_path, chosen, candidate.threads.intra_op, args.spin,
             inter_op_threads=candidate.threads.inter_op, parallel=candidate.threads.parallel,
         )  # fmt: skip
+        if session.provider != candidate.provider.name:  # ORT's silent fallback: not this provider's figure
+            fallback = f"{candidate.provider.name} did not start; ORT fell back to {session.provider}"
+            raise RuntimeError(fallback)
+        return session
 
     sessions: dict[str, Any] = {}
     rejected: dict[str, str] = {}
