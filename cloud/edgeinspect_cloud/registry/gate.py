@@ -113,7 +113,8 @@ class GateRecord(BaseModel):
 
 
 def judge(task: str, metrics: dict[str, Any], gate: QualityGate, source: str = "test") -> GateRecord:
-    """Judge ``metrics`` against ``gate``; Dice only counts for models with a mask (segmenter, multi-task).
+    """Judge ``metrics`` against ``gate``; Dice only counts for models trained on masks (segmenter,
+    multi-task): an anomaly model's map is reported, not gated (it never saw a mask).
 
     A figure that is missing or not a number fails unless its minimum is 0: a gate that cannot see a
     figure must not assume it is good.

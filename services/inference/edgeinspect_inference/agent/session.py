@@ -6,6 +6,7 @@ comes back as ``InvalidInputError`` naming expected and got, instead of an opaqu
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from edgeinspect.core.observability import get_logger
 
 from edgeinspect_inference.agent.errors import InferenceError, InvalidInputError, ModelLoadError
 from edgeinspect_inference.agent.providers import ExecutionProvider, short_name
@@ -29,6 +31,8 @@ _ORT_DTYPES: dict[str, np.dtype[Any]] = {
     "tensor(double)": np.dtype(np.float64),
     "tensor(bool)": np.dtype(np.bool_),
 }
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,32 @@ def _spec(node: Any) -> TensorSpec:
 
 def available_providers() -> list[str]:
     """ONNX Runtime names of the execution providers this build and box offer."""
-    return list(ort.get_available_providers())
+    names = list(ort.get_available_providers())
+    if "CUDAExecutionProvider" in names:
+        _preload_cuda_libraries()
+    return names
+
+
+@functools.cache
+def _preload_cuda_libraries() -> None:
+    """Load CUDA/cuDNN from the ``nvidia-*`` wheels once, before a CUDA session is created.
+
+    ``onnxruntime-gpu`` from PyPI does not find the CUDA libraries that pip installed beside it unless
+    ``LD_LIBRARY_PATH`` names them; without this, a GPU box with a pip-only CUDA would see its CUDA
+    candidate fail at load and run on the CPU. A box with a system CUDA is unaffected.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:  # older runtimes: the libraries must be on LD_LIBRARY_PATH
+        return
+    try:
+        preload()
+    except Exception as exc:  # a missing library is reported by the CUDA candidate's own failure
+        log.warning("cuda_preload_failed", error=str(exc)[:300])
+
+
+def runtime_version() -> str:
+    """The ONNX Runtime version (part of a tuning decision's cache key: a new runtime re-measures)."""
+    return str(ort.__version__)
 
 
 def rss_bytes() -> int:
@@ -81,11 +110,16 @@ class ModelSession:
         intra_op_threads: int = 0,
         allow_spinning: bool = True,
         max_batch: int = 64,
+        *,
+        inter_op_threads: int = 1,
+        parallel: bool = False,
     ) -> None:
         self.max_batch = max_batch
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
+        options.inter_op_num_threads = inter_op_threads
+        if parallel:  # independent branches of the graph run at once on the inter-op pool
+            options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
         try:

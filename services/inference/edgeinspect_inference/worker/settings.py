@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from edgeinspect.core.agent_tls import AgentClientTlsSettings
+from edgeinspect.core.fastpath import fast_socket_path
 from edgeinspect.core.settings import ServiceSettings
 from edgeinspect.core.thresholds import OverrideTable
 from edgeinspect.core.tiling import DEFAULT_MAX_PIXELS, TilingConfig
@@ -36,6 +38,14 @@ class WorkerSettings(ServiceSettings, AgentClientTlsSettings):
     agent_shm: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="send inputs by shared memory (/dev/shm shared with the agent); auto: on a unix socket",
+    )
+    agent_fast_path: Literal["auto", "off"] = Field(
+        default="auto",
+        description="call the agent by its fast path (agent.fast.sock beside a unix EI_AGENT_ADDR) when it "
+        "serves one, gRPC otherwise; off: gRPC always",
+    )
+    agent_fast_path_retry_s: float = Field(
+        default=5.0, gt=0, description="after a fast-path failure, calls go by gRPC for this long"
     )
     consumer: str = Field(
         default_factory=default_consumer,
@@ -149,6 +159,11 @@ class WorkerSettings(ServiceSettings, AgentClientTlsSettings):
             blend=self.tiling_blend,
             max_pixels=self.tiling_max_pixels,
         )
+
+    @property
+    def fast_path_socket(self) -> Path | None:
+        """The agent's fast-path socket to try (None: off, or the agent is reached over TCP)."""
+        return None if self.agent_fast_path == "off" else fast_socket_path(self.agent_addr)
 
     @property
     def use_shm(self) -> bool:
