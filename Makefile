@@ -35,7 +35,7 @@ lint:
 	$(VENV)/bin/ruff format --check lib services cloud tests bench
 
 typecheck:
-	$(VENV)/bin/mypy lib/edgeinspect services/*/edgeinspect_*
+	$(VENV)/bin/mypy lib/edgeinspect services/*/edgeinspect_* cloud/edgeinspect_cloud
 
 pytest:
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

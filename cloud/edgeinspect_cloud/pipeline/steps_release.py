@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,7 @@ from edgeinspect_cloud.compile import (
     compile_model,
     compile_multitask,
 )
+from edgeinspect_cloud.compile.contract import Task as SingleTask
 from edgeinspect_cloud.data.arrays import ArraySet, load_arrays
 from edgeinspect_cloud.data.dataset import SampleFiles, list_split, read_labels
 from edgeinspect_cloud.data.split import stratified_split
@@ -84,7 +85,7 @@ def step_compile(
         source = SourceModel(
             model=model,
             framework=framework,
-            adaptation=Adaptation(task=task),
+            adaptation=Adaptation(task=cast(SingleTask, task)),  # TWO_OUTPUT_TASKS took the others
             reference=_framework_reference(framework_model) if framework_model is not None else None,
         )
         result = compile_model(source, data, out, options.compile)

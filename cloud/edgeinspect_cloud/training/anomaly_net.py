@@ -115,6 +115,7 @@ class AnomalyNet(nn.Module):
         with torch.no_grad():
             weight = torch.from_numpy(transform.T.astype(np.float32))
             self.whiten.weight.copy_(weight[:, :, None, None])
+            assert self.whiten.bias is not None  # built with bias=True
             self.whiten.bias.copy_(-(weight @ torch.from_numpy(mean.astype(np.float32))))
 
     def calibrate(self, centre: float, spread: float) -> None:
