@@ -76,6 +76,12 @@ def register(subparsers: Any) -> None:
         metavar="POLICY",
         help=f"how the shipped image threshold is chosen on validation: {POLICY_HELP}",
     )
+    run.add_argument(
+        "--augment",
+        choices=["standard", "robust", "off"],
+        help="training augmentation: standard (the profile's default), robust (colour, gamma, blur, "
+        "texture mixing: for datasets of several surfaces) or off",
+    )
     run.add_argument("--by", help="who registers (default: the login name)")
     run.add_argument("--no-int8", action="store_true", help="ship fp32 only (no static int8 model)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (logs and step lines stay)")
@@ -180,6 +186,7 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         progress=not args.no_progress,
         compile=CompileOptions(quantize=not args.no_int8),
         threshold_policy=str(policy),
+        augment=args.augment,
         gate=default_gate().with_overrides(
             min_image_ap=args.gate_min_ap, min_recall=args.gate_min_recall, min_dice=args.gate_min_dice
         ),

@@ -72,6 +72,8 @@ class PipelineOptions:
     gate: QualityGate = field(default_factory=default_gate)
     threshold_policy: str = "best-f1"
     """How training chooses the shipped image threshold on validation (``ThresholdPolicy``)."""
+    augment: str | None = None
+    """Training augmentation (``standard``, ``robust``, ``off``); ``None``: the profile's."""
     run_url: str | None = None
     """Object-storage home of the run folder (engine containers): pulled before, pushed after each step."""
     dataset_urls: list[str] = field(default_factory=list)
