@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/out/heldout"))
     parser.add_argument("--count", type=int, default=600, help="training images per arm (640x232)")
     parser.add_argument("--heldout-count", type=int, default=500, help="held-out images (60%% in test/)")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--model-height", type=int, default=256)
     parser.add_argument("--model-width", type=int, default=96)
     parser.add_argument("--base-width", type=int, default=8)
