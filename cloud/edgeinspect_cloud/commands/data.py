@@ -41,6 +41,13 @@ def register(subparsers: Any) -> None:
         nargs="+",
         help="draw only these defect kinds (e.g. blister, a kind the default line lacks)",
     )
+    synth.add_argument(
+        "--families",
+        choices=["classic", "train", "heldout"],
+        default="classic",
+        help="surface family set: classic (the original line, default), train (broad domain "
+        "randomisation) or heldout (evaluation only: surfaces, lights and defects training never sees)",
+    )
     synth.set_defaults(handler=_synth)
     info = sub.add_parser("info", help="check a dataset folder; print counts and its fingerprint")
     info.add_argument("dataset", type=Path, help="folder holding train/ (and test/)")
@@ -61,6 +68,7 @@ def _synth(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction,
         brightness_shift=args.brightness_shift,
         defect_kinds=tuple(args.defect_kinds) if args.defect_kinds else None,
+        families=args.families,
     )
     print(summary.to_json())
     return 0

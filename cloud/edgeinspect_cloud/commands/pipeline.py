@@ -85,6 +85,12 @@ def register(subparsers: Any) -> None:
         metavar="POLICY",
         help=f"how the shipped image threshold is chosen on validation: {POLICY_HELP}",
     )
+    run.add_argument(
+        "--augment",
+        choices=["standard", "robust", "off"],
+        help="training augmentation: standard (the profile's default), robust (colour, gamma, blur, "
+        "texture mixing: for datasets of several surfaces) or off",
+    )
     run.add_argument("--by", help="who registers (default: the login name)")
     run.add_argument("--no-int8", action="store_true", help="ship fp32 only (no static int8 model)")
     run.add_argument(
@@ -220,6 +226,7 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         threshold_policy=str(policy),
         arch=args.arch,
         device=args.device,
+        augment=args.augment,
         gate=default_gate().with_overrides(
             min_image_ap=args.gate_min_ap, min_recall=args.gate_min_recall, min_dice=args.gate_min_dice
         ),

@@ -56,6 +56,11 @@ def register(subparsers: Any) -> None:
         "(recall >= R) or max-false-reject:F (false rejects <= F)",
     )
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument(
+        "--augment",
+        choices=["standard", "robust", "off"],
+        help="augmentation: standard (default), robust (colour, gamma, blur, texture mixing) or off",
+    )
     parser.add_argument("--no-test", action="store_true", help="skip the evaluation on test/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_train)
@@ -83,7 +88,9 @@ def config_from_args(args: argparse.Namespace, task: str) -> Any:
         seed=args.seed,
         threads=args.threads,
         threshold_policy=args.threshold_policy,
-        augment=AugmentConfig.off() if args.no_augment else None,
+        augment=AugmentConfig.off()
+        if args.no_augment
+        else (AugmentConfig.named(args.augment) if args.augment else None),
         progress=False if args.no_progress else None,
     )
 

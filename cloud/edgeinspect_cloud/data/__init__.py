@@ -2,8 +2,10 @@
 
 Public API (numpy, OpenCV and Pillow only; no training framework is imported here)::
 
-    write_dataset(out_dir, *, count, defect_ratio, seed, height=640, width=232, test_fraction=0.3)
+    write_dataset(out_dir, *, count, defect_ratio, seed, height=640, width=232, test_fraction=0.3,
+                  families="classic")  # or "train" (broad) / "heldout" (evaluation only)
         -> SynthSummary
+    refuse_heldout(root)                                   # DatasetError for a held-out family set
     list_split(root, split) -> list[SampleFiles]          # raises DatasetError
     read_sample(files) -> Sample                           # image HxWx3 uint8, mask HxW bool
     read_labels(files) -> bool array
@@ -27,7 +29,7 @@ from edgeinspect_cloud.data.dataset import (
 )
 from edgeinspect_cloud.data.fingerprint import dataset_fingerprint
 from edgeinspect_cloud.data.split import Split, stratified_split
-from edgeinspect_cloud.data.synth import SynthSummary, render_sample, write_dataset
+from edgeinspect_cloud.data.synth import SynthSummary, refuse_heldout, render_sample, write_dataset
 
 __all__ = [
     "ArraySet",
@@ -45,6 +47,7 @@ __all__ = [
     "read_labels",
     "read_mask",
     "read_sample",
+    "refuse_heldout",
     "render_sample",
     "stratified_split",
     "write_dataset",

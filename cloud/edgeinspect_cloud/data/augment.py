@@ -8,6 +8,12 @@ data never pass through here.
 Imbalance (most parts are good) is handled by :func:`balanced_order`: each epoch repeats defective
 images (with replacement) until they make up ``defect_share`` of the epoch, and augmentation makes
 the repeats differ from one another.
+
+:meth:`AugmentConfig.robust` adds what pushes a model to generalise across surfaces, lights and
+cameras (``--augment robust``): gamma and per-channel colour jitter, grey conversion, blur, stronger
+noise, and *texture mixing* (the fine detail of another good part in the batch laid over the image at
+low weight, so the network cannot key on one surface's texture statistics). Each new step draws its
+random numbers only when switched on, so the standard augmentation is unchanged, draw for draw.
 """
 
 from __future__ import annotations
@@ -33,11 +39,37 @@ class AugmentConfig:
     brightness: float = 0.12
     contrast: float = 0.15
     noise_std: float = 4.0
+    gamma: float = 0.0
+    """Std of log(gamma): ``pixel = 255 * (pixel / 255) ** gamma``."""
+    colour: float = 0.0
+    """Largest per-channel gain change (a colour cast), e.g. 0.2 for gains in [0.8, 1.2]."""
+    grey: float = 0.0
+    """Probability of turning the image grey (a monochrome camera)."""
+    blur: float = 0.0
+    """Largest Gaussian blur sigma in pixels (half the images stay sharp)."""
+    texture_mix: float = 0.0
+    """Probability of overlaying another good image's fine texture (its high-pass) at weight 0.2-0.5."""
 
     @classmethod
     def off(cls) -> AugmentConfig:
         """No augmentation at all (for tests and for debugging a training run)."""
         return cls(False, False, 0.0, 0.0, 0.0, 0.0)
+
+    @classmethod
+    def robust(cls) -> AugmentConfig:
+        """The standard geometry plus strong photometric, camera and texture jitter (``--augment robust``)."""
+        return cls(
+            brightness=0.2, contrast=0.3, noise_std=6.0, gamma=0.25, colour=0.2, grey=0.2, blur=1.2,
+            texture_mix=0.3,
+        )  # fmt: skip
+
+    @classmethod
+    def named(cls, name: str) -> AugmentConfig:
+        """``standard``, ``robust`` or ``off`` (the ``--augment`` choices)."""
+        choices = {"standard": cls(), "robust": cls.robust(), "off": cls.off()}
+        if name not in choices:
+            raise ValueError(f"unknown augmentation {name!r}; use one of {', '.join(choices)}")
+        return choices[name]
 
 
 def balanced_order(
@@ -71,7 +103,33 @@ def augment_batch(
         out_images[index] = _photometric(image, rng, config).transpose(2, 0, 1)
         if out_masks is not None and mask is not None:
             out_masks[index] = mask
+    if config.texture_mix > 0 and masks is not None:
+        _mix_textures(out_images, images, masks, rng, config.texture_mix)
     return out_images, out_masks
+
+
+def _mix_textures(
+    out: Images, originals: Images, masks: Masks, rng: np.random.Generator, chance: float
+) -> None:
+    """Overlay, on some images, the high-pass detail of another GOOD image of the batch (in place).
+
+    Only good donors are used, so no defect is ever pasted where the mask says none is.
+    """
+    donors = np.flatnonzero(masks.reshape(len(masks), -1).max(axis=1) <= 0.5)
+    if donors.size == 0:
+        return
+    for index in range(out.shape[0]):
+        if rng.random() >= chance:
+            continue
+        donor = originals[int(donors[rng.integers(0, donors.size)])].transpose(1, 2, 0).astype(np.float32)
+        detail = donor - np.asarray(cv2.GaussianBlur(donor, (0, 0), 3.0), dtype=np.float32).reshape(
+            donor.shape
+        )
+        if float(rng.random()) < 0.5:
+            detail = detail[::-1, ::-1]
+        weight = float(rng.uniform(0.2, 0.5))
+        work = out[index].transpose(1, 2, 0).astype(np.float32) + weight * detail
+        out[index] = np.clip(np.rint(work), 0, 255).astype(np.uint8).transpose(2, 0, 1)
 
 
 def _geometric(
@@ -109,7 +167,7 @@ def _warp(plane: npt.NDArray[Any], matrix: Any) -> npt.NDArray[Any]:
 def _photometric(image: Images, rng: np.random.Generator, config: AugmentConfig) -> Images:
     if config.brightness == 0 and config.contrast == 0 and config.noise_std == 0:
         return image
-    work = image.astype(np.float32)
+    work = _camera(image.astype(np.float32), rng, config)
     mean = float(work.mean())
     gain = 1.0 + float(rng.uniform(-config.contrast, config.contrast))
     shift = 255.0 * float(rng.uniform(-config.brightness, config.brightness))
@@ -118,6 +176,22 @@ def _photometric(image: Images, rng: np.random.Generator, config: AugmentConfig)
         sigma = float(rng.uniform(0.0, config.noise_std))
         work += rng.standard_normal(work.shape, dtype=np.float32) * sigma
     return np.clip(np.rint(work), 0, 255).astype(np.uint8)
+
+
+def _camera(
+    work: npt.NDArray[np.float32], rng: np.random.Generator, config: AugmentConfig
+) -> npt.NDArray[np.float32]:
+    """Gamma, colour cast, grey and blur (the robust steps; each draws only when switched on)."""
+    if config.gamma > 0:
+        work = 255.0 * (np.clip(work, 0, 255) / 255.0) ** float(np.exp(rng.normal(0.0, config.gamma)))
+    if config.colour > 0 and work.shape[2] == 3:
+        work = work * rng.uniform(1.0 - config.colour, 1.0 + config.colour, 3).astype(np.float32)
+    if config.grey > 0 and rng.random() < config.grey:
+        work = np.repeat(work.mean(axis=2, keepdims=True), work.shape[2], axis=2)
+    if config.blur > 0 and rng.random() < 0.5:
+        sigma = float(rng.uniform(0.3, config.blur))
+        work = np.asarray(cv2.GaussianBlur(work, (0, 0), sigma), dtype=np.float32).reshape(work.shape)
+    return np.asarray(work, dtype=np.float32)
 
 
 def crop_rows(

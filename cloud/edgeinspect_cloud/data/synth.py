@@ -16,7 +16,7 @@ texture. A threshold on the brightest/darkest pixel or on global contrast scores
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from edgeinspect_cloud.data import textures
 from edgeinspect_cloud.data.defects import check_kinds, random_defect
+from edgeinspect_cloud.data.scenes import FAMILY_SETS, FamilySet, render_scene
 from edgeinspect_cloud.errors import DatasetError
 
 FIRST_ID = 10000
@@ -45,6 +46,10 @@ class SynthSummary:
     train_defective: int
     test_images: int
     test_defective: int
+    families: str = "classic"
+    """The family set drawn from (``classic``, ``train`` or ``heldout``: see ``scenes.render_scene``)."""
+    family_counts: dict[str, int] = field(default_factory=dict)
+    """Images per surface family (``train``/``heldout`` sets; empty for ``classic``)."""
 
     def to_json(self) -> str:
         """One-line JSON, for the CLI's last line and for ``synth.json`` beside the splits."""
@@ -117,16 +122,28 @@ def write_dataset(
     test_fraction: float = 0.3,
     brightness_shift: float = 0.0,
     defect_kinds: tuple[str, ...] | None = None,
+    families: FamilySet = "classic",
 ) -> SynthSummary:
     """Write ``count`` images into ``out_dir/train`` and ``out_dir/test`` and return what was written.
 
     ``brightness_shift`` and ``defect_kinds`` make a *shifted* line (see :func:`render_sample`): the
-    drift monitor's and the retraining scenario's test data.
+    drift monitor's and the retraining scenario's test data. ``families`` picks the family set:
+    ``classic`` (the original line, the default), ``train`` (broad domain randomisation: twelve
+    surface families, lights, colours, defect-like distractors) or ``heldout`` (surfaces, lights and
+    defect rules training never uses: an evaluation set only, which training refuses). The
+    brightness and defect-kind options apply to ``classic`` only.
 
     Raises ``DatasetError`` for impossible settings or when ``out_dir`` already holds a dataset (a
     generator that silently mixed two seeds would poison every figure computed from it).
     """
     _check_settings(count, defect_ratio, height, width, test_fraction)
+    if families not in FAMILY_SETS:
+        raise DatasetError(f"unknown family set {families!r}", hint=f"use one of {', '.join(FAMILY_SETS)}")
+    if families != "classic" and (brightness_shift or defect_kinds is not None):
+        raise DatasetError(
+            f"--brightness-shift and --defect-kinds apply to the classic family set, not {families!r}",
+            hint="drop them, or use --families classic",
+        )
     if defect_kinds is not None:
         try:
             check_kinds(defect_kinds)
@@ -142,11 +159,17 @@ def write_dataset(
             )
         if used:  # an empty split folder would be an error for every reader
             folder.mkdir(parents=True, exist_ok=True)
+    family_counts: dict[str, int] = {}
     for index in range(count):
-        image, mask = render_sample(
-            np.random.default_rng([seed, index]), height, width, bool(defective[index]),
-            brightness_shift=brightness_shift, defect_kinds=defect_kinds,
-        )  # fmt: skip
+        rng = np.random.default_rng([seed, index])
+        if families == "classic":
+            image, mask = render_sample(
+                rng, height, width, bool(defective[index]),
+                brightness_shift=brightness_shift, defect_kinds=defect_kinds,
+            )  # fmt: skip
+        else:
+            image, mask, family = render_scene(rng, height, width, bool(defective[index]), families)
+            family_counts[family] = family_counts.get(family, 0) + 1
         folder = root / ("test" if test[index] else "train")
         stem = f"{FIRST_ID + index:05d}"
         _write_png(folder / f"{stem}.png", np.ascontiguousarray(image[:, :, ::-1]))
@@ -160,6 +183,8 @@ def write_dataset(
         train_defective=int((defective & ~test).sum()),
         test_images=int(test.sum()),
         test_defective=int((defective & test).sum()),
+        families=families,
+        family_counts=dict(sorted(family_counts.items())),
     )
     (root / "synth.json").write_text(summary.to_json() + "\n")
     return summary
@@ -180,4 +205,31 @@ def _check_settings(count: int, defect_ratio: float, height: int, width: int, te
     if height < 32 or width < 32:
         raise DatasetError(
             f"images must be at least 32x32, got {height}x{width}", hint="KolektorSDD2 is 640x232"
+        )
+
+
+def family_set_of(root: str | Path) -> str | None:
+    """The family set a generated dataset was drawn from (its ``synth.json``); ``None``: not generated."""
+    path = Path(root) / "synth.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return str(record.get("families", "classic")) if isinstance(record, dict) else None
+
+
+def refuse_heldout(root: str | Path) -> None:
+    """``DatasetError`` when ``root`` is a held-out family set: it is for evaluation, never for training.
+
+    Training on it would make every held-out figure meaningless, so training and the pipeline's data
+    step call this on every dataset they are given.
+    """
+    if family_set_of(root) == "heldout":
+        raise DatasetError(
+            f"{root} is the held-out surface family set (synth.json says families=heldout): it is for "
+            "evaluation only",
+            hint="train on `edgeinspect data synth --families train` (or classic) and evaluate on this set "
+            "with `edgeinspect evaluate --dataset`",
         )

@@ -76,6 +76,8 @@ class PipelineOptions:
     """How training chooses the shipped image threshold on validation (``ThresholdPolicy``)."""
     shift_data: Path | None = None
     """A held-out family of frames (dataset folder) for compile's int8 shift gate; ``None``: synthetic."""
+    augment: str | None = None
+    """Training augmentation (``standard``, ``robust``, ``off``); ``None``: the profile's."""
     run_url: str | None = None
     """Object-storage home of the run folder (engine containers): pulled before, pushed after each step."""
     dataset_urls: list[str] = field(default_factory=list)

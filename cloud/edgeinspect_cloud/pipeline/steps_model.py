@@ -11,8 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgeinspect_cloud.data.augment import AugmentConfig
 from edgeinspect_cloud.data.dataset import SPLITS, list_split, read_labels
 from edgeinspect_cloud.data.fingerprint import dataset_fingerprint
+from edgeinspect_cloud.data.synth import refuse_heldout
 from edgeinspect_cloud.evaluation.evaluate import evaluate_samples, json_ready
 from edgeinspect_cloud.evaluation.report import write_report
 from edgeinspect_cloud.evaluation.runner import OnnxModel
@@ -28,6 +30,8 @@ def step_data(options: PipelineOptions, layout: RunLayout) -> dict[str, Any]:
     """Check every dataset, join several into one folder of links, fingerprint what will be trained on."""
     if not options.datasets:
         raise PipelineError("the data step needs at least one --dataset", hint="pass --dataset DIR")
+    for path in options.datasets:  # the held-out family set is for evaluation, never training
+        refuse_heldout(path)
     counts = {str(path): _split_counts(path) for path in options.datasets}
     root = (
         options.datasets[0]
@@ -91,6 +95,7 @@ def train_config(options: PipelineOptions, task: Task) -> TrainConfig:
     A multi-task run also takes ``--arch`` (the recipe, its width and input size) and ``--device``.
     """
     config = default_config(task, quick=options.quick, profile=options.profile).with_overrides(
+        augment=None if options.augment is None else AugmentConfig.named(options.augment),
         seed=options.seed,
         epochs=options.epochs,
         progress=options.progress,

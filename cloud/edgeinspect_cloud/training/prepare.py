@@ -17,6 +17,7 @@ from edgeinspect_cloud.data.arrays import ArraySet, input_spec, load_arrays
 from edgeinspect_cloud.data.dataset import SampleFiles, list_split, read_labels
 from edgeinspect_cloud.data.fingerprint import dataset_fingerprint
 from edgeinspect_cloud.data.split import stratified_split
+from edgeinspect_cloud.data.synth import refuse_heldout
 from edgeinspect_cloud.training.config import TrainConfig
 
 
@@ -36,8 +37,9 @@ def prepare_data(dataset_dir: str | Path, config: TrainConfig, *, split: str = "
     """Split ``dataset_dir/split`` (stratified, seeded), then load both parts through core preprocessing.
 
     ``config.max_train_images`` caps the training part (stratified by keeping the defect ratio), for
-    quick runs on a big dataset.
+    quick runs on a big dataset. A held-out family set (``data synth --families heldout``) is refused.
     """
+    refuse_heldout(dataset_dir)
     files = list_split(dataset_dir, split)
     labels = read_labels(files)
     need_defects = config.task != "anomaly"  # the good-parts-only model trains on a line without any
