@@ -49,6 +49,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--profile", default="default", choices=["default", "demo"], help="the parent's training profile"
     )
     parser.add_argument("--policy", default="best-f1", help="threshold policy (default best-f1)")
+    parser.add_argument("--max-train", type=int, help="cap the parent's training frames (a smaller run)")
     return parser.parse_args(argv)
 
 
@@ -80,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     parent_seconds = None
     if not (parent_run / "result.json").is_file():
         config = default_config("classification", profile=args.profile).with_overrides(
-            threads=args.threads, progress=False, epochs=args.epochs, threshold_policy=args.policy
+            threads=args.threads,
+            progress=False,
+            epochs=args.epochs,
+            threshold_policy=args.policy,
+            max_train_images=args.max_train,
         )
         started = time.perf_counter()
         train_classifier(original, parent_run, config)

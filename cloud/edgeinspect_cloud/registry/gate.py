@@ -103,8 +103,9 @@ class GateFigure(BaseModel):
     """For a regression figure: the parent version's value on the same frames."""
 
     def describe(self) -> str:
-        shown = "missing" if self.value is None else f"{self.value:.4f}"
+        shown = "missing" if self.value is None else f"{self.value:.3f}"
         if self.baseline is not None:
+            shown = "missing" if self.value is None else f"{self.value:.4f}"
             verdict = "within" if self.passed else "regressed beyond"
             return (
                 f"{self.name} {shown} vs parent {self.baseline:.4f} ({verdict} the allowed drop, "
