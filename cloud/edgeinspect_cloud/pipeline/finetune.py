@@ -8,7 +8,8 @@
   threshold policy see only this run's validation split, i.e. the new line's frames;
 - **evaluate** measures the fine-tuned model on each of this run's datasets' test split and on every
   line the parent was evaluated on (``registration.extra["lines"]``), and measures the parent's own
-  package on those earlier lines too, so both are compared on the same frames by the same code;
+  package on those earlier lines too (also on one this run trains on again), so both are compared
+  on the same frames by the same code;
 - **gate** refuses the version when its image AP on any earlier line falls more than
   ``max_ap_drop`` below the parent's (:func:`~edgeinspect_cloud.registry.gate.judge`);
 - **register** stores the new checkpoint and the lines (its own and the inherited ones), so the
@@ -127,11 +128,18 @@ def evaluate_lines(
     own = [
         (Path(path), source) for path, source in zip(data["datasets"], data.get("sources", []), strict=False)
     ]
-    rows = [_line_row(model_path, spec, folder, source, None) for folder, source in own if _has_test(folder)]
     parent = parent_of(layout, task)
+    earlier = [LineRecord.model_validate(item) for item in parent["lines"]] if parent else []
+    package = Path(parent["package"]) if parent else None
+    known = {line.source for line in earlier}  # a line trained on again is still an earlier line
+    rows = [
+        _line_row(model_path, spec, folder, source, package if source in known else None)
+        for folder, source in own
+        if _has_test(folder)
+    ]
     if parent is not None:
         seen = {source for _, source in own}
-        for index, line in enumerate(LineRecord.model_validate(item) for item in parent["lines"]):
+        for index, line in enumerate(earlier):
             if line.source in seen:
                 continue
             folder = _reachable(options, layout, line, index, parent)
@@ -195,7 +203,8 @@ def old_line_figures(layout: RunLayout, task: Task) -> dict[str, tuple[float | N
     for row in layout.read(layout.lines_json(task), "evaluate")["lines"]:  # a fine-tune needs evaluate
         baseline = row.get("parent_metrics", {}).get("image_ap")
         if row.get("earlier_line") and isinstance(baseline, float):
-            figures[row["name"]] = (row["metrics"].get("image_ap"), baseline)
+            name = row["name"] if row["name"] not in figures else f"{row['name']}#{len(figures)}"
+            figures[name] = (row["metrics"].get("image_ap"), baseline)
     return figures
 
 
