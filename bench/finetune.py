@@ -50,6 +50,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--policy", default="best-f1", help="threshold policy (default best-f1)")
     parser.add_argument("--max-train", type=int, help="cap the parent's training frames (a smaller run)")
+    parser.add_argument("--finetune-epochs", type=int, help="override the fine-tune's epochs (default 30)")
     return parser.parse_args(argv)
 
 
@@ -93,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     parent = json.loads((parent_run / "result.json").read_text())
     checkpoint = parent_run / "checkpoints" / Path(parent["checkpoint_path"]).name
     tuned_config = finetune_config(
-        parent["config"], checkpoint, threads=args.threads, progress=False, threshold_policy=args.policy
+        parent["config"],
+        checkpoint,
+        threads=args.threads,
+        progress=False,
+        threshold_policy=args.policy,
+        epochs=args.finetune_epochs,
     )
     started = time.perf_counter()
     tuned = train_classifier(new, args.out / "finetuned", tuned_config)
