@@ -8,15 +8,18 @@ the real pipeline writing them is tests/integration/cloud/test_finetune_pipeline
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from edgeinspect.core.package import write_keypair
+from edgeinspect.core.package import build_package, write_keypair
 from edgeinspect_cloud.cli import main
 from edgeinspect_cloud.data.augment import AugmentConfig
 from edgeinspect_cloud.data.synth import write_dataset
 from edgeinspect_cloud.pipeline import PipelineOptions, RunLayout, run_pipeline
+from edgeinspect_cloud.pipeline.finetune import evaluate_lines, old_line_figures
 from edgeinspect_cloud.pipeline.steps_gate import GateFailedError
 from edgeinspect_cloud.registry import ModelRegistry, RegistryError
 from edgeinspect_cloud.registry.gate import GATE_KEY, QualityGate, failing_flags, judge, rejudge
@@ -28,6 +31,7 @@ from edgeinspect_cloud.training.config import (
     finetune_config,
 )
 
+from tests.helpers.manifests import manifest
 from tests.unit.cloud.packaging_helpers import tiny_package
 from tests.unit.cloud.test_quality_gate import HEIGHT, WIDTH, constant_classifier, constant_spec
 
@@ -197,10 +201,11 @@ def test_the_gate_passes_a_fine_tune_within_the_tolerance_on_every_earlier_line(
         run_pipeline(PipelineOptions(run_dir=run, tasks=["classification"]), ["gate"])
     with pytest.raises(GateFailedError):  # and a missing figure is no pass either
         run_pipeline(
-            PipelineOptions(run_dir=_fine_tuned_run(tmp_path / "b", dataset, 0.98, float("nan")),
-                            tasks=["classification"]),
+            PipelineOptions(
+                run_dir=_fine_tuned_run(tmp_path / "b", dataset, 0.98, float("nan")), tasks=["classification"]
+            ),
             ["gate"],
-        )  # fmt: skip
+        )
 
 
 def test_approve_refuses_a_version_whose_recorded_regression_fails(tmp_path: Path) -> None:
@@ -210,8 +215,85 @@ def test_approve_refuses_a_version_whose_recorded_regression_fails(tmp_path: Pat
     registry = ModelRegistry.open((tmp_path / "registry").as_uri())
     key = Ed25519PrivateKey.generate()
     registry.register(
-        "defect-cls", lambda n: tiny_package(tmp_path / "a", key, "defect-cls", n),
+        "defect-cls",
+        lambda n: tiny_package(tmp_path / "a", key, "defect-cls", n),
         extra={GATE_KEY: regressed.to_json()},
-    )  # fmt: skip
+    )
     with pytest.raises(RegistryError, match=r"below its quality gate \(image_ap\[line-a\] 0.9000 vs parent"):
         registry.approve("defect-cls", 1)
+
+
+def test_evaluate_measures_the_new_model_and_the_parent_on_every_earlier_line(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """The run trains on line a again beside line b; the parent was evaluated on a and on an old line:
+    a and the old line are earlier lines (both models measured there), b is the new one."""
+
+
+    old, new = tmp_path / "line-old", tmp_path / "line-b"
+    write_dataset(old, count=16, defect_ratio=0.5, seed=6, height=HEIGHT, width=WIDTH)
+    write_dataset(new, count=16, defect_ratio=0.5, seed=7, height=HEIGHT, width=WIDTH)
+    run = tmp_path / "run"
+    run_pipeline(PipelineOptions(run_dir=run, tasks=["classification"], datasets=[dataset, new]), ["data"])
+    layout = RunLayout(run)
+    parent_model = constant_classifier(tmp_path / "parent.onnx", 0.7)
+    parent_manifest = manifest(
+        name="defect-cls",
+        height=HEIGHT,
+        width=WIDTH,
+        batch=-1,
+        output="score",
+        image=0.5,
+        mean=[0.5],
+        std=[0.25],
+    )
+    golden = np.zeros((1, 3, HEIGHT, WIDTH), np.uint8)
+    package = build_package(
+        tmp_path / "pkg",
+        parent_manifest,
+        parent_model,
+        golden,
+        {"score": np.full((1, 1), 0.7, np.float32)},
+        Ed25519PrivateKey.generate(),
+    )
+    lines = [{"name": p.name, "source": str(p.resolve())} for p in (dataset, old)]
+    layout.write(
+        layout.init_json("classification"),
+        {"group": "defect-cls", "version": 1, "lines": lines, "package": str(package)},
+    )
+    model = constant_classifier(tmp_path / "child.onnx", 0.3)
+
+    rows = evaluate_lines(
+        PipelineOptions(run_dir=run, tasks=["classification"]),
+        layout,
+        "classification",
+        model,
+        constant_spec(),
+    )
+    assert [(row["name"], row["earlier_line"]) for row in rows] == [
+        ("line-a", True),
+        ("line-b", False),
+        ("line-old", True),
+    ]
+    assert all("parent_metrics" in row for row in rows if row["earlier_line"])
+    assert rows[0]["images"] == len(list((dataset / "test").glob("*[0-9].png")))
+    assert set(old_line_figures(layout, "classification")) == {"line-a", "line-old"}
+
+    (old / "test").rename(tmp_path / "moved")  # an earlier line without a test split is skipped
+    rows = evaluate_lines(
+        PipelineOptions(run_dir=run, tasks=["classification"]),
+        layout,
+        "classification",
+        model,
+        constant_spec(),
+    )
+    assert [row["name"] for row in rows] == ["line-a", "line-b"]
+    shutil.rmtree(old)  # an earlier line that is gone stops the run: the gate must see every line
+    with pytest.raises(Exception, match=r"line-old .* is not reachable here"):
+        evaluate_lines(
+            PipelineOptions(run_dir=run, tasks=["classification"]),
+            layout,
+            "classification",
+            model,
+            constant_spec(),
+        )
