@@ -229,7 +229,6 @@ def test_evaluate_measures_the_new_model_and_the_parent_on_every_earlier_line(
     """The run trains on line a again beside line b; the parent was evaluated on a and on an old line:
     a and the old line are earlier lines (both models measured there), b is the new one."""
 
-
     old, new = tmp_path / "line-old", tmp_path / "line-b"
     write_dataset(old, count=16, defect_ratio=0.5, seed=6, height=HEIGHT, width=WIDTH)
     write_dataset(new, count=16, defect_ratio=0.5, seed=7, height=HEIGHT, width=WIDTH)
