@@ -15,10 +15,28 @@ int8 weights, uint8 activations, calibrated on random images), batch 1, it measu
       the same from a System V segment (``shmget``, as their C++ example did), beside our own worker's
       path: extension ``Predict`` from a POSIX segment (``ShmSegment``),
 
+  (d) two **probe** models per size (``probe-cls``: the frame's mean; ``probe-seg``: a 232x640 float
+      mask), which cost next to nothing, so their round trip through the agent is nearly all
+      transport (the fast path's target: <= 0.5 ms p50),
+  (e) the worker's fast path (``edgeinspect.core.fastpath``: unix socket, tiny binary header, the
+      input in a sealed memfd the agent runs the model on in place; ``fast_transport`` = its round
+      trip - the agent's own model time), and a per-call **transport breakdown** (where gRPC's
+      transport goes: request encoding, response decoding, shared-memory copies, the empty gRPC
+      round trip; and the same pieces of the fast path),
+
 and prints ``agent_overhead_ratio`` = (b) p50 / (a) p50 per row, and ``stock_cost_ratio`` = stock
-float32 bytes p50 / extension uint8 bytes p50 (the price of compatibility). Each measured path is
-a callable in :func:`measure_paths`; end to end through Redis (frame XADD -> result) is
-``bench/throughput.py``'s job and plugs in there as one more path. Run from the repository root:
+float32 bytes p50 / extension uint8 bytes p50 (the price of compatibility).
+
+  (d) a row per execution provider this ONNX Runtime build offers (``EI_EXECUTION_PROVIDERS=auto``)
+      and per CPU thread layout the agent's tuning would try on this box, bare ``session.run`` in
+      alternating blocks, with p50/p99 and the ratio to the CPU provider at ``--threads``; the
+      candidate the agent's own selection (``agent.tuning.select``, golden = the CPU answer) keeps is
+      marked ``auto``, and the provider the agent subprocess reported in ``ListVersions`` is shown.
+      OpenVINO rows appear when ``onnxruntime-openvino`` replaces ``onnxruntime`` in the venv.
+
+Each measured path of (a)-(c) is a callable in :func:`measure_paths`; end to end through Redis
+(frame XADD -> result) is ``bench/throughput.py``'s job and plugs in there as one more path. Run from
+the repository root:
 
     .venv/bin/python -m bench.agent_latency            # ~3 minutes on 2 cores
     .venv/bin/python -m bench.agent_latency --quick    # smoke run: 224x224 fp32 only, few iterations
@@ -30,6 +48,8 @@ The last line printed is one JSON object with every figure; ``--out`` (default `
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import platform
@@ -44,7 +64,9 @@ from typing import Any
 
 import numpy as np
 from edgeinspect.core.agent_client import AgentClient
-from edgeinspect.core.agentapi import sm_pb2
+from edgeinspect.core.agentapi import ext_pb2, sm_pb2
+from edgeinspect.core.errors import AgentError
+from edgeinspect.core.fastpath import FastPathClient, SealedSegment, fast_socket_path
 from edgeinspect.core.observability import percentile
 from edgeinspect.core.package import Manifest, build_package, load_private_key, unpack_package, write_keypair
 from edgeinspect.core.package import load_public_keys as load_keys
@@ -63,6 +85,22 @@ class Target:
     ref: str
     onnx_path: Path
     shape: tuple[int, int, int, int]
+
+
+@dataclass
+class ProviderRow:
+    """One execution provider + thread layout on one target, bare ``session.run``."""
+
+    model: str
+    size: str
+    precision: str
+    provider: str
+    threads: str
+    p50_ms: float
+    p99_ms: float
+    ratio_vs_cpu: float
+    auto: bool
+    rejected: str = ""
 
 
 @dataclass
@@ -89,6 +127,10 @@ class Row:
     ext_shm_p50_ms: float = 0.0
     ext_shm_p99_ms: float = 0.0
     stock_cost_ratio: float = 0.0
+    fast_p50_ms: float = 0.0
+    fast_p99_ms: float = 0.0
+    fast_transport_p50_ms: float = 0.0
+    fast_transport_p99_ms: float = 0.0
 
 
 def quantize(fp32_path: Path, int8_path: Path, shape: tuple[int, int, int, int], samples: int = 4) -> None:
@@ -123,7 +165,71 @@ def quantize(fp32_path: Path, int8_path: Path, shape: tuple[int, int, int, int],
     )
 
 
-def build_targets(work: Path, sizes: list[str], int8: bool) -> tuple[list[Target], list[Path], Path]:
+def probe_onnx(height: int, width: int, mask: bool) -> bytes:
+    """A model that costs next to nothing: the frame's mean (``probe-cls``) or its per-pixel channel
+    mean as a mask (``probe-seg``, a 232x640 float output like a segmenter's). Through the agent, its
+    round trip is almost all transport: the figure the fast path is about."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    image = helper.make_tensor_value_info("image", TensorProto.UINT8, [-1, 3, height, width])
+    if mask:
+        out = helper.make_tensor_value_info("mask_probability", TensorProto.FLOAT, [-1, 1, height, width])
+        reduce = helper.make_node("ReduceMean", ["pixels"], ["sum"], axes=[1], keepdims=1)
+    else:
+        out = helper.make_tensor_value_info("defect_probability", TensorProto.FLOAT, [-1, 1])
+        reduce = helper.make_node("ReduceMean", ["pixels"], ["sum"], axes=[1, 2, 3], keepdims=0)
+    nodes = [
+        helper.make_node("Cast", ["image"], ["pixels"], to=TensorProto.FLOAT),
+        reduce,
+        helper.make_node("Mul", ["sum", "scale"], ["scaled"]),
+    ]
+    scale = helper.make_tensor("scale", TensorProto.FLOAT, [], [1 / 255.0])
+    if mask:
+        nodes.append(helper.make_node("Identity", ["scaled"], [out.name]))
+    else:
+        shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 1])
+        nodes.append(helper.make_node("Reshape", ["scaled", "shape"], [out.name]))
+    inits = [scale] if mask else [scale, shape]
+    graph = helper.make_graph(nodes, "probe", [image], [out], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
+
+
+def build_probes(work: Path, key: Any, sizes: list[str]) -> tuple[list[Target], list[Path]]:
+    """Signed packages of the two probe models per size (fp32 only: there is nothing to quantize)."""
+    import onnxruntime as ort
+    from edgeinspect.core.package import build_package
+
+    from bench.models import _manifest
+
+    targets: list[Target] = []
+    packages: list[Path] = []
+    for size in sizes:
+        height, width = SIZES[size]
+        for mask in (False, True):
+            kind = "probe-seg" if mask else "probe-cls"
+            name = f"bench-{kind}-{size}"
+            folder = work / f"{name}-work"
+            folder.mkdir(parents=True)
+            model_path = folder / "model.onnx"
+            model_path.write_bytes(probe_onnx(height, width, mask))
+            golden_in = np.random.default_rng(3).integers(0, 256, (1, 3, height, width), dtype=np.uint8)
+            session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+            names = [o.name for o in session.get_outputs()]
+            golden = dict(zip(names, session.run(names, {"image": golden_in}), strict=True))
+            task = "segmentation" if mask else "classification"
+            manifest = _manifest(name, task, height, width, "stretch")  # type: ignore[arg-type]
+            packages.append(build_package(work / "packages", manifest, model_path, golden_in, golden, key))
+            targets.append(Target(kind, size, "fp32", f"{name}:1", model_path, (1, 3, height, width)))
+    return targets, packages
+
+
+def build_targets(
+    work: Path, sizes: list[str], int8: bool, probes_only: bool = False
+) -> tuple[list[Target], list[Path], Path]:
     """Build, quantize and sign every package; return the targets, the packages and the trusted-keys dir."""
     from bench import models as bench_models
 
@@ -134,7 +240,7 @@ def build_targets(work: Path, sizes: list[str], int8: bool) -> tuple[list[Target
     (trusted / public_path.name).write_bytes(public_path.read_bytes())
     targets: list[Target] = []
     packages: list[Path] = []
-    for size in sizes:
+    for size in [] if probes_only else sizes:
         height, width = SIZES[size]
         built = bench_models.build_packages(work / f"base-{size}", key, height, width)
         for kind, base in zip(("classifier", "segmenter"), built, strict=True):
@@ -163,7 +269,8 @@ def build_targets(work: Path, sizes: list[str], int8: bool) -> tuple[list[Target
                     build_package(work / "packages", v2, fp32, golden_in, golden_out, key, int8_path)
                 )
                 targets.append(Target(kind, size, "int8", f"{name}:2", int8_path, shape))
-    return targets, packages, trusted
+    probe_targets, probe_packages = build_probes(work, key, sizes)
+    return probe_targets + targets, probe_packages + packages, trusted
 
 
 def _golden(folder: Path, manifest: Manifest) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -262,6 +369,20 @@ def measure_paths(target: Target, client: AgentClient, args: argparse.Namespace)
     posix = ShmSegment(POSIX_SEGMENT_MIN + os.getpid(), frame.nbytes)
     ref = posix.write(frame)
     paths["ext_shm"] = lambda: client.predict(target.ref, {"image": ref})
+    fast_path = fast_socket_path(client.addr)
+    fast_client = FastPathClient(fast_path) if fast_path is not None and fast_path.is_socket() else None
+    sealed = SealedSegment(max(8 << 20, 4 * frame.nbytes))  # input, then the output area: as the worker
+    area = (sealed, -(-frame.nbytes // 64) * 64, sealed.size - (-(-frame.nbytes // 64) * 64))
+    fast_transport_ms: list[float] = []
+
+    def fast() -> None:
+        assert fast_client is not None
+        started = time.perf_counter()
+        answer = fast_client.predict(target.ref, {"image": sealed.write(frame)}, output=area)
+        fast_transport_ms.append((time.perf_counter() - started) * 1000.0 - answer.latency_ms)
+
+    if fast_client is not None:
+        paths["fast"] = fast
     system_v = _sysv_segment(pixels.tobytes())
     if system_v is not None:
         handle = sm_pb2.SharedMemoryHandle(size=pixels.nbytes, offset=0, segment_id=system_v.id)
@@ -275,7 +396,179 @@ def measure_paths(target: Target, client: AgentClient, args: argparse.Namespace)
         posix.close()
         if system_v is not None:
             system_v.close()
-    return samples | {"in_agent": in_agent_ms, "transport": transport_ms}
+        if fast_client is not None:
+            fast_client.close()
+        sealed.close()
+    fast_transport_ms = fast_transport_ms[-len(samples.get("fast", [])) :] if "fast" in samples else []
+    return samples | {"in_agent": in_agent_ms, "transport": transport_ms, "fast_transport": fast_transport_ms}
+
+
+def transport_breakdown(target: Target, client: AgentClient, repeats: int = 200) -> dict[str, float]:
+    """Median microseconds of each piece of one call's transport, gRPC and fast path side by side.
+
+    gRPC: the worker's request encoding (tensor -> protobuf -> bytes; by bytes and by a shared-memory
+    handle), its decoding of the answer (bytes -> protobuf -> arrays), the agent's copy out of the
+    POSIX segment, the worker's write into it, and an empty gRPC round trip (``Health``: HTTP/2,
+    gRPC's thread hand-offs, no payload). Fast path: the input written into the sealed memfd, the
+    request encoding, the answer decoding, and an empty fast-path round trip (a predict of a model
+    that is not loaded: socket, header, the agent's dispatch, an error answer).
+    """
+    from edgeinspect.core import fastpath
+    from edgeinspect.core.tensors import from_tensors
+    from edgeinspect_inference.agent.shm import SegmentReader
+
+    frame = np.random.default_rng(5).integers(0, 256, target.shape, dtype=np.uint8)
+    outputs = client.predict(target.ref, {"image": frame}).outputs
+    posix = ShmSegment(POSIX_SEGMENT_MIN + os.getpid() + 2, frame.nbytes)
+    ref = posix.write(frame)
+    reader = SegmentReader(Path("/dev/shm"), 1 << 30)
+    response = ext_pb2.PredictResponse(
+        tensors=[to_tensor(n, v) for n, v in outputs.items()], name="m", version="1"
+    ).SerializeToString()
+    sealed = SealedSegment(frame.nbytes)
+    result = b"".join(bytes(b) for b in fastpath.encode_result("m", "1", 1.0, "primary", outputs, None))
+    path = fast_socket_path(client.addr)
+    fast_client = FastPathClient(path) if path is not None and path.is_socket() else None
+    pieces: dict[str, Callable[[], Any]] = {
+        "grpc_request_encode_bytes": lambda: ext_pb2.PredictRequest(
+            model=target.ref, tensors=[to_tensor("image", frame)]
+        ).SerializeToString(),
+        "grpc_request_encode_shm": lambda: ext_pb2.PredictRequest(
+            model=target.ref, tensors=[to_tensor("image", ref)]
+        ).SerializeToString(),
+        "grpc_response_decode": lambda: from_tensors(ext_pb2.PredictResponse.FromString(response).tensors),
+        "worker_posix_shm_write": lambda: posix.write(frame),
+        "agent_posix_shm_copy": lambda: reader.view(ref.segment_id, 0, ref.nbytes),
+        "grpc_empty_round_trip": lambda: client.health(),
+        "fast_memfd_write": lambda: sealed.write(frame),
+        "fast_request_encode": lambda: fastpath.encode_predict(
+            fastpath.PredictRequest(
+                target.ref, "", (fastpath.InputRef("image", frame.dtype, frame.shape, 1, 0),)
+            )
+        ),
+        "fast_response_decode": lambda: fastpath.decode_result(bytearray(result[fastpath.HEADER.size :])),
+    }
+    if fast_client is not None:
+
+        def empty_fast() -> None:
+            with contextlib.suppress(AgentError):  # NOT_FOUND is the answer being timed
+                fast_client.predict("not-loaded", {"image": sealed.write(frame[:, :, :1, :1])})
+
+        pieces["fast_empty_round_trip"] = empty_fast
+    costs: dict[str, float] = {}
+    try:
+        for name, call in pieces.items():
+            call()
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                call()
+                times.append((time.perf_counter() - started) * 1e6)
+            costs[name] = round(percentile(times, 50), 1)
+    finally:
+        posix.close()
+        sealed.close()
+        if fast_client is not None:
+            fast_client.close()
+    return costs
+
+
+def provider_rows(target: Target, args: argparse.Namespace) -> list[ProviderRow]:
+    """(d): every available provider and CPU thread layout on the target's frame, and the auto choice."""
+    from edgeinspect_inference.agent.providers import CPU, resolve
+    from edgeinspect_inference.agent.session import ModelSession, available_providers
+    from edgeinspect_inference.agent.tuning import (
+        Candidate,
+        Golden,
+        ThreadConfig,
+        TuningOptions,
+        candidates,
+        select,
+        thread_configs,
+        usable_cores,
+    )
+
+    frame = {"image": np.random.default_rng(5).integers(0, 256, target.shape, dtype=np.uint8)}
+    baseline = Candidate(CPU, ThreadConfig(args.threads))
+    layouts = [ThreadConfig(args.threads)] + [
+        c for c in thread_configs(usable_cores()) if c != ThreadConfig(args.threads)
+    ]
+    cands = candidates(resolve(["auto"], available_providers), layouts)
+    cands = [baseline] + [c for c in cands if c != baseline]
+
+    def build(candidate: Candidate) -> ModelSession:
+        chosen = [candidate.provider] if candidate.provider is CPU else [candidate.provider, CPU]
+        return ModelSession(
+            target.onnx_path, chosen, candidate.threads.intra_op, args.spin,
+            inter_op_threads=candidate.threads.inter_op, parallel=candidate.threads.parallel,
+        )  # fmt: skip
+
+    sessions: dict[str, Any] = {}
+    rejected: dict[str, str] = {}
+    for candidate in cands:
+        try:
+            sessions[candidate.label] = build(candidate)
+        except Exception as exc:  # a provider that cannot start here is a row that says why
+            rejected[candidate.label] = f"failed: {str(exc)[:120]}"
+    golden = Golden(frame, sessions[baseline.label].run(frame), per_image_score=target.precision == "int8")
+    options = TuningOptions(budget_s=60.0, timed_runs=max(3, args.iterations // 3))
+    kept, choice = select(build, cands, golden, options)
+    auto = f"{choice.provider}/{choice.threads.label}" if kept is not None else ""
+    for m in choice.measurements:
+        if m.rejected:
+            rejected.setdefault(f"{m.provider}/{m.threads.label}", m.rejected)
+    live = {label: s for label, s in sessions.items() if label not in rejected}
+    samples = timed_rounds(
+        {label: functools.partial(s.run, frame) for label, s in live.items()}, args.iterations, args.warmup
+    )
+    cpu_p50 = percentile(samples[baseline.label], 50)
+    rows = []
+    for candidate in cands:
+        label, times = candidate.label, samples.get(candidate.label, [])
+        p50 = percentile(times, 50) if times else 0.0
+        rows.append(
+            ProviderRow(
+                target.model, target.size, target.precision, candidate.provider.name,
+                candidate.threads.label, round(p50, 2),
+                round(percentile(times, 99), 2) if times else 0.0,
+                round(p50 / cpu_p50, 3) if times else 0.0, label == auto, rejected.get(label, ""),
+            )
+        )  # fmt: skip
+    return rows
+
+
+def format_providers(rows: list[ProviderRow], agent_choice: dict[str, str]) -> str:
+    """Table (d): a row per provider and thread layout; ``auto`` marks the tuning's choice."""
+    header = (
+        f"{'model':<10} {'size':<8} {'prec':<5} {'provider':<9} {'threads':<7} {'p50/p99 ms':>15} "
+        f"{'vs cpu':>7} {'auto':>5}  agent chose / rejected"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        key = f"{r.model}-{r.size}-{r.precision}"
+        note = r.rejected[:70] if r.rejected else (agent_choice.get(key, "") if r.auto else "")
+        lines.append(
+            f"{r.model:<10} {r.size:<8} {r.precision:<5} {r.provider:<9} {r.threads:<7} "
+            f"{r.p50_ms:>7.2f}/{r.p99_ms:<7.2f} {r.ratio_vs_cpu:>7.3f} {'*' if r.auto else '':>5}  {note}"
+        )
+    lines.append(
+        "(bare session.run, alternating blocks; vs cpu = p50 / the CPU provider's at --threads; auto = the "
+        "candidate agent.tuning.select keeps;\n threads: intra-op, or intra x inter 'p' for the parallel "
+        "execution mode; agent chose = provider/threads the agent subprocess reported in ListVersions)"
+    )
+    return "\n".join(lines)
+
+
+def _agent_choice(info: Any) -> str:
+    tuning = info.tuning
+    if tuning is None:
+        return f"{info.execution_provider} (tuning off)"
+    layout = (
+        f"{tuning.intra_op_threads}x{tuning.inter_op_threads}p"
+        if tuning.parallel
+        else str(tuning.intra_op_threads)
+    )
+    return f"{tuning.provider}/{layout}{' (cached)' if tuning.cached else ''}"
 
 
 def _sysv_segment(data: bytes) -> Any:
@@ -340,8 +633,8 @@ def decode_costs(shape: tuple[int, int, int, int], repeats: int = 200) -> dict[s
 
 def summarise(target: Target, samples: dict[str, list[float]]) -> Row:
     """p50/p99 per path; the transport cost is (round trip - the agent's own model time) per call."""
-    p50 = {name: percentile(values, 50) for name, values in samples.items()}
-    p99 = {name: percentile(values, 99) for name, values in samples.items()}
+    p50 = {name: percentile(values, 50) for name, values in samples.items() if values}
+    p99 = {name: percentile(values, 99) for name, values in samples.items() if values}
     transport_p50 = p50["transport"]
     return Row(
         target.model,
@@ -366,6 +659,10 @@ def summarise(target: Target, samples: dict[str, list[float]]) -> Row:
         round(p50["ext_shm"], 2),
         round(p99["ext_shm"], 2),
         round(p50["stock_f32"] / p50["ext"], 3),
+        round(p50.get("fast", 0.0), 2),
+        round(p99.get("fast", 0.0), 2),
+        round(p50.get("fast_transport", 0.0), 3),
+        round(p99.get("fast_transport", 0.0), 3),
     )
 
 
@@ -398,11 +695,37 @@ def format_table(rows: list[Row]) -> str:
             f"{r.stock_f32_p50_ms:>8.2f}/{r.stock_f32_p99_ms:<8.2f} "
             f"{r.stock_sysv_p50_ms:>9.2f}/{r.stock_sysv_p99_ms:<10.2f} {r.stock_cost_ratio:>10.3f}"
         )
+    lines.append("")
+    fast = (
+        f"{'model':<10} {'size':<8} {'prec':<5} {'gRPC transport p50/p99':>23} "
+        f"{'fast path p50/p99':>18} {'fast transport p50/p99':>23}"
+    )
+    lines += [fast, "-" * len(fast)]
+    for r in rows:
+        lines.append(
+            f"{r.model:<10} {r.size:<8} {r.precision:<5} "
+            f"{r.transport_p50_ms:>11.2f}/{r.transport_p99_ms:<11.2f} "
+            f"{r.fast_p50_ms:>8.2f}/{r.fast_p99_ms:<9.2f} "
+            f"{r.fast_transport_p50_ms:>11.3f}/{r.fast_transport_p99_ms:<11.3f}"
+        )
     lines.append(
         "(ms, p50/p99; in-agent = the model's run time inside the agent; transport = round trip - in-agent, "
         "per call;\n ratio = through agent / bare at p50; ratio transport = (bare + transport) / bare, which "
         "a busy shared machine disturbs less)"
     )
+    return "\n".join(lines)
+
+
+def format_breakdown(breakdown: dict[str, dict[str, float]]) -> str:
+    """Where one call's transport goes (us, p50), per size; gRPC pieces first, then the fast path's."""
+    lines = ["transport breakdown p50 (us)"]
+    names = list(next(iter(breakdown.values())))
+    header = f"{'piece':<28}" + "".join(f"{size:>12}" for size in breakdown)
+    lines += [header, "-" * len(header)]
+    for name in names:
+        lines.append(
+            f"{name:<28}" + "".join(f"{costs.get(name, 0.0):>12.1f}" for costs in breakdown.values())
+        )
     return "\n".join(lines)
 
 
@@ -416,8 +739,24 @@ def format_decode(decode: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def providers_json(rows: list[ProviderRow], agent_choice: dict[str, str]) -> dict[str, Any]:
+    """(d)'s figures for the last-line JSON: p50/p99/ratio per provider and layout, the choices."""
+    by_target: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        key = f"{r.model}-{r.size}-{r.precision}"
+        entry = by_target.setdefault(key, {"candidates": {}, "auto": "", "agent": agent_choice.get(key, "")})
+        entry["candidates"][f"{r.provider}/{r.threads}"] = (
+            {"rejected": r.rejected}
+            if r.rejected
+            else {"p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "ratio_vs_cpu": r.ratio_vs_cpu}
+        )
+        if r.auto:
+            entry["auto"] = f"{r.provider}/{r.threads}"
+    return by_target
+
+
 def summary_json(rows: list[Row], args: argparse.Namespace) -> dict[str, Any]:
-    classifier = [r for r in rows if r.model == "classifier"]
+    classifier = [r for r in rows if r.model == "classifier"] or rows
     return {
         "bench": "agent_latency",
         "machine": f"{platform.machine()} {os.cpu_count()} cpus",
@@ -429,6 +768,15 @@ def summary_json(rows: list[Row], args: argparse.Namespace) -> dict[str, Any]:
         "agent_overhead_ratio_compat": max(r.compat_overhead_ratio for r in classifier),
         "agent_overhead_ratio_transport": max(r.transport_overhead_ratio for r in classifier),
         "agent_transport_p50_ms": {f"{r.model}-{r.size}-{r.precision}": r.transport_p50_ms for r in rows},
+        "fast_transport_p50_ms": {f"{r.model}-{r.size}-{r.precision}": r.fast_transport_p50_ms for r in rows},
+        "fast_transport_p50_ms_max": max(r.fast_transport_p50_ms for r in rows),
+        "probe_transport_p50_ms": {
+            f"{r.model}-{r.size}": {"grpc": r.transport_p50_ms, "fast": r.fast_transport_p50_ms}
+            for r in rows
+            if r.model.startswith("probe")
+        },
+        "target_transport_p50_ms": 0.5,
+        "loadavg": [round(v, 2) for v in os.getloadavg()],
         "agent_overhead_ratio_by_row": {
             f"{r.model}-{r.size}-{r.precision}": r.agent_overhead_ratio for r in rows
         },
@@ -454,6 +802,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="224x224 fp32 only, 5 iterations")
+    parser.add_argument(
+        "--probes-only", action="store_true", help="only the probe rows (the transport figure, in seconds)"
+    )
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES), help="input sizes")
     parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True, help="also int8 rows")
     parser.add_argument("--iterations", type=int, default=30, help="measured calls per path")
@@ -465,6 +816,12 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="ONNX Runtime threads spin between runs (EI_ALLOW_SPINNING; both sides)",
     )
+    parser.add_argument(
+        "--providers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also a row per available execution provider and thread layout (d)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where <out>/agent_latency/ goes")
     args = parser.parse_args(argv)
     if args.quick:
@@ -472,9 +829,15 @@ def main(argv: list[str] | None = None) -> int:
     sizes = ["224x224"] if args.quick else args.sizes
     with tempfile.TemporaryDirectory(prefix="ei-bench-") as tmp:
         work = Path(tmp)
-        targets, packages, trusted = build_targets(work, sizes, int8=args.int8 and not args.quick)
+        targets, packages, trusted = build_targets(
+            work, sizes, int8=args.int8 and not args.quick, probes_only=args.probes_only
+        )
         proc, addr = start_agent(work, trusted, args.threads, args.spin)
         rows: list[Row] = []
+        prow: list[ProviderRow] = []
+        agent_choice: dict[str, str] = {}
+        breakdown: dict[str, dict[str, float]] = {}
+        load_before = os.getloadavg()
         decode = {size: decode_costs((1, 3, *SIZES[size])) for size in sizes}
         try:
             with AgentClient(addr, timeout_s=300) as client:
@@ -490,14 +853,32 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     samples = measure_paths(target, client, args)
                     rows.append(summarise(target, samples))
+                    if args.providers:
+                        prow += provider_rows(target, args)
+                    if target.model == "probe-cls":
+                        breakdown[target.size] = transport_breakdown(target, client)
+                versions = {f"{v.name}:{v.version}": v for v in client.list_versions()}
+                for target in targets:
+                    key = f"{target.model}-{target.size}-{target.precision}"
+                    agent_choice[key] = _agent_choice(versions[target.ref])
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    table = format_table(rows) + "\n\n" + format_decode(decode)
+    load = f"load average before {' '.join(f'{v:.2f}' for v in load_before)}, after " + " ".join(
+        f"{v:.2f}" for v in os.getloadavg()
+    )
+    table = format_table(rows) + "\n\n" + format_breakdown(breakdown) + "\n\n" + format_decode(decode)
+    if prow:
+        table += "\n\n" + format_providers(prow, agent_choice)
+    table += "\n" + load
     print(table)
     folder = write_report("agent_latency", [asdict(r) for r in rows], args.out, table)
     print(f"wrote table and plots to {folder}", file=sys.stderr, flush=True)
-    print(json.dumps(summary_json(rows, args) | {"decode_p50_us": decode}, separators=(",", ":")))
+    extra: dict[str, Any] = {"decode_p50_us": decode, "transport_breakdown_p50_us": breakdown}
+    extra["loadavg_before"] = [round(v, 2) for v in load_before]
+    extra["providers"] = providers_json(prow, agent_choice)
+    extra["agent_provider_choice"] = agent_choice
+    print(json.dumps(summary_json(rows, args) | extra, separators=(",", ":")))
     return 0
 
 

@@ -153,7 +153,7 @@ class BenchModel:
     """One benchmark model: its package, ONNX bytes and the input shape it takes."""
 
     name: str
-    task: Literal["classification", "segmentation"]
+    task: Literal["classification", "segmentation", "multitask"]
     package: Path
     onnx_bytes: bytes
     height: int
@@ -215,3 +215,53 @@ def build_packages(
         package = build_package(out_dir, manifest, work / "model.onnx", golden_input, golden, key)
         models.append(BenchModel(name, task, package, model_bytes, h, w))  # type: ignore[arg-type]
     return models[0], models[1]
+
+
+def build_multitask_package(
+    out_dir: Path, key: Ed25519PrivateKey, *, width: int = 8, int8: bool = True, frames: int = 8
+) -> tuple[BenchModel, str]:
+    """A signed package of the one-pass multi-task network (``defect-mt``) at 232 x 640.
+
+    The architecture the pipeline trains (``edgeinspect_cloud.training.multitask_net``, network width
+    ``width``; the ``demo`` profile's is 8) with seeded random weights (its cost does not depend on
+    them), plus a static int8 variant calibrated on seeded textured frames when ``int8``. Returns the
+    model and the variant to load (``int8`` when built, else ``""``).
+    """
+    import onnxruntime as ort
+
+    from bench.multitask import _multitask_onnx
+
+    work = out_dir / "bench-mt-work"
+    work.mkdir(parents=True, exist_ok=True)
+    fp32 = _multitask_onnx(work / "model.onnx", width)
+    rng = np.random.default_rng(3)
+    calibration = rng.integers(40, 200, (frames, 3, KSDD2_HEIGHT, KSDD2_WIDTH), dtype=np.uint8)
+    int8_path = None
+    if int8:
+        from edgeinspect_cloud.compile.optimize import quantize_int8
+
+        int8_path = quantize_int8(fp32, work / "model.int8.onnx", calibration)
+    golden_input = calibration[:1]
+    session = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    golden = dict(zip(names, session.run(names, {"image": golden_input}), strict=True))
+    manifest = _manifest("bench-mt", "classification", KSDD2_HEIGHT, KSDD2_WIDTH, "stretch")
+    manifest = Manifest.model_validate(
+        manifest.model_dump()
+        | {
+            "task": "multitask",
+            "outputs": [
+                OutputSpec(name="defect_probability", meaning="defect_probability", shape=[-1, 1]),
+                OutputSpec(
+                    name="mask_probability",
+                    meaning="mask_probability",
+                    shape=[-1, 1, KSDD2_HEIGHT, KSDD2_WIDTH],
+                ),
+            ],
+            "thresholds": Thresholds(image=0.5, pixel=0.5),
+        }
+    )
+    package = build_package(out_dir, manifest, fp32, golden_input, golden, key, int8_path)
+    runs = (int8_path or fp32).read_bytes()  # what the agent runs, so bare measures the same
+    model = BenchModel("bench-mt", "multitask", package, runs, KSDD2_HEIGHT, KSDD2_WIDTH)
+    return model, "int8" if int8_path is not None else ""

@@ -45,6 +45,7 @@ import onnxruntime as ort
 from edgeinspect.core.preprocess import preprocess
 
 from bench.models import KSDD2_HEIGHT, KSDD2_WIDTH, resnet18_onnx, unet_onnx
+from bench.report import machine
 
 SHIPPED = Path("cloud/edgeinspect_cloud/stack/demo_models")
 
@@ -72,10 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency_ms": latency,
         "size": f"{KSDD2_HEIGHT}x{KSDD2_WIDTH}",
         "runs": runs,
-        "cpus": os.cpu_count(),
-        "loadavg_before": [round(v, 2) for v in load_before],
-        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-        "onnxruntime": ort.__version__,
+        **machine(load_before),
     }
     print(format_table(figures))
     print(json.dumps(figures, sort_keys=True))

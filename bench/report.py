@@ -28,6 +28,20 @@ RowsOrFigures = Sequence[Mapping[str, Any]] | Mapping[str, Any]
 BARE, AGENT, COMPAT = "#7f8c8d", "#2e86de", "#e67e22"
 
 
+def machine(load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """What every figure must be read beside: cores, load average before and after, ONNX Runtime."""
+    import os
+
+    import onnxruntime as ort
+
+    return {
+        "cpus": os.cpu_count(),
+        "loadavg_before": [round(v, 2) for v in load_before],
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+        "onnxruntime": ort.__version__,
+    }
+
+
 def write_report(name: str, rows_or_figures: RowsOrFigures, out_dir: Path, table: str = "") -> Path:
     """Write ``out_dir/name/`` (table.md, figures.json, PNGs) and return that folder.
 
@@ -166,13 +180,16 @@ def plot_throughput(rows_or_figures: RowsOrFigures, folder: Path) -> list[Path]:
     """throughput.png: e2e p50/p99 against the bare cls + seg sum, and frames/s against bare sequential."""
     f = _figures(rows_or_figures)
     fig, (lat, fps) = _figure(10.0, 4.8, 2)
-    bare = lat.bar([0], [f["bare_cls_p50_ms"]], 0.6, color=BARE, label="bare cls p50")
-    _label_bars(lat, bare, position="center")
-    seg = lat.bar(
-        [0], [f["bare_seg_p50_ms"]], 0.6, bottom=[f["bare_cls_p50_ms"]], color="#b2bec3", label="bare seg p50"
-    )
-    lat.bar_label(seg, labels=[f"{f['bare_seg_p50_ms']:.1f}"], fontsize=7, label_type="center")
-    lat.bar_label(seg, labels=[f"sum {f['bare_sum_p50_ms']:.1f}"], fontsize=7, padding=2)
+    bottom = 0.0
+    shades = iter([BARE, "#b2bec3", "#dfe6e9"])
+    for short in ("cls", "seg", "mt"):  # the bare p50 of each model the layout ran, stacked
+        key = f"bare_{short}_p50_ms"
+        if key in f:
+            part = lat.bar([0], [f[key]], 0.6, bottom=[bottom], color=next(shades), label=f"bare {short} p50")
+            lat.bar_label(part, labels=[f"{f[key]:.1f}"], fontsize=7, label_type="center")
+            bottom += f[key]
+    lat.annotate(f"sum {f['bare_sum_p50_ms']:.1f}", (0, bottom), xytext=(0, 2), textcoords="offset points",
+                 ha="center", fontsize=7)  # fmt: skip
     e2e = lat.bar([1, 2], [f["e2e_p50_ms"], f["e2e_p99_ms"]], 0.6, color=[AGENT, "#9ecbf0"])
     _label_bars(lat, e2e)
     lat.annotate(
@@ -184,7 +201,7 @@ def plot_throughput(rows_or_figures: RowsOrFigures, folder: Path) -> list[Path]:
         fontsize=9,
         weight="bold",
     )
-    lat.set_xticks([0, 1, 2], ["bare cls + seg\np50", "end to end\np50", "end to end\np99"])
+    lat.set_xticks([0, 1, 2], ["bare models\np50 sum", "end to end\np50", "end to end\np99"])
     lat.set_ylabel("ms per frame")
     lat.margins(y=0.3)
     lat.legend(fontsize=8, loc="upper left")
@@ -195,7 +212,10 @@ def plot_throughput(rows_or_figures: RowsOrFigures, folder: Path) -> list[Path]:
     fps.set_ylabel("frames/s")
     fps.margins(y=0.2)
     fps.set_title(f"Throughput over {f['throughput_seconds']:.0f} s, depth {f['pipeline_depth']}")
-    fig.suptitle(f"One line, both models, {f['frame']} {f['encoding']} frames ({f['execution_provider']})")
+    layout = f"{f.get('layout', 'two-model')} {f.get('variant', '')}, {f.get('transport', 'grpc')}"
+    fig.suptitle(
+        f"One line, verdict + mask ({layout}), {f['frame']} {f['encoding']} ({f['execution_provider']})"
+    )
     return [_save(fig, folder / "throughput.png")]
 
 

@@ -1,4 +1,10 @@
-"""Throughput and end-to-end latency of one line with both models, at the KolektorSDD2 size (232 x 640).
+"""Throughput and end-to-end latency of one line with verdict and mask, at the KolektorSDD2 size (232 x 640).
+
+Two layouts (``--layout``): ``multitask`` (default; one model, ``defect-mt``, one call per frame for
+both answers, int8 unless ``--no-int8``) and ``two-model`` (``defect-cls`` + ``defect-seg``, the
+bench widths issue 19 measured, both called concurrently per frame). ``--transport`` picks how the
+worker reaches the agent (``fast``: the fast path, ``grpc``: gRPC only). Every figure is printed with
+the machine's load average (a shared 2-core box: read figures beside it).
 
 What it measures, in one run, on one machine (redis-server, agent and worker as real processes):
 
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -49,7 +56,7 @@ from edgeinspect.core.observability import percentile
 from edgeinspect.core.settings import ServiceSettings
 from edgeinspect.core.streams import Streams
 
-from bench.models import KSDD2_HEIGHT, KSDD2_WIDTH, BenchModel, build_packages
+from bench.models import KSDD2_HEIGHT, KSDD2_WIDTH, BenchModel, build_multitask_package, build_packages
 from bench.report import DEFAULT_OUT, write_report
 from bench.stack import BenchStack, rss_mb
 
@@ -69,6 +76,21 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--depth", type=int, default=2, help="EI_PIPELINE_DEPTH of the worker")
     parser.add_argument("--threads", type=int, default=0, help="EI_INTRA_OP_THREADS of the agent (0: auto)")
     parser.add_argument("--encoding", choices=("png", "jpeg"), default="png", help="how frames are encoded")
+    parser.add_argument(
+        "--layout", choices=("multitask", "two-model"), default="multitask", help="models the line uses"
+    )
+    parser.add_argument(
+        "--int8", action=argparse.BooleanOptionalAction, default=True, help="multitask: int8 variant"
+    )
+    parser.add_argument(
+        "--transport", choices=("fast", "grpc"), default="fast", help="worker -> agent: fast path or gRPC"
+    )
+    parser.add_argument(
+        "--lines", type=int, default=1, help="lines on the box (one worker each), sharing the agent"
+    )
+    parser.add_argument(
+        "--batch-window-ms", type=float, default=0.0, help="EI_FAST_PATH_BATCH_WINDOW_MS of the agent"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where <out>/throughput/ goes")
     args = parser.parse_args(argv)
     if args.quick:
@@ -132,12 +154,15 @@ class BareModel:
 class Camera:
     """XADDs frames to the line and reads results back; a frame id is ``b{n}``."""
 
-    def __init__(self, client: redis.Redis, frames: list[bytes], encoding: Encoding) -> None:
+    def __init__(
+        self, client: redis.Redis, frames: list[bytes], encoding: Encoding, line: str = LINE
+    ) -> None:
         self.client = client
+        self.line = line
         self.streams = Streams(client)
         # bounded like the camera service bounds it (the budget's defaults, or EI_FRAMES_MAX_*)
         budget = ServiceSettings.load().stream_budget("frames")
-        self.retention = self.streams.retain(names.frames_stream(LINE), budget, group=names.INFERENCE_GROUP)
+        self.retention = self.streams.retain(names.frames_stream(line), budget, group=names.INFERENCE_GROUP)
         self.frames = frames
         self.encoding = encoding
         self.sent = 0
@@ -148,14 +173,16 @@ class Camera:
         frame_id = f"b{self.sent}"
         data = self.frames[self.sent % len(self.frames)]
         frame = Frame(
-            frame_id, LINE, "cam", now_ns(), self.encoding, KSDD2_HEIGHT, KSDD2_WIDTH, 3, data, "bench"
+            frame_id, self.line, "cam", now_ns(), self.encoding, KSDD2_HEIGHT, KSDD2_WIDTH, 3, data, "bench"
         )
-        self.streams.add(names.frames_stream(LINE), frame)
+        self.streams.add(names.frames_stream(self.line), frame)
         self.sent += 1
         return frame_id
 
     def collect(self, block_ms: int) -> list[Result]:
-        reply: Any = self.client.xread({names.results_stream(LINE): self._last_id}, count=100, block=block_ms)
+        reply: Any = self.client.xread(
+            {names.results_stream(self.line): self._last_id}, count=100, block=block_ms
+        )
         got: list[Result] = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
@@ -191,8 +218,10 @@ def measure_latency(
     return seen, reported
 
 
-def measure_throughput(camera: Camera, seconds: float, backlog: int, pids: dict[str, int]) -> dict[str, Any]:
-    """Keep ``backlog`` frames outstanding for ``seconds``, then drain; count and sample memory."""
+def measure_throughput(
+    cameras: list[Camera], seconds: float, backlog: int, pids: dict[str, int]
+) -> dict[str, Any]:
+    """Keep ``backlog`` frames outstanding per line for ``seconds``, then drain; count and sample memory."""
     memory: dict[str, list[float]] = {name: [] for name in pids}
     stop = threading.Event()
 
@@ -201,30 +230,40 @@ def measure_throughput(camera: Camera, seconds: float, backlog: int, pids: dict[
             for name, pid in pids.items():
                 memory[name].append(rss_mb(pid))
 
+    def done() -> int:
+        return sum(len(c.results) for c in cameras)
+
+    def sent() -> int:
+        return sum(c.sent for c in cameras)
+
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    done_before = len(camera.results)
-    sent_before = camera.sent
+    done_before, sent_before = done(), sent()
+    wait_ms = max(1, 1000 // len(cameras))
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
-        while camera.sent - len(camera.results) < backlog:
-            camera.send()
-        camera.collect(block_ms=1000)
+        for camera in cameras:
+            while camera.sent - len(camera.results) < backlog:
+                camera.send()
+            camera.collect(block_ms=wait_ms)
     window = time.perf_counter() - started
-    done_in_window = len(camera.results) - done_before
+    done_in_window = done() - done_before
     drain_started = time.perf_counter()
-    while len(camera.results) < camera.sent and time.perf_counter() - drain_started < 120:
-        camera.collect(block_ms=1000)
+    while done() < sent() and time.perf_counter() - drain_started < 120:
+        for camera in cameras:
+            camera.collect(block_ms=wait_ms)
     stop.set()
     sampler.join()
-    pending = int(camera.client.xpending(names.frames_stream(LINE), names.INFERENCE_GROUP)["pending"])  # type: ignore[index]
-    sent = camera.sent - sent_before
-    errors = sum(1 for r in camera.results.values() if r.verdict == "error")
+    pending = sum(
+        int(c.client.xpending(names.frames_stream(c.line), names.INFERENCE_GROUP)["pending"])  # type: ignore[index]
+        for c in cameras
+    )
+    errors = sum(1 for c in cameras for r in c.results.values() if r.verdict == "error")
     return {
         "fps": done_in_window / window,
-        "frames_sent": sent,
-        "frames_processed": len(camera.results) - done_before,
-        "frames_unprocessed": camera.sent - len(camera.results),
+        "frames_sent": sent() - sent_before,
+        "frames_processed": done() - done_before,
+        "frames_unprocessed": sent() - done(),
         "frames_pending": pending,
         "error_results": errors,
         "memory": {name: (max(v) if v else 0.0, rss_mb(pids[name], "VmHWM")) for name, v in memory.items()},
@@ -233,7 +272,12 @@ def measure_throughput(camera: Camera, seconds: float, backlog: int, pids: dict[
 
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
-    stack = BenchStack(agent_settings={"intra_op_threads": str(args.threads)})
+    stack = BenchStack(
+        agent_settings={
+            "intra_op_threads": str(args.threads),
+            "fast_path_batch_window_ms": str(args.batch_window_ms),
+        }
+    )
     try:
         return run(args, stack)
     finally:
@@ -242,36 +286,57 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, stack: BenchStack) -> int:
     key = stack.signing_key()
-    print("building benchmark models and packages ...", file=sys.stderr)
-    cls, seg = build_packages(stack.root / "packages", key)
+    print(f"building benchmark models and packages ({args.layout}) ...", file=sys.stderr)
+    loads = _models(args, stack.root / "packages", key)
     stack.start()
     with AgentClient(stack.agent_addr, timeout_s=120) as agent:
-        for model, alias in ((cls, "defect-cls"), (seg, "defect-seg")):
-            info = agent.load_version(str(model.package))
+        for model, alias, variant in loads:
+            info = agent.load_version(str(model.package), variant=variant)
             agent.set_alias(alias, info.name, info.version)
         provider = agent.list_versions()[0].execution_provider
-    bare_cls, bare_seg = BareModel(cls, args.threads), BareModel(seg, args.threads)
-    worker = stack.start_worker(line=LINE, pipeline_depth=str(args.depth))
+        variant = "/".join(v.variant or "fp32" for v in agent.list_versions())
+    bare_models = {model.task: BareModel(model, args.threads) for model, _, _ in loads}
+    lines = [LINE] if args.lines == 1 else [f"{LINE}-{i}" for i in range(args.lines)]
+    workers = [
+        stack.start_worker(
+            f"worker-{i}" if i else "worker",
+            line=line,
+            pipeline_depth=str(args.depth),
+            agent_fast_path="auto" if args.transport == "fast" else "off",
+        )
+        for i, line in enumerate(lines)
+    ]
+    worker = workers[0]
     client = redis.Redis.from_url(stack.redis_url, socket_timeout=60)  # XREAD BLOCK waits up to 30 s
-    camera = Camera(client, synthetic_frames(8, args.encoding), args.encoding)
+    frames = synthetic_frames(8, args.encoding)
+    cameras = [Camera(client, frames, args.encoding, line) for line in lines]
+    camera = cameras[0]
     print("bare session.run and end-to-end latency, interleaved, one frame at a time ...", file=sys.stderr)
-    seen, reported = measure_latency(camera, args.latency_frames, [bare_cls, bare_seg])
-    bare = {"classification": bare_cls.timings, "segmentation": bare_seg.timings}
-    del bare_cls, bare_seg  # free their memory and threads before the throughput phase
+    load_latency = os.getloadavg()
+    seen, reported = measure_latency(camera, args.latency_frames, list(bare_models.values()))
+    bare: dict[str, list[float]] = {task: model.timings for task, model in bare_models.items()}
+    del bare_models  # free their memory and threads before the throughput phase
     print(f"throughput for {args.seconds:.0f} s ...", file=sys.stderr)
     pids = {"agent": stack.procs["agent"].pid, "worker": worker.pid}
     everyone = {"redis": stack.procs["redis"].pid, **pids}
     at_start = memory_snapshot(client, everyone)
-    flow = measure_throughput(camera, args.seconds, backlog=2 * args.depth + 2, pids=pids)
+    load_flow = os.getloadavg()
+    flow = measure_throughput(cameras, args.seconds, backlog=2 * args.depth + 2, pids=pids)
     at_end = memory_snapshot(client, everyone)
     figures = _figures(args, provider, bare, seen, reported, flow)
+    figures["variant"] = variant
+    figures["loadavg_latency"] = [round(v, 2) for v in load_latency]
+    figures["loadavg_throughput_start"] = [round(v, 2) for v in load_flow]
+    figures["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     figures.update({f"start_{k}": v for k, v in at_start.items()})
     figures.update({f"end_{k}": v for k, v in at_end.items()})
     figures["frames_stream_entries"] = int(client.xlen(names.frames_stream(LINE)))
     figures["frames_budget_mb"] = round(camera.retention.budget.max_bytes / 2**20, 1)
-    figures["worker_inputs"] = (
-        "bytes" if "shared_memory_disabled" in stack.log_tail("worker", 10**6) else "shm"
-    )
+    worker_log = stack.log_tail("worker", 10**6)
+    if args.transport == "fast" and "fast_path_unavailable" not in worker_log:
+        figures["worker_inputs"] = "fast path (sealed memfd)"
+    else:
+        figures["worker_inputs"] = "gRPC + " + ("bytes" if "shared_memory_disabled" in worker_log else "shm")
     table = format_table(figures)
     print(table)
     folder = write_report("throughput", figures, args.out, table)
@@ -280,29 +345,47 @@ def run(args: argparse.Namespace, stack: BenchStack) -> int:
     return 0 if figures["frames_unprocessed"] == 0 and figures["frames_pending"] == 0 else 1
 
 
+_SHORT = {"classification": "cls", "segmentation": "seg", "multitask": "mt"}
+
+
+def _models(args: argparse.Namespace, out: Path, key: Any) -> list[tuple[BenchModel, str, str]]:
+    """``(model, alias, variant)`` to load for the layout."""
+    if args.layout == "multitask":
+        model, variant = build_multitask_package(out, key, int8=args.int8)
+        return [(model, "defect-mt", variant)]
+    cls, seg = build_packages(out, key)
+    return [(cls, "defect-cls", ""), (seg, "defect-seg", "")]
+
+
 def _figures(args: argparse.Namespace, provider: str, bare: dict[str, list[float]], seen: list[float],
              reported: list[float], flow: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    bare_cls, bare_seg = percentile(bare["classification"], 50), percentile(bare["segmentation"], 50)
+    bare_p50 = {task: percentile(timings, 50) for task, timings in bare.items()}
+    bare_sum = sum(bare_p50.values())
     e2e_p50 = percentile(seen, 50)
     memory = flow["memory"]
+    per_model: dict[str, Any] = {}
+    for task, timings in bare.items():
+        per_model[f"bare_{_SHORT[task]}_p50_ms"] = round(bare_p50[task], 2)
+        per_model[f"bare_{_SHORT[task]}_p99_ms"] = round(percentile(timings, 99), 2)
     return {
         "bench": "throughput",
+        "layout": args.layout,
+        "lines": args.lines,
+        "transport": args.transport,
+        "batch_window_ms": args.batch_window_ms,
         "frame": f"{KSDD2_HEIGHT}x{KSDD2_WIDTH}",
         "encoding": args.encoding,
         "execution_provider": provider,
         "intra_op_threads": args.threads,
         "pipeline_depth": args.depth,
-        "bare_cls_p50_ms": round(bare_cls, 2),
-        "bare_cls_p99_ms": round(percentile(bare["classification"], 99), 2),
-        "bare_seg_p50_ms": round(bare_seg, 2),
-        "bare_seg_p99_ms": round(percentile(bare["segmentation"], 99), 2),
-        "bare_sum_p50_ms": round(bare_cls + bare_seg, 2),
+        **per_model,
+        "bare_sum_p50_ms": round(bare_sum, 2),
         "e2e_p50_ms": round(e2e_p50, 2),
         "e2e_p99_ms": round(percentile(seen, 99), 2),
         "e2e_worker_reported_p50_ms": round(percentile(reported, 50), 2),
-        "e2e_overhead_ratio": round(e2e_p50 / (bare_cls + bare_seg), 3),
+        "e2e_overhead_ratio": round(e2e_p50 / bare_sum, 3),
         "fps": round(flow["fps"], 2),
-        "bare_sequential_fps": round(1000.0 / (bare_cls + bare_seg), 2),
+        "bare_sequential_fps": round(1000.0 / bare_sum, 2),
         "throughput_seconds": args.seconds,
         "frames_sent": flow["frames_sent"],
         "frames_processed": flow["frames_processed"],
@@ -319,15 +402,23 @@ def _figures(args: argparse.Namespace, provider: str, bare: dict[str, list[float
 def format_table(f: dict[str, Any]) -> str:
     """The readable table (blank lines around it), as printed and as written to ``table.md``."""
     rows = [
+        ("layout / transport", f"{f.get('layout', 'two-model')} ({f.get('variant', 'fp32')}), "
+                               f"{f.get('transport', 'grpc')}, batch window {f.get('batch_window_ms', 0)}"),
         ("frame / encoding", f"{f['frame']} {f['encoding']}, provider {f['execution_provider']}, "
                              f"threads {f['intra_op_threads'] or 'auto'}, depth {f['pipeline_depth']}"),
-        ("bare session.run cls p50 / p99", f"{f['bare_cls_p50_ms']:.1f} / {f['bare_cls_p99_ms']:.1f} ms"),
-        ("bare session.run seg p50 / p99", f"{f['bare_seg_p50_ms']:.1f} / {f['bare_seg_p99_ms']:.1f} ms"),
-        ("bare cls + seg p50", f"{f['bare_sum_p50_ms']:.1f} ms"),
+    ]  # fmt: skip
+    for short in ("cls", "seg", "mt"):
+        if f"bare_{short}_p50_ms" in f:
+            p50, p99 = f[f"bare_{short}_p50_ms"], f[f"bare_{short}_p99_ms"]
+            rows.append((f"bare session.run {short} p50 / p99", f"{p50:.1f} / {p99:.1f} ms"))
+    rows += [
+        ("bare sum p50", f"{f['bare_sum_p50_ms']:.1f} ms"),
         ("end to end p50 / p99 (XADD -> result)", f"{f['e2e_p50_ms']:.1f} / {f['e2e_p99_ms']:.1f} ms"),
         ("end to end p50 as the worker saw it", f"{f['e2e_worker_reported_p50_ms']:.1f} ms"),
         ("e2e overhead ratio (target <= 1.25)", f"{f['e2e_overhead_ratio']:.3f}"),
-        ("sustained throughput", f"{f['fps']:.2f} frames/s (bare sequential {f['bare_sequential_fps']:.2f})"),
+        ("lines sharing the agent", str(f.get("lines", 1))),
+        ("sustained throughput, all lines",
+         f"{f['fps']:.2f} frames/s (bare sequential {f['bare_sequential_fps']:.2f})"),
         ("frames sent / processed / unprocessed / pending",
          f"{f['frames_sent']} / {f['frames_processed']} / {f['frames_unprocessed']} / {f['frames_pending']}"),
         ("error results", str(f["error_results"])),
@@ -335,6 +426,9 @@ def format_table(f: dict[str, Any]) -> str:
         ("agent RSS / peak", f"{f['agent_rss_mb']:.0f} / {f['agent_peak_rss_mb']:.0f} MiB"),
         ("worker RSS / peak", f"{f['worker_rss_mb']:.0f} / {f['worker_peak_rss_mb']:.0f} MiB"),
     ]  # fmt: skip
+    for key in ("loadavg_latency", "loadavg_throughput_start", "loadavg_end"):
+        if key in f:
+            rows.append((f"load average ({key.removeprefix('loadavg_')})", " ".join(map(str, f[key]))))
     for name in ("redis_used_memory", "redis_rss", "agent_rss", "worker_rss"):
         if f"start_{name}_mb" in f:
             rows.append((f"{name.replace('_', ' ')} start -> end",

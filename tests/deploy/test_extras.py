@@ -102,6 +102,12 @@ def test_gpu_agent_extra_is_the_agent_extra_with_onnxruntime_gpu() -> None:
     assert extra("agent-gpu") == swapped
 
 
+def test_openvino_agent_extra_is_the_agent_extra_with_onnxruntime_openvino() -> None:
+    """onnxruntime-openvino replaces onnxruntime (same import name): one or the other, never both."""
+    swapped = frozenset({"onnxruntime": "onnxruntime-openvino"}.get(d, d) for d in extra("agent"))
+    assert extra("agent-openvino") == swapped
+
+
 def test_edge_extra_is_the_union_of_the_edge_images() -> None:
     cpu_images = [i for i in EDGE_IMAGES if i.extra != "agent-gpu"]
     union = frozenset().union(*(extra(i.extra) for i in cpu_images))

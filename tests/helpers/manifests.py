@@ -28,7 +28,7 @@ from edgeinspect.core.package import (
 )
 from edgeinspect.core.package.manifest import OutputMeaning
 
-Task = Literal["classification", "segmentation", "multitask"]
+Task = Literal["classification", "segmentation", "multitask", "anomaly"]
 CREATED_AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 TORCH = Framework(name="torch", version="2.13.0")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

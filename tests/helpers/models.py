@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import onnx
@@ -32,6 +33,7 @@ from edgeinspect.core.package import (
     Framework,
     Manifest,
     OutputSpec,
+    Precision,
     build_package,
     load_private_key,
     load_public_keys,
@@ -263,6 +265,9 @@ def make_package(
     broken: bool = False,
     with_int8: bool = False,
     busy_iterations: int = 0,
+    precision: Literal["fp32", "int8"] | None = None,
+    int8_knob: float | None = None,
+    int8_bytes: bytes | None = None,
 ) -> Path:
     """Build a signed ``{name}-{version}.tar.gz`` in ``out_dir`` and return its path.
 
@@ -270,6 +275,10 @@ def make_package(
     output (the package verifies, but a smoke test must fail). ``with_int8`` adds a
     ``model.int8.onnx`` (the same graph with ``knob + 1``, so the variant loaded is observable).
     ``busy_iterations`` makes a classifier slow to run (see :func:`classifier_onnx`).
+    ``precision`` records the package's default precision (``manifest.precision``; ``None``: a package
+    that predates the field); ``int8_knob`` replaces ``knob + 1`` for the int8 graph (far from ``knob``:
+    an int8 model that misses its golden output), ``int8_bytes`` the whole int8 file (one that ONNX
+    Runtime cannot load, yet signed and hashed like any other).
     """
 
     def build(model_knob: float) -> bytes:
@@ -284,14 +293,18 @@ def make_package(
     model_path = work / "model.onnx"
     model_path.write_bytes(build(knob))
     int8_path = None
-    if with_int8:
+    if with_int8 or int8_bytes is not None:
         int8_path = work / "model.int8.onnx"
-        int8_path.write_bytes(build(knob + 1))
+        int8_path.write_bytes(int8_bytes or build(knob + 1 if int8_knob is None else int8_knob))
     golden_input = image(height, width, level=140, seed=7)
     golden = run_onnx(model_path.read_bytes(), golden_input)
     if broken:
         golden = {key: (1.0 - value).astype(value.dtype) for key, value in golden.items()}
     manifest = manifest_for(name, version, task, height, width, threshold)
+    if precision is not None:
+        reason = None if precision == "int8" else "int8 failed the shifted gate (test)"
+        record = Precision(default=precision, reason=reason)
+        manifest = manifest.model_copy(update={"precision": record})
     return build_package(out_dir, manifest, model_path, golden_input, golden, keys.private_key, int8_path)
 
 

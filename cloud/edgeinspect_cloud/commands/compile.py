@@ -2,8 +2,11 @@
 
 Images come from a dataset folder through the model's own preprocessing (its ``model_spec.json``, or
 a package ``manifest.json``): calibration from ``train/``, parity and accuracy on ``test/`` (or the
-rest of ``train/`` when there is no test split). Writes ``model.onnx``, ``model.int8.onnx``,
-``compile.json`` and ``golden-input.npy`` into ``--out``; the last output line is one JSON object.
+rest of ``train/`` when there is no test split); the int8 shift gate on ``--shift-data``'s ``test/`` (or
+``train/``) split, else on the validation frames under deterministic shifts. Writes ``model.onnx``,
+``model.int8.onnx`` (when int8 passed its gates; else ``model.int8.rejected.onnx``), ``compile.json``
+(``precision``: the default precision and why) and ``golden-input.npy`` into ``--out``; the last output
+line is one JSON object.
 """
 
 from __future__ import annotations
@@ -46,6 +49,25 @@ def register(subparsers: Any) -> None:
         "--int8-min-pixel-agreement", type=float, default=CompileOptions.int8_min_pixel_agreement
     )
     parser.add_argument(
+        "--shift-data",
+        type=Path,
+        metavar="DIR",
+        help="dataset folder of frames the model was not tuned on, for the int8 shift gate (default: "
+        "the validation frames under deterministic brightness/contrast/gamma/colour/blur/noise shifts)",
+    )
+    parser.add_argument(
+        "--int8-min-shift-agreement",
+        type=float,
+        default=CompileOptions.int8_min_shift_agreement,
+        help="share of shifted-set verdicts int8 must keep at the shipped threshold (default 0.99)",
+    )
+    parser.add_argument("--no-shift-gate", action="store_true", help="judge int8 on validation only")
+    parser.add_argument(
+        "--strict-int8",
+        action="store_true",
+        help="fail when int8 fails a gate (default: fp32 becomes default)",
+    )
+    parser.add_argument(
         "--full-range",
         action="store_true",
         help="8-bit weights, not 7-bit: only for targets with VNNI or ARM dot product (see compile docs)",
@@ -76,15 +98,36 @@ def _compile(args: argparse.Namespace) -> int:
         int8_max_diff=args.int8_max_diff,
         int8_min_agreement=args.int8_min_agreement,
         int8_min_pixel_agreement=args.int8_min_pixel_agreement,
+        int8_min_shift_agreement=args.int8_min_shift_agreement,
+        shift_gate=not args.no_shift_gate,
+        strict_int8=args.strict_int8,
         reduce_range=not args.full_range,
     )
+    if args.shift_data is not None:
+        data = _with_shift_data(data, args.shift_data, spec)
     result = compile_model(source, data, args.out, options)
     defective = np.flatnonzero(data.labels) if data.labels is not None else np.zeros(0, int)
     index = int(defective[0]) if defective.size else 0
     np.save(args.out / "golden-input.npy", data.validation[index : index + 1], allow_pickle=False)
-    keys = ("export_parity", "int8_parity", "fp32", "int8")
+    keys = ("export_parity", "int8_parity", "fp32", "int8", "precision")
     print(json.dumps({"out": str(args.out), **{k: result.report[k] for k in keys if k in result.report}}))
     return 0
+
+
+def _with_shift_data(data: CompileData, root: Path, spec: Any) -> CompileData:
+    """``data`` plus the shifted family: ``root``'s ``test/`` split, else its ``train/``."""
+    from dataclasses import replace
+
+    from edgeinspect_cloud.data.arrays import load_arrays
+    from edgeinspect_cloud.data.dataset import list_split
+
+    files = list_split(root, "test" if (root / "test").is_dir() else "train")
+    if not files:
+        raise CompileError(f"--shift-data {root} holds no images", hint="give a dataset folder")
+    shifted = load_arrays(files, spec.input)
+    return replace(
+        data, shifted=shifted.images, shifted_labels=shifted.labels, shift_source=f"--shift-data {root.name}"
+    )
 
 
 def _images(root: Path, spec: Any, calibration: int, seed: int) -> CompileData:

@@ -18,7 +18,13 @@ from edgeinspect.core.errors import PackageError
 from edgeinspect.core.package import Framework, load_private_key, load_public_keys
 
 from edgeinspect_cloud.commands.cli_errors import reports_errors
-from edgeinspect_cloud.packaging import FP32_TOLERANCE, INT8_TOLERANCE, PackageDraft, check_package
+from edgeinspect_cloud.packaging import (
+    FP32_TOLERANCE,
+    INT8_TOLERANCE,
+    PackageDraft,
+    check_package,
+    precision_from_report,
+)
 from edgeinspect_cloud.registry import manifest_from_tar
 
 
@@ -78,6 +84,7 @@ def _build(args: argparse.Namespace) -> int:
             outputs=spec.outputs,
             thresholds=spec.thresholds,
             operating_point=spec.operating_point,
+            precision=precision_from_report(compiled),
             metrics=_metrics(args.metrics, compiled),
             dataset_fingerprint=fingerprint,
             model_path=args.compiled / "model.onnx",

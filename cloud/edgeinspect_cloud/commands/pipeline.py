@@ -49,8 +49,8 @@ def register(subparsers: Any) -> None:
         "--task",
         choices=[*ALL_TASKS, "both"],
         default="both",
-        help="which model(s): both (the two-model layout, default), one of them, or multitask (one "
-        "model, one pass, both answers)",
+        help="which model(s): both (the two-model layout, default), one of them, multitask (one "
+        "model, one pass, both answers) or anomaly (good parts only: trained without defect labels)",
     )
     run.add_argument("--out", type=Path, required=True, help="the run folder (created; reused by --steps)")
     run.add_argument(
@@ -89,6 +89,20 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("--by", help="who registers (default: the login name)")
     run.add_argument("--no-int8", action="store_true", help="ship fp32 only (no static int8 model)")
+    run.add_argument(
+        "--shift-data",
+        type=Path,
+        metavar="DIR",
+        help="dataset folder of frames the model was not tuned on, for the int8 shift gate (default: "
+        "the validation frames under deterministic brightness/contrast/gamma/colour/blur/noise shifts)",
+    )
+    run.add_argument(
+        "--int8-min-shift-agreement",
+        type=_fraction,
+        default=CompileOptions.int8_min_shift_agreement,
+        help="share of shifted-set verdicts int8 must keep at the shipped threshold to be the default "
+        "(default 0.99; below it the package ships fp32 as default and says why)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bars (logs and step lines stay)")
     gate = run.add_argument_group(
         "quality gate", "held-out minimums a model must reach to be registered (defaults: EI_GATE_*)"
@@ -133,6 +147,12 @@ def _add_export(sub: Any) -> None:
     export.add_argument("--quick", action="store_true", help="quick training settings in every step")
     export.add_argument("--epochs", type=int, help="override the number of training epochs")
     export.add_argument("--role-arn", default=DEFAULT_ROLE, help="SageMaker execution role")
+    export.add_argument(
+        "--task",
+        choices=[*ALL_TASKS, "both"],
+        default="both",
+        help="the models the pipeline trains: both (default), one of them, multitask or anomaly",
+    )
     export.add_argument(
         "--tool-venv", type=Path, help="the SDK environment (default .venv-pipelines, made on first use)"
     )
@@ -195,7 +215,10 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         key_path=args.key,
         created_by=args.by,
         progress=not args.no_progress,
-        compile=CompileOptions(quantize=not args.no_int8),
+        compile=CompileOptions(
+            quantize=not args.no_int8, int8_min_shift_agreement=args.int8_min_shift_agreement
+        ),
+        shift_data=args.shift_data,
         threshold_policy=str(policy),
         init_from=init_from,
         gate=default_gate().with_overrides(
@@ -276,6 +299,7 @@ def _export(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         role_arn=args.role_arn,
         venv_dir=args.tool_venv,
+        tasks=list(TASKS) if args.task == "both" else [args.task],
     )
     print(f"wrote the {args.engine} pipeline to {path}")
     return 0

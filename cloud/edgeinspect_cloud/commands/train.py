@@ -22,9 +22,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--dataset", type=Path, required=True, help="dataset folder (train/, optional test/)")
     parser.add_argument(
         "--task",
-        choices=["classification", "segmentation", "multitask", "both"],
+        choices=["classification", "segmentation", "multitask", "anomaly", "both"],
         default="both",
-        help="default: both (the two-model layout); multitask: one model, both outputs",
+        help="default: both (the two-model layout); multitask: one model, both outputs; anomaly: "
+        "good frames only (defect labels ignored), a score and an anomaly map",
     )
     parser.add_argument("--out", type=Path, help="run folder (default: runs/train-<UTC time>)")
     parser.add_argument("--quick", action="store_true", help="tiny, fast settings (demo and tests, < 1 min)")

@@ -22,6 +22,7 @@ every ORT optimisation on, as the agent does, so a saturating model fails there.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,10 +112,12 @@ def quantize_int8(
             f"{list(calibration.shape)}",
             hint="pass training images preprocessed like the model input",
         )
-    out = Path(dest)
-    with tempfile.TemporaryDirectory(prefix="ei-quant-") as work:
+    out, source = Path(dest).resolve(), Path(fp32_path).resolve()
+    # ORT's pre-processing and quantiser write uuid-named tensor-data files into the working
+    # directory: run them inside the scratch folder so none lands in the caller's (a repository).
+    with tempfile.TemporaryDirectory(prefix="ei-quant-") as work, contextlib.chdir(work):
         prepared = Path(work) / "prepared.onnx"
-        _pre_process(Path(fp32_path), prepared)
+        _pre_process(source, prepared)
         model = onnx.load(str(prepared))
         excluded = [n.name for n in model.graph.node if n.name.startswith((PRE_PREFIX, POST_PREFIX))]
         try:

@@ -113,10 +113,10 @@ def compare(
     diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
     ref_scores, cand_scores = image_scores(reference, task), image_scores(candidate, task)
     score_diff = np.abs(ref_scores.astype(np.float64) - cand_scores.astype(np.float64))
-    verdicts, borderline = _agreement(ref_scores, cand_scores, image_threshold, margin)
+    verdicts, borderline = agreement(ref_scores, cand_scores, image_threshold, margin)
     pixel, borderline_pixels = None, None
     if task == "segmentation" and pixel_threshold is not None:
-        pixel, borderline_pixels = _agreement(reference, candidate, pixel_threshold, margin)
+        pixel, borderline_pixels = agreement(reference, candidate, pixel_threshold, margin)
     return ParityReport(
         reference=names[0],
         candidate=names[1],
@@ -136,7 +136,7 @@ def compare(
     )
 
 
-def _agreement(
+def agreement(
     reference: FloatArray, candidate: FloatArray, threshold: float, margin: float
 ) -> tuple[float, int]:
     """Share of values on the same side of ``threshold``, judged only where the reference is at least

@@ -24,21 +24,25 @@ class Split:
     val: IndexArray
 
 
-def stratified_split(labels: npt.ArrayLike, val_fraction: float, seed: int) -> Split:
+def stratified_split(
+    labels: npt.ArrayLike, val_fraction: float, seed: int, *, need_defects: bool = True
+) -> Split:
     """Put ``val_fraction`` of each class (good, defective) into validation, chosen by ``seed``.
 
     Each class with at least two members gives validation at least one, so the validation set can
     measure recall even on a tiny dataset. Raises ``DatasetError`` for a fraction outside (0, 1) or a
-    dataset without a single defective (or good) image, on which nothing can be learned or measured.
+    dataset without a single defective (or good) image, on which nothing can be learned or measured;
+    ``need_defects=False`` (the good-parts-only model) accepts a dataset without defects.
     """
     y = np.asarray(labels).astype(bool)
     if not 0.0 < val_fraction < 1.0:
         raise DatasetError(f"validation fraction must be within (0, 1), got {val_fraction}", hint="e.g. 0.2")
     for value, name in ((True, "defective"), (False, "good")):
-        if not np.any(y == value):
+        if not np.any(y == value) and (need_defects or not value):
             raise DatasetError(
                 f"the training split holds no {name} image",
-                hint="a detector needs both good and defective examples (check the masks)",
+                hint="a detector needs both good and defective examples (check the masks); with good "
+                "frames only, train the anomaly model (--task anomaly)",
             )
     rng = np.random.default_rng([seed, 0x5B117])
     val: list[int] = []

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from edgeinspect.core.package import Thresholds
+from edgeinspect.core.package import TWO_OUTPUT_TASKS, Thresholds
 from tqdm import tqdm
 
 from edgeinspect_cloud.data.dataset import SampleFiles, read_sample
@@ -86,7 +86,7 @@ def evaluate_samples(
     ``thresholds`` are the model's operating thresholds (from its manifest), if it has any yet; the
     pixel threshold for Dice/IoU is theirs, else the Dice-maximising one on these samples.
     """
-    segmentation = model.spec.task in ("segmentation", "multitask")
+    segmentation = model.spec.task in ("segmentation", *TWO_OUTPUT_TASKS)
     scores = np.zeros(len(samples))
     mask_scores = np.zeros(len(samples))
     labels = np.zeros(len(samples), bool)
@@ -118,7 +118,7 @@ def evaluate_samples(
             dice_per_image=scores_px.dice_per_image,
             pixel_threshold=result.pixel_threshold,
         )
-    if model.spec.task == "multitask":
+    if model.spec.task in TWO_OUTPUT_TASKS:
         result.metrics.update(_mask_verdict_metrics(labels, mask_scores, result.pixel_threshold))
     result.examples = pick_examples(model, samples, labels, scores, examples)
     return result

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 from edgeinspect.core.errors import MessageError
+from edgeinspect.core.package import TWO_OUTPUT_TASKS
 from edgeinspect.core.postprocess import (
     classification_score,
     mask_plane,
@@ -76,7 +77,7 @@ class OnnxModel:
     def run_both(self, batch: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[Any] | None]:
         """(answer tensor, mask tensor or ``None``): a multi-task model's two outputs from ONE run."""
         mask = self.spec.mask_output
-        if self.spec.task != "multitask" or mask is None:
+        if self.spec.task not in TWO_OUTPUT_TASKS or mask is None:
             return self.run(batch), None
         score, plane = self.session.run([self.answer.name, mask.name], {self.spec.input.name: batch})
         return np.asarray(score), np.asarray(plane)

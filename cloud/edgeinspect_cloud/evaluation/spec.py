@@ -23,7 +23,7 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    task: str = Field(pattern="^(classification|segmentation|multitask)$")
+    task: str = Field(pattern="^(classification|segmentation|multitask|anomaly)$")
     input: InputSpec
     outputs: list[OutputSpec] = Field(min_length=1)
     thresholds: Thresholds | None = None

@@ -47,7 +47,7 @@ def baseline_for_samples(
     frames: list[npt.NDArray[np.uint8]] = []
     scores: list[float] = []
     masks: list[npt.NDArray[np.bool_]] | None = [] if spec.task != "classification" else None
-    task = "classification" if spec.task == "multitask" else spec.task
+    task = "classification" if spec.task in ("multitask", "anomaly") else spec.task
     pixel = spec.thresholds.pixel if spec.thresholds and spec.thresholds.pixel is not None else 0.5
     for start in range(0, len(samples), BATCH):
         batch = [read_sample(files).image for files in samples[start : start + BATCH]]

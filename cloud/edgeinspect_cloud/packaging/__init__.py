@@ -4,7 +4,7 @@ Build: :meth:`PackageDraft.create` once after compile, then :meth:`PackageDraft.
 the registry assigns. Check: :func:`check_package` verifies and smoke-tests a package as a device would.
 """
 
-from edgeinspect_cloud.packaging.draft import PLACEHOLDER_VERSION, PackageDraft
+from edgeinspect_cloud.packaging.draft import PLACEHOLDER_VERSION, PackageDraft, precision_from_report
 from edgeinspect_cloud.packaging.verify import FP32_TOLERANCE, INT8_TOLERANCE, PackageCheck, check_package
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "PackageCheck",
     "PackageDraft",
     "check_package",
+    "precision_from_report",
 ]

@@ -7,7 +7,7 @@ number, and can travel between pipeline steps (or containers)::
 
     draft/draft.json        the manifest with version "0" (files and golden filled at build time)
     draft/model.onnx        fp32 model (contract, optimised)
-    draft/model.int8.onnx   optional static int8 model
+    draft/model.int8.onnx   optional static int8 model (only one that passed compile's int8 gates)
     draft/golden-input.npy  the smoke-test input (one preprocessed validation image, uint8 NCHW)
 
 Golden outputs are computed when the package is built, by ONNX Runtime on ``model.onnx`` exactly as
@@ -33,6 +33,7 @@ from edgeinspect.core.package import (
     Manifest,
     OperatingPoint,
     OutputSpec,
+    Precision,
     Thresholds,
     build_package,
     utc_now,
@@ -46,6 +47,19 @@ MODEL_FILE = "model.onnx"
 INT8_MODEL_FILE = "model.int8.onnx"
 GOLDEN_FILE = "golden-input.npy"
 PLACEHOLDER_VERSION = "0"
+
+
+def precision_from_report(compiled: Mapping[str, Any]) -> Precision | None:
+    """The package's precision record from a ``compile.json`` (``None`` when compile predates it)."""
+    record = compiled.get("precision")
+    if record is None:
+        return None
+    try:
+        return Precision.model_validate(record)
+    except ValueError as exc:
+        raise PackageError(
+            f"compile.json has an invalid precision record: {exc}", hint="re-run compile"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -87,8 +101,18 @@ class PackageDraft:
         int8_model_path: str | Path | None = None,
         baseline: dict[str, JsonValue] | None = None,
         operating_point: OperatingPoint | None = None,
+        precision: Precision | None = None,
     ) -> PackageDraft:
-        """Write a draft folder (replacing any draft there) and return it; validates the manifest now."""
+        """Write a draft folder (replacing any draft there) and return it; validates the manifest now.
+
+        ``precision`` (compile's decision, ``compile.json``'s ``precision``) says which file a device
+        loads by default; int8 is refused as the default when no int8 model is given.
+        """
+        if precision is not None and precision.default == "int8" and int8_model_path is None:
+            raise PackageError(
+                "precision.default is int8 but no int8 model was given",
+                hint="package the compile step's model.int8.onnx, or record precision default fp32",
+            )
         target = Path(folder)
         target.mkdir(parents=True, exist_ok=True)
         for stale in (MODEL_FILE, INT8_MODEL_FILE, GOLDEN_FILE, DRAFT_FILE):
@@ -107,6 +131,7 @@ class PackageDraft:
                 "dataset_fingerprint": dataset_fingerprint,
                 "baseline": baseline,
                 "operating_point": operating_point,
+                "precision": precision,
             }
         )
         shutil.copyfile(model_path, target / MODEL_FILE)

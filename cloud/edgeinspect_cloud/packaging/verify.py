@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edgeinspect.core.errors import PackageError
 from edgeinspect.core.package import (
     INT8_MODEL_FILE,
+    INT8_SMOKE_ATOL,
     MODEL_FILE,
     Manifest,
     load_golden,
@@ -32,7 +33,7 @@ from edgeinspect.core.package import (
 from edgeinspect_cloud.compile.runtime import open_session
 
 FP32_TOLERANCE = 1e-4
-INT8_TOLERANCE = 0.25
+INT8_TOLERANCE = INT8_SMOKE_ATOL
 
 
 @dataclass(frozen=True)

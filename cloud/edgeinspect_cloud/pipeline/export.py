@@ -13,11 +13,12 @@ import os
 import subprocess
 import sys
 import venv
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from edgeinspect_cloud.pipeline.graph import graph_spec
-from edgeinspect_cloud.pipeline.layout import PipelineError
+from edgeinspect_cloud.pipeline.layout import TASKS, PipelineError, Task
 
 Engine = Literal["kubeflow", "sagemaker"]
 ENGINES: tuple[Engine, ...] = ("kubeflow", "sagemaker")
@@ -73,13 +74,15 @@ def export(
     epochs: int | None = None,
     role_arn: str = DEFAULT_ROLE,
     venv_dir: Path | None = None,
+    tasks: Sequence[Task] = TASKS,
 ) -> Path:
-    """Compile the graph for ``engine`` into ``out`` with the tool environment's SDK."""
+    """Compile the graph of ``tasks`` (default: the two-model layout) for ``engine`` into ``out`` with
+    the tool environment's SDK."""
     if engine not in ENGINES:
         raise PipelineError(f"unknown engine {engine!r}", hint=f"engines are {', '.join(ENGINES)}")
     python = ensure_venv(venv_dir or tool_venv())
     out.parent.mkdir(parents=True, exist_ok=True)
-    spec = json.dumps(graph_spec(image, quick=quick, epochs=epochs))
+    spec = json.dumps(graph_spec(image, quick=quick, epochs=epochs, tasks=tasks))
     argv = [str(python), str(ENGINES_DIR / f"{engine}_export.py"), str(out.resolve())]
     if engine == "sagemaker":
         argv.append(role_arn)

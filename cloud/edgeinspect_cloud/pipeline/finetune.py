@@ -39,6 +39,8 @@ from edgeinspect_cloud.training.config import TrainConfig, finetune_config
 log = get_logger(__name__)
 
 PACKAGE_FILE = "parent.tar.gz"
+FINE_TUNABLE = ("classification", "segmentation", "multitask")
+"""Tasks whose trainers start from ``init_weights`` (the good-parts-only model is fitted in one pass)."""
 
 
 def open_registry(options: PipelineOptions) -> ModelRegistry:
@@ -57,6 +59,11 @@ def prepare_init(options: PipelineOptions, layout: RunLayout, task: Task) -> Tra
     ref = options.init_for(task)
     if ref is None:
         return None
+    if task not in FINE_TUNABLE:
+        raise PipelineError(
+            f"--init-from {ref}: a {task} model is fitted, not fine-tuned",
+            hint=f"fine-tune one of {', '.join(FINE_TUNABLE)}; fit the {task} model on the new line's frames",
+        )
     registry = open_registry(options)
     mv = resolve_version(registry, ref)
     if mv.registration.task != task:

@@ -65,7 +65,15 @@ PARAMETERS: dict[str, tuple[str, Any]] = {
     "train_classification_gpus": ("int", 0),
     "train_segmentation_gpus": ("int", 0),
 }
-"""Name -> (type, default) of every run-time parameter. Secrets are never among them."""
+"""Name -> (type, default) of every run-time parameter of the default graph (the two-model layout).
+Secrets are never among them; a graph of other tasks has a ``train_{task}_gpus`` per task instead
+(:func:`parameters`)."""
+
+
+def parameters(tasks: Sequence[Task] = TASKS) -> dict[str, tuple[str, Any]]:
+    """The run-time parameters of the graph of ``tasks``: the common ones and one GPU count per task."""
+    common = {name: value for name, value in PARAMETERS.items() if not name.endswith("_gpus")}
+    return {**common, **{f"train_{task}_gpus": ("int", 0) for task in tasks}}
 
 
 @dataclass(frozen=True)
@@ -154,7 +162,7 @@ def graph_spec(
         "run_dir": RUN_DIR,
         "key_dir": KEY_DIR,
         "key_file": KEY_FILE,
-        "parameters": {name: {"type": t, "default": d} for name, (t, d) in PARAMETERS.items()},
+        "parameters": {name: {"type": t, "default": d} for name, (t, d) in parameters(tasks).items()},
         "steps": [
             {
                 "name": node.name,

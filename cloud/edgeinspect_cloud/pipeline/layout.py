@@ -38,15 +38,17 @@ from edgeinspect_cloud.compile import CompileOptions
 from edgeinspect_cloud.registry.gate import QualityGate, default_gate
 from edgeinspect_cloud.training.config import Profile
 
-Task = Literal["classification", "segmentation", "multitask"]
+Task = Literal["classification", "segmentation", "multitask", "anomaly"]
 TASKS: tuple[Task, ...] = ("classification", "segmentation")
-"""The two-model layout (``--task both``); ``multitask`` is the one-pass alternative to both."""
-ALL_TASKS: tuple[Task, ...] = (*TASKS, "multitask")
+"""The two-model layout (``--task both``); ``multitask`` is the one-pass alternative to both, and
+``anomaly`` the good-parts-only model for a line without labelled defects."""
+ALL_TASKS: tuple[Task, ...] = (*TASKS, "multitask", "anomaly")
 STEPS = ("data", "train", "evaluate", "gate", "compile", "package", "agent-check", "register")
 GROUPS: dict[Task, str] = {
     "classification": "defect-cls",
     "segmentation": "defect-seg",
     "multitask": "defect-mt",
+    "anomaly": "defect-anomaly",
 }
 """Registry group (= package name) per task; the edge worker's aliases use the same names."""
 
@@ -75,6 +77,8 @@ class PipelineOptions:
     gate: QualityGate = field(default_factory=default_gate)
     threshold_policy: str = "best-f1"
     """How training chooses the shipped image threshold on validation (``ThresholdPolicy``)."""
+    shift_data: Path | None = None
+    """A held-out family of frames (dataset folder) for compile's int8 shift gate; ``None``: synthetic."""
     run_url: str | None = None
     """Object-storage home of the run folder (engine containers): pulled before, pushed after each step."""
     dataset_urls: list[str] = field(default_factory=list)

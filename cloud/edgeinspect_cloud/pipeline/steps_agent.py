@@ -8,7 +8,8 @@ private unix socket in a temporary folder, trusting only the public half of ``--
 model manager's path through it: unpack and verify with the trusted key, ``LoadVersion`` of the
 verified folder, ``Predict`` of the golden input on that exact ``name:version``, the same comparison
 as the device's smoke test (``edgeinspect.core.package.golden``), ``UnloadVersion``; then the int8
-variant the same way (judged by image score, as compile and ``package`` judge it). The agent is
+variant the same way (judged by image score, as compile and ``package`` judge it); then a load that
+names no variant, which must pick the package's default precision (``manifest.precision``). The agent is
 stopped with SIGTERM and must exit cleanly. ``agent-check/{task}.json`` records the outcome and the
 hashes of the models it loaded; the agent's own log is kept beside it.
 
@@ -98,6 +99,7 @@ def step_agent_check(options: PipelineOptions, layout: RunLayout, task: Task) ->
                     for variant in VARIANTS
                     if variant == "fp32" or manifest.has_int8
                 }
+                report["default"] = _check_default(agent, folder, manifest)
     except EdgeInspectError as exc:
         report["error"] = str(exc)
         layout.write(layout.agent_check_json(task), report)
@@ -132,6 +134,19 @@ def _model_hashes(folder: Path) -> dict[str, str]:
     """sha256 of each model file the agent will load (``register`` compares them with its draft)."""
     files = [model_file for model_file, *_ in VARIANTS.values()]
     return {name: sha256_file(folder / name) for name in files if (folder / name).is_file()}
+
+
+def _check_default(agent: AgentClient, folder: Path, manifest: Manifest) -> dict[str, Any]:
+    """A load naming no variant runs the package's default precision here, without a fallback."""
+    info = agent.load_version(str(folder))
+    agent.unload_version(info.name, info.version)
+    if info.variant != manifest.default_variant:
+        raise AgentCheckError(
+            f"a default load ran {info.variant}, but the package's default is {manifest.default_variant}"
+            + (f": {info.variant_fallback}" if info.variant_fallback else "")
+        )
+    reason = manifest.precision.reason if manifest.precision is not None else None
+    return {"variant": info.variant, "package_default": manifest.default_variant, "reason": reason}
 
 
 def _check_variant(agent: AgentClient, folder: Path, manifest: Manifest, variant: str) -> dict[str, Any]:
@@ -286,5 +301,7 @@ def passed_agent_check(layout: RunLayout, task: Task, draft_models: dict[str, Pa
             hint="the package was rebuilt after the check: re-run --steps agent-check, then register",
         )
     return {
-        k: report[k] for k in ("package", "package_sha256", "version", "agent", "variants") if k in report
+        k: report[k]
+        for k in ("package", "package_sha256", "version", "agent", "variants", "default")
+        if k in report
     }

@@ -116,6 +116,10 @@ def _trainer(task: Task) -> Callable[..., TrainResult]:
         from edgeinspect_cloud.training.multitask import train_multitask
 
         return train_multitask
+    if task == "anomaly":
+        from edgeinspect_cloud.training.anomaly import train_anomaly
+
+        return train_anomaly
     from edgeinspect_cloud.training.segmenter import train_segmenter
 
     return train_segmenter

@@ -10,22 +10,30 @@ framework with that export: ``onnx_parity_max_abs_diff`` in its metrics).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import onnx
-from edgeinspect.core.package import INT8_MODEL_FILE, Framework
+from edgeinspect.core.package import INT8_MODEL_FILE, TWO_OUTPUT_TASKS, Framework
 from pydantic import JsonValue
 
-from edgeinspect_cloud.compile import Adaptation, CompileData, SourceModel, compile_model, compile_multitask
+from edgeinspect_cloud.compile import (
+    Adaptation,
+    CompileData,
+    CompileOptions,
+    SourceModel,
+    compile_model,
+    compile_multitask,
+)
 from edgeinspect_cloud.data.arrays import ArraySet, load_arrays
 from edgeinspect_cloud.data.dataset import SampleFiles, list_split, read_labels
 from edgeinspect_cloud.data.split import stratified_split
 from edgeinspect_cloud.evaluation.spec import ModelSpec
 from edgeinspect_cloud.monitor.baseline import baseline_for_samples
-from edgeinspect_cloud.packaging import PackageDraft, check_package
+from edgeinspect_cloud.packaging import PackageDraft, check_package, precision_from_report
 from edgeinspect_cloud.pipeline.finetune import registration_lineage, training_weights
 from edgeinspect_cloud.pipeline.layout import GROUPS, PipelineError, PipelineOptions, RunLayout, Task
 from edgeinspect_cloud.pipeline.steps_agent import passed_agent_check
@@ -53,20 +61,26 @@ def step_compile(
         layout, spec, trained, options.compile.max_calibration_images
     )
     thresholds = spec.thresholds
+    shifted = _shift_arrays(options.shift_data, spec) if options.shift_data else None
     data = CompileData(
         calibration=calibration.images,
         validation=validation.images,
         labels=validation.labels,
-        masks=validation.masks >= 0.5 if task in ("segmentation", "multitask") else None,
+        masks=validation.masks >= 0.5 if task in ("segmentation", *TWO_OUTPUT_TASKS) else None,
         image_threshold=thresholds.image if thresholds else 0.5,
         pixel_threshold=thresholds.pixel if thresholds else None,
+        shifted=shifted.images if shifted is not None else None,
+        shifted_labels=shifted.labels if shifted is not None else None,
+        shift_source=f"--shift-data {options.shift_data.name}" if options.shift_data else "",
     )
     model = onnx.load(str(layout.require(train_dir / MODEL_FILE, "train")))
     framework = Framework.model_validate(trained["framework"])
     out = layout.compile_dir(task)
-    if task == "multitask":
+    if task in TWO_OUTPUT_TASKS:
         reference = _multi_reference(framework_model) if framework_model is not None else None
-        result = compile_multitask(model, framework, data, out, options.compile, reference)
+        result = compile_multitask(
+            model, framework, data, out, _compile_options(options, task), reference, task
+        )
     else:
         source = SourceModel(
             model=model,
@@ -80,7 +94,23 @@ def step_compile(
     report = dict(result.report)
     report["training_onnx_parity_max_abs_diff"] = trained.get("metrics", {}).get("onnx_parity_max_abs_diff")
     layout.write(out / "compile.json", report)
-    return {key: report[key] for key in ("export_parity", "int8_parity", "fp32", "int8") if key in report}
+    keys = ("export_parity", "int8_parity", "fp32", "int8", "precision")
+    return {key: report[key] for key in keys if key in report}
+
+
+def _shift_arrays(root: Path, spec: ModelSpec) -> ArraySet:
+    """A held-out family of frames for the int8 shift gate: its ``test/`` split, else ``train/``."""
+    split = "test" if (root / "test").is_dir() else "train"
+    files = list_split(root, split)
+    if not files:
+        raise PipelineError(f"--shift-data {root} holds no images", hint="give a dataset folder")
+    return load_arrays(files, spec.input)
+
+
+def _compile_options(options: PipelineOptions, task: Task) -> CompileOptions:
+    """An anomaly model ships fp32 only: its whitened distances (squares summed over every feature)
+    lose their precision at 8 bits and it has no learnt weights for int8 to make cheaper."""
+    return replace(options.compile, quantize=False) if task == "anomaly" else options.compile
 
 
 def _compile_arrays(
@@ -91,7 +121,12 @@ def _compile_arrays(
     config = trained.get("config", {})
     files = list_split(layout.dataset_root(), "train")
     labels = read_labels(files)
-    split = stratified_split(labels, float(config.get("val_fraction", 0.2)), int(config.get("seed", 0)))
+    split = stratified_split(
+        labels,
+        float(config.get("val_fraction", 0.2)),
+        int(config.get("seed", 0)),
+        need_defects=config.get("task") != "anomaly",
+    )
     rng = np.random.default_rng(int(config.get("seed", 0)))
     picked = np.sort(rng.permutation(split.train)[:max_calibration])
     calibration = load_arrays([files[i] for i in picked], spec.input)
@@ -165,6 +200,7 @@ def step_package(options: PipelineOptions, layout: RunLayout, task: Task) -> dic
         outputs=spec.outputs,
         thresholds=spec.thresholds,
         operating_point=spec.operating_point,
+        precision=precision_from_report(compiled),
         metrics=package_metrics(layout, task, trained, compiled),
         dataset_fingerprint=trained["dataset_fingerprint"],
         model_path=compiled_dir / "model.onnx",

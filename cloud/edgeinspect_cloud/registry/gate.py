@@ -146,7 +146,8 @@ def judge(
     source: str = "test",
     old_lines: dict[str, tuple[float | None, float]] | None = None,
 ) -> GateRecord:
-    """Judge ``metrics`` against ``gate``; Dice only counts for models with a mask (segmenter, multi-task).
+    """Judge ``metrics`` against ``gate``; Dice only counts for models trained on masks (segmenter,
+    multi-task): an anomaly model's map is reported, not gated (it never saw a mask).
 
     A figure that is missing or not a number fails unless its minimum is 0: a gate that cannot see a
     figure must not assume it is good. ``old_lines`` maps an earlier line's name to (this model's

@@ -84,7 +84,7 @@ class Registration(_Record):
     schema_version: Literal[1] = RECORD_SCHEMA_VERSION
     group: str
     version: int = Field(ge=1)
-    task: Literal["classification", "segmentation", "multitask"]
+    task: Literal["classification", "segmentation", "multitask", "anomaly"]
     framework: Framework
     created_at: AwareDatetime
     created_by: str = Field(min_length=1)

@@ -6,6 +6,8 @@ dataset: its ``test`` split when it has one, else ``train``, flagged, since a ve
 trained on it (a reviewed dataset holds only ``train/``). Beside AP, AUROC and best F1 the table shows
 what the line will see at each version's *shipped* threshold: precision, recall, the false-reject rate
 and the counts of false rejects and escapes, so a reviewer sees new false rejects before approving.
+Each version is evaluated with the model file a device runs by default (``manifest.precision``: int8
+when it passed compile's int8 gates, else fp32), named in the column header.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edgeinspect_cloud.evaluation.package import evaluate_package
-from edgeinspect_cloud.registry import ModelRegistry
+from edgeinspect_cloud.registry import ModelRegistry, manifest_from_tar
 
 HEADLINE = (
     "image_ap",
@@ -49,6 +51,8 @@ class DatasetScores:
     images: int
     seen_in_training: bool
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+    variants: dict[int, str] = field(default_factory=dict)
+    """The model file each version was evaluated with: its package's default precision."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +61,7 @@ class DatasetScores:
             "images": self.images,
             "may_be_training_data": self.seen_in_training,
             "metrics": {str(v): m for v, m in self.metrics.items()},
+            "variants": {str(v): variant for v, variant in self.variants.items()},
         }
 
 
@@ -87,11 +92,13 @@ def compare_versions(
             registry.store.download(
                 mv.registration.package.key, package, expected_sha256=mv.registration.package.sha256
             )
+            variant = manifest_from_tar(package).default_variant
             for dataset, result in zip(datasets, results, strict=True):
                 _, evaluation = evaluate_package(
-                    package, dataset, split=result.split, public_keys=public_keys
+                    package, dataset, split=result.split, public_keys=public_keys, int8=variant == "int8"
                 )
                 result.metrics[version] = {k: float(v) for k, v in evaluation.metrics.items()}
+                result.variants[version] = variant
                 result.images = len(evaluation.ids)
     return results
 
@@ -102,7 +109,10 @@ def format_comparison(group: str, versions: Sequence[int], results: Sequence[Dat
     for result in results:
         note = "  (train split: a version may have trained on it)" if result.seen_in_training else ""
         lines.append(f"{result.dataset} [{result.split}, {result.images} images]{note}")
-        header = ["metric", *(f"{group} v{v}" for v in versions), f"change v{versions[0]}->v{versions[-1]}"]
+        columns = [
+            f"{group} v{v}" + (f" ({result.variants[v]})" if v in result.variants else "") for v in versions
+        ]
+        header = ["metric", *columns, f"change v{versions[0]}->v{versions[-1]}"]
         rows = [header]
         names = [m for m in HEADLINE if all(m in result.metrics[v] for v in versions)]
         for name in names:

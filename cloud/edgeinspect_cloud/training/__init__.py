@@ -7,6 +7,7 @@ Public API::
     train_classifier(dataset_dir, run_dir, config=None) -> TrainResult    # imports torch
     train_segmenter(dataset_dir, run_dir, config=None) -> TrainResult     # imports tensorflow
     train_multitask(dataset_dir, run_dir, config=None) -> TrainResult     # imports torch
+    train_anomaly(dataset_dir, run_dir, config=None) -> TrainResult       # good frames only; torch
     export_onnx(model, path, input_spec, output_name, opset=ONNX_OPSET) -> Path
     parity(model, onnx_path, uint8_batch) -> float                        # max |framework - ORT|
 
@@ -57,6 +58,15 @@ def train_multitask(
     return run(dataset_dir, run_dir, config)
 
 
+def train_anomaly(
+    dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig | None = None
+) -> TrainResult:
+    """Fit the good-parts-only anomaly model (see :mod:`edgeinspect_cloud.training.anomaly`)."""
+    from edgeinspect_cloud.training.anomaly import train_anomaly as run
+
+    return run(dataset_dir, run_dir, config)
+
+
 def train(
     task: Task, dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig | None = None
 ) -> TrainResult:
@@ -65,6 +75,7 @@ def train(
         "classification": train_classifier,
         "segmentation": train_segmenter,
         "multitask": train_multitask,
+        "anomaly": train_anomaly,
     }
     runner = runners[task]
     return runner(dataset_dir, run_dir, config or default_config(task))
@@ -84,6 +95,7 @@ __all__ = [
     "parity",
     "prepare_data",
     "train",
+    "train_anomaly",
     "train_classifier",
     "train_multitask",
     "train_segmenter",

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 from edgeinspect.core.observability import StructLogger
-from edgeinspect.core.package import Framework, OperatingPoint, OutputSpec, Thresholds
+from edgeinspect.core.package import TWO_OUTPUT_TASKS, Framework, OperatingPoint, OutputSpec, Thresholds
 from edgeinspect.core.postprocess import classification_score, segmentation_score_and_mask
 
 from edgeinspect_cloud.evaluation.evaluate import evaluate_samples
-from edgeinspect_cloud.evaluation.metrics import ThresholdPolicy, choose_operating_point
+from edgeinspect_cloud.evaluation.metrics import ThresholdPolicy, choose_operating_point, confusion
 from edgeinspect_cloud.evaluation.report import write_report
 from edgeinspect_cloud.evaluation.runner import OnnxModel
 from edgeinspect_cloud.evaluation.spec import ModelSpec
@@ -34,6 +34,8 @@ MODEL_FILE = "model.onnx"
 SPEC_FILE = "model_spec.json"
 OUTPUT_NAMES = {"classification": "defect_probability", "segmentation": "mask_probability"}
 PARITY_BATCH = 8
+ANOMALY_THRESHOLD = 0.5
+"""Both thresholds of an anomaly model: its outputs are calibrated so that 0.5 is the chosen point."""
 
 
 @dataclass
@@ -91,7 +93,7 @@ def output_spec(task: str, height: int, width: int) -> OutputSpec:
 
 def output_specs(task: str, height: int, width: int) -> list[OutputSpec]:
     """A task's outputs in model order: a multi-task model has both, the image score first."""
-    if task == "multitask":
+    if task in TWO_OUTPUT_TASKS:
         return [output_spec(t, height, width) for t in ("classification", "segmentation")]
     return [output_spec(task, height, width)]
 
@@ -104,11 +106,18 @@ def finish_run(run_dir: Path, config: TrainConfig, data: PreparedData, fit: FitO
     max_diff = parity(fit.model, onnx_path, data.val.images[:PARITY_BATCH], input_name=data.spec.name)
     spec = ModelSpec(task=config.task, input=data.spec, outputs=outputs)
     runner = OnnxModel(onnx_path, spec, threads=config.threads)
-    evaluation = evaluate_samples(runner, data.val_files, progress=config.progress)
-    point = choose_operating_point(
-        evaluation.labels, evaluation.scores, ThresholdPolicy.parse(config.threshold_policy)
-    )
-    thresholds = Thresholds(image=point.threshold, pixel=evaluation.pixel_threshold)
+    fixed = Thresholds(image=ANOMALY_THRESHOLD, pixel=ANOMALY_THRESHOLD) if config.task == "anomaly" else None
+    evaluation = evaluate_samples(runner, data.val_files, thresholds=fixed, progress=config.progress)
+    if config.task == "anomaly":  # calibrated in the graph on good frames: 0.5 is the policy's point
+        point = calibrated_point(
+            evaluation.labels, evaluation.scores, ThresholdPolicy.parse(config.threshold_policy)
+        )
+        thresholds = Thresholds(image=ANOMALY_THRESHOLD, pixel=ANOMALY_THRESHOLD)
+    else:
+        point = choose_operating_point(
+            evaluation.labels, evaluation.scores, ThresholdPolicy.parse(config.threshold_policy)
+        )
+        thresholds = Thresholds(image=point.threshold, pixel=evaluation.pixel_threshold)
     spec.model_copy(update={"thresholds": thresholds, "operating_point": point}).write(run_dir / SPEC_FILE)
     metrics = {**evaluation.metrics, **operating_metrics(point), "onnx_parity_max_abs_diff": max_diff}
     evaluation.metrics = metrics
@@ -143,6 +152,31 @@ def finish_run(run_dir: Path, config: TrainConfig, data: PreparedData, fit: FitO
         report_dir=report_dir,
         operating_point=point,
         initial_loss=fit.initial_loss,
+    )
+
+
+def calibrated_point(
+    labels: np.ndarray, scores: np.ndarray, policy: ThresholdPolicy, split: str = "validation"
+) -> OperatingPoint:
+    """An anomaly model's operating point: fixed at :data:`ANOMALY_THRESHOLD` (the calibration put the
+    policy's raw threshold there, from good frames alone); ``met`` judges the false-reject limit on
+    the good frames, and recall/precision come from the split's defects when it has any (report only)."""
+    table = confusion(labels, scores, ANOMALY_THRESHOLD)
+    positives = int(np.sum(labels))
+    frr = table.false_reject_rate
+    return OperatingPoint(
+        policy=str(policy),
+        threshold=ANOMALY_THRESHOLD,
+        split=split,
+        met=bool(policy.target is not None and np.isfinite(frr) and frr <= policy.target + 1e-9),
+        precision=table.precision if positives else None,
+        recall=table.recall if positives else None,
+        false_reject_rate=float(frr) if np.isfinite(frr) else None,
+        f1=table.f1 if positives else None,
+        images=int(np.size(labels)),
+        defective=positives,
+        false_rejects=table.fp,
+        escapes=table.fn,
     )
 
 

@@ -40,10 +40,16 @@ def prepare_data(dataset_dir: str | Path, config: TrainConfig, *, split: str = "
     """
     files = list_split(dataset_dir, split)
     labels = read_labels(files)
-    parts = stratified_split(labels, config.val_fraction, config.seed)
+    need_defects = config.task != "anomaly"  # the good-parts-only model trains on a line without any
+    parts = stratified_split(labels, config.val_fraction, config.seed, need_defects=need_defects)
     train_idx = parts.train
     if config.max_train_images is not None and train_idx.size > config.max_train_images:
-        keep = stratified_split(labels[train_idx], config.max_train_images / train_idx.size, config.seed)
+        keep = stratified_split(
+            labels[train_idx],
+            config.max_train_images / train_idx.size,
+            config.seed,
+            need_defects=need_defects,
+        )
         train_idx = np.sort(train_idx[keep.val])
     spec = input_spec(config.height, config.img_width, mode=config.resize_mode)
     train_files = [files[i] for i in train_idx]

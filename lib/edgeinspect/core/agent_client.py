@@ -46,6 +46,36 @@ class TensorInfo:
 
 
 @dataclass(frozen=True)
+class ProviderCandidate:
+    """One execution provider + thread layout the agent measured on the golden input at load."""
+
+    provider: str
+    intra_op_threads: int
+    inter_op_threads: int
+    parallel: bool
+    p50_ms: float
+    p99_ms: float
+    runs: int
+    rejected: str
+    selected: bool
+
+
+@dataclass(frozen=True)
+class ProviderTuning:
+    """How the agent chose a version's provider and threads (``EI_PROVIDER_TUNING``)."""
+
+    provider: str
+    intra_op_threads: int
+    inter_op_threads: int
+    parallel: bool
+    p50_ms: float
+    cached: bool
+    measure_ms: float
+    reason: str
+    candidates: tuple[ProviderCandidate, ...]
+
+
+@dataclass(frozen=True)
 class ModelVersionInfo:
     """A loaded version as the agent reports it (``LoadVersion``, ``ListVersions``)."""
 
@@ -62,6 +92,9 @@ class ModelVersionInfo:
     path: str
     manifest_json: str
     variant: str
+    tuning: ProviderTuning | None = None
+    variant_fallback: str = ""
+    """Why the version runs fp32 although its package's default is int8; empty when it does not."""
 
     @property
     def ref(self) -> str:
@@ -172,7 +205,23 @@ def _version_info(m: Any) -> ModelVersionInfo:
         path=m.path,
         manifest_json=m.manifest_json,
         variant=m.variant,
+        tuning=_tuning(m.tuning) if m.HasField("tuning") else None,
+        variant_fallback=m.variant_fallback,
     )
+
+
+def _tuning(t: Any) -> ProviderTuning:
+    return ProviderTuning(
+        t.provider, t.intra_op_threads, t.inter_op_threads, t.parallel, t.p50_ms, t.cached,
+        t.measure_ms, t.reason,
+        tuple(
+            ProviderCandidate(
+                c.provider, c.intra_op_threads, c.inter_op_threads, c.parallel, c.p50_ms, c.p99_ms,
+                c.runs, c.rejected, c.selected,
+            )
+            for c in t.candidates
+        ),
+    )  # fmt: skip
 
 
 def _alias_info(a: Any) -> AliasInfo:
@@ -241,7 +290,8 @@ class AgentClient:
     # ---- versions and aliases -------------------------------------------------------------------
 
     def load_version(self, url: str, variant: str = "", *, warmup: bool = True) -> ModelVersionInfo:
-        """Verify and load a package folder or ``.tar.gz`` (``variant``: "", "fp32" or "int8")."""
+        """Verify and load a package folder or ``.tar.gz`` (``variant``: "" = the agent's EI_PRECISION,
+        by default the package's default precision; "fp32" or "int8": exactly that file)."""
         request = ext_pb2.LoadVersionRequest(url=url, variant=variant, warmup=warmup)
         return _version_info(self._call(self.extension.LoadVersion, request))
 

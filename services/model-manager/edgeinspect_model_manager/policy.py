@@ -14,7 +14,12 @@ from dataclasses import dataclass
 
 from edgeinspect.core.package import parse_version
 
-DEFAULT_ALIASES = {"classification": "defect-cls", "segmentation": "defect-seg", "multitask": "defect-mt"}
+DEFAULT_ALIASES = {
+    "classification": "defect-cls",
+    "segmentation": "defect-seg",
+    "multitask": "defect-mt",
+    "anomaly": "defect-seg",
+}
 
 
 def default_alias(task: str) -> str:

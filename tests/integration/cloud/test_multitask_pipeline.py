@@ -31,6 +31,8 @@ def test_a_multitask_package_declares_both_outputs_and_the_agent_answers_both_in
     key = agent_server.workdir / "keys" / "private" / "test.key"
     args = ["pipeline", "run", "--dataset", str(dataset), "--task", "multitask", "--quick", "--epochs", "1"]
     args += ["--no-progress", "--gate-min-ap", "0", "--gate-min-recall", "0", "--gate-min-dice", "0"]
+    # one epoch leaves scores on the threshold, where int8 flips shifted verdicts: keep int8 in the package
+    args += ["--int8-min-shift-agreement", "0"]
     args += ["--key", str(key), "--out", str(run), "--steps", "data,train,evaluate,gate,compile,package"]
     assert main(args) == 0
     capsys.readouterr()
@@ -51,6 +53,8 @@ def test_a_multitask_package_declares_both_outputs_and_the_agent_answers_both_in
         ("mask_probability", "mask_probability"),
     ]
     assert manifest.has_int8 and manifest.thresholds.pixel is not None
+    assert manifest.default_variant == "int8" and manifest.precision is not None
+    assert [gate.set for gate in manifest.precision.gates] == ["validation", "shifted"]
     assert {"dice", "mask_image_ap", "mask_int8_parity_pixel_agreement"} <= set(manifest.metrics)
 
     client = agent_server.client()

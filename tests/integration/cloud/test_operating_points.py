@@ -45,6 +45,7 @@ def test_the_policy_is_recorded_in_the_manifest_and_compare_shows_figures_at_the
     registry = ModelRegistry.open(registry_url)
     keys = load_public_keys(public_key)
     shipped: dict[int, float] = {}
+    defaults: dict[int, str] = {}
     for version, policy in POLICIES.items():
         registration = registry.get("defect-cls", version).registration
         package = tmp_path / f"v{version}.tar.gz"
@@ -61,6 +62,11 @@ def test_the_policy_is_recorded_in_the_manifest_and_compare_shows_figures_at_the
         elif point.met:
             assert point.false_rejects == 0 and point.false_reject_rate == 0.0
         shipped[version] = manifest.thresholds.image
+        defaults[version] = manifest.default_variant
+        assert manifest.precision is not None and [g.set for g in manifest.precision.gates] in (
+            ["validation", "shifted"],
+            [],  # no int8 built
+        )
         trained = json.loads(
             (tmp_path / f"v{version}" / "train" / "classification" / "result.json").read_text()
         )
@@ -72,6 +78,7 @@ def test_the_policy_is_recorded_in_the_manifest_and_compare_shows_figures_at_the
     assert main([*compare, "--json"]) == 0
     (on_test,) = json.loads(capsys.readouterr().out)["datasets"]
     assert on_test["split"] == "test"
+    assert on_test["variants"] == {str(v): d for v, d in defaults.items()}  # what a device runs by default
     for version in POLICIES:
         figures = on_test["metrics"][str(version)]
         assert figures["operating_threshold"] == pytest.approx(shipped[version])

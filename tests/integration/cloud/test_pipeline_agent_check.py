@@ -52,6 +52,7 @@ def test_the_agent_loads_the_signed_package_and_answers_its_golden_input(tmp_pat
     fp32, int8 = report["variants"]["fp32"], report["variants"]["int8"]
     assert fp32["loaded"] and fp32["max_abs_diff"] <= 1e-4 and fp32["judged_by"] == "every element"
     assert 0.0 < int8["max_abs_diff"] <= int8["atol"]  # the int8 file (knob + 1) really was the one loaded
+    assert report["default"] == {"variant": "fp32", "package_default": "fp32", "reason": None}  # no record
     assert summary["steps"]["agent-check"][task]["passed"]
     assert f"{GROUPS[task]}:1 loaded by the edge agent" in out.getvalue()
     log = layout.agent_check_log(task).read_text()
@@ -59,6 +60,15 @@ def test_the_agent_loads_the_signed_package_and_answers_its_golden_input(tmp_pat
     folder, _ = unpack_package(tar, tmp_path / "unpacked", keys.public_keys())
     models = {name: folder / name for name in ("model.onnx", "model.int8.onnx")}
     assert passed_agent_check(layout, task, models)["version"] == "1"  # register would accept these files
+
+
+def test_a_default_load_runs_the_packages_default_precision(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path / "keys", KEY_NAME)
+    run = tmp_path / "run"
+    _package_step(run, "classification", keys, with_int8=True, precision="int8")
+    run_pipeline(_options(run, tmp_path / "keys", "classification"), ["agent-check"], out=io.StringIO())
+    report = json.loads(RunLayout(run).agent_check_json("classification").read_text())
+    assert report["passed"] and report["default"]["variant"] == "int8"
 
 
 def test_a_package_whose_golden_answer_the_agent_does_not_reproduce_stops_the_run(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ def test_pipeline_trains_compiles_packages_and_registers_both_models(
         "1",
         "--no-progress",
         *("--gate-min-ap", "0", "--gate-min-recall", "0", "--gate-min-dice", "0"),  # one epoch: figures vary
+        *("--int8-min-shift-agreement", "0"),  # one epoch leaves scores on the threshold: keep int8 shipped
         "--registry",
         registry_url,
         "--endpoint-url",
@@ -68,6 +69,7 @@ def test_pipeline_trains_compiles_packages_and_registers_both_models(
         checked = mv.registration.extra["agent_check"]  # the real agent loaded these very bytes
         assert checked["package_sha256"] == mv.registration.package.sha256  # type: ignore[index,call-overload]
         assert set(checked["variants"]) == {"fp32", "int8"}  # type: ignore[index,call-overload,arg-type]
+        assert checked["default"]["variant"] == "int8"  # type: ignore[index,call-overload]
         gate = mv.registration.extra["gate"]
         expected = {"min_image_ap": 0.0, "min_recall": 0.0, "min_dice": 0.0, "max_ap_drop": 0.005}
         assert gate["passed"] and gate["gate"] == expected  # type: ignore[index,call-overload]

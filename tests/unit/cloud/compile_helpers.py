@@ -11,10 +11,23 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-from edgeinspect.core.package import Normalisation
+from edgeinspect.core.package import InputSpec, Normalisation, Resize
 
 SIZE = 32
 NORMALISATION = Normalisation(mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25])
+
+
+def input_spec() -> InputSpec:
+    """The manifest input of the toy models: uint8 NCHW SIZE x SIZE, normalisation in the graph."""
+    return InputSpec(
+        name="image",
+        shape=[-1, 3, SIZE, SIZE],
+        dtype="uint8",
+        colour="RGB",
+        resize=Resize(height=SIZE, width=SIZE, mode="stretch"),
+        normalisation=NORMALISATION,
+        normalisation_in_graph=True,
+    )
 
 
 def toy_images(

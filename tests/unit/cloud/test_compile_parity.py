@@ -70,11 +70,16 @@ def test_int8_calibrated_on_unrepresentative_images_fails_the_int8_parity_gate(t
     )
     data = CompileData(calibration=dark, validation=np.concatenate([dark, bright]), image_threshold=0.0)
     with pytest.raises(ParityError, match="int8 ONNX differs from fp32 ONNX") as caught:
-        compile_model(source, data, tmp_path, CompileOptions(latency_runs=1))
+        compile_model(source, data, tmp_path / "strict", CompileOptions(latency_runs=1, strict_int8=True))
     assert "calibrate on more representative images" in str(caught.value)
+
+    result = compile_model(source, data, tmp_path, CompileOptions(latency_runs=1))  # default: ship fp32
+    assert result.int8_model_path is None and not (tmp_path / "model.int8.onnx").exists()
     report = json.loads((tmp_path / "compile.json").read_text())
     assert report["export_parity"]["passed"] is True
     assert report["int8_parity"]["passed"] is False and report["int8_parity"]["max_abs_diff"] > 0.25
+    assert report["precision"]["default"] == "fp32"
+    assert report["precision"]["reason"].startswith("int8 failed the validation gate: parity check failed")
 
     representative = CompileData(calibration=np.concatenate([dark, bright]), validation=data.validation)
     result = compile_model(source, representative, tmp_path / "ok", CompileOptions(latency_runs=1))

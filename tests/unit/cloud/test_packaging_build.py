@@ -12,10 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from edgeinspect.core.errors import PackageError
 from edgeinspect.core.package import (
     Framework,
-    InputSpec,
     Manifest,
     OutputSpec,
-    Resize,
     Thresholds,
     build_package,
     load_golden,
@@ -29,7 +27,7 @@ from edgeinspect_cloud.compile import CompileData, CompileOptions, CompileResult
 from edgeinspect_cloud.compile.runtime import open_session, predict
 from edgeinspect_cloud.packaging import PackageDraft, check_package
 
-from tests.unit.cloud.compile_helpers import NORMALISATION, SIZE, torch_classifier, toy_images
+from tests.unit.cloud.compile_helpers import NORMALISATION, SIZE, input_spec, torch_classifier, toy_images
 from tests.unit.core.package.helpers import read_members, write_members
 
 Keys = tuple[Ed25519PrivateKey, list[Ed25519PublicKey]]
@@ -60,15 +58,7 @@ def keys(tmp_path: Path) -> Keys:
 
 def _draft(folder: Path, compiled: tuple[CompileResult, CompileData]) -> PackageDraft:
     result, data = compiled
-    spec = InputSpec(
-        name="image",
-        shape=[-1, 3, SIZE, SIZE],
-        dtype="uint8",
-        colour="RGB",
-        resize=Resize(height=SIZE, width=SIZE, mode="stretch"),
-        normalisation=NORMALISATION,
-        normalisation_in_graph=True,
-    )
+    spec = input_spec()
     return PackageDraft.create(
         folder,
         name="defect-cls",

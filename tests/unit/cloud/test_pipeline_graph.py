@@ -48,6 +48,21 @@ def test_every_local_step_is_a_node_and_the_local_runner_follows_the_graph() -> 
     )
 
 
+def test_the_graph_of_the_anomaly_task_trains_it_alone_with_its_own_gpu_parameter() -> None:
+    spec = graph_spec("img", tasks=["anomaly"])
+    names = [step["name"] for step in spec["steps"]]
+    assert names[:3] == ["data", "train-anomaly", "evaluate"]
+    train = next(step for step in spec["steps"] if step["name"] == "train-anomaly")
+    assert train["gpu_param"] == "train_anomaly_gpus" and "anomaly" in train["args"]
+    gpus = sorted(name for name in spec["parameters"] if name.endswith("_gpus"))
+    assert gpus == ["train_anomaly_gpus"]
+    default = graph_spec("img")["parameters"]
+    assert sorted(n for n in default if n.endswith("_gpus")) == [
+        "train_classification_gpus",
+        "train_segmentation_gpus",
+    ]
+
+
 def test_a_nodes_arguments_are_the_local_cli_with_the_run_in_storage_and_no_secret_values() -> None:
     gate = next(n for n in pipeline_steps() if n.step == "gate")
     args = cli_args(gate, quick=True)

@@ -16,6 +16,8 @@ from edgeinspect_model_manager.policy import (
 def test_default_alias_follows_the_task() -> None:
     assert default_alias("classification") == "defect-cls"
     assert default_alias("segmentation") == "defect-seg"
+    assert default_alias("multitask") == "defect-mt"
+    assert default_alias("anomaly") == "defect-seg"  # good parts only: served where a segmenter is
     with pytest.raises(ValueError, match="name one"):
         default_alias("detection")
 

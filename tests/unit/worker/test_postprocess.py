@@ -145,3 +145,26 @@ def test_a_multitask_model_gives_both_verdicts_from_one_answer() -> None:
     assert seg.mask is not None and seg.mask.sum() == 6
     single = postprocess_all(manifest(image=0.5), probs(0.7), IDENTITY, latency_ms=1)
     assert [v.prediction.task for v in single] == ["classification"]
+
+
+def test_an_anomaly_model_gives_one_segmenter_style_verdict_from_its_score_and_map() -> None:
+    outputs_spec = [
+        OutputSpec(name="defect_probability", meaning="defect_probability", shape=[1, 1]),
+        OutputSpec(name="mask", meaning="mask_probability", shape=[1, 1, 8, 8]),
+    ]
+    m = manifest("anomaly", name="anomaly", image=0.5, pixel=0.5, outputs=outputs_spec)
+    plane = np.full((1, 1, 8, 8), 0.1, np.float32)
+    plane[0, 0, 1:3, 4:7] = 0.8
+    outputs = {"defect_probability": np.array([[0.8]], np.float32), "mask": plane}
+    (only,) = postprocess_all(m, outputs, IDENTITY, latency_ms=1.0)
+    p = only.prediction
+    assert (p.task, p.label, p.model, p.threshold) == ("segmentation", "defect", "anomaly", 0.5)
+    assert p.score == pytest.approx(0.8)  # the calibrated image score output, not recomputed
+    assert (p.defect_area_px, p.bbox) == (6, (4, 1, 7, 3))
+    assert only.mask is not None and only.mask.sum() == 6
+    calm = {
+        "defect_probability": np.array([[0.2]], np.float32),
+        "mask": np.full((1, 1, 8, 8), 0.2, np.float32),
+    }
+    (ok,) = postprocess_all(m, calm, IDENTITY, latency_ms=1.0)
+    assert (ok.prediction.label, ok.prediction.defect_area_px, ok.prediction.bbox) == ("ok", 0, None)

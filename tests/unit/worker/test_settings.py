@@ -71,3 +71,17 @@ def test_threshold_overrides_are_checked_when_the_worker_starts(monkeypatch: pyt
     monkeypatch.setenv("EI_THRESHOLD_OVERRIDES", '{"defect-cls": {"image": 1.3}}')
     with pytest.raises(ConfigError, match=r"EI_THRESHOLD_OVERRIDES.*between 0 and 1"):
         WorkerSettings.load()
+
+
+def test_tiling_settings_come_from_ei_variables_and_bad_ones_name_theirs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert WorkerSettings.load().tiling_config().mode == "auto"
+    monkeypatch.setenv("EI_TILING", "on")
+    monkeypatch.setenv("EI_TILING_OVERLAP", "0.25")
+    monkeypatch.setenv("EI_TILING_MAX_PIXELS", "1000000")
+    config = WorkerSettings.load().tiling_config()
+    assert (config.mode, config.overlap, config.max_pixels, config.blend) == ("on", 0.25, 1_000_000, None)
+    monkeypatch.setenv("EI_TILING_OVERLAP", "0.95")
+    with pytest.raises(ConfigError, match="EI_TILING_OVERLAP"):
+        WorkerSettings.load()

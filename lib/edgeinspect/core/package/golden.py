@@ -16,6 +16,10 @@ SMOKE_RTOL = 1e-3
 """Relative tolerance of the smoke test (the model manager's default ``EI_SMOKE_RTOL``)."""
 SMOKE_ATOL = 1e-4
 """Absolute tolerance of the smoke test (the model manager's default ``EI_SMOKE_ATOL``)."""
+INT8_SMOKE_ATOL = 0.25
+"""How far an int8 model's image scores may be from the (fp32) golden outputs: compile's int8 gate
+bound (``int8_max_diff``); used by the package check, ``agent-check``, the agent's int8 load check and
+the model manager's smoke test of an int8 version."""
 
 
 def image_scores(output: np.ndarray) -> np.ndarray:

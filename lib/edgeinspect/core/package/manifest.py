@@ -49,8 +49,11 @@ NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
 _SHA256_PATTERN = r"^[0-9a-f]{64}$"
 _RELPATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
-Task = Literal["classification", "segmentation", "multitask"]
-"""``multitask``: one model, one pass, both answers (an image score output AND a mask output)."""
+Task = Literal["classification", "segmentation", "multitask", "anomaly"]
+"""``multitask``: one model, one pass, both answers (an image score output AND a mask output).
+``anomaly``: trained on good parts only; the same two outputs (a score and an anomaly map), one verdict."""
+TWO_OUTPUT_TASKS: frozenset[str] = frozenset({"multitask", "anomaly"})
+"""Tasks whose model answers with an image score output first and a mask output second."""
 Colour = Literal["RGB", "BGR", "GRAY"]
 InputDtype = Literal["uint8", "float16", "float32"]
 OutputMeaning = Literal[
@@ -203,6 +206,67 @@ class OperatingPoint(_Strict):
     escapes: int = Field(default=0, ge=0)
 
 
+Variant = Literal["fp32", "int8"]
+"""A model file's precision: ``fp32`` is ``model.onnx``, ``int8`` is ``model.int8.onnx``."""
+
+
+class Int8Gate(_Strict):
+    """int8 against fp32 on one image set, verdicts at the shipped image threshold.
+
+    ``set`` is ``validation`` (the held-out split) or ``shifted`` (frames the model was not tuned on:
+    a ``--shift-data`` folder, or the validation frames under deterministic photometric shifts, as
+    ``source`` says). ``verdict_agreement`` is the share of the judged images (all but ``borderline``
+    ones, whose fp32 score lies within ``margin`` of ``threshold``) given the same verdict by both;
+    ``false_rejects_*`` count good parts (label 0) called defective, ``None`` without labels.
+    """
+
+    set: str = Field(min_length=1, max_length=32)
+    source: str = Field(default="", max_length=200)
+    images: int = Field(ge=0)
+    threshold: float
+    margin: float = Field(default=0.0, ge=0)
+    borderline: int = Field(default=0, ge=0)
+    verdict_agreement: float = Field(ge=0, le=1)
+    min_agreement: float = Field(ge=0, le=1)
+    passed: bool
+    good: int | None = Field(default=None, ge=0)
+    false_rejects_fp32: int | None = Field(default=None, ge=0)
+    false_rejects_int8: int | None = Field(default=None, ge=0)
+
+
+class Precision(_Strict):
+    """Which model file a device loads by default, and the gate figures behind that choice.
+
+    ``default`` is ``int8`` only when every int8 gate passed; ``fp32`` (``model.onnx``) is always in the
+    package as the fallback. ``reason`` says why int8 is not the default (gate failed: which set,
+    agreement and tolerance; or no int8 was built). A package without this field predates it: its
+    default is fp32, whatever files it holds.
+    """
+
+    default: Variant
+    fallback: Literal["fp32"] = "fp32"
+    reason: str | None = Field(default=None, max_length=500)
+    gates: list[Int8Gate] = Field(default_factory=list, max_length=8)
+
+
+class TilingHint(_Strict):
+    """How the model wants frames larger than its input tiled (``docs/model-contract.md``).
+
+    A tile is ``tile_height x tile_width`` frame pixels (default: the input size, for a model trained
+    on crops at the camera's resolution; a model trained on whole frames resized down gives its
+    training frame size, so every tile is shrunk as training shrank). ``mode``: ``auto`` tiles frames
+    at least ``min_scale`` tiles long on an axis, ``on`` every frame larger than a tile, ``off`` never
+    (a model that needs the whole part in view). Unset fields defer to the line's settings.
+    """
+
+    mode: Literal["auto", "on", "off"] = "auto"
+    tile_height: int | None = Field(default=None, gt=0)
+    tile_width: int | None = Field(default=None, gt=0)
+    overlap: float | None = Field(default=None, ge=0, lt=0.9)
+    min_scale: float | None = Field(default=None, ge=1)
+    blend: Literal["max", "mean"] | None = None
+
+
 class Golden(_Strict):
     """Where the smoke-test input and expected outputs live inside the package (filled by the builder)."""
 
@@ -229,18 +293,25 @@ class Manifest(_Strict):
     baseline: dict[str, JsonValue] | None = None
     operating_point: OperatingPoint | None = None
     """Left out of the JSON when ``None``, so a package without one reads on devices that predate it."""
+    precision: Precision | None = None
+    """Left out of the JSON when ``None`` (like ``operating_point``); ``None`` means fp32 by default."""
+    tiling: TilingHint | None = None
+    """How to tile frames larger than the input; left out of the JSON when ``None``, like the above."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
         names = [output.name for output in self.outputs]
         if len(set(names)) != len(names):
             raise ValueError(f"output names must be unique, got {names}")
-        if self.task in ("segmentation", "multitask") and self.thresholds.pixel is None:
+        if self.task in ("segmentation", *TWO_OUTPUT_TASKS) and self.thresholds.pixel is None:
             raise ValueError(f"a {self.task} model needs thresholds.pixel")
-        if self.task == "multitask":
-            _check_multitask_outputs(self.outputs)
+        if self.task in TWO_OUTPUT_TASKS:
+            _check_multitask_outputs(self.outputs, self.task)
         if UNHASHED_FILES & set(self.files):
             raise ValueError(f"files must not list {sorted(UNHASHED_FILES)} (they cannot hash themselves)")
+        int8_default = self.precision is not None and self.precision.default == "int8"
+        if int8_default and self.files and INT8_MODEL_FILE not in self.files:
+            raise ValueError(f"precision.default is int8 but files do not list {INT8_MODEL_FILE}")
         if self.golden is not None and not set(self.golden.outputs) <= set(names):
             unknown = sorted(set(self.golden.outputs) - set(names))
             raise ValueError(f"golden outputs {unknown} are not among the model outputs {names}")
@@ -256,6 +327,11 @@ class Manifest(_Strict):
         """Whether the package carries a quantized ``model.int8.onnx`` beside ``model.onnx``."""
         return INT8_MODEL_FILE in self.files
 
+    @property
+    def default_variant(self) -> Variant:
+        """The precision a device loads unless told otherwise: the manifest's choice, else fp32."""
+        return self.precision.default if self.precision is not None else "fp32"
+
     def output(self, name: str) -> OutputSpec:
         """Return the output called ``name``; ``KeyError`` if the model has none."""
         for spec in self.outputs:
@@ -266,8 +342,9 @@ class Manifest(_Strict):
     def to_json_bytes(self) -> bytes:
         """Serialise deterministically (sorted keys, fixed indent, trailing newline): the signed bytes."""
         data = self.model_dump(mode="json")
-        if data.get("operating_point") is None:
-            data.pop("operating_point", None)
+        for optional in ("operating_point", "precision", "tiling"):
+            if data.get(optional) is None:
+                data.pop(optional, None)
         text = json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False)
         return (text + "\n").encode("utf-8")
 
@@ -301,8 +378,8 @@ _IMAGE_MEANINGS = frozenset({"defect_probability", "defect_logit", "class_probab
 _MASK_MEANINGS = frozenset({"mask_probability", "mask_logit"})
 
 
-def _check_multitask_outputs(outputs: list[OutputSpec]) -> None:
-    """A multi-task model declares one image-score output, FIRST, and one mask output.
+def _check_multitask_outputs(outputs: list[OutputSpec], task: str = "multitask") -> None:
+    """A multi-task (or anomaly) model declares one image-score output, FIRST, and one mask output.
 
     First, because whatever reads one score per model (the agent's shadow comparison and capture)
     reads ``outputs[0]``: for a multi-task model that is its classification score.
@@ -312,7 +389,7 @@ def _check_multitask_outputs(outputs: list[OutputSpec]) -> None:
     masks = [m for m in meanings if m in _MASK_MEANINGS]
     if len(images) != 1 or len(masks) != 1 or meanings[0] not in _IMAGE_MEANINGS:
         raise ValueError(
-            "a multitask model needs one image-score output (defect_probability, ...) first and one "
+            f"a {task} model needs one image-score output (defect_probability, ...) first and one "
             f"mask output (mask_probability, ...), got meanings {meanings}"
         )
 

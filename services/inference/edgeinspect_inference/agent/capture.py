@@ -249,8 +249,9 @@ class CaptureStore:
         threshold = model.manifest.thresholds.image
         label: Literal["ok", "defect"] = "defect" if score >= threshold else "ok"
         # A multi-task model's first output is its image score (the manifest says so): a classification.
+        # An anomaly model's is too, but the worker labels its verdict a segmentation (it has a mask).
         task: Literal["classification", "segmentation"] = (
-            "segmentation" if model.manifest.task == "segmentation" else "classification"
+            "segmentation" if model.manifest.task in ("segmentation", "anomaly") else "classification"
         )
         prediction = Prediction(model.name, model.version, task, label, score, threshold, 0.0)
         return label, score, [prediction], ""

@@ -14,6 +14,7 @@ from edgeinspect_inference.agent import compat
 from edgeinspect_inference.agent.loader import LoadedModel
 from edgeinspect_inference.agent.records import AliasEntry, PredictOutcome
 from edgeinspect_inference.agent.session import TensorSpec
+from edgeinspect_inference.agent.tuning import ProviderChoice
 
 _ROLES = {"primary": ext_pb2.PRIMARY, "shadow": ext_pb2.SHADOW, "": ext_pb2.ROLE_UNSPECIFIED}
 
@@ -59,6 +60,38 @@ def version_info(model: LoadedModel) -> ext_pb2.ModelVersionInfo:
         path=str(model.path),
         manifest_json=model.manifest_json,
         variant=model.variant,
+        variant_fallback=model.variant_fallback,
+        tuning=provider_tuning(model.tuning),
+    )
+
+
+def provider_tuning(choice: ProviderChoice | None) -> ext_pb2.ProviderTuning | None:
+    """The chosen provider and threads with every candidate's figures (None when tuning is off)."""
+    if choice is None:
+        return None
+    return ext_pb2.ProviderTuning(
+        provider=choice.provider,
+        intra_op_threads=choice.threads.intra_op,
+        inter_op_threads=choice.threads.inter_op,
+        parallel=choice.threads.parallel,
+        p50_ms=choice.selected_p50_ms,
+        cached=choice.cached,
+        measure_ms=choice.measure_ms,
+        reason=choice.reason,
+        candidates=[
+            ext_pb2.ProviderMeasurement(
+                provider=m.provider,
+                intra_op_threads=m.threads.intra_op,
+                inter_op_threads=m.threads.inter_op,
+                parallel=m.threads.parallel,
+                p50_ms=m.p50_ms,
+                p99_ms=m.p99_ms,
+                runs=m.runs,
+                rejected=m.rejected,
+                selected=m.provider == choice.provider and m.threads == choice.threads,
+            )
+            for m in choice.measurements
+        ],
     )
 
 

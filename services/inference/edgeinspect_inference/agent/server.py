@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 from edgeinspect.core.agentapi import ext_grpc, ext_pb2, sm_grpc, sm_pb2
 from edgeinspect.core.errors import ConfigError
+from edgeinspect.core.fastpath import fast_socket_path
 from edgeinspect.core.names import UPLOADER_GROUP, capture_stream
 from edgeinspect.core.observability import get_logger
 from edgeinspect.core.retention import trimmed_counter
@@ -28,6 +29,7 @@ from prometheus_client import CollectorRegistry
 from edgeinspect_inference.agent.auth import interceptors
 from edgeinspect_inference.agent.capture import CaptureStore
 from edgeinspect_inference.agent.errors import ModelNotFoundError
+from edgeinspect_inference.agent.fastpath import FastPathServer
 from edgeinspect_inference.agent.inputs import Decoder
 from edgeinspect_inference.agent.loader import LoadedModel, LoadOptions, PackageLoader
 from edgeinspect_inference.agent.providers import resolve
@@ -38,6 +40,7 @@ from edgeinspect_inference.agent.shadow import ShadowRunner
 from edgeinspect_inference.agent.shm import SegmentReader
 from edgeinspect_inference.agent.stats import AgentMetrics
 from edgeinspect_inference.agent.table import ModelTable
+from edgeinspect_inference.agent.tuning import TuningOptions
 
 log = get_logger(__name__)
 COMPAT_SERVICE = sm_pb2.DESCRIPTOR.services_by_name["Agent"].full_name
@@ -64,9 +67,25 @@ def build_table(settings: AgentSettings, registry: CollectorRegistry) -> ModelTa
         warmup_runs=settings.warmup_runs,
         max_batch=settings.max_batch,
         max_manifest_bytes=settings.max_manifest_bytes,
+        tuning=tuning_options(settings),
+        precision=settings.precision,
     )
     shadows = ShadowRunner(metrics, settings.shadow_threads, settings.shadow_max_pending)
     return ModelTable(PackageLoader(options, metrics), metrics, shadows)
+
+
+def tuning_options(settings: AgentSettings) -> TuningOptions:
+    """``EI_PROVIDER_TUNING*`` as the loader takes them."""
+    return TuningOptions(
+        enabled=settings.provider_tuning,
+        budget_s=settings.provider_tuning_budget_s,
+        warmup_runs=max(1, min(settings.warmup_runs, 2)),
+        timed_runs=settings.provider_tuning_runs,
+        cache_dir=settings.provider_tuning_cache_dir or settings.model_dir / ".provider-tuning",
+        rtol=settings.provider_rtol,
+        atol=settings.provider_atol,
+        int8_atol=settings.provider_int8_atol,
+    )
 
 
 class AgentServer:
@@ -93,6 +112,21 @@ class AgentServer:
         self._serving = threading.Event()
         self._health = health.HealthServicer()
         self._server = self._build_server()
+        self.fast_path = self._build_fast_path()
+
+    def _build_fast_path(self) -> FastPathServer | None:
+        """The worker's fast path beside a unix gRPC socket (None: off, or the agent is TCP-only)."""
+        path = fast_socket_path(self.settings.agent_addr) if self.settings.fast_path else None
+        if path is None:
+            return None
+        return FastPathServer(
+            path,
+            self.table,
+            max_segment_bytes=self.settings.max_tensor_bytes,
+            max_connections=self.settings.fast_path_max_connections,
+            batch_window_ms=self.settings.fast_path_batch_window_ms,
+            mode_of=unix_socket_path(self.settings.agent_addr),
+        )
 
     def _lookup(self, name: str) -> LoadedModel | None:
         try:
@@ -150,6 +184,8 @@ class AgentServer:
         for addr in addrs:
             self._bind(addr)
         self._server.start()
+        if self.fast_path is not None:
+            self.fast_path.start()  # after gRPC bound its socket, whose file mode it copies
         self._set_health(health_pb2.HealthCheckResponse.SERVING)
         self._serving.set()
         log.info(
@@ -159,6 +195,7 @@ class AgentServer:
             threads=self.settings.grpc_threads,
             tcp_tls=self.settings.server_tls() is not None,
             mtls=self.settings.agent_tls_client_ca_file is not None,
+            fast_path=str(self.fast_path.path) if self.fast_path is not None else "",
         )
         return self
 
@@ -172,6 +209,8 @@ class AgentServer:
         self._serving.clear()
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         log.info("agent_stopping", grace_s=grace)
+        if self.fast_path is not None:
+            self.fast_path.stop(grace)
         self._server.stop(grace).wait()
         self.table.close()
         self.captures.close()

@@ -62,6 +62,11 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+def runtime_version() -> str:
+    """The ONNX Runtime version (part of a tuning decision's cache key: a new runtime re-measures)."""
+    return str(ort.__version__)
+
+
 def rss_bytes() -> int:
     """Resident memory of this process (Linux ``/proc/self/statm``); 0 where unavailable."""
     try:
@@ -81,11 +86,16 @@ class ModelSession:
         intra_op_threads: int = 0,
         allow_spinning: bool = True,
         max_batch: int = 64,
+        *,
+        inter_op_threads: int = 1,
+        parallel: bool = False,
     ) -> None:
         self.max_batch = max_batch
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
+        options.inter_op_num_threads = inter_op_threads
+        if parallel:  # independent branches of the graph run at once on the inter-op pool
+            options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
         try:

@@ -45,10 +45,35 @@ class AgentSettings(ServiceSettings):
         default=Path("/etc/edgeinspect/trusted-keys"), description="ed25519 *.pub keys packages must match"
     )
     execution_providers: Annotated[list[str], NoDecode] = Field(
-        default=["tensorrt", "cuda", "openvino", "cpu"],
-        description="preference order; the first one available on this box is used (cpu always is)",
+        default=["auto"],
+        description="auto (every provider this box has) or a preference order; with provider tuning "
+        "on the fastest correct one per model is kept, otherwise the first available (cpu always is)",
     )
-    intra_op_threads: int = Field(default=0, ge=0, description="ONNX Runtime threads per model (0: auto)")
+    intra_op_threads: int = Field(
+        default=0, ge=0, description="ONNX Runtime threads per model (0: chosen by provider tuning, or ORT's)"
+    )
+    provider_tuning: bool = Field(
+        default=True,
+        description="measure each provider and thread layout on the golden input at load, keep the fastest",
+    )
+    provider_tuning_budget_s: float = Field(
+        default=10.0, gt=0, description="time one load may spend measuring (later candidates are skipped)"
+    )
+    provider_tuning_runs: int = Field(default=10, ge=3, description="timed golden-input runs per candidate")
+    provider_tuning_cache_dir: Path | None = Field(
+        default=None, description="where decisions are cached (default: <EI_MODEL_DIR>/.provider-tuning)"
+    )
+    provider_rtol: float = Field(
+        default=1e-3, ge=0, description="relative tolerance a candidate's fp32 answer must meet"
+    )
+    provider_atol: float = Field(
+        default=1e-4, ge=0, description="absolute tolerance a candidate's fp32 answer must meet"
+    )
+    provider_int8_atol: float = Field(
+        default=0.02,
+        ge=0,
+        description="int8: image-score tolerance beyond the CPU provider's own distance from fp32's golden",
+    )
     allow_spinning: bool = Field(
         default=True, description="ORT worker threads spin between runs (lower latency, more CPU)"
     )
@@ -71,11 +96,29 @@ class AgentSettings(ServiceSettings):
     )
     shutdown_grace_s: float = Field(default=10.0, ge=0, description="how long in-flight requests may finish")
     warmup_runs: int = Field(default=2, ge=0, description="inference runs on the golden input at load")
+    precision: Literal["auto", "int8", "fp32"] = Field(
+        default="auto",
+        description="model file of a load that names no variant: auto = the package's default (int8 when "
+        "it passed compile's gates) with fp32 fallback when int8 cannot run here; int8/fp32 force that file",
+    )
     shadow_threads: int = Field(default=1, ge=1, description="threads that run shadow models")
     shadow_max_pending: int = Field(
         default=8, ge=1, description="shadow runs queued before new ones are skipped (never delays primary)"
     )
     shm_dir: Path = Field(default=Path("/dev/shm"), description="where POSIX shared-memory segments appear")
+    fast_path: bool = Field(
+        default=True,
+        description="serve the worker's fast path beside a unix EI_AGENT_ADDR (agent.fast.sock)",
+    )
+    fast_path_max_connections: int = Field(
+        default=64, ge=1, description="fast-path connections served at once (one per worker model thread)"
+    )
+    fast_path_batch_window_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=50,
+        description="fast path: predicts for one model arriving within this window run as one batch (0: off)",
+    )
     redis_url: str = Field(
         default="", description="Redis for CaptureData (ei:capture, ei:events); empty keeps captures local"
     )

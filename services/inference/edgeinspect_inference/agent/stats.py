@@ -6,12 +6,15 @@ not a label lookup, per request.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 
 from edgeinspect.core.agent_client import ModelStats
 from edgeinspect.core.observability import percentile
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from edgeinspect_inference.agent.tuning import ProviderChoice
 
 LATENCY_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5)
 UNKNOWN_MODEL = "unknown"
@@ -67,6 +70,47 @@ class AgentMetrics:
             registry=registry,
         )
         self.models_loaded = Gauge("ei_agent_models_loaded", "model versions loaded", registry=registry)
+        self.provider_latency = Gauge(
+            "ei_agent_provider_latency_ms",
+            "p50 ms of the golden input per execution provider and thread layout, measured at load",
+            ["model", "version", "provider", "threads"],
+            registry=registry,
+        )
+        self.provider_selected = Gauge(
+            "ei_agent_provider_selected",
+            "1 for the provider and threads a version runs on, 0 for the other candidates measured",
+            ["model", "version", "provider", "threads"],
+            registry=registry,
+        )
+        self.model_variant = Gauge(
+            "ei_agent_model_variant",
+            "1 per loaded version: the model file it runs (variant) and the one it asked for (requested); "
+            "variant fp32 with requested int8 is a fallback",
+            ["model", "version", "variant", "requested"],
+            registry=registry,
+        )
+        self._tuning_labels: dict[tuple[str, str], list[tuple[str, str, str, str]]] = {}
+
+    def record_tuning(self, model: str, version: str, choice: ProviderChoice | None) -> None:
+        """Publish a version's provider measurements (nothing when tuning is off)."""
+        if choice is None:
+            return
+        labels: list[tuple[str, str, str, str]] = []
+        for m in choice.measurements:
+            key = (model, version, m.provider, m.threads.label)
+            selected = m.provider == choice.provider and m.threads == choice.threads
+            self.provider_selected.labels(*key).set(1.0 if selected else 0.0)
+            if not m.rejected:
+                self.provider_latency.labels(*key).set(m.p50_ms)
+            labels.append(key)
+        self._tuning_labels[(model, version)] = labels
+
+    def forget_tuning(self, model: str, version: str) -> None:
+        """Drop an unloaded version's series, so dashboards do not show a provider nothing runs on."""
+        for key in self._tuning_labels.pop((model, version), []):
+            for gauge in (self.provider_selected, self.provider_latency):
+                with contextlib.suppress(KeyError):  # never set: a rejected candidate has no latency
+                    gauge.remove(*key)
 
     def error(self, model: str, code: str) -> None:
         """Count one failed request; ``model`` is empty when the request named nothing loaded."""

@@ -151,6 +151,7 @@ class ModelTable:
             self._metrics.models_loaded.set(len(models))
         for model in doomed:
             self._loader.discard(model)
+            self._metrics.forget_tuning(model.name, model.version)
             log.info("model_unloaded", model=model.name, version=model.version)
         return doomed
 

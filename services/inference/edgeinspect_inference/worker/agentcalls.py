@@ -9,14 +9,27 @@ Agent failures map to what the frame needs: UNAVAILABLE / DEADLINE_EXCEEDED / CA
 :class:`AgentUnavailable` (retry the frame later); NOT_FOUND / FAILED_PRECONDITION -> the alias is
 gone (:class:`ModelMissing`); INVALID_ARGUMENT -> our tensor no longer fits (:class:`StaleTarget`);
 anything else -> :class:`ModelProblem` with the agent's message, which ends up in the result.
+
+Transport: the fast path (:class:`FastPath`, a unix socket with the input in a sealed memfd the agent
+reads in place) when the agent serves one, else gRPC. A fast-path transport failure (or no free
+fast-path connection) sends that call by gRPC and keeps the fast path off for ``retry_s``; the
+agent's own refusals carry the same codes on both paths, so the mapping above does not care which
+one answered. A fast-path timeout is DEADLINE_EXCEEDED (the frame is retried later, as on gRPC:
+a slow agent is not asked twice).
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 
-from edgeinspect.core.agent_client import AgentClient, PredictResult
+import numpy as np
+import numpy.typing as npt
+from edgeinspect.core.agent_client import AgentClient, PredictResult, ShadowOutput
 from edgeinspect.core.errors import AgentError, EdgeInspectError, MessageError
+from edgeinspect.core.fastpath import FastPathClient
+from edgeinspect.core.observability import get_logger
 from edgeinspect.core.package import Manifest, Thresholds
 from edgeinspect.core.preprocess import Preprocessed
 
@@ -31,10 +44,67 @@ from edgeinspect_inference.worker.judge import (
 from edgeinspect_inference.worker.metrics import WorkerMetrics
 from edgeinspect_inference.worker.overrides import ThresholdOverrides
 from edgeinspect_inference.worker.postprocess import ModelVerdict, postprocess, postprocess_all
-from edgeinspect_inference.worker.shm import ShmInputs
+from edgeinspect_inference.worker.shm import FastSlots, ShmInputs
 
+log = get_logger(__name__)
 _TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"})
 _MISSING = frozenset({"NOT_FOUND", "FAILED_PRECONDITION"})
+_FAST_FALLBACK = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED"})
+"""Fast-path answers that send the call by gRPC instead: not reachable, or out of connections."""
+
+
+class FastPath:
+    """The fast path and whether to use it now: on while it works, off for ``retry_s`` after a failure."""
+
+    def __init__(
+        self,
+        client: FastPathClient,
+        slots: FastSlots,
+        *,
+        retry_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self._slots = slots
+        self._retry_s = retry_s
+        self._clock = clock
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+        self._announced = False
+
+    def usable(self) -> bool:
+        """Not in a back-off, and the agent's fast socket exists (an agent without one: gRPC)."""
+        return self._clock() >= self._down_until and self.client.available()
+
+    def predict(
+        self, model: str, input_name: str, tensor: npt.NDArray[np.generic], frame_id: str, wait_shadow: bool
+    ) -> PredictResult:
+        """One call; ``AgentError`` ``UNAVAILABLE`` on a transport failure (the caller uses gRPC)."""
+        with self._slots.lease(tensor) as (ref, output):
+            answer = self.client.predict(
+                model, {input_name: ref}, frame_id, wait_shadow=wait_shadow, output=output
+            )
+        if not self._announced:
+            self._announced = True
+            log.info("fast_path_in_use", socket=str(self.client.path))
+        shadow = None
+        if answer.shadow is not None:
+            shadow = ShadowOutput(answer.shadow[0], answer.shadow[2], answer.shadow[1])
+        return PredictResult(
+            answer.outputs, answer.name, answer.version, answer.latency_ms, answer.role, shadow
+        )
+
+    def down(self, reason: str) -> None:
+        """Use gRPC for ``retry_s`` (logged when the fast path goes from working to not)."""
+        with self._lock:
+            if self._clock() >= self._down_until:
+                log.warning("fast_path_unavailable", reason=reason, grpc_for_s=self._retry_s)
+            self._down_until = self._clock() + self._retry_s
+            self._announced = False
+
+    def close(self) -> None:
+        self.client.close()
+        self._slots.close()
 
 
 class AgentModelCaller:
@@ -49,8 +119,10 @@ class AgentModelCaller:
         timeout_s: float = 10.0,
         shm: ShmInputs | None = None,
         overrides: ThresholdOverrides | None = None,
+        fast: FastPath | None = None,
     ) -> None:
         self._client = client
+        self._fast = fast
         self._overrides = overrides
         self._catalog = catalog
         self._metrics = metrics
@@ -80,8 +152,21 @@ class AgentModelCaller:
         return Answer(target.alias, primary, shadow, tuple(more))
 
     def _predict(self, target: Target, pre: Preprocessed, frame_id: str) -> PredictResult:
-        """Predict with the input in shared memory when possible; bytes if the agent cannot map it."""
+        """Predict by the fast path when the agent serves one; else gRPC with the input in shared memory
+        when possible, bytes if the agent cannot map it."""
         wait_shadow = bool(target.shadow_version)  # only while a shadow is being evaluated
+        if self._fast is not None and self._fast.usable():
+            try:
+                result = self._fast.predict(
+                    target.alias, target.manifest.input.name, pre.tensor, frame_id, wait_shadow
+                )
+                self._metrics.agent_calls.labels("fast").inc()
+                return result
+            except AgentError as exc:
+                if exc.code not in _FAST_FALLBACK:
+                    raise
+                self._fast.down(exc.message)
+        self._metrics.agent_calls.labels("grpc").inc()
         try:
             with self._shm.lease(pre.tensor) as value:
                 inputs = {target.manifest.input.name: value}

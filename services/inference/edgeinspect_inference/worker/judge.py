@@ -25,6 +25,7 @@ from edgeinspect.core.messages import Frame, Prediction, Result
 from edgeinspect.core.preprocess import Preprocessed, preprocess
 from edgeinspect.core.streams import Entry
 from edgeinspect.core.telemetry import ImageFeatures, image_features
+from edgeinspect.core.tiling import TilePlan
 
 from edgeinspect_inference.worker.catalog import ModelCatalog, Target
 from edgeinspect_inference.worker.metrics import WorkerMetrics
@@ -77,6 +78,16 @@ class ModelCaller(Protocol):
     def __call__(self, target: Target, pre: Preprocessed, frame_id: str) -> Answer: ...
 
 
+class TileCaller(Protocol):
+    """Runs one alias on a large frame as tiles; implemented in :mod:`.tiles`."""
+
+    def plan(self, target: Target, image: npt.NDArray[np.uint8]) -> TilePlan | None: ...
+
+    def __call__(
+        self, target: Target, image: npt.NDArray[np.uint8], plan: TilePlan, frame_id: str
+    ) -> Answer: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Judged:
     """A frame's outcome before commit: the frame (None if unparseable), its result and error reasons."""
@@ -110,10 +121,12 @@ class FrameJudge:
         features: bool = False,
         wait: ModelWait | None = None,
         multitask_alias: str | None = None,
+        tiler: TileCaller | None = None,
     ) -> None:
         self.line = line
         self.aliases = aliases
         self.multitask_alias = multitask_alias
+        self._tiler = tiler
         self._catalog = catalog
         self._call_model = call_model
         self._executor = executor
@@ -231,11 +244,7 @@ class FrameJudge:
         """One alias's answer, or None when the alias turned out to be gone (a note, not an error)."""
         for attempt in (1, 2):
             try:
-                pre = preprocess(image, target.manifest.input)
-            except ImageError as exc:
-                raise ModelProblem(f"{target.alias}: cannot preprocess: {exc}", reason="preprocess") from exc
-            try:
-                return self._call_model(target, pre, frame_id)
+                return self._answer(target, image, frame_id)
             except ModelMissing:
                 return None
             except StaleTarget as exc:
@@ -246,6 +255,18 @@ class FrameJudge:
                     raise ModelProblem(f"{target.alias}: {exc.message}", reason="swap") from exc
                 target = fresh
         return None  # pragma: no cover - the loop always returns or raises
+
+    def _answer(self, target: Target, image: npt.NDArray[np.uint8], frame_id: str) -> Answer:
+        """The alias's answer: as tiles when the tiler plans some (a large frame), else on the whole
+        frame preprocessed per its manifest."""
+        plan = None if self._tiler is None else self._tiler.plan(target, image)
+        if self._tiler is not None and plan is not None:
+            return self._tiler(target, image, plan, frame_id)
+        try:
+            pre = preprocess(image, target.manifest.input)
+        except ImageError as exc:
+            raise ModelProblem(f"{target.alias}: cannot preprocess: {exc}", reason="preprocess") from exc
+        return self._call_model(target, pre, frame_id)
 
     def _result(self, entry: Entry, frame: Frame, answers: list[Answer], notes: list[str]) -> Judged:
         primaries = [verdict for a in answers for verdict in a.primaries]

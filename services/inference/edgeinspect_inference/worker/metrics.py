@@ -41,6 +41,10 @@ class WorkerMetrics:
             "ei_worker_agent_round_trip_seconds", "Predict call as the worker saw it, by alias",
             ["alias"], buckets=_LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self.agent_calls = Counter(
+            "ei_worker_agent_calls_total", "model calls by transport (fast: the fast path; grpc)",
+            ["path"], registry=r,
+        )  # fmt: skip
         self.in_flight = Gauge("ei_worker_in_flight", "frames being judged now", ["line"], registry=r)
         self.backlog = Gauge(
             "ei_worker_backlog", "frames waiting for the group (lag) plus delivered but unacked",

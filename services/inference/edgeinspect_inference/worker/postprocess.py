@@ -8,6 +8,8 @@ a classifier's score is its defect probability; a segmenter's pixel is defect wh
 when ``score >= thresholds.image``. A multi-task model's one answer becomes both predictions
 (:func:`postprocess_all`): the classification one from its image score (``thresholds.image``), the
 segmentation one from its mask, ``defect`` when the mask is not empty (maximum ``>= thresholds.pixel``).
+A good-parts-only (``anomaly``) model gives one segmentation-style prediction: its calibrated image
+score against ``thresholds.image`` and its anomaly map, thresholded at ``thresholds.pixel``, as the mask.
 Logit outputs are turned into probabilities first, so thresholds always compare probabilities, as
 evaluation chose them. ``thresholds`` replaces the manifest's when the line overrides them
 (:mod:`.overrides`); the prediction records the threshold that decided.
@@ -91,12 +93,34 @@ def postprocess(
     A ``multitask`` model gives its classification verdict here (:func:`postprocess_all` gives both).
     """
     chosen = thresholds or manifest.thresholds
+    if manifest.task == "anomaly":
+        return _anomaly_verdict(manifest, outputs, geometry, chosen, latency_ms, role, want_mask)
     if manifest.task != "segmentation":
         spec, tensor = _answer(manifest, outputs, CLASSIFICATION_MEANINGS)
         score = classification_score(tensor, spec.meaning)
         return ModelVerdict(_prediction(manifest, chosen.image, score, latency_ms, role))
     score, mask, area, bbox = _mask_answer(manifest, outputs, geometry, _pixel_threshold(chosen), want_mask)
     return ModelVerdict(_prediction(manifest, chosen.image, score, latency_ms, role, area, bbox), mask)
+
+
+def _anomaly_verdict(
+    manifest: Manifest,
+    outputs: Mapping[str, npt.NDArray[Any]],
+    geometry: Geometry,
+    thresholds: Thresholds,
+    latency_ms: float,
+    role: Role,
+    want_mask: bool,
+) -> ModelVerdict:
+    """A good-parts-only model answers as a segmenter would: its calibrated image score against
+    ``thresholds.image`` and its anomaly map, thresholded at ``thresholds.pixel``, as the mask."""
+    spec, tensor = _answer(manifest, outputs, CLASSIFICATION_MEANINGS)
+    score = classification_score(tensor, spec.meaning)
+    _, mask, area, bbox = _mask_answer(manifest, outputs, geometry, _pixel_threshold(thresholds), want_mask)
+    prediction = _prediction(
+        manifest, thresholds.image, score, latency_ms, role, area, bbox, task="segmentation"
+    )
+    return ModelVerdict(prediction, mask)
 
 
 def _pixel_threshold(thresholds: Thresholds) -> float:

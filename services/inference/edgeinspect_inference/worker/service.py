@@ -12,10 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from edgeinspect.core import names
 from edgeinspect.core.agent_client import AgentClient
 from edgeinspect.core.errors import AgentError
+from edgeinspect.core.fastpath import FastPathClient
 from edgeinspect.core.retention import StreamRetention, trimmed_counter
 from edgeinspect.core.streams import Streams
 
-from edgeinspect_inference.worker.agentcalls import AgentModelCaller
+from edgeinspect_inference.worker.agentcalls import AgentModelCaller, FastPath
 from edgeinspect_inference.worker.alerts import Alerter, AlertSink, MqttAlertSink, WebhookAlertSink
 from edgeinspect_inference.worker.capture import CapturePolicy
 from edgeinspect_inference.worker.catalog import ModelCatalog
@@ -25,7 +26,7 @@ from edgeinspect_inference.worker.loop import Worker
 from edgeinspect_inference.worker.metrics import WorkerMetrics
 from edgeinspect_inference.worker.overrides import ThresholdOverrides, announce_setting
 from edgeinspect_inference.worker.settings import WorkerSettings
-from edgeinspect_inference.worker.shm import ShmInputs
+from edgeinspect_inference.worker.shm import FastSlots, ShmInputs
 from edgeinspect_inference.worker.telemetry import (
     EventTelemetrySink,
     MqttTelemetrySink,
@@ -33,6 +34,7 @@ from edgeinspect_inference.worker.telemetry import (
     TelemetryMetrics,
     TelemetryRecorder,
 )
+from edgeinspect_inference.worker.tiles import TiledCaller
 from edgeinspect_inference.worker.waiting import ModelWait
 
 
@@ -62,6 +64,7 @@ class WorkerService:
         self.overrides = ThresholdOverrides(
             streams.client, settings.line, settings.override_table(), refresh_s=settings.catalog_refresh_s
         )
+        self.fast = fast_path(settings)
         caller = AgentModelCaller(
             agent,
             self.catalog,
@@ -69,6 +72,7 @@ class WorkerService:
             timeout_s=settings.agent_timeout_s,
             shm=self.shm,
             overrides=self.overrides,
+            fast=self.fast,
         )
         judge = FrameJudge(
             settings.line,
@@ -81,6 +85,15 @@ class WorkerService:
             features=settings.telemetry_interval_s > 0 and settings.telemetry_images,
             wait=ModelWait(settings.line, settings.model_wait_s, self.metrics.registry),
             multitask_alias=settings.mt_alias,
+            tiler=TiledCaller(
+                agent,
+                caller,
+                self.metrics,
+                settings.tiling_config(),
+                batch=settings.tiling_batch,
+                timeout_s=settings.agent_timeout_s,
+                overrides=self.overrides,
+            ),
         )
         committer = Committer(
             streams.client,
@@ -135,6 +148,17 @@ class WorkerService:
             self.telemetry.stop()
         self._models.shutdown(wait=True)
         self.shm.close()
+        if self.fast is not None:
+            self.fast.close()
+
+
+def fast_path(settings: WorkerSettings) -> FastPath | None:
+    """The fast path to the agent, when the settings allow one (used only while its socket exists)."""
+    socket_path = settings.fast_path_socket
+    if socket_path is None:
+        return None
+    client = FastPathClient(socket_path, timeout_s=settings.agent_timeout_s)
+    return FastPath(client, FastSlots(2 * settings.pipeline_depth), retry_s=settings.agent_fast_path_retry_s)
 
 
 def alert_sinks(settings: WorkerSettings) -> list[AlertSink]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from edgeinspect.core.agent_tls import AgentClientTlsSettings
+from edgeinspect.core.fastpath import fast_socket_path
 from edgeinspect.core.settings import ServiceSettings
 from edgeinspect.core.thresholds import OverrideTable
+from edgeinspect.core.tiling import DEFAULT_MAX_PIXELS, TilingConfig
 from pydantic import Field, field_validator
 
 DEFAULT_AGENT_ADDR = "unix:///run/edgeinspect/agent.sock"
@@ -35,6 +38,14 @@ class WorkerSettings(ServiceSettings, AgentClientTlsSettings):
     agent_shm: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="send inputs by shared memory (/dev/shm shared with the agent); auto: on a unix socket",
+    )
+    agent_fast_path: Literal["auto", "off"] = Field(
+        default="auto",
+        description="call the agent by its fast path (agent.fast.sock beside a unix EI_AGENT_ADDR) when it "
+        "serves one, gRPC otherwise; off: gRPC always",
+    )
+    agent_fast_path_retry_s: float = Field(
+        default=5.0, gt=0, description="after a fast-path failure, calls go by gRPC for this long"
     )
     consumer: str = Field(
         default_factory=default_consumer,
@@ -100,6 +111,31 @@ class WorkerSettings(ServiceSettings, AgentClientTlsSettings):
     telemetry_images: bool = Field(
         default=True, description="compute image brightness/contrast/sharpness per frame for telemetry"
     )
+    tiling: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="cut frames larger than the model input into overlapping tiles, stitch the masks "
+        "back: auto (the package's tiling hint, else frames >= EI_TILING_MIN_SCALE tiles long), on, off",
+    )
+    tiling_overlap: float | None = Field(
+        default=None,
+        ge=0,
+        lt=0.9,
+        description="tile overlap, a fraction of the tile; unset: package's, else 0.125",
+    )
+    tiling_min_scale: float | None = Field(
+        default=None,
+        ge=1,
+        description="auto tiles a frame this many tiles long on an axis; unset: package's, else 4",
+    )
+    tiling_blend: Literal["max", "mean"] | None = Field(
+        default=None, description="how overlapping tile masks combine; unset: package's, else max"
+    )
+    tiling_max_pixels: int = Field(
+        default=DEFAULT_MAX_PIXELS,
+        ge=1,
+        description="frames with more pixels are an error result (memory bound) unless tiling is off",
+    )
+    tiling_batch: int = Field(default=8, ge=1, le=64, description="tiles sent per PredictBatch request")
     thing_name: str = Field(
         default="", description="this device in edgeinspect/{thing}/telemetry; empty: the line id"
     )
@@ -113,6 +149,21 @@ class WorkerSettings(ServiceSettings, AgentClientTlsSettings):
     def override_table(self) -> OverrideTable:
         """``EI_THRESHOLD_OVERRIDES`` as a table (checked when the settings were read)."""
         return OverrideTable.from_json(self.threshold_overrides, source="setting", what=OVERRIDES_SETTING)
+
+    def tiling_config(self) -> TilingConfig:
+        """The ``EI_TILING*`` settings as the tiler reads them."""
+        return TilingConfig(
+            mode=self.tiling,
+            overlap=self.tiling_overlap,
+            min_scale=self.tiling_min_scale,
+            blend=self.tiling_blend,
+            max_pixels=self.tiling_max_pixels,
+        )
+
+    @property
+    def fast_path_socket(self) -> Path | None:
+        """The agent's fast-path socket to try (None: off, or the agent is reached over TCP)."""
+        return None if self.agent_fast_path == "off" else fast_socket_path(self.agent_addr)
 
     @property
     def use_shm(self) -> bool:

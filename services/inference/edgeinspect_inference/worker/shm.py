@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from edgeinspect.core.fastpath import SealedSegment, SegmentTensor
 from edgeinspect.core.observability import get_logger
 from edgeinspect.core.tensors import POSIX_SEGMENT_MIN, SharedTensor, ShmSegment, shm_name
 
@@ -60,7 +61,7 @@ class ShmInputs:
     def _segment(self, slot: int, size: int) -> ShmSegment:
         with self._lock:
             segment = self._segments.get(slot)
-            if segment is not None and segment.size >= size:
+            if segment is not None and segment.size >= 2 * size:
                 return segment
             if segment is not None:  # a bigger input than before (a new model version): grow the slot
                 segment.close()
@@ -91,3 +92,52 @@ def _create(segment_id: int, size: int) -> ShmSegment:
         stale.close()
         stale.unlink()
         return ShmSegment(segment_id, size)
+
+
+class FastSlots:
+    """Sealed memfd slots for the fast path (:mod:`edgeinspect.core.fastpath`), one per call in flight.
+
+    The preprocessed tensor is written straight into the slot (``np.copyto`` from whatever layout
+    preprocessing produced: the NCHW transpose lands in shared memory, no staging copy) and the agent
+    runs the model on a view of it; the rest of the slot is the output area the agent writes the
+    outputs into (a 232x640 mask crosses no socket). A slot is reused only after its call returned.
+    Pages of a memfd are allocated when first touched, so an ample slot costs only what is used.
+    """
+
+    def __init__(self, slots: int, min_size: int = 8 << 20) -> None:
+        self._free: queue.Queue[int] = queue.Queue()
+        for slot in range(slots):
+            self._free.put(slot)
+        self._segments: dict[int, SealedSegment] = {}
+        self._min_size = min_size
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def lease(
+        self, array: npt.NDArray[Any]
+    ) -> Iterator[tuple[SegmentTensor, tuple[SealedSegment, int, int]]]:
+        """``array`` written into a free slot, and the slot's output area, for the duration of one call."""
+        slot = self._free.get()
+        try:
+            segment = self._segment(slot, array.nbytes)
+            start = -(-array.nbytes // 64) * 64
+            yield segment.write(array), (segment, start, segment.size - start)
+        finally:
+            self._free.put(slot)
+
+    def _segment(self, slot: int, size: int) -> SealedSegment:
+        with self._lock:
+            segment = self._segments.get(slot)
+            if segment is not None and segment.size >= 2 * size:
+                return segment
+            if segment is not None:  # a bigger input (a new model version): a new, bigger slot
+                segment.close()
+            segment = SealedSegment(max(4 * size, self._min_size), name=f"ei-fast-{slot}")
+            self._segments[slot] = segment
+            return segment
+
+    def close(self) -> None:
+        with self._lock:
+            for segment in self._segments.values():
+                segment.close()
+            self._segments.clear()

@@ -76,17 +76,20 @@ def test_segmentation_needs_a_pixel_threshold() -> None:
     assert ok.thresholds.pixel == 0.4
 
 
-def test_multitask_declares_the_image_score_first_then_the_mask_and_a_pixel_threshold() -> None:
+@pytest.mark.parametrize("task", ["multitask", "anomaly"])
+def test_two_output_tasks_declare_the_image_score_first_then_the_mask_and_a_pixel_threshold(
+    task: str,
+) -> None:
     score = OutputSpec(name="defect_probability", meaning="defect_probability", shape=[1, 1])
     mask = OutputSpec(name="mask_probability", meaning="mask_probability", shape=[1, 1, 8, 8])
     both = Thresholds(image=0.5, pixel=0.4)
-    ok = make_manifest(task="multitask", outputs=[score, mask], thresholds=both)
+    ok = make_manifest(task=task, outputs=[score, mask], thresholds=both)
     assert [o.name for o in ok.outputs] == ["defect_probability", "mask_probability"]
     with pytest.raises(ValidationError, match=r"thresholds\.pixel"):
-        make_manifest(task="multitask", outputs=[score, mask], thresholds=Thresholds(image=0.5))
+        make_manifest(task=task, outputs=[score, mask], thresholds=Thresholds(image=0.5))
     for outputs in ([mask, score], [score], [score, mask, mask.model_copy(update={"name": "m2"})]):
         with pytest.raises(ValidationError, match="image-score output"):
-            make_manifest(task="multitask", outputs=outputs, thresholds=both)
+            make_manifest(task=task, outputs=outputs, thresholds=both)
 
 
 def test_files_must_not_list_the_manifest_or_signature_or_escape() -> None:

@@ -1,0 +1,126 @@
+"""Train the good-parts-only (anomaly) model: fit on good frames, calibrate on good validation frames.
+
+``train_anomaly(dataset_dir, run_dir, config)`` returns a
+:class:`~edgeinspect_cloud.training.config.TrainResult` whose ``model.onnx`` has two outputs,
+``defect_probability`` and ``mask_probability`` (:mod:`.anomaly_net`). Labelled defects in the
+dataset are never used to fit or to calibrate: the training split's defective frames are dropped,
+the Gaussian is fitted on the good ones' patch features, and the calibration reads only the good
+validation frames (``config.threshold_policy`` must be ``max-false-reject:F``: the raw score that
+rejects at most ``F`` of them becomes probability 0.5). Validation defects, when a dataset has
+them, only appear in the figures the run reports (AP, recall at the shipped threshold, Dice).
+
+There is no gradient descent, so "training" is one pass over the good frames (seconds to a minute
+on two cores); ``checkpoints/anomaly.pt`` keeps the fitted state.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from edgeinspect.core.observability import get_logger
+from edgeinspect.core.package import Framework
+
+from edgeinspect_cloud.errors import TrainingError
+from edgeinspect_cloud.evaluation.metrics import ThresholdPolicy
+from edgeinspect_cloud.training.anomaly_net import AnomalyNet, ContractAnomaly
+from edgeinspect_cloud.training.config import TrainConfig, TrainResult, default_config
+from edgeinspect_cloud.training.finish import FitOutcome, run_training
+from edgeinspect_cloud.training.prepare import PreparedData
+from edgeinspect_cloud.training.torchfit import configure_torch
+
+log = get_logger("edgeinspect.cloud.train.anomaly")
+
+MAX_FEATURES = 200_000
+"""Patch feature vectors the Gaussian is fitted on at most (a seeded sample beyond that)."""
+BATCH = 16
+
+
+def train_anomaly(
+    dataset_dir: str | Path,
+    run_dir: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    data: PreparedData | None = None,
+) -> TrainResult:
+    """Fit, calibrate, export (two outputs) and validate the anomaly model; artefacts go to ``run_dir``."""
+    cfg = config or default_config("anomaly")
+    return run_training(dataset_dir, run_dir, cfg, data, configure=configure_torch, fit=_fit, log=log)
+
+
+def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
+    started = time.perf_counter()
+    good_train = data.train.images[~data.train.labels.astype(bool)]
+    good_val = data.val.images[~data.val.labels.astype(bool)]
+    if len(good_train) == 0 or len(good_val) == 0:
+        raise TrainingError(
+            f"the anomaly model needs good frames in training and validation, got {len(good_train)} "
+            f"and {len(good_val)}",
+            hint="add good frames to the dataset's train split (at least a few dozen)",
+        )
+    norm = data.spec.normalisation
+    model = ContractAnomaly(AnomalyNet(cfg.width, cfg.seed), norm.mean, norm.std, norm.scale)
+    model.eval()
+    model.network.fit_gaussian(_features(model, good_train, cfg.seed))
+    centre, spread = calibration(_raw_scores(model, good_val), cfg.threshold_policy)
+    model.network.calibrate(centre, spread)
+    path = folder / "checkpoints/anomaly.pt"
+    torch.save({"state_dict": model.state_dict(), "config": cfg.to_dict()}, path)
+    seconds = time.perf_counter() - started
+    history = [{"epoch": 1, "good_train": float(len(good_train)), "good_val": float(len(good_val)),
+                "raw_threshold": centre, "raw_spread": spread}]  # fmt: skip
+    log.info("anomaly_fitted", good_train=len(good_train), good_val=len(good_val), raw_threshold=centre)
+    framework = Framework(name="pytorch", version=torch.__version__)
+    return FitOutcome(model, framework, path, history, 1, 1, seconds)
+
+
+def _features(model: ContractAnomaly, images: np.ndarray, seed: int) -> np.ndarray:
+    """Every stride-4 feature vector of ``images`` as rows ``[M, C]`` (a seeded sample if too many)."""
+    parts = []
+    with torch.no_grad():
+        for start in range(0, len(images), BATCH):
+            feats = model.features(torch.from_numpy(images[start : start + BATCH]))
+            parts.append(feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1]).numpy())
+    rows = np.concatenate(parts)
+    if len(rows) > MAX_FEATURES:
+        rows = rows[np.random.default_rng(seed).choice(len(rows), MAX_FEATURES, replace=False)]
+    return rows.astype(np.float64)
+
+
+def _raw_scores(model: ContractAnomaly, images: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return np.concatenate(
+            [
+                model.raw_scores(torch.from_numpy(images[s : s + BATCH])).numpy()
+                for s in range(0, len(images), BATCH)
+            ]
+        ).astype(np.float64)
+
+
+def calibration(good_scores: np.ndarray, policy_text: str) -> tuple[float, float]:
+    """(raw threshold, spread) from GOOD validation scores only, for a ``max-false-reject:F`` policy.
+
+    The threshold lets at most ``floor(F * n)`` good frames score above it, halfway between the last
+    flagged and the first unflagged score (as the other models' policies place it); with none to
+    flag, it sits half a spread above the highest good score. The spread is the good scores'
+    standard deviation: a score one spread above the threshold reads 0.73, two 0.88.
+    """
+    policy = ThresholdPolicy.parse(policy_text)
+    if policy.kind != "max-false-reject" or policy.target is None:
+        raise TrainingError(
+            f"the anomaly model is calibrated on good frames only; threshold policy {policy_text!r} "
+            "needs labelled defects",
+            hint="use --threshold-policy max-false-reject:F (e.g. 0.01)",
+        )
+    ordered = np.sort(np.asarray(good_scores, dtype=np.float64))[::-1]
+    spread = float(np.std(ordered)) if len(ordered) > 1 else 1.0
+    spread = spread if spread > 1e-6 else 1.0
+    flagged = math.floor(policy.target * len(ordered) + 1e-9)
+    if flagged >= len(ordered):
+        return float(ordered[-1]) - 0.5 * spread, spread
+    if flagged == 0:
+        return float(ordered[0]) + 0.5 * spread, spread
+    return float((ordered[flagged - 1] + ordered[flagged]) / 2), spread
