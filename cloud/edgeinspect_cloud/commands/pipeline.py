@@ -19,6 +19,7 @@ from edgeinspect_cloud.compile import CompileOptions
 from edgeinspect_cloud.evaluation.metrics import POLICY_HELP, ThresholdPolicy
 from edgeinspect_cloud.pipeline import (
     ALL_TASKS,
+    GROUPS,
     STEPS,
     TASKS,
     PipelineError,
@@ -30,6 +31,7 @@ from edgeinspect_cloud.pipeline.graph import KEYED_STEPS
 from edgeinspect_cloud.pipeline.remote import is_url
 from edgeinspect_cloud.pipeline.steps_gate import GateFailedError
 from edgeinspect_cloud.registry.gate import default_gate
+from edgeinspect_cloud.registry.lineage import parse_model_ref
 from edgeinspect_cloud.training.multitask_arch import parse_arch
 
 
@@ -91,6 +93,15 @@ def register(subparsers: Any) -> None:
         help="training augmentation: standard (the profile's default), robust (colour, gamma, blur, "
         "texture mixing: for datasets of several surfaces) or off",
     )
+    run.add_argument(
+        "--init-from",
+        action="append",
+        default=[],
+        metavar="GROUP:VERSION",
+        help="fine-tune that registered version (e.g. defect-cls:3, defect-cls:approved) on the "
+        "--dataset frames instead of training from scratch; one per task, repeated or comma-separated "
+        "(needs --registry)",
+    )
     run.add_argument("--by", help="who registers (default: the login name)")
     run.add_argument("--no-int8", action="store_true", help="ship fp32 only (no static int8 model)")
     run.add_argument(
@@ -116,6 +127,11 @@ def register(subparsers: Any) -> None:
         "--gate-min-recall", type=_fraction, help="minimum recall at the shipped threshold (default 0.8)"
     )
     gate.add_argument("--gate-min-dice", type=_fraction, help="minimum pixel Dice, segmenters (default 0.6)")
+    gate.add_argument(
+        "--gate-max-ap-drop",
+        type=_fraction,
+        help="--init-from: how far image AP on any earlier line may fall below the parent's (default 0.005)",
+    )
     gate.add_argument(
         "--gate-passed-out",
         type=Path,
@@ -204,6 +220,7 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         )
     if args.arch is not None:
         parse_arch(args.arch)  # a typo must not cost a data step either
+    init_from = check_init_from(args.init_from, tasks, steps, args.registry)
     return PipelineOptions(
         run_dir=args.out,
         tasks=tasks,  # type: ignore[arg-type]
@@ -227,10 +244,49 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         arch=args.arch,
         device=args.device,
         augment=args.augment,
+        init_from=init_from,
         gate=default_gate().with_overrides(
-            min_image_ap=args.gate_min_ap, min_recall=args.gate_min_recall, min_dice=args.gate_min_dice
+            min_image_ap=args.gate_min_ap,
+            min_recall=args.gate_min_recall,
+            min_dice=args.gate_min_dice,
+            max_ap_drop=args.gate_max_ap_drop,
         ),
     )
+
+
+def check_init_from(values: list[str], tasks: list[str], steps: list[str], registry: str | None) -> list[str]:
+    """The ``--init-from`` references, checked before any training: one per trained task's group.
+
+    Values may be comma-separated; an empty one means none (an engine's ``init_from`` parameter
+    defaults to ``""``). A reference to a group this invocation does not train is left for the
+    invocation that does (an engine runs one task per train node).
+    """
+    refs = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    if not refs:
+        return []
+    groups = {GROUPS[task]: task for task in tasks}  # type: ignore[index]
+    named = [parse_model_ref(ref)[0] for ref in refs]
+    for group in named:
+        if group not in GROUPS.values():
+            raise PipelineError(
+                f"--init-from names {group}, which is not a model group of the pipeline",
+                hint=f"fine-tune one of: {', '.join(GROUPS.values())}",
+            )
+    missing = [group for group in groups if group not in named]
+    if missing:
+        raise PipelineError(
+            f"--init-from fine-tunes {', '.join(named)} but this run also trains {', '.join(missing)} "
+            "from scratch",
+            hint=f"add --init-from {missing[0]}:VERSION, or train only the fine-tuned task with --task",
+        )
+    if len(set(named)) != len(named):
+        raise PipelineError("--init-from names a group twice", hint="give one GROUP:VERSION per group")
+    if "train" in steps and not registry:
+        raise PipelineError(
+            "--init-from needs the registry that holds the parent version",
+            hint="pass --registry s3://bucket/prefix or file:///dir",
+        )
+    return refs
 
 
 @reports_errors

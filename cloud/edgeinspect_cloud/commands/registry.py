@@ -18,6 +18,7 @@ from edgeinspect.core.errors import EdgeInspectError
 from edgeinspect_cloud.commands.cli_errors import reports_errors
 from edgeinspect_cloud.registry import ModelRegistry, ModelVersion
 from edgeinspect_cloud.registry.gate import GATE_KEY, rejudge
+from edgeinspect_cloud.registry.lineage import INIT_FROM_KEY, lines_of
 
 REGISTRY_ENV = "EI_REGISTRY_URL"
 ENDPOINT_ENV = "EI_S3_ENDPOINT_URL"
@@ -180,6 +181,7 @@ def format_details(mv: ModelVersion) -> str:
     ]
     if reg.description:
         lines.append(f"  description   {reg.description}")
+    lines += _lineage_text(mv)
     gate = reg.extra.get(GATE_KEY)
     if isinstance(gate, dict):
         lines.append(f"  quality gate  {_gate_text(gate)}")
@@ -191,6 +193,22 @@ def format_details(mv: ModelVersion) -> str:
     return "\n".join(lines)
 
 
+def _lineage_text(mv: ModelVersion) -> list[str]:
+    """Weights (fine-tunable or not), the parent it was fine-tuned from, and the lines it was checked on."""
+    reg = mv.registration
+    shown = [f"  weights       {reg.weights.url if reg.weights else 'none stored (cannot be fine-tuned)'}"]
+    parent = reg.extra.get(INIT_FROM_KEY)
+    if isinstance(parent, str):
+        shown.append(f"  fine-tuned    from {parent}")
+    for line in lines_of(mv):
+        ap = line.metrics.get("image_ap")
+        figure = f"image_ap={ap:.3f}" if ap is not None else "-"
+        shown.append(
+            f"  line          {line.name}: {figure} on {line.split} ({line.images} images, {line.source})"
+        )
+    return shown
+
+
 def _gate_text(record: dict[str, Any]) -> str:
     """``passed (image_ap 0.98 >= 0.90, ...)`` judged again from the stored figures; damaged: say so."""
     try:
@@ -198,7 +216,8 @@ def _gate_text(record: dict[str, Any]) -> str:
     except ValueError:
         return "damaged record"
     verdict = "passed" if judged.passed else "FAILED"
-    return f"{verdict} ({', '.join(figure.describe() for figure in judged.figures)}; on {judged.source})"
+    figures = [figure.describe() for figure in [*judged.figures, *judged.regression]]
+    return f"{verdict} ({', '.join(figures)}; on {judged.source})"
 
 
 _TABLE_METRICS = ("image_ap", "image_auroc", "f1", "dice", "iou")

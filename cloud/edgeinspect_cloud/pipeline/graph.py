@@ -60,6 +60,8 @@ PARAMETERS: dict[str, tuple[str, Any]] = {
     "gate_min_ap": ("float", 0.9),
     "gate_min_recall": ("float", 0.8),
     "gate_min_dice": ("float", 0.6),
+    "gate_max_ap_drop": ("float", 0.005),
+    "init_from": ("str", ""),
     "train_classification_gpus": ("int", 0),
     "train_segmentation_gpus": ("int", 0),
 }
@@ -135,11 +137,13 @@ def cli_args(node: StepDef, *, quick: bool = False, epochs: int | None = None) -
         args.append("--quick")
     if epochs is not None:
         args += ["--epochs", str(epochs)]
+    if node.step == "train":  # fine-tune from a registered version ("" = from scratch)
+        args += ["--init-from", Param("init_from"), "--registry", Param("registry_url")]
     if node.step == "train":  # the policy picks the shipped threshold on validation, in training
         args += ["--threshold-policy", Param("threshold_policy")]
     if node.step == "gate":
         args += ["--gate-min-ap", Param("gate_min_ap"), "--gate-min-recall", Param("gate_min_recall")]
-        args += ["--gate-min-dice", Param("gate_min_dice")]
+        args += ["--gate-min-dice", Param("gate_min_dice"), "--gate-max-ap-drop", Param("gate_max_ap_drop")]
         args += ["--gate-passed-out", Output("passed"), "--gate-report-out", Output("report")]
     if "signing_key" in node.secrets:
         args += ["--key", f"{KEY_DIR}/{KEY_FILE}"]

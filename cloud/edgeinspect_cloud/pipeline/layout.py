@@ -7,8 +7,11 @@ given the folder the previous steps left::
     RUN_DIR/run.json                  the options of the last invocation
     RUN_DIR/data/data.json            datasets, the root trained on, fingerprint, counts
     RUN_DIR/data/union/               several --dataset folders joined (links), when more than one
+    RUN_DIR/init/{task}.json          --init-from: the parent version, its weights, config and lines
+    RUN_DIR/init/{task}/              the parent's training checkpoint and package
     RUN_DIR/train/{task}/             the trainer's run: model.onnx, model_spec.json, result.json, report/
-    RUN_DIR/evaluate/{task}/          held-out evaluation report (metrics.json, report.html, plots)
+    RUN_DIR/evaluate/{task}/          held-out evaluation report (metrics.json, report.html, plots),
+                                      lines.json (every line's test split; with a parent, its figures)
     RUN_DIR/gate/{task}.json          the quality gate's verdict: thresholds, figures, passed
     RUN_DIR/compile/{task}/           model.onnx, model.int8.onnx, compile.json, golden-input.npy,
                                       baseline.json (drift baseline)
@@ -86,6 +89,15 @@ class PipelineOptions:
     """The multi-task network's recipe (``--arch``: preset[,key=value...]); ``None``: the default preset."""
     device: str = "cpu"
     """Where the multi-task model trains (``--device``: cpu, cuda, cuda:N)."""
+    init_from: list[str] = field(default_factory=list)
+    """``GROUP:VERSION`` per fine-tuned task (``--init-from``): train starts from that version's weights."""
+
+    def init_for(self, task: Task) -> str | None:
+        """The ``--init-from`` reference for ``task``'s group, or None (train from scratch)."""
+        for ref in self.init_from:
+            if ref.split(":", 1)[0] == GROUPS[task]:
+                return ref
+        return None
 
     def signing_key(self) -> Ed25519PrivateKey:
         """The ``--key`` private key: package and register sign with it; agent-check trusts its public key."""
@@ -120,6 +132,15 @@ class RunLayout:
 
     def evaluate_dir(self, task: Task) -> Path:
         return self.root / "evaluate" / task
+
+    def init_dir(self, task: Task) -> Path:
+        return self.root / "init" / task
+
+    def init_json(self, task: Task) -> Path:
+        return self.root / "init" / f"{task}.json"
+
+    def lines_json(self, task: Task) -> Path:
+        return self.evaluate_dir(task) / "lines.json"
 
     def gate_json(self, task: Task) -> Path:
         return self.root / "gate" / f"{task}.json"

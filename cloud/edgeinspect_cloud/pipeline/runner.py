@@ -145,7 +145,10 @@ def _headline(step: str, report: dict[str, Any]) -> str:
         )
     if step == "gate":
         verdict = "passed" if report["passed"] else "FAILED"
-        return f": {verdict} ({', '.join(_figure(f) for f in report['figures'])})"
+        figures = [_figure(f) for f in report["figures"]] + [
+            _regression(f) for f in report.get("regression", [])
+        ]
+        return f": {verdict} ({', '.join(figures)})"
     if step == "package":
         return f": {report['package']} ({report['size_bytes'] / 1e6:.2f} MB), verified"
     if step == "agent-check":
@@ -161,6 +164,12 @@ def _headline(step: str, report: dict[str, Any]) -> str:
 def _figure(figure: dict[str, Any]) -> str:
     value = "missing" if figure["value"] is None else f"{figure['value']:.3f}"
     return f"{figure['name']} {value} {'>=' if figure['passed'] else '<'} {figure['minimum']:.2f}"
+
+
+def _regression(figure: dict[str, Any]) -> str:
+    value = "missing" if figure["value"] is None else f"{figure['value']:.4f}"
+    verdict = "ok" if figure["passed"] else "REGRESSED"
+    return f"{figure['name']} {value} vs parent {figure['baseline']:.4f} {verdict}"
 
 
 def _result(layout: RunLayout, options: PipelineOptions, summary: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from edgeinspect_cloud.pipeline.finetune import old_line_figures
 from edgeinspect_cloud.pipeline.layout import PipelineError, PipelineOptions, RunLayout, Task
 from edgeinspect_cloud.registry.gate import GateRecord, failing_flags, judge
 
@@ -22,7 +23,7 @@ class GateFailedError(PipelineError):
 def step_gate(options: PipelineOptions, layout: RunLayout, task: Task) -> dict[str, Any]:
     """Judge ``task``'s evaluation against ``options.gate``; the report says which figures failed."""
     metrics, source = _figures(layout, task)
-    record = judge(task, metrics, options.gate, source)
+    record = judge(task, metrics, options.gate, source, old_line_figures(layout, task))
     layout.write(layout.gate_json(task), record.to_json())
     report: dict[str, Any] = record.to_json()
     if not record.passed:
@@ -45,8 +46,10 @@ def gate_error(records: list[GateRecord]) -> GateFailedError:
     flags = " ".join(f"{flag} X" for flag in dict.fromkeys(f for r in records for f in failing_flags(r)))
     return GateFailedError(
         f"quality gate failed ({failed}); nothing was compiled, packaged or registered",
-        hint="train a better model (more data or epochs, no --quick); if the thresholds are wrong for "
-        f"this line, set them per run ({flags}) or in EI_GATE_* (docs/pipelines.md)",
+        hint="train a better model (more data or epochs, no --quick; a fine-tune that forgets an "
+        "earlier line needs some of that line's frames beside the new ones, or fewer epochs); if the "
+        f"thresholds are wrong for this line, set them per run ({flags}) or in EI_GATE_* "
+        "(docs/pipelines.md)",
     )
 
 

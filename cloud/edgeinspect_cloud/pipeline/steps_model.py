@@ -19,6 +19,7 @@ from edgeinspect_cloud.evaluation.evaluate import evaluate_samples, json_ready
 from edgeinspect_cloud.evaluation.report import write_report
 from edgeinspect_cloud.evaluation.runner import OnnxModel
 from edgeinspect_cloud.evaluation.spec import ModelSpec
+from edgeinspect_cloud.pipeline.finetune import dataset_sources, evaluate_lines, prepare_init
 from edgeinspect_cloud.pipeline.layout import PipelineError, PipelineOptions, RunLayout, Task
 from edgeinspect_cloud.training.config import TrainConfig, TrainResult, default_config, with_arch
 
@@ -40,6 +41,7 @@ def step_data(options: PipelineOptions, layout: RunLayout) -> dict[str, Any]:
     )
     summary = {
         "datasets": [str(path) for path in options.datasets],
+        "sources": dataset_sources(options, layout),
         "root": str(root),
         "fingerprint": dataset_fingerprint(root),
         "counts": counts,
@@ -110,7 +112,8 @@ def step_train(options: PipelineOptions, layout: RunLayout, task: Task) -> tuple
     """Train ``task`` on the data step's dataset; the trainer exports ONNX and writes its spec."""
     root = layout.dataset_root()
     trainer = _trainer(task)
-    result = trainer(root, layout.train_dir(task), train_config(options, task))
+    config = prepare_init(options, layout, task) or train_config(options, task)
+    result = trainer(root, layout.train_dir(task), config)
     return result.summary(), result
 
 
@@ -139,12 +142,17 @@ def trained_spec(layout: RunLayout, task: Task) -> ModelSpec:
 
 
 def step_evaluate(options: PipelineOptions, layout: RunLayout, task: Task) -> dict[str, Any]:
-    """Evaluate the trained ONNX model on the held-out ``test`` split at its operating thresholds."""
+    """Evaluate the trained ONNX model on the held-out ``test`` split at its operating thresholds,
+    and on each line separately (every dataset of the run; fine-tuned, every earlier line too)."""
     root = layout.dataset_root()
     spec = trained_spec(layout, task)
     model_path = layout.require(layout.train_dir(task) / MODEL_FILE, "train")
+    lines = evaluate_lines(options, layout, task, model_path, spec)
     if not (root / "test").is_dir():
-        return {"skipped": f"{root} has no test split; the validation figures of training stand"}
+        return {
+            "skipped": f"{root} has no test split; the validation figures of training stand",
+            "lines": _line_summary(lines),
+        }
     samples = list_split(root, "test")
     evaluation = evaluate_samples(
         OnnxModel(model_path, spec), samples, thresholds=spec.thresholds, progress=options.progress
@@ -155,4 +163,15 @@ def step_evaluate(options: PipelineOptions, layout: RunLayout, task: Task) -> di
         title=f"{task} - held-out test split",
         context={"model": str(model_path), "dataset": str(root), "split": "test"},
     )
-    return {"report": str(folder), "metrics": json_ready(evaluation.metrics)}
+    return {"report": str(folder), "metrics": json_ready(evaluation.metrics), "lines": _line_summary(lines)}
+
+
+def _line_summary(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per line: image AP (and the parent's on an earlier line), for the summary and the step line."""
+    summary: dict[str, Any] = {}
+    for row in lines:
+        entry = {"image_ap": row["metrics"].get("image_ap")}
+        if "parent_metrics" in row:
+            entry["parent_image_ap"] = row["parent_metrics"].get("image_ap")
+        summary[row["name"]] = entry
+    return summary

@@ -35,6 +35,7 @@ from edgeinspect_cloud.data.split import stratified_split
 from edgeinspect_cloud.evaluation.spec import ModelSpec
 from edgeinspect_cloud.monitor.baseline import baseline_for_samples
 from edgeinspect_cloud.packaging import PackageDraft, check_package, precision_from_report
+from edgeinspect_cloud.pipeline.finetune import registration_lineage, training_weights
 from edgeinspect_cloud.pipeline.layout import GROUPS, PipelineError, PipelineOptions, RunLayout, Task
 from edgeinspect_cloud.pipeline.steps_agent import passed_agent_check
 from edgeinspect_cloud.pipeline.steps_gate import passed_gate
@@ -257,6 +258,7 @@ def step_register(options: PipelineOptions, layout: RunLayout, task: Task) -> di
             else draft.build(number, key, prebuilt.parent)
         )
 
+    trained = layout.read(layout.train_dir(task) / "result.json", "train")
     mv: ModelVersion = registry.register(
         group,
         build,
@@ -268,7 +270,9 @@ def step_register(options: PipelineOptions, layout: RunLayout, task: Task) -> di
             "seed": options.seed,
             GATE_KEY: gate,
             AGENT_CHECK_KEY: agent_check,
+            **registration_lineage(layout, task),
         },
+        weights=training_weights(layout, task, trained),
     )
     layout.write(layout.register_json(task), mv.to_json())
     return {
@@ -276,6 +280,7 @@ def step_register(options: PipelineOptions, layout: RunLayout, task: Task) -> di
         "version": mv.version,
         "status": mv.status,
         "package_url": mv.registration.package.url,
+        "weights_url": mv.registration.weights.url if mv.registration.weights else None,
     }
 
 

@@ -56,6 +56,24 @@ class PackageRef(_Record):
     has_int8: bool = False
 
 
+class WeightsRef(_Record):
+    """The training checkpoint of a version (``pipeline run --init-from`` fine-tunes from it).
+
+    Packages hold optimised ONNX only (batch norms folded, int8 beside it), which cannot be trained
+    further; the framework's own weights are stored beside the package, never shipped to devices.
+    ``config`` is the training configuration that built them: a fine-tune rebuilds the same network
+    (input size, width, crops) from it.
+    """
+
+    key: str
+    url: str
+    filename: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    format: Literal["pytorch", "keras"]
+    config: dict[str, JsonValue] = Field(default_factory=dict)
+
+
 class Registration(_Record):
     """The immutable part of a version, written once at ``groups/{group}/versions/{n}.json``.
 
@@ -76,6 +94,8 @@ class Registration(_Record):
     dataset_fingerprint: str
     package: PackageRef
     extra: dict[str, JsonValue] = Field(default_factory=dict)
+    weights: WeightsRef | None = None
+    """The training checkpoint (versions registered before weights were stored have none)."""
 
 
 class ModelVersion(_Record):

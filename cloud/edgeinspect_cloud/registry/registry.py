@@ -5,6 +5,8 @@ Layout under the store's URL (``s3://bucket/prefix`` or ``file:///folder``)::
     groups/{group}/versions/{n}.json          immutable registration record (claims version n)
     groups/{group}/status/{n}/{seq}.json      append-only status events (approve / reject)
     groups/{group}/packages/{group}-{n}.tar.gz the signed package
+    groups/{group}/weights/{group}-{n}.pt      the training checkpoint (``.weights.h5`` for Keras), from
+                                              which ``pipeline run --init-from GROUP:n`` fine-tunes
 
 Concurrency without a server or a lock service, on both stores:
 
@@ -29,8 +31,9 @@ import getpass
 import re
 import tarfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from edgeinspect.core.errors import PackageError
 from edgeinspect.core.hashing import sha256_file
@@ -53,6 +56,7 @@ from edgeinspect_cloud.registry.records import (
     Registration,
     Status,
     StatusChange,
+    WeightsRef,
     parse_record,
     record_bytes,
 )
@@ -70,6 +74,19 @@ _MAX_MANIFEST_BYTES = 1 << 20
 _VERSION_KEY = re.compile(r"^(\d+)\.json$")
 _EVENT_KEY = re.compile(r"^(\d+)/(\d+)\.json$")
 _JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class TrainingWeights:
+    """A checkpoint to store with a version: the file, its framework and the config that built it."""
+
+    path: Path
+    format: Literal["pytorch", "keras"]
+    config: dict[str, JsonValue] = field(default_factory=dict)
+
+    @property
+    def suffix(self) -> str:
+        return ".weights.h5" if self.format == "keras" else ".pt"
 
 
 def current_user() -> str:
@@ -157,12 +174,14 @@ class ModelRegistry:
         created_by: str | None = None,
         description: str = "",
         extra: dict[str, JsonValue] | None = None,
+        weights: TrainingWeights | None = None,
     ) -> ModelVersion:
         """Claim the next free version of ``group``, then upload the package ``build(n)`` made for it.
 
         The registration copies task, framework, metrics, thresholds and dataset fingerprint from the
         package's manifest, whose ``name`` must be ``group`` and ``version`` must be ``str(n)``. The new
-        version starts as ``PendingManualApproval``.
+        version starts as ``PendingManualApproval``. ``weights`` (the training checkpoint) are stored
+        beside the package, so a later run can fine-tune from this version.
         """
         _check_group(group)
         actor = created_by or current_user()
@@ -170,8 +189,12 @@ class ModelRegistry:
         for _ in range(self.max_attempts):
             path = Path(build(number))
             registration = self._registration_for(group, number, path, actor, description, extra or {})
+            if weights is not None:
+                registration = registration.model_copy(
+                    update={"weights": self._weights_ref(group, number, weights)}
+                )
             if self.store.put_bytes_if_absent(_version_key(group, number), record_bytes(registration), _JSON):
-                self._upload_package(registration, path)
+                self._upload_package(registration, path, weights)
                 log.info("model_registered", group=group, version=number, url=registration.package.url)
                 return ModelVersion(registration=registration, history=_initial(registration))
             log.info("version_taken", group=group, version=number)
@@ -294,10 +317,27 @@ class ModelRegistry:
             extra=extra,
         )
 
-    def _upload_package(self, registration: Registration, path: Path) -> None:
+    def _weights_ref(self, group: str, number: int, weights: TrainingWeights) -> WeightsRef:
+        filename = f"{group}-{number}{weights.suffix}"
+        key = f"{_group_prefix(group)}weights/{filename}"
+        return WeightsRef(
+            key=key,
+            url=self.store.url_for(key),
+            filename=filename,
+            sha256=sha256_file(weights.path),
+            size=weights.path.stat().st_size,
+            format=weights.format,
+            config=weights.config,
+        )
+
+    def _upload_package(
+        self, registration: Registration, path: Path, weights: TrainingWeights | None
+    ) -> None:
         """Upload after the claim; on failure, reject the version so it is never approved half-made."""
         try:
             self.store.put_file(registration.package.key, path, content_type="application/gzip")
+            if weights is not None and registration.weights is not None:
+                self.store.put_file(registration.weights.key, weights.path)
         except Exception as exc:  # any failure: the claimed version must not look approvable
             log.error(
                 "package_upload_failed",

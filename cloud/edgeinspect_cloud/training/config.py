@@ -10,7 +10,7 @@ predictions and metrics measured THROUGH ONNX RUNTIME, and the dataset fingerpri
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from dataclasses import replace as replace_arch
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +51,9 @@ class TrainConfig:
     recipe in :func:`~edgeinspect_cloud.training.multitask_arch.parse_arch`'s text form; set it with
     :func:`with_arch`, which also applies the recipe's width and input size. ``device`` is where
     PyTorch trains (``cpu``, or ``cuda``/``cuda:N`` where there is one); the export is on the CPU.
+    ``init_weights`` is a checkpoint of the same
+    network to start from instead of a random initialisation (a fine-tune, :func:`finetune_config`);
+    its validation before any update is recorded as "epoch 0".
     """
 
     task: Task
@@ -74,6 +77,7 @@ class TrainConfig:
     threshold_policy: str = "best-f1"
     arch: str | None = None
     device: str = "cpu"
+    init_weights: str | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -185,6 +189,48 @@ def default_config(task: Task, *, quick: bool = False, profile: Profile | None =
     return full.with_overrides(crop_height=96)
 
 
+FINETUNE_EPOCHS = 30
+"""Fine-tuning epochs (a few new-line frames make short epochs: 30 of them are a few hundred steps)."""
+FINETUNE_PATIENCE = 8
+FINETUNE_LR_FACTOR = 0.2
+"""A fine-tune's peak learning rate, as a share of the parent's: it adapts the weights, not replaces them."""
+FINETUNE_BATCH = 8
+"""At most this batch size: 24 training frames would otherwise make one or two steps per epoch."""
+
+
+def finetune_config(parent: dict[str, Any], init_weights: str | Path, **overrides: Any) -> TrainConfig:
+    """The short schedule that fine-tunes a parent's network: its architecture, a lower learning rate.
+
+    The network must be the parent's (input size, width, crops, resize mode all come from
+    ``parent``, the config its checkpoint was trained with); the schedule is a fine-tune's:
+    :data:`FINETUNE_LR_FACTOR` of the parent's learning rate, :data:`FINETUNE_EPOCHS` epochs with
+    patience :data:`FINETUNE_PATIENCE`, batches of at most :data:`FINETUNE_BATCH`. ``overrides``
+    (``None`` values ignored) set seed, epochs, progress, threshold policy and the like.
+    """
+    known = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in parent.items() if k in known}
+    augment = values.get("augment")
+    if isinstance(augment, dict):
+        augment_fields = {f.name for f in fields(AugmentConfig)}
+        values["augment"] = AugmentConfig(**{k: v for k, v in augment.items() if k in augment_fields})
+    try:
+        base = TrainConfig(**values)
+    except TypeError as exc:
+        raise TrainingError(
+            f"the parent's training config is incomplete: {exc}",
+            hint="fine-tune from a version registered by this edgeinspect (its weights carry their config)",
+        ) from exc
+    tuned = base.with_overrides(
+        learning_rate=base.learning_rate * FINETUNE_LR_FACTOR,
+        epochs=FINETUNE_EPOCHS,
+        patience=FINETUNE_PATIENCE,
+        batch_size=min(base.batch_size, FINETUNE_BATCH),
+        max_train_images=None,
+        init_weights=str(init_weights),
+    )
+    return replace(tuned, max_train_images=None).with_overrides(**overrides)
+
+
 def _multitask_config(profile: Profile) -> TrainConfig:
     """The multi-task network's settings: one network, so one width; crops for speed except ``quick``.
 
@@ -272,6 +318,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     report_dir: Path | None = None
     operating_point: OperatingPoint | None = None
+    initial_loss: float = float("nan")
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary (no arrays, no model): what ``train`` prints and writes as ``result.json``."""
@@ -291,6 +338,9 @@ class TrainResult:
             "best_epoch": self.best_epoch,
             "config": self.config.to_dict(),
             "report_dir": None if self.report_dir is None else str(self.report_dir),
+            "initial_loss": self.initial_loss if np.isfinite(self.initial_loss) else None,
+            "init_weights": self.config.init_weights,
+            "history": self.history,
         }
 
     def write_summary(self) -> Path:

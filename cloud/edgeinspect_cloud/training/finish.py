@@ -49,6 +49,8 @@ class FitOutcome:
     best_epoch: int
     epochs_run: int
     train_seconds: float
+    initial_loss: float = float("nan")
+    """Loss on the first training batch before any update (low when the run started from weights)."""
 
 
 def run_training(
@@ -149,6 +151,7 @@ def finish_run(run_dir: Path, config: TrainConfig, data: PreparedData, fit: FitO
         history=fit.history,
         report_dir=report_dir,
         operating_point=point,
+        initial_loss=fit.initial_loss,
     )
 
 

@@ -5,6 +5,8 @@
 The loss is binary cross-entropy plus soft Dice over the batch: cross-entropy alone lets a net that
 predicts "no defect" everywhere look good, since defect pixels are well under 1% of all pixels.
 Validation micro-Dice picks the best epoch (``checkpoints/segmenter-best.weights.h5``) and stops early.
+With ``config.init_weights`` (a fine-tune) the U-Net starts from that checkpoint, validated first as
+"epoch 0" (recorded, not a candidate for the best epoch; see ``torchfit``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from edgeinspect.core.package import Framework
 
 from edgeinspect_cloud.data.arrays import ArraySet
 from edgeinspect_cloud.data.augment import balanced_order
+from edgeinspect_cloud.errors import TrainingError
 from edgeinspect_cloud.evaluation.metrics import average_precision, dice_iou
 from edgeinspect_cloud.training.config import TrainConfig, TrainResult, default_config
 from edgeinspect_cloud.training.epochs import run_epoch
@@ -120,6 +123,13 @@ def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
     history: list[dict[str, float]] = []
     best: tuple[float, float] = (-1.0, -1.0)
     best_epoch, stale, started = 0, 0, time.perf_counter()
+    if cfg.init_weights:
+        _load_weights(model, cfg.init_weights)
+        if trainee is not model:
+            trainee.set_weights(model.get_weights())
+    initial = _initial_loss(model, data, cfg)
+    if cfg.init_weights:  # where the parent stands on the new data, before any update: epoch 0
+        history.append({"epoch": 0, "loss": initial, **_validate(model, data.val)})
     epochs = tqdm(range(1, cfg.epochs + 1), desc="segmenter", unit="epoch", disable=not cfg.progress)
     for epoch in epochs:
         loss = _train_epoch(trainee, data.train, cfg, epoch, crop)
@@ -142,7 +152,29 @@ def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
     seconds = time.perf_counter() - started
     model.load_weights(best_path)
     framework = Framework(name="keras", version=f"{keras.__version__} (tensorflow {tf.__version__})")
-    return FitOutcome(model, framework, best_path, history, best_epoch, len(history), seconds)
+    epochs_run = sum(1 for row in history if row["epoch"] > 0)
+    return FitOutcome(model, framework, best_path, history, best_epoch, epochs_run, seconds, initial)
+
+
+def _load_weights(model: Any, path: str) -> None:
+    """Start from a stored U-Net checkpoint; another network's weights are a clear error."""
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError) as exc:
+        raise TrainingError(
+            f"cannot start the U-Net from {path}: {str(exc).splitlines()[0]}",
+            hint="the checkpoint must come from the same network and settings (fine-tune with the "
+            "parent version's own config, as pipeline run --init-from does)",
+        ) from exc
+
+
+def _initial_loss(model: Any, data: PreparedData, cfg: TrainConfig) -> float:
+    """The loss on the first training batch (as stored, no augmentation) before any update."""
+    count = min(cfg.batch_size, len(data.train))
+    if count == 0:
+        return float("nan")
+    predicted = model(data.train.images[:count], training=False)
+    return float(np.asarray(dice_bce_loss(data.train.masks[:count, None], predicted)))
 
 
 def _train_epoch(model: Any, train: ArraySet, cfg: TrainConfig, epoch: int, crop: int | None) -> float:

@@ -6,6 +6,12 @@ epoch, the best one kept by a task-given ranking of the validation figures, earl
 ``config.patience`` epochs without a better one. Each network brings only its loss, its validation
 and its ranking.
 
+With ``config.init_weights`` (a fine-tune) the network starts from that checkpoint, and those
+weights are validated as "epoch 0" first (recorded, not a candidate: a few new-line validation frames
+saturate AP, and a noisy tie must not silently turn the fine-tune into a copy of its parent; the
+gate compares the two on held-out frames instead). Every run records ``initial_loss``, the loss on
+its first training batch before any update, which shows whether a start was a trained one.
+
 Import this module only where torch is wanted: it imports torch at the top.
 """
 
@@ -24,6 +30,7 @@ from tqdm import tqdm
 
 from edgeinspect_cloud.data.arrays import ArraySet
 from edgeinspect_cloud.data.augment import balanced_order
+from edgeinspect_cloud.errors import TrainingError
 from edgeinspect_cloud.training.config import TrainConfig
 from edgeinspect_cloud.training.epochs import run_epoch
 from edgeinspect_cloud.training.finish import FitOutcome
@@ -74,6 +81,12 @@ def fit_torch(
     history: list[dict[str, float]] = []
     best: tuple[float, ...] | None = None
     best_epoch, stale, started = 0, 0, time.perf_counter()
+    if cfg.init_weights:
+        load_checkpoint(model, cfg.init_weights)
+    initial = initial_loss(model, data, cfg, loss)
+    if cfg.init_weights:  # where the parent stands on the new data, before any update: epoch 0
+        history.append({"epoch": 0, "loss": initial, **validate(model, data.val)})
+        log.info("epoch_done", task=cfg.task, **history[-1])
     epochs = tqdm(range(1, cfg.epochs + 1), desc=name, unit="epoch", disable=not cfg.progress)
     for epoch in epochs:
         if epoch_start is not None:
@@ -97,7 +110,44 @@ def fit_torch(
     model.cpu()
     model.eval()
     framework = Framework(name="pytorch", version=torch.__version__)
-    return FitOutcome(model, framework, best_path, history, best_epoch, len(history), seconds)
+    epochs_run = sum(1 for row in history if row["epoch"] > 0)
+    return FitOutcome(model, framework, best_path, history, best_epoch, epochs_run, seconds, initial)
+
+
+def load_checkpoint(model: Any, path: str | Path) -> None:
+    """Load a checkpoint's ``state_dict`` into ``model``; a different network is a clear error."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        model.load_state_dict(
+            state["state_dict"] if isinstance(state, dict) and "state_dict" in state else state
+        )
+    except (OSError, RuntimeError, KeyError, EOFError) as exc:
+        raise TrainingError(
+            f"cannot start from {path}: {str(exc).splitlines()[0]}",
+            hint="the checkpoint must come from the same network and settings (fine-tune with the "
+            "parent version's own config, as pipeline run --init-from does)",
+        ) from exc
+
+
+def initial_loss(model: Any, data: PreparedData, cfg: TrainConfig, loss: BatchLoss) -> float:
+    """The loss on the first training batch (as stored, no augmentation) before any update."""
+    count = min(cfg.batch_size, len(data.train))
+    if count == 0:
+        return float("nan")
+    images, masks = data.train.images[:count], data.train.masks[:count]
+    labels = data.train.labels[:count].astype(np.float32)
+    if cfg.crop_height and cfg.crop_height < images.shape[2]:
+        images, masks = images[:, :, : cfg.crop_height], masks[:, : cfg.crop_height]
+        labels = (masks.reshape(count, -1).max(axis=1) > 0.5).astype(np.float32)
+    model.eval()
+    with torch.no_grad():
+        value = loss(
+            model,
+            torch.from_numpy(np.ascontiguousarray(images)),
+            torch.from_numpy(labels)[:, None],
+            torch.from_numpy(np.ascontiguousarray(masks)),
+        )
+    return float(value.item())
 
 
 def train_epoch(
