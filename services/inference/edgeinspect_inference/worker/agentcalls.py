@@ -134,7 +134,7 @@ class AgentModelCaller:
         try:
             response = self._predict(target, pre, frame_id)
         except AgentError as exc:
-            raise self._translate(target, exc) from exc
+            raise self.translate(target, exc) from exc
         self._metrics.round_trip.labels(target.alias).observe(time.perf_counter() - started)
         answered = self._answering_manifest(target, response)
         try:
@@ -143,7 +143,7 @@ class AgentModelCaller:
                 response.outputs,
                 pre.geometry,
                 latency_ms=response.latency_ms,
-                thresholds=self._thresholds(answered),
+                thresholds=self.thresholds(answered),
             )
             shadow = self._shadow(target, answered, response, pre)
         except MessageError as exc:
@@ -218,14 +218,16 @@ class AgentModelCaller:
             latency_ms=shadow.latency_ms,
             role="shadow",
             want_mask=False,
-            thresholds=self._thresholds(manifest),
+            thresholds=self.thresholds(manifest),
         )
 
-    def _thresholds(self, manifest: Manifest) -> Thresholds | None:
+    def thresholds(self, manifest: Manifest) -> Thresholds | None:
         """The line's thresholds for this version (None: the manifest's own)."""
         return None if self._overrides is None else self._overrides.thresholds(manifest)[0]
 
-    def _translate(self, target: Target, exc: AgentError) -> EdgeInspectError:
+    def translate(self, target: Target, exc: AgentError) -> EdgeInspectError:
+        """What an agent error means for the frame (the module docstring's table); the tiled path
+        uses it too, so an error means the same whether the frame was tiled or not."""
         if exc.code in _TRANSIENT:
             return AgentUnavailable(f"agent call for {target.alias} failed: {exc}", hint=exc.hint)
         if exc.code in _MISSING:

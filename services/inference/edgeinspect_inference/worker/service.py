@@ -92,7 +92,6 @@ class WorkerService:
                 settings.tiling_config(),
                 batch=settings.tiling_batch,
                 timeout_s=settings.agent_timeout_s,
-                overrides=self.overrides,
             ),
         )
         committer = Committer(

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from edgeinspect.core.agent_client import AgentClient, PredictCall, PredictResult
 from edgeinspect.core.errors import AgentError, ImageError, MessageError
-from edgeinspect.core.package import Manifest, Thresholds
+from edgeinspect.core.package import Manifest
 from edgeinspect.core.postprocess import CLASSIFICATION_MEANINGS, SEGMENTATION_MEANINGS, classification_score
 from edgeinspect.core.preprocess import Geometry, Preprocessed, preprocess
 from edgeinspect.core.tiling import Blend, FrameTooLarge, Stitcher, Tile, TilePlan, TilingConfig, decide
@@ -38,7 +38,6 @@ from edgeinspect_inference.worker.agentcalls import AgentModelCaller
 from edgeinspect_inference.worker.catalog import Target
 from edgeinspect_inference.worker.judge import Answer, ModelProblem, StaleTarget
 from edgeinspect_inference.worker.metrics import WorkerMetrics
-from edgeinspect_inference.worker.overrides import ThresholdOverrides
 from edgeinspect_inference.worker.postprocess import postprocess_all
 
 Image = npt.NDArray[np.uint8]
@@ -56,15 +55,13 @@ class TiledCaller:
         *,
         batch: int = 8,
         timeout_s: float = 10.0,
-        overrides: ThresholdOverrides | None = None,
     ) -> None:
         self._client = client
-        self._caller = caller  # its error translation: one meaning for an agent error, tiled or not
+        self._caller = caller  # its error translation and line thresholds: the same, tiled or not
         self._metrics = metrics
         self.config = config
         self._batch = batch
         self._timeout_s = timeout_s
-        self._overrides = overrides
 
     def plan(self, target: Target, image: Image) -> TilePlan | None:
         """The tiles for this frame, None to judge it whole; ``ModelProblem`` when it is too large."""
@@ -100,7 +97,7 @@ class TiledCaller:
                 frame.outputs(),
                 _identity(image.shape[0], image.shape[1]),
                 latency_ms=latency_ms,
-                thresholds=self._thresholds(target.manifest),
+                thresholds=self._caller.thresholds(target.manifest),
             )
         except (MessageError, ImageError) as exc:
             raise ModelProblem(f"{target.alias}: {exc.message}", reason="output") from exc
@@ -123,7 +120,7 @@ class TiledCaller:
         try:
             answered = self._client.predict_batch(calls, timeout_s=self._timeout_s)
         except AgentError as exc:
-            raise self._caller._translate(target, exc) from exc
+            raise self._caller.translate(target, exc) from exc
         versions = {(r.name, r.version) for r in answered}
         if versions != {(target.name, target.version)}:
             raise StaleTarget(
@@ -131,9 +128,6 @@ class TiledCaller:
                 f"not all by {target.name}:{target.version}"
             )
         return answered
-
-    def _thresholds(self, manifest: Manifest) -> Thresholds | None:
-        return None if self._overrides is None else self._overrides.thresholds(manifest)[0]
 
 
 class FrameOutputs:
