@@ -389,10 +389,8 @@ class FastPathServer:
         return feeds
 
     def _run(self, request: PredictRequest, feeds: dict[str, np.ndarray]) -> PredictOutcome:
-        """Predict; inputs are copied only when a shadow may read them after we answer."""
-        _model, alias = self._table.resolve(request.model)
-        if alias is not None and alias.shadow is not None and not request.wait_shadow:
-            feeds = {name: value.copy() for name, value in feeds.items()}
+        """Predict on views of the client's memory: a shadow that reads them after we answer gets the
+        copy the shadow runner takes when it queues the run (before the primary returns)."""
         if self._batcher is not None and not request.wait_shadow:
             return self._batcher.submit(PredictCall(request.model, feeds, request.frame_id))
         return self._table.predict(request.model, feeds, wait_shadow=request.wait_shadow)
