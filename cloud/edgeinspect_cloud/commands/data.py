@@ -70,7 +70,7 @@ def _synth(args: argparse.Namespace) -> int:
         defect_kinds=tuple(args.defect_kinds) if args.defect_kinds else None,
         families=args.families,
     )
-    print(summary.to_json())
+    print(summary.to_json(per_image=False))
     return 0
 
 

@@ -2,9 +2,10 @@
 
 Training scenes add to the classic kinds (:mod:`edgeinspect_cloud.data.defects`) a *grain crack*: a
 long, thin, low-contrast crack that runs along the surface's own lines (the escapes a line sees
-most). Good parts carry dust, fibres, smudges and benign straight marks along the texture lines, so
-a model must learn what makes a line a defect (it starts and ends on the part, wanders, tapers), not
-that every line is one.
+most), and *irregular* flaws of random shape, fill and edge (no one drawing rule). Good parts carry
+dust, fibres, smudges and benign straight marks along the texture lines, so a model must learn
+what makes a line a defect (it starts and ends on the part, wanders, tapers), not that every line
+is one.
 
 Held-out scenes use defect-drawing rules no training scene uses: hairlines along smooth Bezier
 curves (1 px), chipped coating (sharp polygons), pit clusters, scuffed patches, and the blister kind.
@@ -19,8 +20,8 @@ from edgeinspect_cloud.data import defects
 from edgeinspect_cloud.data.defects import Defect
 from edgeinspect_cloud.data.textures import Plane, f32
 
-TRAIN_KINDS = ("scratch", "crack", "spot", "dent", "grain-crack")
-_TRAIN_WEIGHTS = (0.22, 0.15, 0.2, 0.18, 0.25)
+TRAIN_KINDS = ("scratch", "crack", "spot", "dent", "grain-crack", "irregular")
+_TRAIN_WEIGHTS = (0.18, 0.12, 0.15, 0.15, 0.22, 0.18)
 HELDOUT_KINDS = ("hairline", "chip", "pits", "scuff", "blister")
 
 
@@ -40,6 +41,39 @@ def grain_crack(rng: np.random.Generator, height: int, width: int, strength: flo
     amplitude = -defects._contrast(rng, strength, 4.0, 12.0)
     effect = amplitude * cv2.GaussianBlur(alpha, (0, 0), 0.5)
     return Defect("grain-crack", f32(effect), defects._mask(alpha, dilate=2))
+
+
+def irregular(rng: np.random.Generator, height: int, width: int, strength: float) -> Defect:
+    """A local flaw of random shape: no single drawing rule, so the network learns "unlike the rest".
+
+    A random polygon or ellipse (2-18 px across), filled, hollow (only its rim) or streaked, lighter
+    or darker than the surface, with a sharp or a soft edge: the many flaw shapes a line meets that
+    none of the named kinds (scratch, crack, spot, dent) draws.
+    """
+    alpha = np.zeros((height, width), np.float32)
+    cx, cy = defects._start(rng, height, width, 20)
+    radius = defects._log_uniform(rng, 2.0, 18.0)
+    if rng.random() < 0.5:
+        corners = int(rng.integers(3, 9))
+        angles = np.sort(rng.uniform(0, 2 * np.pi, corners))
+        radii = radius * rng.uniform(0.4, 1.3, corners)
+        points = np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], axis=1)
+        cv2.fillPoly(alpha, [points.round().astype(np.int32)], 1.0)
+    else:
+        axes = (max(1, round(radius)), max(1, round(radius * rng.uniform(0.3, 1.0))))
+        cv2.ellipse(alpha, (round(cx), round(cy)), axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+    style = rng.random()
+    if style < 0.25 and radius > 4:  # hollow: only the rim differs (a ring mark, an edge of a chip)
+        shape = f32(cv2.morphologyEx(alpha, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
+    elif style < 0.45:  # streaked inside: abrasion
+        streaks = np.abs(rng.standard_normal((height, width)).astype(np.float32))
+        shape = alpha * f32(cv2.GaussianBlur(streaks, (0, 0), 0.7)) * 1.5
+    else:
+        shape = alpha
+    sharpness = float(rng.uniform(0.3, 1.5))
+    amplitude = float(rng.choice([-1.0, 1.0])) * defects._contrast(rng, strength, 4.0, 12.0)
+    effect = amplitude * cv2.GaussianBlur(f32(shape), (0, 0), sharpness)
+    return Defect("irregular", f32(effect), defects._mask(alpha, dilate=1))
 
 
 def hairline(rng: np.random.Generator, height: int, width: int, strength: float, angle: float) -> Defect:
@@ -134,6 +168,8 @@ def scene_defect(
             kind = str(rng.choice(TRAIN_KINDS, p=_TRAIN_WEIGHTS))
             if kind == "grain-crack":
                 defect = grain_crack(rng, height, width, strength, angle)
+            elif kind == "irregular":
+                defect = irregular(rng, height, width, strength)
             else:
                 defect = defects.random_defect(rng, height, width, strength, (kind,))
         if defect.mask.sum() >= 4:

@@ -23,6 +23,20 @@ FamilySet = Literal["classic", "train", "heldout"]
 FAMILY_SETS: tuple[FamilySet, ...] = ("classic", "train", "heldout")
 
 
+PROCEDURAL_SHARE = 0.4
+"""Share of ``train`` parts drawn on a procedural surface (a new random texture each); the rest are
+spread evenly over the named training families."""
+
+
+def _draw_family(rng: np.random.Generator, heldout: bool) -> str:
+    """The surface family of one part: held out, procedural (:data:`PROCEDURAL_SHARE`) or a named one."""
+    if heldout:
+        return str(rng.choice(list(surfaces.HELDOUT_FAMILIES)))
+    if rng.random() < PROCEDURAL_SHARE:
+        return "procedural"
+    return str(rng.choice([name for name in surfaces.TRAIN_FAMILIES if name != "procedural"]))
+
+
 def family_names(family_set: FamilySet) -> tuple[str, ...]:
     """The surface families a set draws from (``classic``: the original four)."""
     if family_set == "heldout":
@@ -47,6 +61,10 @@ def train_lighting(rng: np.random.Generator, height: int, width: int) -> Plane:
         cy, cx = rng.uniform(-1, 1, 2)
         sy, sx = rng.uniform(0.05, 0.4, 2)
         light = light + rng.uniform(0.05, 0.35) * np.exp(-(((ys - cy) / sy) ** 2) - ((xs - cx) / sx) ** 2)
+    for _ in range(int(rng.poisson(0.7))):  # reflections of a long light: a band, narrow or wide
+        theta = rng.uniform(0.0, np.pi)
+        across = ys * np.cos(theta) - xs * np.sin(theta) - rng.uniform(-1.0, 1.0)
+        light = light + rng.uniform(0.05, 0.25) * np.exp(-((across / rng.uniform(0.02, 0.3)) ** 2))
     return f32(np.clip(light, 0.05, 0.95))
 
 
@@ -114,6 +132,12 @@ def camera(rng: np.random.Generator, rgb: Plane, heldout: bool) -> Plane:
         blur = float(rng.uniform(0.0, 1.5))
         if blur > 0.3:
             rgb = f32(cv2.GaussianBlur(rgb, (0, 0), blur))
+        if rng.random() < 0.25:  # the part moved during exposure: a short smear in any direction
+            length = int(rng.integers(2, 6))
+            rgb = f32(cv2.filter2D(rgb, -1, textures._motion_kernel(length, float(rng.uniform(0, 180)))))
+        if rng.random() < 0.25:  # sensor read-out: a fixed offset per row or per column
+            axis = (height, 1, 1) if rng.random() < 0.5 else (1, width, 1)
+            rgb = rgb + rng.normal(0.0, rng.uniform(0.5, 3.0), axis).astype(np.float32)
     gamma = float(np.exp(rng.normal(0.0, 0.15)))
     rgb = f32(255.0 * (np.clip(rgb, 0, 255) / 255.0) ** gamma)
     level = np.float32(rng.uniform(1.0, 8.0))
@@ -127,7 +151,7 @@ def render_scene(
     """One ``HxWx3`` RGB image, its 0/255 mask and the surface family drawn, for ``train``/``heldout``."""
     heldout = family_set == "heldout"
     families = surfaces.HELDOUT_FAMILIES if heldout else surfaces.TRAIN_FAMILIES
-    name = str(rng.choice(list(families)))
+    name = _draw_family(rng, heldout)
     plane, angle = families[name](rng, height, width)
     strength = float(rng.uniform(0.02, 0.06))
     light = heldout_lighting(rng, height, width) if heldout else train_lighting(rng, height, width)

@@ -3,7 +3,8 @@
 Each family is a function ``(rng, height, width) -> (plane, angle)``: a zero-mean, unit-std float32
 luminance texture and the direction of its dominant lines in degrees (defects "along the grain" and
 benign marks follow it). The classic four (brushed, grain, cast, plastic) live in
-:mod:`edgeinspect_cloud.data.textures`; :data:`TRAIN_FAMILIES` adds eight more, and
+:mod:`edgeinspect_cloud.data.textures`; :data:`TRAIN_FAMILIES` adds eight more and
+a procedural family (a random composition of generic texture primitives, new for every part), and
 :data:`HELDOUT_FAMILIES` are four surfaces built by rules no training family uses (knurled
 cross-hatch, galvanised spangle crystals, twill carbon weave, perforated sheet). Training and the
 default pipeline never draw a held-out family: they exist to measure how a model fares on a surface
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 
 from edgeinspect_cloud.data import textures
+from edgeinspect_cloud.data.procedural import procedural
 from edgeinspect_cloud.data.textures import Plane, smooth_noise
 
 Family = Callable[[np.random.Generator, int, int], tuple[Plane, float]]
@@ -238,8 +240,10 @@ TRAIN_FAMILIES: dict[str, Family] = {
     "printed": printed,
     "speckled": speckled,
     "ground": hairline_brushed,
+    "procedural": procedural,
 }
-"""The families training data may be drawn from (``--families train``)."""
+"""The families training data may be drawn from (``--families train``); ``procedural`` is a new
+random surface every time (:mod:`edgeinspect_cloud.data.procedural`)."""
 
 HELDOUT_FAMILIES: dict[str, Family] = {
     "knurled": knurled,

@@ -50,10 +50,16 @@ class SynthSummary:
     """The family set drawn from (``classic``, ``train`` or ``heldout``: see ``scenes.render_scene``)."""
     family_counts: dict[str, int] = field(default_factory=dict)
     """Images per surface family (``train``/``heldout`` sets; empty for ``classic``)."""
+    image_families: dict[str, str] = field(default_factory=dict)
+    """Each image's surface family by file stem (``train``/``heldout`` sets), for figures per family."""
 
-    def to_json(self) -> str:
-        """One-line JSON, for the CLI's last line and for ``synth.json`` beside the splits."""
-        return json.dumps(asdict(self), sort_keys=True)
+    def to_json(self, *, per_image: bool = True) -> str:
+        """One-line JSON for ``synth.json`` beside the splits; ``per_image=False``: the CLI's last line
+        (without the per-image families, which would make it thousands of entries long)."""
+        record = asdict(self)
+        if not per_image:
+            record.pop("image_families")
+        return json.dumps(record, sort_keys=True)
 
 
 def render_sample(
@@ -160,6 +166,7 @@ def write_dataset(
         if used:  # an empty split folder would be an error for every reader
             folder.mkdir(parents=True, exist_ok=True)
     family_counts: dict[str, int] = {}
+    image_families: dict[str, str] = {}
     for index in range(count):
         rng = np.random.default_rng([seed, index])
         if families == "classic":
@@ -172,6 +179,8 @@ def write_dataset(
             family_counts[family] = family_counts.get(family, 0) + 1
         folder = root / ("test" if test[index] else "train")
         stem = f"{FIRST_ID + index:05d}"
+        if families != "classic":
+            image_families[stem] = family
         _write_png(folder / f"{stem}.png", np.ascontiguousarray(image[:, :, ::-1]))
         _write_png(folder / f"{stem}_GT.png", mask)
     summary = SynthSummary(
@@ -185,6 +194,7 @@ def write_dataset(
         test_defective=int((defective & test).sum()),
         families=families,
         family_counts=dict(sorted(family_counts.items())),
+        image_families=image_families,
     )
     (root / "synth.json").write_text(summary.to_json() + "\n")
     return summary

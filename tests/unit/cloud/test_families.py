@@ -8,6 +8,7 @@ generation stays seeded, that distractors are good parts, and that every family 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -47,6 +48,11 @@ def test_a_training_dataset_records_only_training_families(tmp_path: Path) -> No
     assert set(summary.family_counts) <= set(surfaces.TRAIN_FAMILIES)
     recorded = json.loads((tmp_path / "d" / "synth.json").read_text())
     assert recorded["families"] == "train" and family_set_of(tmp_path / "d") == "train"
+    stems = {p.stem for p in (tmp_path / "d").rglob("*.png") if not p.stem.endswith("_GT")}
+    assert set(recorded["image_families"]) == stems  # each image's family, for figures per family
+    assert sorted(recorded["image_families"].values()) == sorted(
+        name for name, n in summary.family_counts.items() for _ in range(n)
+    )
 
 
 @pytest.mark.parametrize("families", ["train", "heldout"])
@@ -79,6 +85,30 @@ def test_scenes_are_valid_images_with_masks_only_on_defective_parts(family_set: 
         assert mask.shape == (128, 48) and set(np.unique(mask)) <= {0, 255}
         assert bool(mask.any()) == defective
         assert family in scenes.family_names(family_set)  # type: ignore[arg-type]
+
+
+def test_procedural_surfaces_differ_from_part_to_part_and_cover_every_primitive() -> None:
+    """The procedural family is a new surface each time, drawn from all of its generic primitives."""
+    from edgeinspect_cloud.data import procedural
+
+    planes = [procedural.procedural(np.random.default_rng([2, i]), 96, 48)[0] for i in range(6)]
+    for a, b in itertools.pairwise(planes):
+        assert float(np.abs(np.corrcoef(a.ravel(), b.ravel())[0, 1])) < 0.9
+    for name, primitive in procedural.PRIMITIVES.items():
+        layer = primitive(np.random.default_rng(4), 96, 48, 30.0)
+        assert layer.shape == (96, 48) and np.isfinite(layer).all() and float(layer.std()) > 0, name
+    drawn = {scenes.render_scene(np.random.default_rng([8, i]), 64, 32, False, "train")[2] for i in range(40)}
+    assert "procedural" in drawn and len(drawn) >= 6
+
+
+def test_irregular_flaws_vary_in_shape_and_sign_and_are_always_masked() -> None:
+    signs = set()
+    for index in range(24):
+        defect = defects_extra.irregular(np.random.default_rng([3, index]), 96, 48, 0.04)
+        assert defect.kind == "irregular" and defect.mask.sum() >= 4
+        assert np.abs(defect.effect[~defect.mask]).max() < np.abs(defect.effect[defect.mask]).max()
+        signs.add(float(np.sign(defect.effect[defect.mask].sum())))
+    assert signs == {-1.0, 1.0}
 
 
 def test_distractors_mark_good_parts_which_stay_labelled_good() -> None:
