@@ -86,6 +86,18 @@ def _stem(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
     )
 
 
+INPUT_NORM_EPS = 0.05
+"""Floor of a channel's spread in :func:`standardise_per_image` (normalised units): a flat channel
+(a saturated or blank frame) is not amplified into noise."""
+
+
+def standardise_per_image(x: torch.Tensor) -> torch.Tensor:
+    """Each image's channels to zero mean, unit spread: colour casts and exposure cancel out."""
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    spread = torch.sqrt(((x - mean) ** 2).mean(dim=(2, 3), keepdim=True) + INPUT_NORM_EPS**2)
+    return (x - mean) / spread
+
+
 def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``x`` upsampled (nearest) to ``like``'s height and width: a skip connection's partner."""
     return F.interpolate(x, size=like.shape[-2:], mode="nearest")
@@ -124,6 +136,8 @@ class MultiTaskNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised float ``[N, C, H, W]`` -> (defect logit ``[N, 1]``, mask logits ``[N, 1, H, W]``)."""
         height, width = x.shape[-2], x.shape[-1]
+        if self.arch.input_norm == "image":
+            x = standardise_per_image(x)
         stride = self.arch.stride
         pad_h, pad_w = (-height) % stride, (-width) % stride
         if pad_h or pad_w:

@@ -75,6 +75,7 @@ def test_a_recipe_text_round_trips_and_overrides_a_preset() -> None:
         ("baseline,stages=5,input=40x40", "smaller than the network's stride 64"),
         ("baseline,width", "has no value"),
         ("baseline,mask_weight=0", "mask_weight must be > 0"),
+        ("baseline,input_norm=local", "input_norm must be fixed or image"),
     ],
 )
 def test_a_bad_recipe_says_what_was_wrong_and_what_to_do(text: str, says: str) -> None:
@@ -82,6 +83,24 @@ def test_a_bad_recipe_says_what_was_wrong_and_what_to_do(text: str, says: str) -
         parse_arch(text)
     assert says in raised.value.message
     assert raised.value.hint
+
+
+def test_per_image_input_norm_makes_the_network_blind_to_gain_and_offset() -> None:
+    """Colour, exposure and camera gain differ from line to line: ``input_norm=image`` cancels them."""
+    import torch
+
+    torch.manual_seed(0)
+    net = MultiTaskNet(parse_arch("baseline,width=4,input_norm=image")).eval()
+    fixed = MultiTaskNet(parse_arch("baseline,width=4")).eval()
+    frame = torch.randn(1, 3, HEIGHT, WIDTH) * 2.0  # normalised units: well above the spread floor
+    recoloured = frame * torch.tensor([1.4, 0.9, 0.5]).view(1, 3, 1, 1) + 0.3
+    with torch.no_grad():
+        same, moved = net(frame), net(recoloured)
+        before, after = fixed(frame), fixed(recoloured)
+    for a, b in zip(same, moved, strict=True):
+        assert torch.allclose(a, b, atol=2e-3)
+    assert not torch.allclose(before[1], after[1], atol=1e-3)
+    assert parse_arch("seg-first,input_norm=image").text().endswith("input_norm=image")
 
 
 def test_with_arch_applies_the_recipe_width_and_input() -> None:
