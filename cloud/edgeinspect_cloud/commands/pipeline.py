@@ -94,6 +94,12 @@ def register(subparsers: Any) -> None:
         "texture mixing: for datasets of several surfaces) or off",
     )
     run.add_argument(
+        "--no-tiling-hint",
+        action="store_true",
+        help="leave the manifest's tiling block out (by default a model trained on frames larger than "
+        "its input tells devices to tile big camera frames at that training frame size)",
+    )
+    run.add_argument(
         "--init-from",
         action="append",
         default=[],
@@ -244,6 +250,7 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         arch=args.arch,
         device=args.device,
         augment=args.augment,
+        tiling_hint=not args.no_tiling_hint,
         init_from=init_from,
         gate=default_gate().with_overrides(
             min_image_ap=args.gate_min_ap,

@@ -35,6 +35,7 @@ from edgeinspect.core.package import (
     OutputSpec,
     Precision,
     Thresholds,
+    TilingHint,
     build_package,
     utc_now,
 )
@@ -102,11 +103,13 @@ class PackageDraft:
         baseline: dict[str, JsonValue] | None = None,
         operating_point: OperatingPoint | None = None,
         precision: Precision | None = None,
+        tiling: TilingHint | None = None,
     ) -> PackageDraft:
         """Write a draft folder (replacing any draft there) and return it; validates the manifest now.
 
         ``precision`` (compile's decision, ``compile.json``'s ``precision``) says which file a device
-        loads by default; int8 is refused as the default when no int8 model is given.
+        loads by default; int8 is refused as the default when no int8 model is given. ``tiling``
+        tells devices how to tile frames larger than the model's input (``docs/model-contract.md``).
         """
         if precision is not None and precision.default == "int8" and int8_model_path is None:
             raise PackageError(
@@ -132,6 +135,7 @@ class PackageDraft:
                 "baseline": baseline,
                 "operating_point": operating_point,
                 "precision": precision,
+                "tiling": tiling,
             }
         )
         shutil.copyfile(model_path, target / MODEL_FILE)

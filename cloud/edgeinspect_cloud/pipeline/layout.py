@@ -89,6 +89,8 @@ class PipelineOptions:
     """The multi-task network's recipe (``--arch``: preset[,key=value...]); ``None``: the default preset."""
     device: str = "cpu"
     """Where the multi-task model trains (``--device``: cpu, cuda, cuda:N)."""
+    tiling_hint: bool = True
+    """Write the manifest's tiling block (tiles of the training frame size) when training shrank frames."""
     init_from: list[str] = field(default_factory=list)
     """``GROUP:VERSION`` per fine-tuned task (``--init-from``): train starts from that version's weights."""
 

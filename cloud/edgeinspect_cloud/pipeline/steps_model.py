@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeinspect_cloud.data.augment import AugmentConfig
-from edgeinspect_cloud.data.dataset import SPLITS, list_split, read_labels
+from edgeinspect_cloud.data.dataset import SPLITS, frame_size, list_split, read_labels
 from edgeinspect_cloud.data.fingerprint import dataset_fingerprint
 from edgeinspect_cloud.data.synth import refuse_heldout
 from edgeinspect_cloud.evaluation.evaluate import evaluate_samples, json_ready
@@ -46,6 +46,7 @@ def step_data(options: PipelineOptions, layout: RunLayout) -> dict[str, Any]:
         "fingerprint": dataset_fingerprint(root),
         "counts": counts,
         "total": _split_counts(root),
+        "frame_size": frame_size(list_split(root, "train")),
     }
     layout.write(layout.data_json, summary)
     return summary

@@ -17,7 +17,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 import onnx
-from edgeinspect.core.package import INT8_MODEL_FILE, TWO_OUTPUT_TASKS, Framework
+from edgeinspect.core.package import INT8_MODEL_FILE, TWO_OUTPUT_TASKS, Framework, TilingHint
 from pydantic import JsonValue
 
 from edgeinspect_cloud.compile import (
@@ -183,6 +183,23 @@ def _baseline(
     return baseline
 
 
+def tiling_hint(options: PipelineOptions, layout: RunLayout, spec: ModelSpec) -> TilingHint | None:
+    """Tiles of the training frames' size, for a model trained on whole frames shrunk to its input.
+
+    Such a model learned defects at the scale training shrank them to; a device that tiles a larger
+    camera frame must cut tiles of that training frame size so each tile is shrunk the same way (the
+    worker's default tile is the input size: right only for models trained at camera resolution).
+    ``None`` when the frames differ in size, are not larger than the input, or ``--no-tiling-hint``.
+    """
+    size = layout.read(layout.data_json, "data").get("frame_size") if options.tiling_hint else None
+    if not size:
+        return None
+    height, width = int(size[0]), int(size[1])
+    if height <= spec.input.resize.height and width <= spec.input.resize.width:
+        return None
+    return TilingHint(mode="auto", tile_height=height, tile_width=width)
+
+
 def step_package(options: PipelineOptions, layout: RunLayout, task: Task) -> dict[str, Any]:
     """Make the version-free draft, build the package for the next registry version, check it."""
     key = options.signing_key()
@@ -202,6 +219,7 @@ def step_package(options: PipelineOptions, layout: RunLayout, task: Task) -> dic
         thresholds=spec.thresholds,
         operating_point=spec.operating_point,
         precision=precision_from_report(compiled),
+        tiling=tiling_hint(options, layout, spec),
         metrics=package_metrics(layout, task, trained, compiled),
         dataset_fingerprint=trained["dataset_fingerprint"],
         model_path=compiled_dir / "model.onnx",

@@ -10,6 +10,7 @@ from edgeinspect.core.package import write_keypair
 from edgeinspect_cloud.cli import main
 from edgeinspect_cloud.data.fingerprint import dataset_fingerprint
 from edgeinspect_cloud.data.synth import write_dataset
+from edgeinspect_cloud.evaluation.spec import ModelSpec
 from edgeinspect_cloud.pipeline import PipelineError, PipelineOptions, RunLayout, run_pipeline
 
 
@@ -70,3 +71,25 @@ def test_a_step_run_alone_says_which_earlier_step_is_missing(datasets: list[Path
         run_pipeline(options, ["compile"])
     summary = json.loads(RunLayout(tmp_path / "run").summary_json.read_text())
     assert set(summary["steps"]) == {"data"}
+
+
+def test_the_package_asks_devices_to_tile_big_frames_at_the_training_frame_size(
+    datasets: list[Path], tmp_path: Path
+) -> None:
+    """Frames shrunk to the input in training: a bigger camera frame must be cut into frame-sized tiles."""
+    from dataclasses import replace
+
+    from edgeinspect.core.package import TilingHint
+    from edgeinspect_cloud.pipeline.steps_release import tiling_hint
+
+    from tests.helpers.manifests import manifest
+
+    options = PipelineOptions(run_dir=tmp_path / "run", tasks=["classification"], datasets=[datasets[0]])
+    layout = RunLayout(options.run_dir)
+    run_pipeline(options, ["data"])
+    assert json.loads(layout.data_json.read_text())["frame_size"] == [64, 32]
+    shrunk = ModelSpec.from_manifest(manifest(height=32, width=16, batch=-1, output="score", image=0.5))
+    assert tiling_hint(options, layout, shrunk) == TilingHint(mode="auto", tile_height=64, tile_width=32)
+    assert tiling_hint(replace(options, tiling_hint=False), layout, shrunk) is None
+    same = ModelSpec.from_manifest(manifest(height=64, width=32, batch=-1, output="score", image=0.5))
+    assert tiling_hint(options, layout, same) is None  # trained at camera resolution: the default tile
