@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from edgeinspect_cloud.pipeline.layout import STEPS, TASKS, Task
+from edgeinspect_cloud.training.multitask_arch import DEFAULT_PRESET
 
 Kind = Literal["processing", "training"]
 Secret = Literal["s3", "signing_key"]
@@ -57,6 +58,7 @@ PARAMETERS: dict[str, tuple[str, Any]] = {
     "s3_endpoint_url": ("str", ""),
     "seed": ("int", 0),
     "threshold_policy": ("str", "best-f1"),
+    "augment": ("str", "standard"),
     "gate_min_ap": ("float", 0.9),
     "gate_min_recall": ("float", 0.8),
     "gate_min_dice": ("float", 0.6),
@@ -73,6 +75,8 @@ Secrets are never among them; a graph of other tasks has a ``train_{task}_gpus``
 def parameters(tasks: Sequence[Task] = TASKS) -> dict[str, tuple[str, Any]]:
     """The run-time parameters of the graph of ``tasks``: the common ones and one GPU count per task."""
     common = {name: value for name, value in PARAMETERS.items() if not name.endswith("_gpus")}
+    if "multitask" in tasks:  # the multi-task network's recipe (--arch)
+        common["arch"] = ("str", DEFAULT_PRESET)
     return {**common, **{f"train_{task}_gpus": ("int", 0) for task in tasks}}
 
 
@@ -140,7 +144,9 @@ def cli_args(node: StepDef, *, quick: bool = False, epochs: int | None = None) -
     if node.step == "train":  # fine-tune from a registered version ("" = from scratch)
         args += ["--init-from", Param("init_from"), "--registry", Param("registry_url")]
     if node.step == "train":  # the policy picks the shipped threshold on validation, in training
-        args += ["--threshold-policy", Param("threshold_policy")]
+        args += ["--threshold-policy", Param("threshold_policy"), "--augment", Param("augment")]
+    if node.step == "train" and task == "multitask":
+        args += ["--arch", Param("arch")]
     if node.step == "gate":
         args += ["--gate-min-ap", Param("gate_min_ap"), "--gate-min-recall", Param("gate_min_recall")]
         args += ["--gate-min-dice", Param("gate_min_dice"), "--gate-max-ap-drop", Param("gate_max_ap_drop")]

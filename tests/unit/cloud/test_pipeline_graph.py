@@ -17,9 +17,11 @@ from edgeinspect_cloud.pipeline.graph import (
     cli_args,
     graph_spec,
     local_jobs,
+    parameters,
     pipeline_steps,
 )
 from edgeinspect_cloud.pipeline.remote import push
+from edgeinspect_cloud.training.multitask_arch import DEFAULT_PRESET
 
 from tests.unit.cloud.test_quality_gate import HEIGHT, WIDTH, constant_classifier, constant_spec
 
@@ -73,7 +75,15 @@ def test_a_nodes_arguments_are_the_local_cli_with_the_run_in_storage_and_no_secr
     check = next(n for n in pipeline_steps() if n.step == "agent-check")  # trusts the key's public half
     assert f"{KEY_DIR}/edgeinspect.key" in cli_args(check) and "--registry" not in cli_args(check)
     train = next(n for n in pipeline_steps() if n.step == "train")
-    assert cli_args(train)[-2:] == ["--threshold-policy", Param("threshold_policy")]
+    assert cli_args(train)[-4:] == [
+        "--threshold-policy",
+        Param("threshold_policy"),
+        "--augment",
+        Param("augment"),
+    ]
+    multitask = next(n for n in pipeline_steps(["multitask"]) if n.step == "train")
+    assert cli_args(multitask)[-2:] == ["--arch", Param("arch")]  # the recipe is a run-time parameter
+    assert parameters(["multitask"])["arch"] == ("str", DEFAULT_PRESET) and "arch" not in parameters()
     assert Param("threshold_policy") not in cli_args(package)
     spec = graph_spec("img:1", quick=True)
     assert not any(name in spec["parameters"] for name in ("key", "signing_key", "aws_secret_access_key"))
