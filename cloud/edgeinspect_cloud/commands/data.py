@@ -48,6 +48,10 @@ def register(subparsers: Any) -> None:
         help="surface family set: classic (the original line, default), train (broad domain "
         "randomisation) or heldout (evaluation only: surfaces, lights and defects training never sees)",
     )
+    synth.add_argument(
+        "--surface",
+        help="train/heldout: every part on this one family of the set (a one-surface line), e.g. spangle",
+    )
     synth.set_defaults(handler=_synth)
     info = sub.add_parser("info", help="check a dataset folder; print counts and its fingerprint")
     info.add_argument("dataset", type=Path, help="folder holding train/ (and test/)")
@@ -69,6 +73,7 @@ def _synth(args: argparse.Namespace) -> int:
         brightness_shift=args.brightness_shift,
         defect_kinds=tuple(args.defect_kinds) if args.defect_kinds else None,
         families=args.families,
+        surface=args.surface,
     )
     print(summary.to_json(per_image=False))
     return 0

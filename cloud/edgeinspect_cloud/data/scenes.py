@@ -28,8 +28,17 @@ PROCEDURAL_SHARE = 0.4
 spread evenly over the named training families."""
 
 
-def _draw_family(rng: np.random.Generator, heldout: bool) -> str:
-    """The surface family of one part: held out, procedural (:data:`PROCEDURAL_SHARE`) or a named one."""
+def _draw_family(rng: np.random.Generator, heldout: bool, surface: str | None = None) -> str:
+    """The surface family of one part: held out, procedural (:data:`PROCEDURAL_SHARE`) or a named one.
+
+    ``surface`` fixes it (a one-surface line); the draw still happens, so every later random number,
+    and with it the part's lights, defects and camera, is the one the mixed set would have used.
+    """
+    drawn = _draw(rng, heldout)
+    return drawn if surface is None else surface
+
+
+def _draw(rng: np.random.Generator, heldout: bool) -> str:
     if heldout:
         return str(rng.choice(list(surfaces.HELDOUT_FAMILIES)))
     if rng.random() < PROCEDURAL_SHARE:
@@ -146,12 +155,19 @@ def camera(rng: np.random.Generator, rgb: Plane, heldout: bool) -> Plane:
 
 
 def render_scene(
-    rng: np.random.Generator, height: int, width: int, defective: bool, family_set: FamilySet
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    defective: bool,
+    family_set: FamilySet,
+    *,
+    surface: str | None = None,
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], str]:
-    """One ``HxWx3`` RGB image, its 0/255 mask and the surface family drawn, for ``train``/``heldout``."""
+    """One ``HxWx3`` RGB image, its 0/255 mask and the surface family drawn, for ``train``/``heldout``;
+    ``surface`` (one of the set's families) draws every part on that one surface."""
     heldout = family_set == "heldout"
     families = surfaces.HELDOUT_FAMILIES if heldout else surfaces.TRAIN_FAMILIES
-    name = _draw_family(rng, heldout)
+    name = _draw_family(rng, heldout, surface)
     plane, angle = families[name](rng, height, width)
     strength = float(rng.uniform(0.02, 0.06))
     light = heldout_lighting(rng, height, width) if heldout else train_lighting(rng, height, width)

@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from edgeinspect_cloud.data import textures
 from edgeinspect_cloud.data.defects import check_kinds, random_defect
-from edgeinspect_cloud.data.scenes import FAMILY_SETS, FamilySet, render_scene
+from edgeinspect_cloud.data.scenes import FAMILY_SETS, FamilySet, family_names, render_scene
 from edgeinspect_cloud.errors import DatasetError
 
 FIRST_ID = 10000
@@ -50,6 +50,8 @@ class SynthSummary:
     """The family set drawn from (``classic``, ``train`` or ``heldout``: see ``scenes.render_scene``)."""
     family_counts: dict[str, int] = field(default_factory=dict)
     """Images per surface family (``train``/``heldout`` sets; empty for ``classic``)."""
+    surface: str | None = None
+    """The one surface family of every part (``--surface``), or ``None`` for the set's mix."""
     image_families: dict[str, str] = field(default_factory=dict)
     """Each image's surface family by file stem (``train``/``heldout`` sets), for figures per family."""
 
@@ -129,6 +131,7 @@ def write_dataset(
     brightness_shift: float = 0.0,
     defect_kinds: tuple[str, ...] | None = None,
     families: FamilySet = "classic",
+    surface: str | None = None,
 ) -> SynthSummary:
     """Write ``count`` images into ``out_dir/train`` and ``out_dir/test`` and return what was written.
 
@@ -137,7 +140,9 @@ def write_dataset(
     ``classic`` (the original line, the default), ``train`` (broad domain randomisation: twelve
     surface families, lights, colours, defect-like distractors) or ``heldout`` (surfaces, lights and
     defect rules training never uses: an evaluation set only, which training refuses). The
-    brightness and defect-kind options apply to ``classic`` only.
+    brightness and defect-kind options apply to ``classic`` only. ``surface`` narrows a ``train`` or
+    ``heldout`` set to one of its families: a line whose parts all have that one surface (as a real
+    line's do), with the set's lights, colours, camera and defect rules.
 
     Raises ``DatasetError`` for impossible settings or when ``out_dir`` already holds a dataset (a
     generator that silently mixed two seeds would poison every figure computed from it).
@@ -149,6 +154,11 @@ def write_dataset(
         raise DatasetError(
             f"--brightness-shift and --defect-kinds apply to the classic family set, not {families!r}",
             hint="drop them, or use --families classic",
+        )
+    if surface is not None and (families == "classic" or surface not in family_names(families)):
+        raise DatasetError(
+            f"surface {surface!r} is not a family of the {families!r} set",
+            hint=f"use one of {', '.join(family_names(families))} (or --families train/heldout)",
         )
     if defect_kinds is not None:
         try:
@@ -175,7 +185,9 @@ def write_dataset(
                 brightness_shift=brightness_shift, defect_kinds=defect_kinds,
             )  # fmt: skip
         else:
-            image, mask, family = render_scene(rng, height, width, bool(defective[index]), families)
+            image, mask, family = render_scene(
+                rng, height, width, bool(defective[index]), families, surface=surface
+            )
             family_counts[family] = family_counts.get(family, 0) + 1
         folder = root / ("test" if test[index] else "train")
         stem = f"{FIRST_ID + index:05d}"
@@ -194,6 +206,7 @@ def write_dataset(
         test_defective=int((defective & test).sum()),
         families=families,
         family_counts=dict(sorted(family_counts.items())),
+        surface=surface,
         image_families=image_families,
     )
     (root / "synth.json").write_text(summary.to_json() + "\n")
@@ -230,16 +243,24 @@ def family_set_of(root: str | Path) -> str | None:
     return str(record.get("families", "classic")) if isinstance(record, dict) else None
 
 
-def refuse_heldout(root: str | Path) -> None:
+def refuse_heldout(root: str | Path, *, new_line: bool = False) -> None:
     """``DatasetError`` when ``root`` is a held-out family set: it is for evaluation, never for training.
 
     Training on it would make every held-out figure meaningless, so training and the pipeline's data
-    step call this on every dataset they are given.
+    step call this on every dataset they are given. ``new_line`` (a fine-tune, or the good-parts-only
+    model: the new-line cases) lets a ONE-surface held-out line through (``data synth --surface``):
+    adapting to a surface from a few of its own frames is what those measure. The mixed held-out set
+    is refused whatever the purpose.
     """
-    if family_set_of(root) == "heldout":
-        raise DatasetError(
-            f"{root} is the held-out surface family set (synth.json says families=heldout): it is for "
-            "evaluation only",
-            hint="train on `edgeinspect data synth --families train` (or classic) and evaluate on this set "
-            "with `edgeinspect evaluate --dataset`",
-        )
+    path = Path(root) / "synth.json"
+    if family_set_of(root) != "heldout":
+        return
+    record = json.loads(path.read_text())
+    if new_line and record.get("surface"):
+        return
+    raise DatasetError(
+        f"{root} is the held-out surface family set (synth.json says families=heldout): it is for "
+        "evaluation only",
+        hint="train on `edgeinspect data synth --families train` (or classic) and evaluate on this set "
+        "with `edgeinspect evaluate --dataset`; a one-surface line (`--surface`) may be fine-tuned on",
+    )

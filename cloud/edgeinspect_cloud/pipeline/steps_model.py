@@ -31,8 +31,9 @@ def step_data(options: PipelineOptions, layout: RunLayout) -> dict[str, Any]:
     """Check every dataset, join several into one folder of links, fingerprint what will be trained on."""
     if not options.datasets:
         raise PipelineError("the data step needs at least one --dataset", hint="pass --dataset DIR")
+    new_line = bool(options.init_from) or list(options.tasks) == ["anomaly"]
     for path in options.datasets:  # the held-out family set is for evaluation, never training
-        refuse_heldout(path)
+        refuse_heldout(path, new_line=new_line)
     counts = {str(path): _split_counts(path) for path in options.datasets}
     root = (
         options.datasets[0]

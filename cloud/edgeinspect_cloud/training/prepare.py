@@ -37,9 +37,10 @@ def prepare_data(dataset_dir: str | Path, config: TrainConfig, *, split: str = "
     """Split ``dataset_dir/split`` (stratified, seeded), then load both parts through core preprocessing.
 
     ``config.max_train_images`` caps the training part (stratified by keeping the defect ratio), for
-    quick runs on a big dataset. A held-out family set (``data synth --families heldout``) is refused.
+    quick runs on a big dataset. A held-out family set (``data synth --families heldout``) is refused,
+except a one-surface held-out line for a fine-tune or the good-parts-only model (new-line cases).
     """
-    refuse_heldout(dataset_dir)
+    refuse_heldout(dataset_dir, new_line=config.init_weights is not None or config.task == "anomaly")
     files = list_split(dataset_dir, split)
     labels = read_labels(files)
     need_defects = config.task != "anomaly"  # the good-parts-only model trains on a line without any

@@ -111,6 +111,20 @@ def test_irregular_flaws_vary_in_shape_and_sign_and_are_always_masked() -> None:
     assert signs == {-1.0, 1.0}
 
 
+def test_a_one_surface_line_keeps_the_sets_draws_and_refuses_a_foreign_surface(tmp_path: Path) -> None:
+    settings = {"count": 6, "defect_ratio": 0.5, "seed": 3, "height": 64, "width": 32}
+    line = write_dataset(tmp_path / "s", families="heldout", surface="spangle", **settings)  # type: ignore[arg-type]
+    assert line.family_counts == {"spangle": 6} and line.surface == "spangle"
+    mixed = write_dataset(tmp_path / "m", families="heldout", **settings)  # type: ignore[arg-type]
+    same = {stem for stem, family in mixed.image_families.items() if family == "spangle"}
+    line_files, mixed_files = _digests(tmp_path / "s"), _digests(tmp_path / "m")
+    shared = [name for name in line_files if Path(name).stem.removesuffix("_GT") in same]
+    assert shared and all(line_files[n] == mixed_files[n] for n in shared)  # same part, same bytes
+    for surface, families in (("spangle", "train"), ("brushed", "classic"), ("nope", "heldout")):
+        with pytest.raises(DatasetError, match="is not a family of"):
+            write_dataset(tmp_path / surface / families, families=families, surface=surface, **settings)  # type: ignore[arg-type]
+
+
 def test_distractors_mark_good_parts_which_stay_labelled_good() -> None:
     """Good parts carry defect-like marks (dust, fibres, smudges, lines along the grain) and no mask."""
     marked = 0
@@ -136,6 +150,27 @@ def test_training_and_the_pipeline_refuse_the_heldout_set(tmp_path: Path) -> Non
     options = PipelineOptions(run_dir=tmp_path / "run", tasks=["classification"], datasets=[heldout])
     with pytest.raises(DatasetError, match="held-out"):
         step_data(options, RunLayout(options.run_dir))
+    fine_tune = replace(options, init_from=["defect-cls:1"])
+    with pytest.raises(DatasetError, match="held-out"):  # the mixed set: never, whatever the purpose
+        step_data(fine_tune, RunLayout(options.run_dir))
+
+
+def test_a_one_surface_heldout_line_is_a_new_line_for_fine_tunes_and_the_anomaly_model_only(
+    tmp_path: Path,
+) -> None:
+    line = tmp_path / "line"
+    write_dataset(
+        line, count=12, defect_ratio=0.5, seed=1, families="heldout", surface="twill", height=96, width=48
+    )
+    scratch = default_config("classification", quick=True).with_overrides(progress=False)
+    with pytest.raises(DatasetError, match="held-out"):
+        prepare_data(line, scratch)
+    assert prepare_data(line, scratch.with_overrides(init_weights="parent.pt")).train.images.size
+    assert prepare_data(line, default_config("anomaly", quick=True)).train.images.size
+    options = PipelineOptions(run_dir=tmp_path / "run", tasks=["segmentation"], datasets=[line])
+    with pytest.raises(DatasetError, match="held-out"):
+        step_data(options, RunLayout(options.run_dir))
+    assert step_data(replace(options, init_from=["defect-seg:2"]), RunLayout(options.run_dir))["total"]
 
 
 def test_classic_is_still_the_default_and_refuses_nothing(tmp_path: Path) -> None:
