@@ -243,6 +243,43 @@ def plot_uploader(rows_or_figures: RowsOrFigures, folder: Path) -> list[Path]:
     return [_save(fig, folder / "uploader.png")]
 
 
+def _grouped_bars(
+    ax: Axes, groups: Sequence[str], series: Sequence[tuple[str, Sequence[float]]], title: str
+) -> None:
+    """One bar per (group, series), series side by side within each group, values on the bars."""
+    step = 0.8 / max(1, len(series))
+    for index, (label, values) in enumerate(series):
+        bars = ax.bar([i + index * step for i in range(len(groups))], values, step, label=label)
+        _label_bars(ax, bars, "{:.2f}")
+    ax.set_xticks([i + 0.4 - step / 2 for i in range(len(groups))], list(groups))
+    ax.set_ylim(0, 1.15)
+    ax.legend(fontsize=7, loc="upper left", ncols=min(4, max(1, len(series))))
+    ax.set_title(title, fontsize=9)
+
+
+def plot_heldout(rows_or_figures: RowsOrFigures, folder: Path) -> list[Path]:
+    """bench.heldout: the models on the unseen surfaces, AP per family, and each surface as a new line."""
+    figures = _figures(rows_or_figures)
+    models = figures["models"]
+    names = [n for n in models if "heldout" in models[n]]
+    rows = [models[n]["heldout"]["fp32"] for n in names]
+    fig, axes = _figure(18.0, 4.8, 3)
+    shown = (("image_ap", "image AP"), ("operating_recall", "recall @ shipped"),
+             ("operating_false_reject_rate", "false rejects @ shipped"), ("dice", "Dice"))  # fmt: skip
+    series = [(label, [float(row.get(key) or 0.0) for row in rows]) for key, label in shown]
+    _grouped_bars(axes[0], names, series, "held-out surfaces (mixed), fp32, at each shipped threshold")
+    families = sorted({f for row in rows for f in row.get("family_ap", {})})
+    series = [(f, [float(row.get("family_ap", {}).get(f) or 0.0) for row in rows]) for f in families]
+    _grouped_bars(axes[1], names, series, "image AP per held-out surface family (fp32)")
+    lines = figures.get("lines", {})
+    series = [
+        (model, [float(lines[s][model]["line"]["fp32"]["image_ap"] or 0.0) for s in lines])
+        for model in ("after", "fine-tuned", "anomaly")
+    ]
+    _grouped_bars(axes[2], list(lines), series, "each surface as a new line: image AP (fp32, 270 frames)")
+    return [_save(fig, folder / "heldout.png")]
+
+
 def _rows(data: RowsOrFigures) -> list[Mapping[str, Any]]:
     """agent_latency's rows, whether given as the rows or as the summary holding them under ``rows``."""
     return list(data["rows"]) if isinstance(data, Mapping) else list(data)
@@ -256,6 +293,7 @@ def _figures(data: RowsOrFigures) -> Figures:
 
 PLOTTERS: dict[str, Callable[[RowsOrFigures, Path], list[Path]]] = {
     "agent_latency": plot_agent_latency,
+    "heldout": plot_heldout,
     "throughput": plot_throughput,
     "uploader": plot_uploader,
 }

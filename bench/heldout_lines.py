@@ -1,0 +1,152 @@
+"""``bench.heldout``'s new-line stages: each held-out surface as a new line, fine-tuned and anomaly-fitted.
+
+A real line has one surface. For each held-out surface (``data synth --families heldout --surface``)
+this makes a line of 300 parts (30% defective; 30 labelled frames in ``train/``, 270 in ``test/``)
+and measures, on its 270 held-out frames:
+
+- the robust parent (``after``) as shipped, fp32 and int8;
+- the parent fine-tuned the way ``pipeline run --init-from`` does (its network and checkpoint, the
+  fine-tune schedule, validation and threshold on the run's frames) on the 30 new frames plus a
+  rehearsal sample of the earlier lines (``--rehearse-train`` frames of the training line,
+  ``--rehearse-classic`` of the classic line: ``--dataset old --dataset new`` as docs/fine-tuning.md
+  says), timed; and the same fine-tuned model on the earlier lines' test splits (the gate's check);
+- the good-parts-only model fitted on 100 good frames of the surface (no labels at all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgeinspect_cloud.data.dataset import SampleFiles, list_split
+from edgeinspect_cloud.evaluation.spec import ModelSpec
+
+SURFACES = ("knurled", "spangle", "twill", "perforated")
+
+
+def _copy(samples: list[SampleFiles], folder: Path, prefix: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for files in samples:
+        shutil.copy(files.image_path, folder / f"{prefix}{files.image_path.name}")
+        shutil.copy(files.mask_path, folder / f"{prefix}{files.mask_path.name}")
+
+
+def _sample(dataset: Path, count: int, seed: int) -> list[SampleFiles]:
+    files = list_split(dataset, "train")
+    picks = np.random.default_rng(seed).choice(len(files), min(count, len(files)), replace=False)
+    return [files[i] for i in sorted(picks)]
+
+
+def _lines(args: argparse.Namespace, surface: str, cli: Any) -> tuple[Path, Path, Path]:
+    """(the surface's line, its rehearsal training folder, 100 good frames of it), made once."""
+    line, good, rehearse = (args.out / f"{kind}-{surface}" for kind in ("line", "good", "rehearse"))
+    frame = ["--height", str(args.frame[0]), "--width", str(args.frame[1])]
+    common = ["--families", "heldout", "--surface", surface, *frame]
+    count, good_count = (60, 30) if args.quick else (300, 100)
+    if not (line / "synth.json").is_file():
+        shutil.rmtree(line, ignore_errors=True)
+        cli(["data", "synth", "--out", str(line), *common, "--count", str(count), "--defect-ratio", "0.3",
+             "--test-fraction", str(1 - args.finetune_frames / count), "--seed", "2000"])  # fmt: skip
+    if not (good / "synth.json").is_file():
+        shutil.rmtree(good, ignore_errors=True)
+        cli(["data", "synth", "--out", str(good), *common, "--count", str(good_count), "--defect-ratio", "0",
+             "--test-fraction", "0", "--seed", "3000"])  # fmt: skip
+    if not (rehearse / "train").is_dir():
+        _copy(list_split(line, "train"), rehearse / "train", "new-")
+        _copy(_sample(args.out / "data-train", args.rehearse_train, 5), rehearse / "train", "train-")
+        _copy(_sample(args.out / "data-classic", args.rehearse_classic, 6), rehearse / "train", "classic-")
+    return line, rehearse, good
+
+
+def _finetuned(args: argparse.Namespace, rehearse: Path, run: Path) -> float:
+    """Fine-tune ``after`` into ``run`` (unless done); the wall seconds it took."""
+    from edgeinspect_cloud.training.config import finetune_config
+    from edgeinspect_cloud.training.multitask import train_multitask
+
+    if not (run / "model.onnx").is_file():
+        parent = args.out / "run-after" / "multitask"
+        record = json.loads((parent / "result.json").read_text())
+        checkpoint = parent / "checkpoints" / Path(record["checkpoint_path"]).name
+        config = finetune_config(record["config"], checkpoint, progress=False, epochs=args.finetune_epochs)
+        shutil.rmtree(run, ignore_errors=True)
+        started = time.perf_counter()
+        train_multitask(rehearse, run, config)
+        (run / "finetune_seconds.txt").write_text(f"{time.perf_counter() - started:.1f}\n")
+    return float((run / "finetune_seconds.txt").read_text())
+
+
+def _anomaly(args: argparse.Namespace, good: Path, run: Path) -> Path:
+    from edgeinspect_cloud.training.anomaly import train_anomaly
+    from edgeinspect_cloud.training.config import default_config
+
+    if not (run / "model.onnx").is_file():
+        profile = "quick" if args.quick else "default"
+        train_anomaly(good, run, default_config("anomaly", profile=profile).with_overrides(progress=False))
+    return run
+
+
+def measure_surface(args: argparse.Namespace, surface: str, helpers: Any) -> dict[str, Any]:
+    """Every new-line figure of one held-out surface (see the module doc)."""
+    line, rehearse, good = _lines(args, surface, helpers.cli)
+    helpers.say(f"{surface}: the parent, a fine-tune on {args.finetune_frames} frames, the anomaly model")
+    parent_compiled = args.out / "pipe-after" / "compile" / "multitask"
+    parent_spec = args.out / "run-after" / "multitask" / "model_spec.json"
+    figures: dict[str, Any] = {"after": helpers.measure(parent_compiled, parent_spec, {"line": line})}
+    run = args.out / f"run-finetuned-{surface}"
+    seconds = _finetuned(args, rehearse, run)
+    compiled = helpers.compile(run, "multitask", rehearse, args.out / f"pipe-finetuned-{surface}")
+    earlier = {"line": line, "classic": args.out / "data-classic", "train": args.out / "data-train"}
+    figures["fine-tuned"] = {
+        **helpers.measure(compiled, run / "model_spec.json", earlier),
+        "seconds": seconds,
+    }
+    anomaly = _anomaly(args, good, args.out / f"run-anomaly-{surface}")
+    spec = ModelSpec.read(anomaly / "model_spec.json")
+    figures["anomaly"] = {
+        "line": {"fp32": {**helpers.evaluate(anomaly / "model.onnx", spec, line), "shipped": True}}
+    }
+    rehearsed = len(list_split(rehearse, "train")) - args.finetune_frames
+    figures["frames"] = {
+        "new": args.finetune_frames,
+        "rehearsed": rehearsed,
+        "good": len(list_split(good, "train")),
+    }
+    return figures
+
+
+SHOWN = ("image_ap", "operating_recall", "operating_false_reject_rate", "dice")
+
+
+def _row(surface: str, model: str, precision: str, m: dict[str, Any]) -> str:
+    cells = " | ".join("-" if m.get(k) is None else f"{m[k]:.3f}" for k in SHOWN)
+    shown = precision if m.get("shipped", True) else f"{precision} (rejected)"
+    return f"| {surface} ({int(m['images'])}) | {model} | {shown} | {cells} |"
+
+
+def format_lines(lines: dict[str, Any], after: dict[str, Any]) -> str:
+    """One row per surface, model and precision on the line's held-out frames; then the gate's check."""
+    rows = ["| new line (test frames) | model | precision | image AP | recall | FRR | Dice |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    checks = ["| surface | fine-tune s | rehearsed | classic AP (after->tuned) | train AP (after->tuned) |",
+              "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for surface, figures in lines.items():
+        for model in ("after", "fine-tuned", "anomaly"):
+            for precision, m in figures[model]["line"].items():
+                rows.append(_row(surface, model, precision, m))
+        tuned = figures["fine-tuned"]
+        cells = [
+            f"{after[s]['fp32']['image_ap']:.3f} -> {tuned[s]['fp32']['image_ap']:.3f}"
+            for s in ("classic", "train")
+        ]
+        rehearsed = figures["frames"]["rehearsed"]
+        checks.append(f"| {surface} | {tuned['seconds']:.0f} | {rehearsed} | {cells[0]} | {cells[1]} |")
+    return (
+        "\n".join(rows)
+        + "\n\nEarlier lines after each fine-tune (fp32, the gate's check):\n\n"
+        + "\n".join(checks)
+    )
