@@ -5,11 +5,11 @@ this makes a line of 300 parts (30% defective; 30 labelled frames in ``train/``,
 and measures, on its 270 held-out frames:
 
 - the robust parent (``after``) as shipped, fp32 and int8;
-- the parent fine-tuned the way ``pipeline run --init-from`` does (its network and checkpoint, the
-  fine-tune schedule, validation and threshold on the run's frames) on the 30 new frames plus a
-  rehearsal sample of the earlier lines (``--rehearse-train`` frames of the training line,
-  ``--rehearse-classic`` of the classic line: ``--dataset old --dataset new`` as docs/fine-tuning.md
-  says), timed; and the same fine-tuned model on the earlier lines' test splits (the gate's check);
+- the parent fine-tuned the way ``pipeline run --init-from ... --rehearse DIR`` does (its network
+  and checkpoint, the fine-tune schedule; validation and threshold on the 30 new frames' split; a
+  folder of earlier-line frames, ``--rehearse-train`` of the training line and ``--rehearse-classic``
+  of the classic line, in every training batch but never in validation), timed; and the same
+  fine-tuned model on the earlier lines' test splits (the gate's check);
 - the good-parts-only model fitted on 100 good frames of the surface (no labels at all).
 """
 
@@ -56,14 +56,13 @@ def _lines(args: argparse.Namespace, surface: str, cli: Any) -> tuple[Path, Path
         shutil.rmtree(good, ignore_errors=True)
         cli(["data", "synth", "--out", str(good), *common, "--count", str(good_count), "--defect-ratio", "0",
              "--test-fraction", "0", "--seed", "3000"])  # fmt: skip
-    if not (rehearse / "train").is_dir():
-        _copy(list_split(line, "train"), rehearse / "train", "new-")
+    if not (rehearse / "train").is_dir():  # a folder of some earlier-line frames, as a user keeps one
         _copy(_sample(args.out / "data-train", args.rehearse_train, 5), rehearse / "train", "train-")
         _copy(_sample(args.out / "data-classic", args.rehearse_classic, 6), rehearse / "train", "classic-")
     return line, rehearse, good
 
 
-def _finetuned(args: argparse.Namespace, rehearse: Path, run: Path) -> float:
+def _finetuned(args: argparse.Namespace, line: Path, rehearse: Path, run: Path) -> float:
     """Fine-tune ``after`` into ``run`` (unless done); the wall seconds it took."""
     from edgeinspect_cloud.training.config import finetune_config
     from edgeinspect_cloud.training.multitask import train_multitask
@@ -72,10 +71,16 @@ def _finetuned(args: argparse.Namespace, rehearse: Path, run: Path) -> float:
         parent = args.out / "run-after" / "multitask"
         record = json.loads((parent / "result.json").read_text())
         checkpoint = parent / "checkpoints" / Path(record["checkpoint_path"]).name
-        config = finetune_config(record["config"], checkpoint, progress=False, epochs=args.finetune_epochs)
+        config = finetune_config(
+            record["config"],
+            checkpoint,
+            progress=False,
+            epochs=args.finetune_epochs,
+            rehearse=(str(rehearse),),
+        )
         shutil.rmtree(run, ignore_errors=True)
         started = time.perf_counter()
-        train_multitask(rehearse, run, config)
+        train_multitask(line, run, config)
         (run / "finetune_seconds.txt").write_text(f"{time.perf_counter() - started:.1f}\n")
     return float((run / "finetune_seconds.txt").read_text())
 
@@ -98,8 +103,8 @@ def measure_surface(args: argparse.Namespace, surface: str, helpers: Any) -> dic
     parent_spec = args.out / "run-after" / "multitask" / "model_spec.json"
     figures: dict[str, Any] = {"after": helpers.measure(parent_compiled, parent_spec, {"line": line})}
     run = args.out / f"run-finetuned-{surface}"
-    seconds = _finetuned(args, rehearse, run)
-    compiled = helpers.compile(run, "multitask", rehearse, args.out / f"pipe-finetuned-{surface}")
+    seconds = _finetuned(args, line, rehearse, run)
+    compiled = helpers.compile(run, "multitask", line, args.out / f"pipe-finetuned-{surface}")
     earlier = {"line": line, "classic": args.out / "data-classic", "train": args.out / "data-train"}
     figures["fine-tuned"] = {
         **helpers.measure(compiled, run / "model_spec.json", earlier),
@@ -110,7 +115,7 @@ def measure_surface(args: argparse.Namespace, surface: str, helpers: Any) -> dic
     figures["anomaly"] = {
         "line": {"fp32": {**helpers.evaluate(anomaly / "model.onnx", spec, line), "shipped": True}}
     }
-    rehearsed = len(list_split(rehearse, "train")) - args.finetune_frames
+    rehearsed = len(list_split(rehearse, "train"))
     figures["frames"] = {
         "new": args.finetune_frames,
         "rehearsed": rehearsed,

@@ -94,6 +94,15 @@ def register(subparsers: Any) -> None:
         "texture mixing: for datasets of several surfaces) or off",
     )
     run.add_argument(
+        "--rehearse",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="an earlier line's dataset whose train/ frames join training (never validation): with "
+        "--init-from, the fine-tune keeps seeing that line (repeatable)",
+    )
+    run.add_argument(
         "--no-tiling-hint",
         action="store_true",
         help="leave the manifest's tiling block out (by default a model trained on frames larger than "
@@ -251,6 +260,7 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         device=args.device,
         augment=args.augment,
         tiling_hint=not args.no_tiling_hint,
+        rehearse=list(args.rehearse),
         init_from=init_from,
         gate=default_gate().with_overrides(
             min_image_ap=args.gate_min_ap,

@@ -61,6 +61,13 @@ def register(subparsers: Any) -> None:
         choices=["standard", "robust", "off"],
         help="augmentation: standard (default), robust (colour, gamma, blur, texture mixing) or off",
     )
+    parser.add_argument(
+        "--rehearse",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a dataset whose train/ frames join the training batches but never validation (repeatable)",
+    )
     parser.add_argument("--no-test", action="store_true", help="skip the evaluation on test/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_train)
@@ -92,6 +99,7 @@ def config_from_args(args: argparse.Namespace, task: str) -> Any:
         if args.no_augment
         else (AugmentConfig.named(args.augment) if args.augment else None),
         progress=False if args.no_progress else None,
+        rehearse=tuple(args.rehearse) or None,
     )
 
 

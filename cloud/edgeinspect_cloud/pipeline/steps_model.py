@@ -115,6 +115,7 @@ def step_train(options: PipelineOptions, layout: RunLayout, task: Task) -> tuple
     root = layout.dataset_root()
     trainer = _trainer(task)
     config = prepare_init(options, layout, task) or train_config(options, task)
+    config = config.with_overrides(rehearse=tuple(str(path) for path in options.rehearse) or None)
     result = trainer(root, layout.train_dir(task), config)
     return result.summary(), result
 

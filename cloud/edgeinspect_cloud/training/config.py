@@ -53,7 +53,10 @@ class TrainConfig:
     PyTorch trains (``cpu``, or ``cuda``/``cuda:N`` where there is one); the export is on the CPU.
     ``init_weights`` is a checkpoint of the same
     network to start from instead of a random initialisation (a fine-tune, :func:`finetune_config`);
-    its validation before any update is recorded as "epoch 0".
+    its validation before any update is recorded as "epoch 0". ``rehearse`` names datasets of
+    earlier lines whose ``train/`` frames join the training batches but never the validation split,
+    so a fine-tune keeps seeing the old lines while early stopping and the threshold see only the
+    new one.
     """
 
     task: Task
@@ -78,6 +81,7 @@ class TrainConfig:
     arch: str | None = None
     device: str = "cpu"
     init_weights: str | None = None
+    rehearse: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -216,12 +220,13 @@ def finetune_config(parent: dict[str, Any], init_weights: str | Path, **override
         augment_fields = {f.name for f in fields(AugmentConfig)}
         values["augment"] = AugmentConfig(**{k: v for k, v in augment.items() if k in augment_fields})
     try:
-        base = TrainConfig(**values)
+        base = TrainConfig(**{**values, "rehearse": tuple(values.get("rehearse", ()))})
     except TypeError as exc:
         raise TrainingError(
             f"the parent's training config is incomplete: {exc}",
             hint="fine-tune from a version registered by this edgeinspect (its weights carry their config)",
         ) from exc
+    base = replace(base, rehearse=())  # the parent's rehearsal folders are not this run's
     tuned = base.with_overrides(
         learning_rate=base.learning_rate * FINETUNE_LR_FACTOR,
         epochs=FINETUNE_EPOCHS,

@@ -33,12 +33,23 @@ class PreparedData:
     fingerprint: str
 
 
+def _rehearsal(config: TrainConfig) -> list[SampleFiles]:
+    """Every ``train/`` frame of the rehearsed earlier lines: training batches only, never validation."""
+    files: list[SampleFiles] = []
+    for root in config.rehearse:
+        refuse_heldout(root)
+        files += list_split(root, "train")
+    return files
+
+
 def prepare_data(dataset_dir: str | Path, config: TrainConfig, *, split: str = "train") -> PreparedData:
     """Split ``dataset_dir/split`` (stratified, seeded), then load both parts through core preprocessing.
 
     ``config.max_train_images`` caps the training part (stratified by keeping the defect ratio), for
-    quick runs on a big dataset. A held-out family set (``data synth --families heldout``) is refused,
-except a one-surface held-out line for a fine-tune or the good-parts-only model (new-line cases).
+    quick runs on a big dataset. ``config.rehearse`` datasets' training frames are added to the
+    training part after the split (a fine-tune's earlier lines). A held-out family set (``data synth
+    --families heldout``) is refused, except a one-surface held-out line for a fine-tune or the
+    good-parts-only model (new-line cases).
     """
     refuse_heldout(dataset_dir, new_line=config.init_weights is not None or config.task == "anomaly")
     files = list_split(dataset_dir, split)
@@ -55,7 +66,7 @@ except a one-surface held-out line for a fine-tune or the good-parts-only model 
         )
         train_idx = np.sort(train_idx[keep.val])
     spec = input_spec(config.height, config.img_width, mode=config.resize_mode)
-    train_files = [files[i] for i in train_idx]
+    train_files = [files[i] for i in train_idx] + _rehearsal(config)
     val_files = [files[i] for i in parts.val]
     return PreparedData(
         spec=spec,

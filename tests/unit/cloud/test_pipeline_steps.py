@@ -93,3 +93,13 @@ def test_the_package_asks_devices_to_tile_big_frames_at_the_training_frame_size(
     assert tiling_hint(replace(options, tiling_hint=False), layout, shrunk) is None
     same = ModelSpec.from_manifest(manifest(height=64, width=32, batch=-1, output="score", image=0.5))
     assert tiling_hint(options, layout, same) is None  # trained at camera resolution: the default tile
+
+
+def test_pipeline_run_rehearse_reaches_the_trainer_and_its_record(
+    datasets: list[Path], tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    args = ["pipeline", "run", "--dataset", str(datasets[0]), "--rehearse", str(datasets[1]), "--quick"]
+    assert main([*args, "--task", "classification", "--steps", "data,train", "--out", str(run)]) == 0
+    trained = json.loads((run / "train" / "classification" / "result.json").read_text())
+    assert trained["config"]["rehearse"] == [str(datasets[1])]

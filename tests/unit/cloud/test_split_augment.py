@@ -116,3 +116,17 @@ def test_training_arrays_come_from_core_preprocess(small_dataset: Path) -> None:
     assert data.val.masks.shape == (len(data.val), 32, 24)
     assert data.val.masks.min() >= 0.0 and data.val.masks.max() <= 1.0
     assert len(data.fingerprint) == 64
+
+
+def test_rehearsed_frames_join_training_only(small_dataset: Path, tmp_path: Path) -> None:
+    """A fine-tune's earlier line trains beside the new one; validation stays the new line's own."""
+    old = tmp_path / "old"
+    write_dataset(old, count=10, defect_ratio=0.4, seed=9, height=64, width=32)
+    config = default_config("classification", quick=True).with_overrides(progress=False)
+    alone = prepare_data(small_dataset, config)
+    both = prepare_data(small_dataset, config.with_overrides(rehearse=(str(old),)))
+    rehearsed = {f.image_path for f in both.train_files} - {f.image_path for f in alone.train_files}
+    assert rehearsed == {f.image_path for f in both.train_files if f.image_path.is_relative_to(old)}
+    assert len(rehearsed) == len(list((old / "train").glob("?????.png")))
+    assert [f.image_path for f in both.val_files] == [f.image_path for f in alone.val_files]
+    assert both.fingerprint == alone.fingerprint and len(both.train.images) == len(both.train_files)
