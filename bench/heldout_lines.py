@@ -104,7 +104,11 @@ def measure_surface(args: argparse.Namespace, surface: str, helpers: Any) -> dic
     figures: dict[str, Any] = {"after": helpers.measure(parent_compiled, parent_spec, {"line": line})}
     run = args.out / f"run-finetuned-{surface}"
     seconds = _finetuned(args, line, rehearse, run)
-    compiled = helpers.compile(run, "multitask", line, args.out / f"pipe-finetuned-{surface}")
+    calibration = args.out / f"calibration-{surface}"  # the new and the rehearsed frames, as trained on
+    if not (calibration / "train").is_dir():
+        _copy(list_split(line, "train"), calibration / "train", "new-")
+        _copy(list_split(rehearse, "train"), calibration / "train", "")
+    compiled = helpers.compile(run, "multitask", calibration, args.out / f"pipe-finetuned-{surface}")
     earlier = {"line": line, "classic": args.out / "data-classic", "train": args.out / "data-train"}
     figures["fine-tuned"] = {
         **helpers.measure(compiled, run / "model_spec.json", earlier),
