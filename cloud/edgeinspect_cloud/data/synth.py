@@ -138,7 +138,7 @@ def write_dataset(
     ``brightness_shift`` and ``defect_kinds`` make a *shifted* line (see :func:`render_sample`): the
     drift monitor's and the retraining scenario's test data. ``families`` picks the family set:
     ``classic`` (the original line, the default), ``train`` (broad domain randomisation: twelve
-    surface families, lights, colours, defect-like distractors) or ``heldout`` (surfaces, lights and
+    named surface families and procedural ones, lights, colours, defect-like distractors) or ``heldout`` (surfaces, lights and
     defect rules training never uses: an evaluation set only, which training refuses). The
     brightness and defect-kind options apply to ``classic`` only. ``surface`` narrows a ``train`` or
     ``heldout`` set to one of its families: a line whose parts all have that one surface (as a real
