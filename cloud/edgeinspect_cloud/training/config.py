@@ -220,13 +220,12 @@ def finetune_config(parent: dict[str, Any], init_weights: str | Path, **override
         augment_fields = {f.name for f in fields(AugmentConfig)}
         values["augment"] = AugmentConfig(**{k: v for k, v in augment.items() if k in augment_fields})
     try:
-        base = TrainConfig(**{**values, "rehearse": tuple(values.get("rehearse", ()))})
+        base = TrainConfig(**{**values, "rehearse": ()})  # the parent's rehearsal folders are not this run's
     except TypeError as exc:
         raise TrainingError(
             f"the parent's training config is incomplete: {exc}",
             hint="fine-tune from a version registered by this edgeinspect (its weights carry their config)",
         ) from exc
-    base = replace(base, rehearse=())  # the parent's rehearsal folders are not this run's
     tuned = base.with_overrides(
         learning_rate=base.learning_rate * FINETUNE_LR_FACTOR,
         epochs=FINETUNE_EPOCHS,
