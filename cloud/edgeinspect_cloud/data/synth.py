@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -138,8 +139,9 @@ def write_dataset(
     ``brightness_shift`` and ``defect_kinds`` make a *shifted* line (see :func:`render_sample`): the
     drift monitor's and the retraining scenario's test data. ``families`` picks the family set:
     ``classic`` (the original line, the default), ``train`` (broad domain randomisation: twelve
-    named surface families and procedural ones, lights, colours, defect-like distractors) or ``heldout`` (surfaces, lights and
-    defect rules training never uses: an evaluation set only, which training refuses). The
+    named surface families and procedural ones, lights, colours, defect-like distractors) or
+    ``heldout`` (surfaces, lights and defect rules training never uses: an evaluation set only,
+    which training refuses). The
     brightness and defect-kind options apply to ``classic`` only. ``surface`` narrows a ``train`` or
     ``heldout`` set to one of its families: a line whose parts all have that one surface (as a real
     line's do), with the set's lights, colours, camera and defect rules.
@@ -231,8 +233,8 @@ def _check_settings(count: int, defect_ratio: float, height: int, width: int, te
         )
 
 
-def family_set_of(root: str | Path) -> str | None:
-    """The family set a generated dataset was drawn from (its ``synth.json``); ``None``: not generated."""
+def _synth_record(root: str | Path) -> dict[str, Any] | None:
+    """A generated dataset's ``synth.json``; ``None`` when there is none or it cannot be read."""
     path = Path(root) / "synth.json"
     if not path.is_file():
         return None
@@ -240,7 +242,13 @@ def family_set_of(root: str | Path) -> str | None:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return str(record.get("families", "classic")) if isinstance(record, dict) else None
+    return record if isinstance(record, dict) else None
+
+
+def family_set_of(root: str | Path) -> str | None:
+    """The family set a generated dataset was drawn from (its ``synth.json``); ``None``: not generated."""
+    record = _synth_record(root)
+    return None if record is None else str(record.get("families", "classic"))
 
 
 def refuse_heldout(root: str | Path, *, new_line: bool = False) -> None:
@@ -252,11 +260,8 @@ def refuse_heldout(root: str | Path, *, new_line: bool = False) -> None:
     adapting to a surface from a few of its own frames is what those measure. The mixed held-out set
     is refused whatever the purpose.
     """
-    path = Path(root) / "synth.json"
-    if family_set_of(root) != "heldout":
-        return
-    record = json.loads(path.read_text())
-    if new_line and record.get("surface"):
+    record = _synth_record(root) or {}
+    if record.get("families") != "heldout" or (new_line and record.get("surface")):
         return
     raise DatasetError(
         f"{root} is the held-out surface family set (synth.json says families=heldout): it is for "
