@@ -109,16 +109,6 @@ def read_labels(samples: list[SampleFiles]) -> npt.NDArray[np.bool_]:
     return np.array([bool(read_mask(files).any()) for files in samples], dtype=bool)
 
 
-def frame_size(samples: list[SampleFiles]) -> tuple[int, int] | None:
-    """``(height, width)`` shared by every frame (read from the masks, which match their images), or
-    ``None`` when the frames differ in size: a tiling hint needs one training frame size."""
-    sizes = {read_mask(files).shape[:2] for files in samples}
-    if len(sizes) != 1:
-        return None
-    height, width = sizes.pop()
-    return int(height), int(width)
-
-
 def _decode(path: Path, what: str) -> npt.NDArray[np.uint8]:
     try:
         data = path.read_bytes()

@@ -7,12 +7,12 @@ where things go in the run folder and what each step reports.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from edgeinspect_cloud.data.augment import AugmentConfig
-from edgeinspect_cloud.data.dataset import SPLITS, frame_size, list_split, read_labels
+from edgeinspect_cloud.data.dataset import SPLITS, list_split, read_mask
 from edgeinspect_cloud.data.fingerprint import dataset_fingerprint
 from edgeinspect_cloud.data.synth import refuse_heldout
 from edgeinspect_cloud.evaluation.evaluate import evaluate_samples, json_ready
@@ -34,7 +34,9 @@ def step_data(options: PipelineOptions, layout: RunLayout) -> dict[str, Any]:
     new_line = bool(options.init_from) or list(options.tasks) == ["anomaly"]
     for path in options.datasets:  # the held-out family set is for evaluation, never training
         refuse_heldout(path, new_line=new_line)
-    counts = {str(path): _split_counts(path) for path in options.datasets}
+    read = {str(path): _read_splits(path) for path in options.datasets}
+    counts = {name: splits for name, (splits, _) in read.items()}
+    sizes = {size for _, size in read.values()}
     root = (
         options.datasets[0]
         if len(options.datasets) == 1
@@ -46,22 +48,41 @@ def step_data(options: PipelineOptions, layout: RunLayout) -> dict[str, Any]:
         "root": str(root),
         "fingerprint": dataset_fingerprint(root),
         "counts": counts,
-        "total": _split_counts(root),
-        "frame_size": frame_size(list_split(root, "train")),
+        "total": _total(counts.values()),  # the union links every file of every dataset
+        "frame_size": sizes.pop() if len(sizes) == 1 else None,
     }
     layout.write(layout.data_json, summary)
     return summary
 
 
-def _split_counts(root: Path) -> dict[str, dict[str, int]]:
-    """Images and defective images per split (``train`` must exist; ``test`` is optional)."""
-    counts = {}
+def _read_splits(root: Path) -> tuple[dict[str, dict[str, int]], tuple[int, int] | None]:
+    """Images and defective images per split (``train`` must exist; ``test`` is optional), and the
+    size every training frame shares (``None``: sizes differ), from one read of each mask (a mask
+    has its image's size)."""
+    counts, size = {}, None
     for split in SPLITS:
         if split != "train" and not (root / split).is_dir():
             continue
-        files = list_split(root, split)
-        counts[split] = {"images": len(files), "defective": int(read_labels(files).sum())}
-    return counts
+        images, defective, sizes = 0, 0, set()
+        for files in list_split(root, split):
+            mask = read_mask(files)
+            images, defective = images + 1, defective + int(mask.any())
+            sizes.add((int(mask.shape[0]), int(mask.shape[1])))
+        counts[split] = {"images": images, "defective": defective}
+        if split == "train":
+            size = sizes.pop() if len(sizes) == 1 else None
+    return counts, size
+
+
+def _total(counts: Iterable[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    """Per-split sums over datasets: the counts of their union."""
+    total: dict[str, dict[str, int]] = {}
+    for splits in counts:
+        for split, figures in splits.items():
+            into = total.setdefault(split, {"images": 0, "defective": 0})
+            into["images"] += figures["images"]
+            into["defective"] += figures["defective"]
+    return total
 
 
 def join_datasets(datasets: list[Path], union: Path) -> Path:
