@@ -8,6 +8,7 @@ import os
 import socket
 import struct
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -236,5 +237,36 @@ def test_a_batching_window_gives_each_caller_its_own_answer(agent_factory) -> No
                     np.testing.assert_array_equal(got, want)
     finally:
         fast.close()
+        for segment in segments:
+            segment.close()
+
+
+def test_one_bad_frame_in_a_batching_window_fails_only_its_own_call(agent_factory) -> None:  # type: ignore[no-untyped-def]
+    agent: AgentServer = agent_factory(fast_path_batch_window_ms="50")  # the longest: the calls share a window
+    client = agent.client()
+    client.load_version(str(agent.package("seg", "1", "segmentation", height=32, width=32)))
+    frames = [image(32, 32, level=level, seed=level) for level in (20, 90, 160)]
+    expected = [client.predict("seg", {"image": f}).outputs["mask_probability"] for f in frames]
+    frames.append(image(16, 16, level=200, seed=7))  # another line's camera: the wrong size for this model
+    clients = [_fast(agent) for _ in frames]
+    segments = [SealedSegment(1 << 14) for _ in frames]
+    start = threading.Barrier(len(frames))
+
+    def call(index: int) -> np.ndarray:
+        start.wait()
+        answer = clients[index].predict("seg", {"image": segments[index].write(frames[index])}, f"f{index}")
+        return answer.outputs["mask_probability"]
+
+    try:
+        with ThreadPoolExecutor(len(frames)) as pool:
+            futures = [pool.submit(call, index) for index in range(len(frames))]
+            for future, want in zip(futures[:3], expected, strict=True):
+                np.testing.assert_array_equal(future.result(), want)  # the good lines are answered
+            with pytest.raises(AgentError) as bad:
+                futures[3].result()
+        assert bad.value.code == "INVALID_ARGUMENT" and "16" in bad.value.message
+    finally:
+        for fast in clients:
+            fast.close()
         for segment in segments:
             segment.close()

@@ -400,8 +400,9 @@ class _Batcher:
     """Collects predicts for the same model for ``window_s``, then runs them as one ``predict_batch``.
 
     The first caller of a window waits the window out and runs the batch; the others wait for its
-    result. Errors of the batch go to every caller of it (each one's request is otherwise valid or
-    the batch names it).
+    result. When the batch fails, each call is run again on its own: one line's bad frame (a wrong
+    shape, a wrong dtype) fails only that line's call, with its own error, and the other lines'
+    frames in the window are still answered.
     """
 
     def __init__(self, table: ModelTable, window_s: float) -> None:
@@ -428,10 +429,21 @@ class _Batcher:
     def _run(self, batch: list[tuple[PredictCall, Future[PredictOutcome]]]) -> None:
         try:
             outcomes = self._table.predict_batch([call for call, _ in batch])
-        except BaseException as exc:
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+                return
+            frames = [call.frame_id for call, _ in batch]
+            log.warning(
+                "fastpath_batch_failed", model=batch[0][0].model, frame_ids=frames, error=str(exc)[:200]
+            )
+            for one in batch:  # alone, each call gets its own answer or its own error
+                self._run([one])
+            return
+        except BaseException as exc:  # interpreter shutdown: nobody is left waiting for an answer
             for _, future in batch:
                 future.set_exception(exc)
-            return
+            raise
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             future.set_result(outcome)
 
