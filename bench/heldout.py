@@ -14,7 +14,9 @@ training run ever saw (``data synth --families heldout``: knurled, spangle, twil
   line (what ``pipeline run --init-from`` does: the parent's network and checkpoint, the fine-tune
   schedule, validation and threshold on the new line's frames), timed; evaluated on the held-out
   line's other frames AND on both earlier lines' test splits (the regression the gate checks);
-- ``anomaly``: the good-parts-only model fitted on the held-out line's good training frames only.
+- ``anomaly``: the good-parts-only model fitted on the held-out line's good training frames only, on
+  ``after``'s frozen encoder (``--init-from defect-mt:VERSION``); ``anomaly-random`` the same on
+  random features (a line with no multi-task model to lend its encoder).
 
 Each model is compiled the pipeline's way (fp32 + static int8) and evaluated the edge's way at its
 shipped threshold: image AP and AUROC, recall and false-reject rate, pixel AP and Dice, and image AP
@@ -277,9 +279,9 @@ def _summary(line: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     drop = {
         s: round(after[s]["fp32"]["image_ap"] - tuned[s]["fp32"]["image_ap"], 4) for s in ("classic", "train")
     }
-    ap = [line[m]["line"]["fp32"]["image_ap"] for m in ("after", "fine-tuned", "anomaly")]
+    ap = [line[m]["line"]["fp32"]["image_ap"] for m in ("after", "fine-tuned", "anomaly", "anomaly-random")]
     return {
-        "ap_after_finetuned_anomaly": ap,
+        "ap_after_finetuned_anomaly_random": ap,
         "finetune_seconds": tuned["seconds"],
         "earlier_line_ap_drop": drop,
     }

@@ -70,10 +70,9 @@ def _finetuned(args: argparse.Namespace, line: Path, rehearse: Path, run: Path) 
     if not (run / "model.onnx").is_file():
         parent = args.out / "run-after" / "multitask"
         record = json.loads((parent / "result.json").read_text())
-        checkpoint = parent / "checkpoints" / Path(record["checkpoint_path"]).name
         config = finetune_config(
             record["config"],
-            checkpoint,
+            _parent_checkpoint(args),
             progress=False,
             epochs=args.finetune_epochs,
             rehearse=(str(rehearse),),
@@ -85,14 +84,25 @@ def _finetuned(args: argparse.Namespace, line: Path, rehearse: Path, run: Path) 
     return float((run / "finetune_seconds.txt").read_text())
 
 
-def _anomaly(args: argparse.Namespace, good: Path, run: Path) -> Path:
+def _anomaly(args: argparse.Namespace, good: Path, run: Path, backbone: Path | None) -> Path:
+    """The good-parts-only model on ``good`` (unless done): on the parent's encoder, or random features."""
     from edgeinspect_cloud.training.anomaly import train_anomaly
     from edgeinspect_cloud.training.config import default_config
 
     if not (run / "model.onnx").is_file():
         profile = "quick" if args.quick else "default"
-        train_anomaly(good, run, default_config("anomaly", profile=profile).with_overrides(progress=False))
+        config = default_config("anomaly", profile=profile).with_overrides(progress=False)
+        train_anomaly(
+            good, run, config.with_overrides(init_weights=None if backbone is None else str(backbone))
+        )
     return run
+
+
+def _parent_checkpoint(args: argparse.Namespace) -> Path:
+    """``after``'s kept checkpoint: the fine-tunes start from it, the anomaly model reads its encoder."""
+    parent = args.out / "run-after" / "multitask"
+    record = json.loads((parent / "result.json").read_text())
+    return parent / "checkpoints" / Path(record["checkpoint_path"]).name
 
 
 def measure_surface(args: argparse.Namespace, surface: str, helpers: Any) -> dict[str, Any]:
@@ -114,11 +124,12 @@ def measure_surface(args: argparse.Namespace, surface: str, helpers: Any) -> dic
         **helpers.measure(compiled, run / "model_spec.json", earlier),
         "seconds": seconds,
     }
-    anomaly = _anomaly(args, good, args.out / f"run-anomaly-{surface}")
-    spec = ModelSpec.read(anomaly / "model_spec.json")
-    figures["anomaly"] = {
-        "line": {"fp32": {**helpers.evaluate(anomaly / "model.onnx", spec, line), "shipped": True}}
-    }
+    for model, backbone in (("anomaly", _parent_checkpoint(args)), ("anomaly-random", None)):
+        anomaly = _anomaly(args, good, args.out / f"run-{model}-{surface}", backbone)
+        spec = ModelSpec.read(anomaly / "model_spec.json")
+        figures[model] = {
+            "line": {"fp32": {**helpers.evaluate(anomaly / "model.onnx", spec, line), "shipped": True}}
+        }
     rehearsed = len(list_split(rehearse, "train"))
     figures["frames"] = {
         "new": args.finetune_frames,
@@ -128,6 +139,8 @@ def measure_surface(args: argparse.Namespace, surface: str, helpers: Any) -> dic
     return figures
 
 
+MODELS = ("after", "fine-tuned", "anomaly", "anomaly-random")
+"""Per new line: as shipped, fine-tuned, good-parts-only on after's encoder, and on random features."""
 SHOWN = ("image_ap", "operating_recall", "operating_false_reject_rate", "dice")
 
 
@@ -144,7 +157,7 @@ def format_lines(lines: dict[str, Any], after: dict[str, Any]) -> str:
     checks = ["| surface | fine-tune s | rehearsed | classic AP (after->tuned) | train AP (after->tuned) |",
               "| --- | --- | --- | --- | --- |"]  # fmt: skip
     for surface, figures in lines.items():
-        for model in ("after", "fine-tuned", "anomaly"):
+        for model in MODELS:
             for precision, m in figures[model]["line"].items():
                 rows.append(_row(surface, model, precision, m))
         tuned = figures["fine-tuned"]

@@ -274,7 +274,8 @@ def plot_heldout(rows_or_figures: RowsOrFigures, folder: Path) -> list[Path]:
     lines = figures.get("lines", {})
     series = [
         (model, [float(lines[s][model]["line"]["fp32"]["image_ap"] or 0.0) for s in lines])
-        for model in ("after", "fine-tuned", "anomaly")
+        for model in ("after", "fine-tuned", "anomaly", "anomaly-random")
+        if all(model in lines[s] for s in lines)
     ]
     _grouped_bars(axes[2], list(lines), series, "each surface as a new line: image AP (fp32, 270 frames)")
     return [_save(fig, folder / "heldout.png")]

@@ -289,7 +289,8 @@ def check_init_from(values: list[str], tasks: list[str], steps: list[str], regis
                 f"--init-from names {group}, which is not a model group of the pipeline",
                 hint=f"fine-tune one of: {', '.join(GROUPS.values())}",
             )
-    missing = [group for group in groups if group not in named]
+    backbone = GROUPS["multitask"] in named  # the anomaly model reads that version's encoder
+    missing = [g for g, task in groups.items() if g not in named and not (task == "anomaly" and backbone)]
     if missing:
         raise PipelineError(
             f"--init-from fine-tunes {', '.join(named)} but this run also trains {', '.join(missing)} "

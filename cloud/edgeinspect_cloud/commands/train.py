@@ -68,6 +68,13 @@ def register(subparsers: Any) -> None:
         metavar="DIR",
         help="a dataset whose train/ frames join the training batches but never validation (repeatable)",
     )
+    parser.add_argument(
+        "--backbone",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="anomaly: a multi-task checkpoint (or its run folder) whose encoder supplies the features "
+        "(its input size replaces --height/--width)",
+    )
     parser.add_argument("--no-test", action="store_true", help="skip the evaluation on test/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_train)
@@ -100,6 +107,31 @@ def config_from_args(args: argparse.Namespace, task: str) -> Any:
         else (AugmentConfig.named(args.augment) if args.augment else None),
         progress=False if args.no_progress else None,
         rehearse=tuple(args.rehearse) or None,
+        init_weights=backbone_checkpoint(args.backbone, task),
+    )
+
+
+def backbone_checkpoint(path: Path | None, task: str) -> str | None:
+    """``--backbone`` as a checkpoint file: a multi-task run folder means its best checkpoint."""
+    from edgeinspect_cloud.errors import TrainingError
+
+    if path is None:
+        return None
+    if task != "anomaly":
+        raise TrainingError(
+            f"--backbone is for the good-parts-only model, not {task}",
+            hint="train --task anomaly --backbone RUN/multitask, or drop --backbone",
+        )
+    for candidate in (
+        path,
+        path / "checkpoints/multitask-best.pt",
+        path / "multitask/checkpoints/multitask-best.pt",
+    ):
+        if candidate.is_file():
+            return str(candidate)
+    raise TrainingError(
+        f"--backbone {path}: no multi-task checkpoint there",
+        hint="name a checkpoint file or a multi-task run folder (it holds checkpoints/multitask-best.pt)",
     )
 
 

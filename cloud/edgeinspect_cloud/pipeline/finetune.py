@@ -39,6 +39,9 @@ from edgeinspect_cloud.training.config import TrainConfig, finetune_config
 log = get_logger(__name__)
 
 PACKAGE_FILE = "parent.tar.gz"
+BACKBONE_FILE = "backbone.json"
+"""In ``init/anomaly/``: the multi-task version whose encoder the anomaly model reads (registered as
+``extra["backbone"]``)."""
 FINE_TUNABLE = ("classification", "segmentation", "multitask")
 """Tasks whose trainers start from ``init_weights`` (the good-parts-only model is fitted in one pass)."""
 
@@ -59,10 +62,17 @@ def prepare_init(options: PipelineOptions, layout: RunLayout, task: Task) -> Tra
     ref = options.init_for(task)
     if ref is None:
         return None
+    if task == "anomaly" and ref.split(":", 1)[0] == GROUPS["multitask"]:
+        return None  # not a fine-tune: a backbone (anomaly_backbone)
     if task not in FINE_TUNABLE:
         raise PipelineError(
             f"--init-from {ref}: a {task} model is fitted, not fine-tuned",
-            hint=f"fine-tune one of {', '.join(FINE_TUNABLE)}; fit the {task} model on the new line's frames",
+            hint=f"fine-tune one of {', '.join(FINE_TUNABLE)}; fit the {task} model on the new line's frames"
+            + (
+                f" (--init-from {GROUPS['multitask']}:VERSION gives it that model's encoder)"
+                if task == "anomaly"
+                else ""
+            ),
         )
     registry = open_registry(options)
     mv = resolve_version(registry, ref)
@@ -100,6 +110,30 @@ def prepare_init(options: PipelineOptions, layout: RunLayout, task: Task) -> Tra
         progress=options.progress,
         threshold_policy=options.threshold_policy,
     )
+
+
+def anomaly_backbone(options: PipelineOptions, layout: RunLayout, task: Task) -> str | None:
+    """The multi-task checkpoint the good-parts-only model reads (``--init-from defect-mt:VERSION``).
+
+    Not a fine-tune: nothing is written to ``init.json``, so evaluate and gate judge the anomaly
+    model on its own, not against the multi-task parent's figures on earlier lines.
+    """
+    ref = options.init_for(task)
+    if task != "anomaly" or ref is None or ref.split(":", 1)[0] != GROUPS["multitask"]:
+        return None
+    registry = open_registry(options)
+    mv = resolve_version(registry, ref)
+    if mv.registration.task != "multitask":
+        raise PipelineError(
+            f"--init-from {ref} is a {mv.registration.task} model; the anomaly model's backbone is a "
+            "multi-task one",
+            hint=f"name a version of {GROUPS['multitask']}",
+        )
+    folder = layout.init_dir("anomaly")
+    weights = fetch_weights(registry, mv, folder)
+    layout.write(folder / BACKBONE_FILE, {"ref": ref, "group": mv.group, "version": mv.version})
+    log.info("anomaly_backbone_from", group=mv.group, version=mv.version)
+    return str(weights)
 
 
 def parent_of(layout: RunLayout, task: Task) -> dict[str, Any] | None:
@@ -216,7 +250,8 @@ def old_line_figures(layout: RunLayout, task: Task) -> dict[str, tuple[float | N
 
 
 def registration_lineage(layout: RunLayout, task: Task) -> dict[str, JsonValue]:
-    """``extra`` entries of the registration: the lines evaluated on, and the parent if fine-tuned."""
+    """``extra`` entries of the registration: the lines evaluated on, the parent if fine-tuned, and the
+    backbone of an anomaly model that reads a multi-task version's encoder."""
     extra: dict[str, JsonValue] = {}
     path = layout.lines_json(task)
     if path.is_file():
@@ -228,6 +263,10 @@ def registration_lineage(layout: RunLayout, task: Task) -> dict[str, JsonValue]:
     parent = parent_of(layout, task)
     if parent is not None:
         extra["init_from"] = f"{parent['group']}:{parent['version']}"
+    backbone = layout.init_dir(task) / BACKBONE_FILE
+    if backbone.is_file():
+        record = layout.read(backbone, "train")
+        extra["backbone"] = f"{record['group']}:{record['version']}"
     return extra
 
 

@@ -98,9 +98,13 @@ class PipelineOptions:
     """``GROUP:VERSION`` per fine-tuned task (``--init-from``): train starts from that version's weights."""
 
     def init_for(self, task: Task) -> str | None:
-        """The ``--init-from`` reference for ``task``'s group, or None (train from scratch)."""
+        """The ``--init-from`` reference for ``task``'s group, or None (train from scratch).
+
+        The anomaly model also takes a multi-task version: its encoder becomes the features.
+        """
+        groups = (GROUPS[task], GROUPS["multitask"]) if task == "anomaly" else (GROUPS[task],)
         for ref in self.init_from:
-            if ref.split(":", 1)[0] == GROUPS[task]:
+            if ref.split(":", 1)[0] in groups:
                 return ref
         return None
 

@@ -19,7 +19,12 @@ from edgeinspect_cloud.evaluation.evaluate import evaluate_samples, json_ready
 from edgeinspect_cloud.evaluation.report import write_report
 from edgeinspect_cloud.evaluation.runner import OnnxModel
 from edgeinspect_cloud.evaluation.spec import ModelSpec
-from edgeinspect_cloud.pipeline.finetune import dataset_sources, evaluate_lines, prepare_init
+from edgeinspect_cloud.pipeline.finetune import (
+    anomaly_backbone,
+    dataset_sources,
+    evaluate_lines,
+    prepare_init,
+)
 from edgeinspect_cloud.pipeline.layout import PipelineError, PipelineOptions, RunLayout, Task
 from edgeinspect_cloud.training.config import TrainConfig, TrainResult, default_config, with_arch
 
@@ -136,7 +141,10 @@ def step_train(options: PipelineOptions, layout: RunLayout, task: Task) -> tuple
     root = layout.dataset_root()
     trainer = _trainer(task)
     config = prepare_init(options, layout, task) or train_config(options, task)
-    config = config.with_overrides(rehearse=tuple(str(path) for path in options.rehearse) or None)
+    config = config.with_overrides(
+        rehearse=tuple(str(path) for path in options.rehearse) or None,
+        init_weights=anomaly_backbone(options, layout, task),
+    )
     result = trainer(root, layout.train_dir(task), config)
     return result.summary(), result
 

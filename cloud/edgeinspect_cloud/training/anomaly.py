@@ -11,13 +11,21 @@ them, only appear in the figures the run reports (AP, recall at the shipped thre
 
 There is no gradient descent, so "training" is one pass over the good frames (seconds to a minute
 on two cores); ``checkpoints/anomaly.pt`` keeps the fitted state.
+
+``config.init_weights`` names a multi-task checkpoint (``train --task anomaly --backbone``,
+``pipeline run --task anomaly --init-from defect-mt:VERSION``): its frozen encoder supplies the
+features, and the model reads frames at that network's input size and resize mode, as it was
+trained. Without one the features are random (:mod:`.anomaly_net`).
 """
 
 from __future__ import annotations
 
 import math
+import pickle
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +37,8 @@ from edgeinspect_cloud.evaluation.metrics import ThresholdPolicy
 from edgeinspect_cloud.training.anomaly_net import AnomalyNet, ContractAnomaly
 from edgeinspect_cloud.training.config import TrainConfig, TrainResult, default_config
 from edgeinspect_cloud.training.finish import FitOutcome, run_training
+from edgeinspect_cloud.training.multitask_arch import parse_arch
+from edgeinspect_cloud.training.multitask_net import MultiTaskNet
 from edgeinspect_cloud.training.prepare import PreparedData
 from edgeinspect_cloud.training.torchfit import configure_torch
 
@@ -48,10 +58,53 @@ def train_anomaly(
 ) -> TrainResult:
     """Fit, calibrate, export (two outputs) and validate the anomaly model; artefacts go to ``run_dir``."""
     cfg = config or default_config("anomaly")
-    return run_training(dataset_dir, run_dir, cfg, data, configure=configure_torch, fit=_fit, log=log)
+    backbone = load_backbone(cfg.init_weights) if cfg.init_weights else None
+    if backbone is not None:
+        cfg = cfg.with_overrides(**backbone.input)
+        log.info("anomaly_backbone", checkpoint=cfg.init_weights, **backbone.input)
+
+    def fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
+        return _fit(cfg, data, folder, None if backbone is None else backbone.network)
+
+    return run_training(dataset_dir, run_dir, cfg, data, configure=configure_torch, fit=fit, log=log)
 
 
-def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
+@dataclass(frozen=True)
+class Backbone:
+    """A trained multi-task network whose encoder the anomaly model reads, and the input it expects."""
+
+    network: MultiTaskNet
+    input: dict[str, Any]
+    """``height``, ``img_width`` and ``resize_mode`` of the checkpoint's training config."""
+
+
+def load_backbone(path: str | Path) -> Backbone:
+    """The multi-task network of a checkpoint this pipeline wrote; anything else is a clear error."""
+    hint = "use a multi-task run's checkpoints/multitask-best.pt (or --init-from defect-mt:VERSION)"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise TrainingError(
+            f"cannot read the backbone {path}: {str(exc).splitlines()[0]}", hint=hint
+        ) from exc
+    config = state.get("config") if isinstance(state, dict) else None
+    if not isinstance(config, dict) or config.get("task") != "multitask":
+        task = config.get("task") if isinstance(config, dict) else "unknown"
+        raise TrainingError(f"the backbone {path} is not a multi-task checkpoint (task: {task})", hint=hint)
+    network = MultiTaskNet(replace(parse_arch(config.get("arch")), width=int(config["width"])))
+    weights = {
+        k.removeprefix("network."): v for k, v in state["state_dict"].items() if k.startswith("network.")
+    }
+    try:
+        network.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise TrainingError(f"the backbone {path} does not match its own recipe: {exc}", hint=hint) from exc
+    network.eval()
+    keys = ("height", "img_width", "resize_mode")
+    return Backbone(network, {k: config[k] for k in keys if k in config})
+
+
+def _fit(cfg: TrainConfig, data: PreparedData, folder: Path, backbone: MultiTaskNet | None) -> FitOutcome:
     started = time.perf_counter()
     good_train = data.train.images[~data.train.labels.astype(bool)]
     good_val = data.val.images[~data.val.labels.astype(bool)]
@@ -62,7 +115,8 @@ def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
             hint="add good frames to the dataset's train split (at least a few dozen)",
         )
     norm = data.spec.normalisation
-    model = ContractAnomaly(AnomalyNet(cfg.width, cfg.seed), norm.mean, norm.std, norm.scale)
+    network = AnomalyNet(cfg.width, cfg.seed, backbone=backbone)
+    model = ContractAnomaly(network, norm.mean, norm.std, norm.scale)
     model.eval()
     model.network.fit_gaussian(_features(model, good_train, cfg.seed))
     centre, spread = calibration(_raw_scores(model, good_val), cfg.threshold_policy)

@@ -51,3 +51,48 @@ def test_pipeline_run_task_anomaly_packages_a_fp32_anomaly_model_the_agent_loads
     assert manifest.operating_point is not None and manifest.operating_point.policy == "max-false-reject:0.01"
     checked = json.loads((run / "agent-check" / "anomaly.json").read_text())
     assert checked["passed"], checked
+
+
+def test_init_from_a_multitask_version_gives_the_anomaly_model_that_encoder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgeinspect_cloud.pipeline import RunLayout
+    from edgeinspect_cloud.pipeline.finetune import registration_lineage
+    from edgeinspect_cloud.registry import ModelRegistry
+    from edgeinspect_cloud.registry.registry import TrainingWeights
+    from edgeinspect_cloud.training.config import default_config
+    from edgeinspect_cloud.training.multitask import train_multitask
+
+    from tests.helpers.trained import package_result
+
+    old_line, new_line = tmp_path / "old-line", tmp_path / "new-line"
+    write_dataset(old_line, count=24, defect_ratio=0.5, seed=5, height=96, width=48, test_fraction=0.0)
+    write_dataset(new_line, count=20, defect_ratio=0.0, seed=6, height=64, width=48, test_fraction=0.0)
+    config = default_config("multitask", quick=True).with_overrides(
+        height=96, img_width=48, epochs=1, progress=False
+    )
+    trained = train_multitask(old_line, tmp_path / "mt", config)
+    keys = make_keys(tmp_path / "keys")
+    registry_url = (tmp_path / "registry").as_uri()
+    config_json = json.loads(json.dumps(trained.config.to_dict(), default=list))
+    weights = TrainingWeights(trained.checkpoint_path, "pytorch", config_json)
+    ModelRegistry.open(registry_url).register(
+        "defect-mt",
+        lambda n: package_result(trained, "defect-mt", tmp_path, keys.private_key),
+        weights=weights,
+    )
+    run = tmp_path / "run"
+    args = ["pipeline", "run", "--dataset", str(new_line), "--task", "anomaly", "--quick", "--no-progress"]
+    args += ["--registry", registry_url, "--out", str(run), "--steps", "data,train"]
+    assert main([*args, "--init-from", "defect-mt:1"]) == 0
+    capsys.readouterr()
+    summary = json.loads((run / "train" / "anomaly" / "result.json").read_text())
+    assert (
+        summary["init_weights"].endswith(".pt") and summary["config"]["height"] == 96
+    )  # the backbone's input
+    assert not (run / "train" / "init.json").exists() and not list(
+        run.glob("**/init.json")
+    )  # not a fine-tune
+
+    assert main([*args, "--init-from", "defect-anomaly:1"]) == 1
+    assert "defect-mt:VERSION gives it that model's encoder" in capsys.readouterr().err

@@ -89,3 +89,63 @@ def test_a_line_without_any_defect_trains(tmp_path: Path) -> None:
     result = train_anomaly(dataset, tmp_path / "run", tiny_config())
     point = result.operating_point
     assert point is not None and point.defective == 0 and point.recall is None and point.met
+
+
+@pytest.fixture(scope="module")
+def multitask_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A quick multi-task run (one epoch) on a 96x48 line: a backbone from "another line"."""
+    from edgeinspect_cloud.training.multitask import train_multitask
+
+    folder = tmp_path_factory.mktemp("backbone")
+    write_dataset(folder / "line", count=24, defect_ratio=0.5, seed=5, height=96, width=48, test_fraction=0.0)
+    config = default_config("multitask", quick=True).with_overrides(
+        height=96, img_width=48, epochs=1, progress=False
+    )
+    result = train_multitask(folder / "line", folder / "run", config)
+    return result.checkpoint_path
+
+
+def test_a_backbone_gives_the_trained_encoders_features_at_its_own_input_size(
+    tmp_path: Path, multitask_checkpoint: Path
+) -> None:
+    import torch
+
+    dataset = tmp_path / "new-line"
+    write_dataset(dataset, count=20, defect_ratio=0.0, seed=6, height=64, width=48, test_fraction=0.0)
+    config = tiny_config().with_overrides(init_weights=str(multitask_checkpoint))
+    result = train_anomaly(dataset, tmp_path / "run", config)
+
+    assert (result.config.height, result.config.img_width) == (96, 48)  # the backbone's, not 64x48
+    state = torch.load(tmp_path / "run/checkpoints/anomaly.pt", weights_only=False)["state_dict"]
+    parent = torch.load(multitask_checkpoint, weights_only=False)["state_dict"]
+    encoder = [k for k in parent if k.startswith("network.encoder.")]
+    assert encoder and all(torch.equal(state[f"network.features.{k[8:]}"], parent[k]) for k in encoder)
+    session = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
+    score, plane = session.run(None, {"image": result.validation.images[:2]})
+    assert score.shape == (2, 1) and plane.shape == (2, 1, 96, 48)
+    assert result.summary()["init_weights"] == str(multitask_checkpoint)
+
+
+def test_a_backbone_that_is_not_a_multitask_checkpoint_is_refused(tmp_path: Path) -> None:
+    import torch
+    from edgeinspect_cloud.training.anomaly import load_backbone
+
+    torch.save({"state_dict": {}, "config": {"task": "classification"}}, tmp_path / "cls.pt")
+    with pytest.raises(TrainingError, match="not a multi-task checkpoint") as caught:
+        load_backbone(tmp_path / "cls.pt")
+    assert "multitask-best.pt" in caught.value.hint
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(TrainingError, match="cannot read the backbone"):
+        load_backbone(tmp_path / "junk.pt")
+
+
+def test_the_backbone_option_is_for_the_anomaly_task_and_an_existing_checkpoint(tmp_path: Path) -> None:
+    from edgeinspect_cloud.commands.train import backbone_checkpoint
+
+    with pytest.raises(TrainingError, match="good-parts-only"):
+        backbone_checkpoint(tmp_path, "multitask")
+    with pytest.raises(TrainingError, match="no multi-task checkpoint there"):
+        backbone_checkpoint(tmp_path, "anomaly")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints/multitask-best.pt").write_bytes(b"")
+    assert backbone_checkpoint(tmp_path, "anomaly") == str(tmp_path / "checkpoints/multitask-best.pt")
