@@ -242,7 +242,8 @@ def test_a_batching_window_gives_each_caller_its_own_answer(agent_factory) -> No
 
 
 def test_one_bad_frame_in_a_batching_window_fails_only_its_own_call(agent_factory) -> None:  # type: ignore[no-untyped-def]
-    agent: AgentServer = agent_factory(fast_path_batch_window_ms="50")  # the longest: the calls share a window
+    # the longest window the agent allows: the four calls share it
+    agent: AgentServer = agent_factory(fast_path_batch_window_ms="50")
     client = agent.client()
     client.load_version(str(agent.package("seg", "1", "segmentation", height=32, width=32)))
     frames = [image(32, 32, level=level, seed=level) for level in (20, 90, 160)]

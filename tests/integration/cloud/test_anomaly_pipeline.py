@@ -87,12 +87,10 @@ def test_init_from_a_multitask_version_gives_the_anomaly_model_that_encoder(
     assert main([*args, "--init-from", "defect-mt:1"]) == 0
     capsys.readouterr()
     summary = json.loads((run / "train" / "anomaly" / "result.json").read_text())
-    assert (
-        summary["init_weights"].endswith(".pt") and summary["config"]["height"] == 96
-    )  # the backbone's input
-    assert not (run / "train" / "init.json").exists() and not list(
-        run.glob("**/init.json")
-    )  # not a fine-tune
+    assert summary["init_weights"].endswith(".pt")
+    assert summary["config"]["height"] == 96  # the backbone's input size, not the quick profile's
+    assert not list(run.glob("**/init.json"))  # not a fine-tune: evaluate and gate judge it on its own
+    assert registration_lineage(RunLayout(run), "anomaly")["backbone"] == "defect-mt:1"
 
     assert main([*args, "--init-from", "defect-anomaly:1"]) == 1
     assert "defect-mt:VERSION gives it that model's encoder" in capsys.readouterr().err
