@@ -117,6 +117,14 @@ def register(subparsers: Any) -> None:
         "--dataset frames instead of training from scratch; one per task, repeated or comma-separated "
         "(needs --registry)",
     )
+    run.add_argument(
+        "--finetune-anchor",
+        type=float,
+        default=0.0,
+        metavar="WEIGHT",
+        help="with --init-from: pull the weights back towards the parent's (L2-SP, e.g. 10000) when the "
+        "gate refuses a fine-tune for what it cost an earlier line (default 0: off)",
+    )
     run.add_argument("--by", help="who registers (default: the login name)")
     run.add_argument("--no-int8", action="store_true", help="ship fp32 only (no static int8 model)")
     run.add_argument(
@@ -236,6 +244,12 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
     if args.arch is not None:
         parse_arch(args.arch)  # a typo must not cost a data step either
     init_from = check_init_from(args.init_from, tasks, steps, args.registry)
+    if args.finetune_anchor < 0 or (args.finetune_anchor > 0 and not init_from):
+        raise PipelineError(
+            f"--finetune-anchor {args.finetune_anchor:g}: the anchor must be >= 0 and holds a fine-tune "
+            "to its parent, so it needs --init-from",
+            hint="add --init-from GROUP:VERSION, or drop --finetune-anchor",
+        )
     return PipelineOptions(
         run_dir=args.out,
         tasks=tasks,  # type: ignore[arg-type]
@@ -262,6 +276,7 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         tiling_hint=not args.no_tiling_hint,
         rehearse=list(args.rehearse),
         init_from=init_from,
+        finetune_anchor=args.finetune_anchor,
         gate=default_gate().with_overrides(
             min_image_ap=args.gate_min_ap,
             min_recall=args.gate_min_recall,

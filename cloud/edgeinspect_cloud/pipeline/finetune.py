@@ -109,6 +109,7 @@ def prepare_init(options: PipelineOptions, layout: RunLayout, task: Task) -> Tra
         epochs=options.epochs,
         progress=options.progress,
         threshold_policy=options.threshold_policy,
+        anchor=options.finetune_anchor,
     )
 
 

@@ -96,6 +96,8 @@ class PipelineOptions:
     """Write the manifest's tiling block (tiles of the training frame size) when training shrank frames."""
     init_from: list[str] = field(default_factory=list)
     """``GROUP:VERSION`` per fine-tuned task (``--init-from``): train starts from that version's weights."""
+    finetune_anchor: float = 0.0
+    """``--finetune-anchor``: a fine-tune's L2-SP weight (``TrainConfig.anchor``; 0: off)."""
 
     def init_for(self, task: Task) -> str | None:
         """The ``--init-from`` reference for ``task``'s group, or None (train from scratch).

@@ -56,7 +56,10 @@ class TrainConfig:
     its validation before any update is recorded as "epoch 0". ``rehearse`` names datasets of
     earlier lines whose ``train/`` frames join the training batches but never the validation split,
     so a fine-tune keeps seeing the old lines while early stopping and the threshold see only the
-    new one.
+    new one. ``anchor`` (a fine-tune only) adds ``anchor`` times the mean squared distance of the
+    weights from ``init_weights``' to the loss (L2-SP): the new line may move the weights only as far
+    as it pays (``pipeline run --finetune-anchor``, when the gate refuses a fine-tune for what it
+    cost an earlier line).
     """
 
     task: Task
@@ -82,6 +85,7 @@ class TrainConfig:
     device: str = "cpu"
     init_weights: str | None = None
     rehearse: tuple[str, ...] = ()
+    anchor: float = 0.0
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -114,6 +118,11 @@ class TrainConfig:
             )
         if self.task == "anomaly":
             self._check_anomaly_policy(policy)
+        if self.anchor < 0 or (self.anchor > 0 and self.init_weights is None):
+            raise TrainingError(
+                f"anchor must be >= 0 and needs init_weights (the weights it anchors to), got {self.anchor}",
+                hint="anchor is a fine-tune's setting: pipeline run --init-from GROUP:VERSION sets it",
+            )
         if self.height < 16 or self.img_width < 16:
             raise TrainingError(
                 f"input {self.height}x{self.img_width} is too small", hint="use at least 16x16 pixels"

@@ -83,6 +83,8 @@ def fit_torch(
     best_epoch, stale, started = 0, 0, time.perf_counter()
     if cfg.init_weights:
         load_checkpoint(model, cfg.init_weights)
+    if cfg.anchor > 0:
+        loss = anchored(loss, model, cfg.anchor)
     initial = initial_loss(model, data, cfg, loss)
     if cfg.init_weights:  # where the parent stands on the new data, before any update: epoch 0
         history.append({"epoch": 0, "loss": initial, **validate(model, data.val)})
@@ -127,6 +129,25 @@ def load_checkpoint(model: Any, path: str | Path) -> None:
             hint="the checkpoint must come from the same network and settings (fine-tune with the "
             "parent version's own config, as pipeline run --init-from does)",
         ) from exc
+
+
+def anchored(loss: BatchLoss, model: Any, weight: float) -> BatchLoss:
+    """``loss`` plus ``weight`` x the mean squared distance of ``model``'s weights from their values now.
+
+    L2-SP: the start (a parent's weights) is the prior, not zero. Weight decay would pull a
+    fine-tune towards zero, i.e. away from what the earlier lines need; this pulls it back towards
+    the parent, so the few new-line frames move the weights only where it pays.
+    """
+    reference = [p.detach().clone() for p in model.parameters() if p.requires_grad]
+    count = sum(p.numel() for p in reference)
+
+    def total(net: Any, pixels: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        params = [p for p in net.parameters() if p.requires_grad]
+        distance = sum(((p - r.to(p.device)) ** 2).sum() for p, r in zip(params, reference, strict=True))
+        value: torch.Tensor = loss(net, pixels, labels, masks) + weight * distance / count
+        return value
+
+    return total
 
 
 def initial_loss(model: Any, data: PreparedData, cfg: TrainConfig, loss: BatchLoss) -> float:

@@ -90,6 +90,41 @@ def test_a_fine_tune_starts_from_the_parents_weights_not_from_scratch(dataset: P
     assert tuned.summary()["init_weights"] == str(checkpoint)
 
 
+def _distance(checkpoint: Path, tuned_checkpoint: Path) -> float:
+    """Squared distance of the trainable weights (batch-norm statistics left out)."""
+    import torch
+
+    parent = torch.load(checkpoint, weights_only=False)["state_dict"]
+    tuned = torch.load(tuned_checkpoint, weights_only=False)["state_dict"]
+    weights = [k for k in parent if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    return sum(float(((tuned[k] - parent[k]) ** 2).sum()) for k in weights)
+
+
+def test_the_anchor_keeps_a_fine_tune_near_its_parent(dataset: Path, tmp_path: Path) -> None:
+    from edgeinspect_cloud.training import train_classifier
+
+    config = default_config("classification", quick=True).with_overrides(
+        height=HEIGHT, img_width=WIDTH, batch_size=8, progress=False, augment=AugmentConfig.off()
+    )
+    checkpoint = _trained_parent(dataset, tmp_path / "parent", config)
+    distance, initial = {}, {}
+    for name, anchor in (("free", 0.0), ("anchored", 1e5)):
+        tuned = finetune_config(config.to_dict(), checkpoint, epochs=2, progress=False, anchor=anchor)
+        result = train_classifier(dataset, tmp_path / name, tuned)
+        distance[name] = _distance(checkpoint, tmp_path / name / "checkpoints/classifier-last.pt")
+        initial[name] = result.initial_loss
+    assert initial["anchored"] == pytest.approx(initial["free"])  # at the parent the anchor costs nothing
+    assert distance["anchored"] < 0.5 * distance["free"]  # pulled back towards the parent (Adam: ~lr a step)
+
+
+def test_an_anchor_without_weights_to_anchor_to_is_refused() -> None:
+    from edgeinspect_cloud.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="needs init_weights") as caught:
+        default_config("multitask", quick=True).with_overrides(anchor=1.0)
+    assert "--init-from" in caught.value.hint
+
+
 def test_another_networks_weights_are_refused_with_what_to_do(dataset: Path, tmp_path: Path) -> None:
     from edgeinspect_cloud.errors import TrainingError
     from edgeinspect_cloud.training import train_classifier
@@ -125,6 +160,10 @@ def test_bad_init_from_references_fail_before_any_training(
     assert "needs the registry that holds the parent" in capsys.readouterr().err
     assert main([*cls, "--init-from", "defect-x:1"]) == 1
     assert "not a model group of the pipeline" in capsys.readouterr().err
+    assert main([*cls, "--finetune-anchor", "1e4"]) == 1  # an anchor with no parent to hold to
+    assert "needs --init-from" in capsys.readouterr().err
+    assert main([*cls, "--init-from", "defect-cls:1", "--finetune-anchor", "-1"]) == 1
+    assert "must be >= 0" in capsys.readouterr().err
 
     assert main([*cls, "--init-from", "defect-cls:3"]) == 1  # an empty registry
     assert "defect-cls has no version 3" in capsys.readouterr().err
