@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeinspect_cloud.errors import TrainingError
-from edgeinspect_cloud.training.multitask_net import MultiTaskNet, standardise_per_image
+from edgeinspect_cloud.training.multitask_net import MultiTaskNet, encode
 from edgeinspect_cloud.training.resnet import UInt8Contract
 
 LIGHT_KERNEL = 17
@@ -94,24 +94,14 @@ class EncoderFeatures(nn.Module):
             )
         self.encoder = network.encoder
         self.encoder.requires_grad_(False)
-        self.input_norm = network.arch.input_norm
-        self.pad_to = network.arch.stride
+        self.arch = network.arch
         deepest = (network.arch.width or 8) * 2**network.arch.stages  # each stage doubles the width
         self.channels = deepest // 2 + deepest
         self.stride = network.strides[-2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised pixels -> features ``[N, C, H/s, W/s]`` (``s`` = :attr:`stride`, rounded up)."""
-        if self.input_norm == "image":
-            x = standardise_per_image(x)
-        pad_h, pad_w = (-x.shape[-2]) % self.pad_to, (-x.shape[-1]) % self.pad_to
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        levels = []
-        for stage in self.encoder:
-            x = stage(x)
-            levels.append(x)
-        shallow, deep = levels[-2], levels[-1]
+        shallow, deep = encode(self.encoder, self.arch, x)[-2:]
         pooled = F.avg_pool2d(shallow, 3, 1, 1, count_include_pad=False)
         return torch.cat([pooled, F.interpolate(deep, size=shallow.shape[-2:], mode="nearest")], dim=1)
 

@@ -98,6 +98,21 @@ def standardise_per_image(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / spread
 
 
+def encode(encoder: nn.ModuleList, arch: MultiTaskArch, x: torch.Tensor) -> list[torch.Tensor]:
+    """Every encoder level's output, shallowest first: the recipe's input normalisation, the input
+    padded to the network's stride, then the stages (the decoder's skips; the anomaly model's features)."""
+    if arch.input_norm == "image":
+        x = standardise_per_image(x)
+    pad_h, pad_w = (-x.shape[-2]) % arch.stride, (-x.shape[-1]) % arch.stride
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h))
+    levels = []
+    for stage in encoder:
+        x = stage(x)
+        levels.append(x)
+    return levels
+
+
 def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``x`` upsampled (nearest) to ``like``'s height and width: a skip connection's partner."""
     return F.interpolate(x, size=like.shape[-2:], mode="nearest")
@@ -136,16 +151,7 @@ class MultiTaskNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised float ``[N, C, H, W]`` -> (defect logit ``[N, 1]``, mask logits ``[N, 1, H, W]``)."""
         height, width = x.shape[-2], x.shape[-1]
-        if self.arch.input_norm == "image":
-            x = standardise_per_image(x)
-        stride = self.arch.stride
-        pad_h, pad_w = (-height) % stride, (-width) % stride
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        skips = []
-        for stage in self.encoder:
-            x = stage(x)
-            skips.append(x)
+        skips = encode(self.encoder, self.arch, x)
         decoded = skips[-1]
         levels = []
         for i in range(len(skips) - 2, -1, -1):
