@@ -4,8 +4,10 @@ A new line has good parts long before it has labelled defects. This model learns
 like and flags whatever is far from it, the way Lookout for Vision's anomaly mode and PaDiM do,
 with no pretrained weights (none can be downloaded) and no defect labels:
 
-1. **Flatten the light.** The normalised frame minus its local mean (a 17x17 box blur) keeps the
-   surface's texture and drops lighting gradients and vignettes, which differ from part to part.
+1. **Flatten the light** (random features). The normalised frame minus its local mean (a 17x17 box
+   blur) keeps the surface's texture and drops lighting gradients and vignettes, which differ from
+   part to part. A trained encoder reads the frame as it was trained to (its recipe's per-image
+   standardisation), having learnt to look past lights.
 2. **Features.** Either random or our own trained encoder's:
 
    - *random* (no backbone): three seeded, fixed 3x3 convolution stages (strides 2, 4, 8; ReLU)
