@@ -96,11 +96,11 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--rehearse",
         action="append",
-        type=Path,
         default=[],
-        metavar="DIR",
-        help="an earlier line's dataset whose train/ frames join training (never validation): with "
-        "--init-from, the fine-tune keeps seeing that line (repeatable)",
+        metavar="DIR|URL",
+        help="an earlier line's dataset (a folder, s3:// or file:// URL) whose train/ frames join training "
+        "(never validation): with --init-from, the fine-tune keeps seeing that line (repeatable or "
+        "comma-separated)",
     )
     run.add_argument(
         "--no-tiling-hint",
@@ -274,7 +274,7 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         device=args.device,
         augment=args.augment,
         tiling_hint=not args.no_tiling_hint,
-        rehearse=list(args.rehearse),
+        rehearse=check_rehearse(args.rehearse),
         init_from=init_from,
         finetune_anchor=args.finetune_anchor,
         gate=default_gate().with_overrides(
@@ -284,6 +284,19 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
             max_ap_drop=args.gate_max_ap_drop,
         ),
     )
+
+
+def check_rehearse(values: list[str]) -> list[str]:
+    """``--rehearse`` sources: comma-separated or repeated, empty ones dropped (an engine's ``rehearse``
+    parameter defaults to ``""``); a local folder must exist before anything slow runs."""
+    sources = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    for source in sources:
+        if not is_url(source) and not (Path(source) / "train").is_dir():
+            raise PipelineError(
+                f"--rehearse {source}: no train/ folder there",
+                hint="name an earlier line's dataset folder (it holds train/), or its s3:// URL",
+            )
+    return sources
 
 
 def check_init_from(values: list[str], tasks: list[str], steps: list[str], registry: str | None) -> list[str]:

@@ -137,6 +137,22 @@ def anomaly_backbone(options: PipelineOptions, layout: RunLayout, task: Task) ->
     return str(weights)
 
 
+def rehearsal_folders(options: PipelineOptions, layout: RunLayout) -> list[str]:
+    """``--rehearse`` as local folders: a URL is fetched once into the run's datasets folder (which
+    is never pushed with the run), so an engine's train node rehearses ``s3://`` lines too."""
+    folders = []
+    for index, source in enumerate(options.rehearse):
+        if is_url(source):
+            target = layout.root / DATASETS_DIR / f"rehearse{index}"
+            if not (target / "train").is_dir():
+                fetch_dataset(source, target, options.endpoint_url)
+            log.info("rehearse_fetched", source=source, folder=str(target))
+            folders.append(str(target))
+        else:
+            folders.append(source)
+    return folders
+
+
 def parent_of(layout: RunLayout, task: Task) -> dict[str, Any] | None:
     """What the train step recorded about the parent (None: this run did not fine-tune ``task``)."""
     path = layout.init_json(task)

@@ -65,6 +65,7 @@ PARAMETERS: dict[str, tuple[str, Any]] = {
     "gate_max_ap_drop": ("float", 0.005),
     "init_from": ("str", ""),
     "finetune_anchor": ("float", 0.0),
+    "rehearse": ("str", ""),
     "train_classification_gpus": ("int", 0),
     "train_segmentation_gpus": ("int", 0),
 }
@@ -144,7 +145,7 @@ def cli_args(node: StepDef, *, quick: bool = False, epochs: int | None = None) -
         args += ["--epochs", str(epochs)]
     if node.step == "train":  # fine-tune from a registered version ("" = from scratch)
         args += ["--init-from", Param("init_from"), "--registry", Param("registry_url")]
-        args += ["--finetune-anchor", Param("finetune_anchor")]
+        args += ["--finetune-anchor", Param("finetune_anchor"), "--rehearse", Param("rehearse")]
     if node.step == "train":  # the policy picks the shipped threshold on validation, in training
         args += ["--threshold-policy", Param("threshold_policy"), "--augment", Param("augment")]
     if node.step == "train" and task == "multitask":

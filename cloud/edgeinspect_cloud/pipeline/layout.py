@@ -89,9 +89,10 @@ class PipelineOptions:
     """The multi-task network's recipe (``--arch``: preset[,key=value...]); ``None``: the default preset."""
     device: str = "cpu"
     """Where the multi-task model trains (``--device``: cpu, cuda, cuda:N)."""
-    rehearse: list[Path] = field(default_factory=list)
-    """Earlier lines' datasets (``--rehearse``) whose training frames join every training batch, never
-    validation: a fine-tune keeps seeing them while early stopping and thresholds see the new line."""
+    rehearse: list[str] = field(default_factory=list)
+    """Earlier lines' datasets (``--rehearse``: folders or URLs) whose training frames join every
+    training batch, never validation: a fine-tune keeps seeing them while early stopping and
+    thresholds see the new line."""
     tiling_hint: bool = True
     """Write the manifest's tiling block (tiles of the training frame size) when training shrank frames."""
     init_from: list[str] = field(default_factory=list)

@@ -24,6 +24,7 @@ from edgeinspect_cloud.pipeline.finetune import (
     dataset_sources,
     evaluate_lines,
     prepare_init,
+    rehearsal_folders,
 )
 from edgeinspect_cloud.pipeline.layout import PipelineError, PipelineOptions, RunLayout, Task
 from edgeinspect_cloud.training.config import TrainConfig, TrainResult, default_config, with_arch
@@ -142,7 +143,7 @@ def step_train(options: PipelineOptions, layout: RunLayout, task: Task) -> tuple
     trainer = _trainer(task)
     config = prepare_init(options, layout, task) or train_config(options, task)
     config = config.with_overrides(
-        rehearse=tuple(str(path) for path in options.rehearse) or None,
+        rehearse=tuple(rehearsal_folders(options, layout)) or None,
         init_weights=anomaly_backbone(options, layout, task),
     )
     result = trainer(root, layout.train_dir(task), config)

@@ -103,3 +103,22 @@ def test_pipeline_run_rehearse_reaches_the_trainer_and_its_record(
     assert main([*args, "--task", "classification", "--steps", "data,train", "--out", str(run)]) == 0
     trained = json.loads((run / "train" / "classification" / "result.json").read_text())
     assert trained["config"]["rehearse"] == [str(datasets[1])]
+
+
+def test_a_rehearsed_line_may_be_a_url_as_an_engine_passes_it(
+    datasets: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    args = ["pipeline", "run", "--dataset", str(datasets[0]), "--quick", "--task", "classification"]
+    args += ["--steps", "data,train", "--out", str(run)]
+    assert main([*args, "--rehearse", f",{datasets[1].as_uri()}"]) == 0  # "" entries: the engine default
+    trained = json.loads((run / "train" / "classification" / "result.json").read_text())
+    (fetched,) = trained["config"]["rehearse"]
+    assert Path(fetched).is_relative_to(run) and (Path(fetched) / "train").is_dir()
+    rehearsed = sorted(p.name for p in (Path(fetched) / "train").iterdir())
+    assert rehearsed == sorted(p.name for p in (datasets[1] / "train").iterdir())
+    capsys.readouterr()
+
+    assert main([*args, "--rehearse", str(tmp_path / "no-such-line")]) == 1  # before any step runs
+    err = capsys.readouterr().err
+    assert "no train/ folder there" in err and "s3:// URL" in err
