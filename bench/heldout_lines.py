@@ -89,12 +89,13 @@ def _anomaly(args: argparse.Namespace, good: Path, run: Path, backbone: Path | N
     from edgeinspect_cloud.training.anomaly import train_anomaly
     from edgeinspect_cloud.training.config import default_config
 
-    if not (run / "model.onnx").is_file():
+    wanted = None if backbone is None else str(backbone)
+    done = run / "result.json"  # a run of another kind (an older cache's random features) is redone
+    if not done.is_file() or json.loads(done.read_text())["config"].get("init_weights") != wanted:
         profile = "quick" if args.quick else "default"
         config = default_config("anomaly", profile=profile).with_overrides(progress=False)
-        train_anomaly(
-            good, run, config.with_overrides(init_weights=None if backbone is None else str(backbone))
-        )
+        shutil.rmtree(run, ignore_errors=True)
+        train_anomaly(good, run, config.with_overrides(init_weights=wanted))
     return run
 
 
