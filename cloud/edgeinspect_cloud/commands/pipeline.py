@@ -286,10 +286,15 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
     )
 
 
+def _listed(values: list[str]) -> list[str]:
+    """A repeatable option's values, each possibly comma-separated; empty entries dropped (an
+    engine passes ``""`` for "none")."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
 def check_rehearse(values: list[str]) -> list[str]:
-    """``--rehearse`` sources: comma-separated or repeated, empty ones dropped (an engine's ``rehearse``
-    parameter defaults to ``""``); a local folder must exist before anything slow runs."""
-    sources = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    """``--rehearse`` sources (see :func:`_listed`); a local folder must exist before anything slow runs."""
+    sources = _listed(values)
     for source in sources:
         if not is_url(source) and not (Path(source) / "train").is_dir():
             raise PipelineError(
@@ -306,7 +311,7 @@ def check_init_from(values: list[str], tasks: list[str], steps: list[str], regis
     defaults to ``""``). A reference to a group this invocation does not train is left for the
     invocation that does (an engine runs one task per train node).
     """
-    refs = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    refs = _listed(values)
     if not refs:
         return []
     groups = {GROUPS[task]: task for task in tasks}  # type: ignore[index]

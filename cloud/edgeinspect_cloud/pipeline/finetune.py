@@ -60,10 +60,8 @@ def open_registry(options: PipelineOptions) -> ModelRegistry:
 def prepare_init(options: PipelineOptions, layout: RunLayout, task: Task) -> TrainConfig | None:
     """The fine-tune config of ``task`` (parent weights downloaded), or None without ``--init-from``."""
     ref = options.init_for(task)
-    if ref is None:
-        return None
-    if task == "anomaly" and ref.split(":", 1)[0] == GROUPS["multitask"]:
-        return None  # not a fine-tune: a backbone (anomaly_backbone)
+    if ref is None or _backbone_ref(options, task):
+        return None  # from scratch, or a backbone (anomaly_backbone), not a fine-tune
     if task not in FINE_TUNABLE:
         raise PipelineError(
             f"--init-from {ref}: a {task} model is fitted, not fine-tuned",
@@ -119,8 +117,8 @@ def anomaly_backbone(options: PipelineOptions, layout: RunLayout, task: Task) ->
     Not a fine-tune: nothing is written to ``init.json``, so evaluate and gate judge the anomaly
     model on its own, not against the multi-task parent's figures on earlier lines.
     """
-    ref = options.init_for(task)
-    if task != "anomaly" or ref is None or ref.split(":", 1)[0] != GROUPS["multitask"]:
+    ref = _backbone_ref(options, task)
+    if ref is None:
         return None
     registry = open_registry(options)
     mv = resolve_version(registry, ref)
@@ -151,6 +149,14 @@ def rehearsal_folders(options: PipelineOptions, layout: RunLayout) -> list[str]:
         else:
             folders.append(source)
     return folders
+
+
+def _backbone_ref(options: PipelineOptions, task: Task) -> str | None:
+    """The ``--init-from`` reference that lends ``task`` a backbone: a multi-task version, for anomaly."""
+    ref = options.init_for(task)
+    if task == "anomaly" and ref is not None and ref.split(":", 1)[0] == GROUPS["multitask"]:
+        return ref
+    return None
 
 
 def parent_of(layout: RunLayout, task: Task) -> dict[str, Any] | None:
