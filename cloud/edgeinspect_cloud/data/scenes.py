@@ -28,17 +28,8 @@ PROCEDURAL_SHARE = 0.4
 spread evenly over the named training families."""
 
 
-def _draw_family(rng: np.random.Generator, heldout: bool, surface: str | None = None) -> str:
-    """The surface family of one part: held out, procedural (:data:`PROCEDURAL_SHARE`) or a named one.
-
-    ``surface`` fixes it (a one-surface line); the draw still happens, so every later random number,
-    and with it the part's lights, defects and camera, is the one the mixed set would have used.
-    """
-    drawn = _draw(rng, heldout)
-    return drawn if surface is None else surface
-
-
-def _draw(rng: np.random.Generator, heldout: bool) -> str:
+def _draw_family(rng: np.random.Generator, heldout: bool) -> str:
+    """The surface family of one part: held out, procedural (:data:`PROCEDURAL_SHARE`) or a named one."""
     if heldout:
         return str(rng.choice(list(surfaces.HELDOUT_FAMILIES)))
     if rng.random() < PROCEDURAL_SHARE:
@@ -167,7 +158,8 @@ def render_scene(
     ``surface`` (one of the set's families) draws every part on that one surface."""
     heldout = family_set == "heldout"
     families = surfaces.HELDOUT_FAMILIES if heldout else surfaces.TRAIN_FAMILIES
-    name = _draw_family(rng, heldout, surface)
+    drawn = _draw_family(rng, heldout)  # drawn even for a one-surface line: every later random number
+    name = drawn if surface is None else surface  # (lights, defects, camera) is the mixed set's
     plane, angle = families[name](rng, height, width)
     strength = float(rng.uniform(0.02, 0.06))
     light = heldout_lighting(rng, height, width) if heldout else train_lighting(rng, height, width)
