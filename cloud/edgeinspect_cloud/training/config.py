@@ -53,7 +53,8 @@ class TrainConfig:
     PyTorch trains (``cpu``, or ``cuda``/``cuda:N`` where there is one); the export is on the CPU.
     ``init_weights`` is a checkpoint of the same
     network to start from instead of a random initialisation (a fine-tune, :func:`finetune_config`);
-    its validation before any update is recorded as "epoch 0". ``rehearse`` names datasets of
+    its validation before any update is recorded as "epoch 0". For the anomaly task it is instead a
+    multi-task checkpoint whose frozen encoder supplies the features. ``rehearse`` names datasets of
     earlier lines whose ``train/`` frames join the training batches but never the validation split,
     so a fine-tune keeps seeing the old lines while early stopping and the threshold see only the
     new one. ``anchor`` (a fine-tune only) adds ``anchor`` times the mean squared distance of the

@@ -143,7 +143,7 @@ def anchored(loss: BatchLoss, model: Any, weight: float) -> BatchLoss:
 
     def total(net: Any, pixels: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         params = [p for p in net.parameters() if p.requires_grad]
-        distance = sum(((p - r.to(p.device)) ** 2).sum() for p, r in zip(params, reference, strict=True))
+        distance = sum(((p - r) ** 2).sum() for p, r in zip(params, reference, strict=True))
         value: torch.Tensor = loss(net, pixels, labels, masks) + weight * distance / count
         return value
 
