@@ -68,11 +68,10 @@ def _finetuned(args: argparse.Namespace, line: Path, rehearse: Path, run: Path) 
     from edgeinspect_cloud.training.multitask import train_multitask
 
     if not (run / "model.onnx").is_file():
-        parent = args.out / "run-after" / "multitask"
-        record = json.loads((parent / "result.json").read_text())
+        record, checkpoint = _parent(args)
         config = finetune_config(
             record["config"],
-            _parent_checkpoint(args),
+            checkpoint,
             progress=False,
             epochs=args.finetune_epochs,
             rehearse=(str(rehearse),),
@@ -99,11 +98,12 @@ def _anomaly(args: argparse.Namespace, good: Path, run: Path, backbone: Path | N
     return run
 
 
-def _parent_checkpoint(args: argparse.Namespace) -> Path:
-    """``after``'s kept checkpoint: the fine-tunes start from it, the anomaly model reads its encoder."""
+def _parent(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
+    """``after``'s run record and kept checkpoint: the fine-tunes start from it, the anomaly model
+    reads its encoder."""
     parent = args.out / "run-after" / "multitask"
     record = json.loads((parent / "result.json").read_text())
-    return parent / "checkpoints" / Path(record["checkpoint_path"]).name
+    return record, parent / "checkpoints" / Path(record["checkpoint_path"]).name
 
 
 def measure_surface(args: argparse.Namespace, surface: str, helpers: Any) -> dict[str, Any]:
@@ -125,7 +125,7 @@ def measure_surface(args: argparse.Namespace, surface: str, helpers: Any) -> dic
         **helpers.measure(compiled, run / "model_spec.json", earlier),
         "seconds": seconds,
     }
-    for model, backbone in (("anomaly", _parent_checkpoint(args)), ("anomaly-random", None)):
+    for model, backbone in (("anomaly", _parent(args)[1]), ("anomaly-random", None)):
         anomaly = _anomaly(args, good, args.out / f"run-{model}-{surface}", backbone)
         spec = ModelSpec.read(anomaly / "model_spec.json")
         figures[model] = {
