@@ -62,7 +62,8 @@ from edgeinspect_cloud.pipeline.layout import GROUPS, PipelineError, PipelineOpt
 START_TIMEOUT_S = 60.0
 CALL_TIMEOUT_S = 120.0
 """A load (verify, open, warm up) of a full-size model on a busy training node may take a while."""
-STOP_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 30.0
+"""Beyond the agent's own exit deadline (its drain grace + 10 s): a stuck agent dumps its stacks first."""
 SOCKET_NAME = "agent.sock"
 MAX_SOCKET_PATH = 100
 """A unix socket path is limited to ~107 bytes; a longer temporary folder falls back to /tmp."""
@@ -206,7 +207,9 @@ def private_agent(work: Path, log_path: Path) -> Iterator[tuple[AgentClient, Hea
     finally:
         code = _stop(proc)
     if code != 0:
-        raise AgentCheckError(f"the agent exited with code {code} when stopped (see {log_path})")
+        raise AgentCheckError(
+            f"the agent exited with code {code} when stopped (log {log_path}): {_tail(log_path, 4000)}"
+        )
 
 
 def _agent_module() -> str:

@@ -5,16 +5,24 @@ drops first, then work stops in a fixed order, then the process exits 0.
     ...start things...
     while not stop.is_set(): do_work()
     ...stop things in reverse order...
+
+A stop that hangs is the hardest fault to diagnose after the fact: the orchestrator kills the
+process and whatever held it is gone. So a service that has not exited ``exit_deadline_s`` after the
+signal writes every thread's stack to stderr, logs ``shutdown_overran`` and exits with
+:data:`EXIT_STOP_OVERRAN`; and ``kill -USR1 PID`` writes the same stacks at any time, without stopping.
 """
 
 from __future__ import annotations
 
+import faulthandler
+import os
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
 from edgeinspect.core.observability import Health, get_logger
 
@@ -22,19 +30,69 @@ T = TypeVar("T")
 log = get_logger(__name__)
 
 
-def install_signal_handlers(health: Health | None = None) -> threading.Event:
-    """SIGTERM and SIGINT set the returned event (and mark the service not ready)."""
+EXIT_STOP_OVERRAN = 70
+"""Exit status of a service that did not finish stopping within its deadline (stacks are in its log)."""
+DEFAULT_EXIT_DEADLINE_S = 25.0
+"""Below the 30 s an orchestrator waits by default before SIGKILL, so the stacks reach the log first."""
+
+
+def install_signal_handlers(
+    health: Health | None = None, exit_deadline_s: float = DEFAULT_EXIT_DEADLINE_S
+) -> threading.Event:
+    """SIGTERM and SIGINT set the returned event (and mark the service not ready).
+
+    The first one also arms :func:`exit_watchdog` with ``exit_deadline_s``; SIGUSR1 dumps every
+    thread's stack to stderr.
+    """
     stop = threading.Event()
 
     def _handle(signum: int, _frame: object) -> None:
         log.info("shutdown_requested", signal=signal.Signals(signum).name)
         if health is not None:
             health.mark_stopping()
+        if not stop.is_set():
+            exit_watchdog(exit_deadline_s)
         stop.set()
 
     signal.signal(signal.SIGTERM, _handle)
     signal.signal(signal.SIGINT, _handle)
+    faulthandler.register(signal.SIGUSR1, file=_stack_file(), all_threads=True)
     return stop
+
+
+def _stack_file() -> TextIO:
+    """stderr where it is a real file (faulthandler writes to the descriptor), else the original one."""
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        original = sys.__stderr__
+        return original if original is not None else sys.stderr
+    return sys.stderr
+
+
+def exit_watchdog(deadline_s: float) -> threading.Thread:
+    """End the process ``deadline_s`` from now, with every thread's stack in the log, unless it exits first.
+
+    A daemon thread: a process that exits in time never hears of it, while one stuck in a stop
+    step or in joining a worker thread at interpreter exit leaves the stacks that show what held it.
+    """
+
+    def _expire() -> None:
+        time.sleep(deadline_s)
+        log.error(
+            "shutdown_overran",
+            deadline_s=deadline_s,
+            threads=sorted(t.name for t in threading.enumerate()),
+            hint="the stacks of every thread follow on stderr; the one not in a wait is what held the stop",
+        )
+        stacks = _stack_file()
+        faulthandler.dump_traceback(file=stacks, all_threads=True)
+        stacks.flush()
+        os._exit(EXIT_STOP_OVERRAN)
+
+    thread = threading.Thread(target=_expire, name="exit-watchdog", daemon=True)
+    thread.start()
+    return thread
 
 
 class Backoff:

@@ -27,6 +27,10 @@ CLI = ServiceCli(
 )
 
 
+EXIT_DEADLINE_S = 55.0
+"""A job step in flight finishes before the exit (the chart gives the pod 60 s, then SIGKILL)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     return run_service(CLI, argv, serve)
@@ -35,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 def serve(settings: ModelManagerSettings) -> int:
     """Run deployment jobs until SIGTERM, with health and metrics served alongside."""
     health = Health()
-    stop = install_signal_handlers(health)
+    stop = install_signal_handlers(health, exit_deadline_s=EXIT_DEADLINE_S)
     registry = CollectorRegistry()
     try:
         service = ModelManagerService(settings, stop=stop, registry=registry, health=health)

@@ -1,10 +1,47 @@
-"""Lifecycle helpers: backoff grows and caps; retry_until retries, and stops when asked."""
+"""Lifecycle helpers: backoff grows and caps; retry_until retries, and stops when asked; a stop that
+hangs ends the process with every thread's stack in its log; SIGUSR1 dumps them without stopping."""
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 
-from edgeinspect.core.lifecycle import Backoff, retry_until
+from edgeinspect.core.lifecycle import EXIT_STOP_OVERRAN, Backoff, retry_until
+
+# A service whose stop never finishes: a non-daemon thread that ignores the stop event blocks the
+# interpreter's exit (the way a worker stuck in a call would).
+STUCK_SERVICE = textwrap.dedent(
+    """
+    import sys, threading
+    from edgeinspect.core.lifecycle import install_signal_handlers
+    from edgeinspect.core.observability import configure_logging
+
+    def stuck_in_a_call() -> None:
+        threading.Event().wait()
+
+    configure_logging(service="stuck")
+    stop = install_signal_handlers(exit_deadline_s=float(sys.argv[1]))
+    threading.Thread(target=stuck_in_a_call, name="stuck-worker").start()
+    print("ready", flush=True)
+    stop.wait()
+    print("stopping", flush=True)
+    """
+)
+
+
+def _start_stuck_service(deadline_s: float) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_SERVICE, str(deadline_s)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
 
 
 def test_backoff_grows_then_caps() -> None:
@@ -33,3 +70,30 @@ def test_retry_until_gives_up_when_stopped() -> None:
     stop = threading.Event()
     stop.set()
     assert retry_until(lambda: 1 / 0, stop, what="never", errors=(ZeroDivisionError,)) is None
+
+
+def test_a_stop_that_hangs_exits_with_every_threads_stack_in_the_log() -> None:
+    proc = _start_stuck_service(deadline_s=0.5)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_STOP_OVERRAN
+    event = next(json.loads(line) for line in err.splitlines() if "shutdown_overran" in line)
+    assert event["deadline_s"] == 0.5
+    assert "stuck-worker" in event["threads"]  # the log names the threads still alive
+    assert "in stuck_in_a_call" in err  # and the stacks show where the stuck one waits
+
+
+def test_sigusr1_dumps_the_stacks_and_the_service_keeps_running() -> None:
+    proc = _start_stuck_service(deadline_s=60.0)
+    try:
+        proc.send_signal(signal.SIGUSR1)
+        assert proc.stderr is not None
+        lines = []
+        while not any("in stuck_in_a_call" in line for line in lines):
+            line = proc.stderr.readline()
+            assert line, "the stacks never came"
+            lines.append(line)
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)

@@ -31,6 +31,7 @@ import os
 import socket
 import stat
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,10 +147,11 @@ class FastPathServer:
         for sock, _thread in connections:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RD)  # an idle reader wakes up; a busy one still answers
+        deadline = time.monotonic() + grace_s  # one grace for all: a stop is bounded by it, not n times it
         for _sock, thread in connections:
-            thread.join(grace_s)
+            thread.join(max(0.0, deadline - time.monotonic()))
         if self._acceptor is not None:
-            self._acceptor.join(grace_s)
+            self._acceptor.join(max(0.0, deadline - time.monotonic()))
 
     def _accept_loop(self) -> None:
         assert self._listener is not None

@@ -18,6 +18,9 @@ from edgeinspect_inference.agent.settings import AgentSettings
 
 log = get_logger("edgeinspect_inference.agent")
 
+STOP_MARGIN_S = 10.0
+"""Beyond the drain grace, for shadows, captures and the process exit; past it the agent dumps its stacks."""
+
 CLI = ServiceCli(
     prog="edgeinspect-agent",
     description="The edge agent: ONNX Runtime models behind the SageMaker-Edge-compatible gRPC API "
@@ -36,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 def serve(settings: AgentSettings) -> int:
     """Serve both agent APIs and /metrics until SIGTERM."""
     health = Health()
-    stop = install_signal_handlers(health)
+    stop = install_signal_handlers(health, exit_deadline_s=settings.shutdown_grace_s + STOP_MARGIN_S)
     registry = CollectorRegistry()
     try:
         agent = AgentServer(settings, registry).start()

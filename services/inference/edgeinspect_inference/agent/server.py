@@ -209,9 +209,10 @@ class AgentServer:
         self._serving.clear()
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         log.info("agent_stopping", grace_s=grace)
+        drained = self._server.stop(grace)  # refuses new calls now; in-flight ones drain meanwhile
         if self.fast_path is not None:
             self.fast_path.stop(grace)
-        self._server.stop(grace).wait()
+        drained.wait()
         self.table.close()
         self.captures.close()
         self._segments.close()
