@@ -15,7 +15,15 @@ import pytest
 from edgeinspect.core.package import unpack_package
 from edgeinspect_cloud.data.synth import write_dataset
 from edgeinspect_cloud.errors import TrainingError
-from edgeinspect_cloud.training.anomaly import calibration, train_anomaly
+from edgeinspect_cloud.training.anomaly import (
+    _cross_fitted_scores,
+    _features,
+    _raw_scores,
+    _rows,
+    calibration,
+    train_anomaly,
+)
+from edgeinspect_cloud.training.anomaly_net import AnomalyNet, ContractAnomaly
 from edgeinspect_cloud.training.config import ANOMALY_POLICY, TrainConfig, default_config
 
 from tests.helpers.models import make_keys
@@ -34,6 +42,21 @@ def test_calibration_rejects_at_most_the_allowed_share_of_good_frames() -> None:
     strict, _ = calibration(good, "max-false-reject:0")
     assert strict > good.max()  # none flagged: above the highest good score
     assert (good > strict).sum() == 0
+
+
+def test_cross_fitting_scores_each_training_frame_by_a_fit_that_never_saw_it() -> None:
+    rng = np.random.default_rng(5)
+    frames = rng.integers(90, 110, size=(10, 3, 32, 32), dtype=np.uint8)
+    frames[3, :, 10:14, 10:14] = 250  # one good frame unlike the others (a glint, say)
+    model = ContractAnomaly(AnomalyNet(4, seed=0), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    model.eval()
+    features = _features(model, frames)
+    held_out = _cross_fitted_scores(model, frames, features, seed=0)
+    model.network.fit_gaussian(_rows(features, seed=0))
+    in_sample = _raw_scores(model, frames)
+    # a fit that saw the frame explains it; one that did not finds it far, as a new frame would be
+    assert held_out[3] > in_sample[3] and held_out[3] == held_out.max()
+    assert np.all(held_out >= in_sample * 0.9)
 
 
 @pytest.mark.parametrize("policy", ["target-recall:0.99"])
@@ -62,6 +85,8 @@ def test_trained_on_good_frames_only_it_answers_a_calibrated_score_and_map_and_p
     assert history["good_train"] > 0 and history["good_val"] > 0
     # the 9 defective frames of 36 were left out of the fit and of the calibration
     assert history["good_train"] + history["good_val"] == 27
+    # every good frame calibrates: validation's, and training's scored by fits that left them out
+    assert history["calibration_frames"] == 27
     assert (result.thresholds.image, result.thresholds.pixel) == (0.5, 0.5)
     point = result.operating_point
     assert point is not None and point.policy == ANOMALY_POLICY and point.threshold == 0.5
