@@ -51,6 +51,10 @@ def _entries(stream: str, raw: Iterable[Any]) -> list[Entry]:
     return [Entry(stream, _str(eid), fields) for eid, fields in raw if fields is not None]
 
 
+SOCKET_TIMEOUT_S = 10.0
+"""How long a Redis command may go unanswered before it fails (see :meth:`Streams.from_url`)."""
+
+
 class Streams:
     """Stream operations on one Redis connection; ``maxlen`` bounds every stream approximately."""
 
@@ -68,9 +72,22 @@ class Streams:
         return retention
 
     @classmethod
-    def from_url(cls, url: str, maxlen: int = 10_000, **kwargs: Any) -> Streams:
-        """Connect lazily (redis-py connects on first command), with bounded socket timeouts."""
-        options: dict[str, Any] = {"socket_connect_timeout": 5, "health_check_interval": 30}
+    def from_url(cls, url: str, maxlen: int = 10_000, *, block_ms: int = 0, **kwargs: Any) -> Streams:
+        """Connect lazily (redis-py connects on first command), with bounded socket timeouts.
+
+        A Redis that stops answering on an open connection (a frozen host, a cable pulled) sends
+        no error, so without a read timeout a command waits forever, and so does whatever waits
+        on it (a stop, a capture queue). Every command gets :data:`SOCKET_TIMEOUT_S` (plus
+        ``block_ms``, the longest blocking read the caller makes) and then raises
+        ``redis.TimeoutError``, which services handle as the outage it is. Set explicitly: redis-py
+        5 has no read timeout by default, 8 reuses the 5 s connect timeout, under which a read
+        blocking longer always failed.
+        """
+        options: dict[str, Any] = {
+            "socket_connect_timeout": 5,
+            "socket_timeout": SOCKET_TIMEOUT_S + block_ms / 1000,
+            "health_check_interval": 30,
+        }
         options.update(kwargs)
         return cls(redis.Redis.from_url(url, **options), maxlen)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 import redis
 from edgeinspect.core import names
 from edgeinspect.core.agentapi import sm_grpc, sm_pb2
+from edgeinspect.core.lifecycle import wait_until
 from edgeinspect.core.storage import open_store
 from edgeinspect.core.tensors import to_tensor
 from edgeinspect_uploader.manifest import read_day
@@ -71,3 +73,36 @@ def test_a_stock_capture_is_synced_with_its_tensors_beside_the_image(
     (record,) = [r for r in read_day(store, line_id, date(2026, 1, 1)) if r.frame_id == capture_id]
     assert record.objects["image"].key == f"{prefix}/image.png"
     assert record.objects["input-input.npy"].key == f"{prefix}/input-input.npy"
+
+
+def test_a_redis_that_stops_answering_fails_the_capture_and_the_agent_still_stops(
+    agent_factory,  # type: ignore[no-untyped-def]
+    own_redis: RedisServer,
+    line_id: str,
+) -> None:
+    agent = agent_factory(redis_url=own_redis.url)
+    agent.client().load_version(str(agent.package("cls", "1")))
+    with grpc.insecure_channel(agent.addr) as channel:
+        stub = sm_grpc.AgentStub(channel)  # type: ignore[no-untyped-call]
+
+        def capture(capture_id: str) -> Callable[[], int]:
+            stub.CaptureData(
+                sm_pb2.CaptureDataRequest(
+                    model_name="cls",
+                    capture_id=capture_id,
+                    input_tensors=[to_tensor("input", np.full((1, 3, 64, 64), 235, np.float32))],
+                    output_tensors=[to_tensor("output", np.array([[0.97]], np.float32))],
+                )
+            )
+            request = sm_pb2.GetCaptureDataStatusRequest(capture_id=capture_id)
+            return lambda: int(stub.GetCaptureDataStatus(request).status)
+
+        # the agent's connection is up and in use when the server stops answering on it
+        before = capture(f"before-{line_id}")
+        assert wait_until(lambda: before() == sm_pb2.SUCCESS, timeout=30)
+        with own_redis.frozen():
+            status = capture(f"frozen-{line_id}")
+            # no answer is an outage like a refused connection: the capture fails, saying why
+            assert wait_until(lambda: status() == sm_pb2.FAILURE, timeout=60)
+            assert agent.stop(timeout=40) == 0  # nothing is left waiting on the silent server
+    assert "capture_failed" in agent.logs() and "Timeout" in agent.logs()

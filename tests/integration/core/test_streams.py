@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 from edgeinspect.core import names
 from edgeinspect.core.messages import Capture, Event, Frame
 from edgeinspect.core.streams import GroupReader, Streams
 
+from tests.fixtures.redis_server import RedisServer
 from tests.unit.core.test_messages import make_frame, make_result
 
 
@@ -89,3 +91,24 @@ def test_ping_reports_a_dead_server() -> None:
 
     dead = Streams.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
     assert dead.ping() is False
+
+
+def test_a_read_blocking_longer_than_redis_pys_own_timeout_waits_its_time(
+    redis_server: RedisServer, line_id: str
+) -> None:
+    streams = Streams.from_url(redis_server.url, block_ms=6000)  # the worker's EI_BLOCK_MS, say
+    stream = f"blocking:{line_id}"
+    streams.ensure_group(stream, "inference")
+    try:  # an idle line: the read waits its 6 s and comes back empty, it does not time out
+        assert streams.read_group([stream], "inference", "worker-a", block_ms=6000) == []
+    finally:
+        streams.client.delete(stream)
+        streams.close()
+
+
+def test_a_server_that_stops_answering_is_a_timeout_not_a_hang(own_redis: RedisServer, line_id: str) -> None:
+    streams = Streams.from_url(own_redis.url)
+    streams.add(f"s:{line_id}", make_frame(frame_id="before"))  # the connection is open and in use
+    with own_redis.frozen(), pytest.raises(redis.TimeoutError, match="Timeout reading"):
+        streams.add(f"s:{line_id}", make_frame(frame_id="unanswered"))
+    streams.close()

@@ -41,7 +41,7 @@ def serve(settings: WorkerSettings) -> int:
     """Wait for Redis and the agent, judge frames until SIGTERM, then finish what is in flight."""
     health = Health()
     stop = install_signal_handlers(health)
-    streams = Streams.from_url(settings.redis_url, maxlen=settings.stream_maxlen)
+    streams = Streams.from_url(settings.redis_url, maxlen=settings.stream_maxlen, block_ms=settings.block_ms)
     agent = AgentClient(settings.agent_addr, timeout_s=settings.agent_timeout_s, tls=settings.agent_tls())
     service = WorkerService(settings, streams, agent)
     health.add_check("redis", streams.ping)
