@@ -116,10 +116,12 @@ def _score_nodes(axes: list[int], knob: float) -> list[onnx.NodeProto]:
     ]
 
 
-def _busy_loop(iterations: int) -> list[onnx.NodeProto]:
+def _busy_loop(iterations: int, only_above: float | None = None) -> list[onnx.NodeProto]:
     """Nodes that burn CPU (``iterations`` 128x128 matmuls in a Loop) and end in a zero tensor ``idle``.
 
     For tests that need a request to stay in flight (graceful shutdown); the result adds 0 to the score.
+    ``only_above``: the loop runs only for inputs whose brightest scaled pixel exceeds it, so the golden
+    input (level 140) runs at once and a brighter frame is slow.
     """
     state = helper.make_tensor_value_info("state", TensorProto.FLOAT, [128, 128])
     body = helper.make_graph(
@@ -145,9 +147,10 @@ def _busy_loop(iterations: int) -> list[onnx.NodeProto]:
         helper.make_node(
             "Constant",
             [],
-            ["trip_count"],
+            ["trip_count" if only_above is None else "all_trips"],
             value=helper.make_tensor("trips", TensorProto.INT64, [], [iterations]),
         ),
+        *_trips_only_above(only_above),
         helper.make_node(
             "Constant", [], ["always"], value=helper.make_tensor("t", TensorProto.BOOL, [], [True])
         ),
@@ -158,15 +161,36 @@ def _busy_loop(iterations: int) -> list[onnx.NodeProto]:
     ]
 
 
-def classifier_onnx(height: int = 64, width: int = 64, knob: float = 0.0, busy_iterations: int = 0) -> bytes:
+def _trips_only_above(only_above: float | None) -> list[onnx.NodeProto]:
+    """``trip_count``: ``all_trips`` where the brightest scaled pixel exceeds ``only_above``, else 0."""
+    if only_above is None:
+        return []
+    return [
+        helper.make_node("ReduceMax", ["scaled"], ["brightest"], keepdims=0),
+        _const("cutoff", only_above),
+        helper.make_node("Greater", ["brightest", "cutoff"], ["bright"]),
+        helper.make_node("Cast", ["bright"], ["bright_trips"], to=TensorProto.INT64),
+        helper.make_node("Mul", ["all_trips", "bright_trips"], ["trip_count"]),
+    ]
+
+
+def classifier_onnx(
+    height: int = 64,
+    width: int = 64,
+    knob: float = 0.0,
+    busy_iterations: int = 0,
+    busy_above: float | None = None,
+) -> bytes:
     """The test classifier: ``defect_probability`` [N,1] rising with mean brightness.
 
-    ``busy_iterations`` > 0 makes every run slow (without changing its output), for in-flight tests.
+    ``busy_iterations`` > 0 makes every run slow (without changing its output), for in-flight tests;
+    with ``busy_above``, only runs on frames brighter than that (see :func:`_busy_loop`).
     """
     nodes = _score_nodes([1, 2, 3], knob)
     score = "score"
     if busy_iterations:
-        nodes += [*_busy_loop(busy_iterations), helper.make_node("Add", ["score", "idle"], ["busy_score"])]
+        busy = _busy_loop(busy_iterations, busy_above)
+        nodes += [*busy, helper.make_node("Add", ["score", "idle"], ["busy_score"])]
         score = "busy_score"
     nodes += [
         _const("shape", [-1, 1], TensorProto.INT64),
@@ -265,6 +289,7 @@ def make_package(
     broken: bool = False,
     with_int8: bool = False,
     busy_iterations: int = 0,
+    busy_above: float | None = None,
     precision: Literal["fp32", "int8"] | None = None,
     int8_knob: float | None = None,
     int8_bytes: bytes | None = None,
@@ -274,7 +299,8 @@ def make_package(
     Golden outputs are computed by ONNX Runtime on a seeded input; ``broken`` stores a wrong golden
     output (the package verifies, but a smoke test must fail). ``with_int8`` adds a
     ``model.int8.onnx`` (the same graph with ``knob + 1``, so the variant loaded is observable).
-    ``busy_iterations`` makes a classifier slow to run (see :func:`classifier_onnx`).
+    ``busy_iterations`` makes a classifier slow to run (with ``busy_above``, only on bright frames: see
+    :func:`classifier_onnx`).
     ``precision`` records the package's default precision (``manifest.precision``; ``None``: a package
     that predates the field); ``int8_knob`` replaces ``knob + 1`` for the int8 graph (far from ``knob``:
     an int8 model that misses its golden output), ``int8_bytes`` the whole int8 file (one that ONNX
@@ -283,7 +309,7 @@ def make_package(
 
     def build(model_knob: float) -> bytes:
         if task == "classification":
-            return classifier_onnx(height, width, model_knob, busy_iterations)
+            return classifier_onnx(height, width, model_knob, busy_iterations, busy_above)
         if task == "multitask":
             return multitask_onnx(height, width, model_knob)
         return segmenter_onnx(height, width, model_knob)

@@ -3,6 +3,7 @@ settings validation and a graceful SIGTERM that lets a running request finish.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,9 +15,10 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from edgeinspect.core.agent_client import PredictCall, PredictResult
+from edgeinspect.core.agent_client import AgentClient, PredictCall, PredictResult
 from edgeinspect.core.errors import AgentError
-from edgeinspect.core.lifecycle import wait_until
+from edgeinspect.core.lifecycle import EXIT_STOP_OVERRAN, wait_until
+from edgeinspect_inference.agent.main import STOP_MARGIN_S
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
@@ -114,6 +116,32 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_cleanly(agent_serv
     assert not Path(agent_server.addr.removeprefix("unix://")).exists()
     events = [json.loads(line)["event"] for line in agent_server.logs().splitlines() if line.startswith("{")]
     assert events.index("shutdown_requested") < events.index("agent_stopping") < events.index("agent_stopped")
+
+
+def test_a_stop_held_by_a_call_stuck_in_its_model_ends_with_exit_70_and_every_stack_in_the_log(
+    agent_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    # A call that outlives the drain grace keeps its thread inside ONNX Runtime, where nothing can
+    # interrupt it, and the exit waits for that thread: the agent's exit deadline ends it instead.
+    agent = agent_factory(shutdown_grace_s=0.2)
+    client = agent.client()
+    # minutes on a bright frame; the golden input (level 140) runs at once, so the load is quick
+    package = agent.package("stuck", "1", busy_iterations=4_000_000, busy_above=0.8)
+    client.load_version(str(package))
+    thread = threading.Thread(target=_predict_ignoring_errors, args=(client,), daemon=True)
+    thread.start()
+    assert wait_until(lambda: client.stats("stuck")[0].in_flight == 1, timeout=30)
+    assert agent.stop(timeout=90) == EXIT_STOP_OVERRAN
+    logs = agent.logs()
+    overran = next(json.loads(line) for line in logs.splitlines() if '"shutdown_overran"' in line)
+    assert overran["deadline_s"] == pytest.approx(0.2 + STOP_MARGIN_S)
+    assert any(name.startswith("grpc") for name in overran["threads"])  # the handler still running
+    assert "onnxruntime_inference_collection.py" in logs and "in run" in logs  # and where it is
+
+
+def _predict_ignoring_errors(client: AgentClient) -> None:
+    with contextlib.suppress(AgentError):  # cancelled when the grace ends: not what is tested
+        client.predict("stuck", {"image": image(level=235)}, timeout_s=120)
 
 
 def _agent_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
