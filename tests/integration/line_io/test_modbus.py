@@ -123,10 +123,11 @@ def test_a_modbus_client_reads_our_server_map(
     client = ModbusTcpClient(LOOPBACK, port=port)
     assert client.connect()
     try:
-        assert wait_until(lambda: client.read_holding_registers(0, count=1, device_id=1).registers[0] == 1, 5)
+        # as a PLC does: the toggle coil says a new result is complete (it is written after the block)
+        assert wait_until(lambda: client.read_coils(2, count=1, device_id=1).bits[0], 5)
         block = client.read_holding_registers(0, count=32, device_id=1).registers
-        assert block[1:4] == [2, 1, 900] and block[13] == 4  # defect, reject, score, ContinuousExecution
-        assert text_from_registers(block[16:32]) == "SN-77"
+        assert block[0] == 1 and block[1:4] == [2, 1, 900]  # first result: defect, reject, score
+        assert block[13] == 4 and text_from_registers(block[16:32]) == "SN-77"  # ContinuousExecution
         coils = client.read_coils(0, count=4, device_id=1).bits[:4]
         assert coils[1:] == [False, True, True]  # not good, toggled, ready
         assert wait_until(lambda: client.read_coils(0, count=1, device_id=1).bits[0], timeout=5)  # the pulse
