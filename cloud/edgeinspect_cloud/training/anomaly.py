@@ -122,7 +122,7 @@ def _fit(cfg: TrainConfig, data: PreparedData, folder: Path, backbone: MultiTask
     model = ContractAnomaly(network, norm.mean, norm.std, norm.scale)
     model.eval()
     features = _features(model, good_train)
-    held_out = _cross_fitted_scores(model, good_train, features, cfg.seed)
+    held_out = _cross_fitted_scores(model, features, (good_train.shape[-2], good_train.shape[-1]), cfg.seed)
     model.network.fit_gaussian(_rows(features, cfg.seed))
     good_scores = np.concatenate([held_out, _raw_scores(model, good_val)])
     centre, spread = calibration(good_scores, cfg.threshold_policy)
@@ -145,7 +145,7 @@ def _fit(cfg: TrainConfig, data: PreparedData, folder: Path, backbone: MultiTask
 
 
 def _cross_fitted_scores(
-    model: ContractAnomaly, images: np.ndarray, features: np.ndarray, seed: int
+    model: ContractAnomaly, features: np.ndarray, size: tuple[int, int], seed: int
 ) -> np.ndarray:
     """Each good training frame's raw score under a Gaussian fitted without it (k-fold).
 
@@ -153,33 +153,36 @@ def _cross_fitted_scores(
     1% false-reject threshold: the highest of 20 scores says little about the 99th percentile.
     Scoring every training frame by a fit that never saw it multiplies the calibration frames by
     five, and the 80% fits score slightly higher than the full one would, so the threshold errs
-    towards fewer false rejects. Leaves ``model``'s Gaussian to be refitted on all frames.
+    towards fewer false rejects. The frames are scored from their ``features`` (no second pass
+    through the network); leaves ``model``'s Gaussian to be refitted on all frames.
     """
-    folds = min(CROSS_FIT_FOLDS, len(images))
+    folds = min(CROSS_FIT_FOLDS, len(features))
     if folds < 2:
         return np.empty(0)
-    order = np.random.default_rng(seed).permutation(len(images))
-    scores = np.empty(len(images))
+    order = np.random.default_rng(seed).permutation(len(features))
+    scores = np.empty(len(features))
     for fold, held in enumerate(np.array_split(order, folds)):
         kept = np.setdiff1d(order, held)
         model.network.fit_gaussian(_rows(features[kept], seed + fold))
-        scores[held] = _raw_scores(model, images[held])
+        with torch.no_grad():
+            maps = model.network.distance_map(torch.from_numpy(features[held]), size)
+        scores[held] = torch.amax(maps, dim=(1, 2, 3)).numpy()
     return scores
 
 
 def _features(model: ContractAnomaly, images: np.ndarray) -> np.ndarray:
-    """Every patch feature vector of each of ``images``: ``[N, h * w, C]``."""
-    parts = []
+    """The feature maps of ``images``: ``[N, C, h, w]``."""
     with torch.no_grad():
-        for start in range(0, len(images), BATCH):
-            feats = model.features(torch.from_numpy(images[start : start + BATCH]))
-            parts.append(feats.permute(0, 2, 3, 1).reshape(len(feats), -1, feats.shape[1]).numpy())
+        parts = [
+            model.features(torch.from_numpy(images[start : start + BATCH])).numpy()
+            for start in range(0, len(images), BATCH)
+        ]
     return np.concatenate(parts)
 
 
 def _rows(features: np.ndarray, seed: int) -> np.ndarray:
     """The frames' feature vectors as rows ``[M, C]`` for the Gaussian (a seeded sample if too many)."""
-    rows = features.reshape(-1, features.shape[-1])
+    rows = features.transpose(0, 2, 3, 1).reshape(-1, features.shape[1])
     if len(rows) > MAX_FEATURES:
         rows = rows[np.random.default_rng(seed).choice(len(rows), MAX_FEATURES, replace=False)]
     return rows.astype(np.float64)

@@ -140,13 +140,17 @@ class AnomalyNet(nn.Module):
 
     def raw_map(self, x: torch.Tensor) -> torch.Tensor:
         """Uncalibrated anomaly map ``[N, 1, H, W]``: the Mahalanobis distance of each patch."""
-        white = self.whiten(self.features(x))
+        return self.distance_map(self.features(x), (x.shape[-2], x.shape[-1]))
+
+    def distance_map(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """:meth:`raw_map` from features already extracted, for an input of ``size`` (H, W)."""
+        white = self.whiten(features)
         distance = torch.sqrt((white * white).sum(dim=1, keepdim=True) + 1e-6)
         distance = F.avg_pool2d(distance, 3, 1, 1, count_include_pad=False)
         stride = self.features.stride  # back to the (padded) input's size, then the input's own
-        size = (distance.shape[-2] * stride, distance.shape[-1] * stride)
-        full = F.interpolate(distance, size=size, mode="bilinear", align_corners=False)
-        return full[..., : x.shape[-2], : x.shape[-1]]
+        padded = (distance.shape[-2] * stride, distance.shape[-1] * stride)
+        full = F.interpolate(distance, size=padded, mode="bilinear", align_corners=False)
+        return full[..., : size[0], : size[1]]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(image score ``[N, 1]``, map ``[N, 1, H, W]``), both calibrated to [0, 1]."""

@@ -51,7 +51,7 @@ def test_cross_fitting_scores_each_training_frame_by_a_fit_that_never_saw_it() -
     model = ContractAnomaly(AnomalyNet(4, seed=0), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     model.eval()
     features = _features(model, frames)
-    held_out = _cross_fitted_scores(model, frames, features, seed=0)
+    held_out = _cross_fitted_scores(model, features, (32, 32), seed=0)
     model.network.fit_gaussian(_rows(features, seed=0))
     in_sample = _raw_scores(model, frames)
     # a fit that saw the frame explains it; one that did not finds it far, as a new frame would be
