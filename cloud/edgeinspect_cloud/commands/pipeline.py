@@ -16,6 +16,7 @@ from typing import Any
 from edgeinspect_cloud.commands.cli_errors import reports_errors
 from edgeinspect_cloud.commands.registry import add_registry_arguments
 from edgeinspect_cloud.compile import CompileOptions
+from edgeinspect_cloud.errors import TrainingError
 from edgeinspect_cloud.evaluation.metrics import POLICY_HELP, ThresholdPolicy
 from edgeinspect_cloud.pipeline import (
     ALL_TASKS,
@@ -32,6 +33,8 @@ from edgeinspect_cloud.pipeline.remote import is_url
 from edgeinspect_cloud.pipeline.steps_gate import GateFailedError
 from edgeinspect_cloud.registry.gate import default_gate
 from edgeinspect_cloud.registry.lineage import parse_model_ref
+from edgeinspect_cloud.training.blend import check_share
+from edgeinspect_cloud.training.config import FINETUNE_BLEND
 from edgeinspect_cloud.training.multitask_arch import parse_arch
 
 
@@ -124,6 +127,15 @@ def register(subparsers: Any) -> None:
         metavar="WEIGHT",
         help="with --init-from: pull the weights back towards the parent's (L2-SP, e.g. 10000) when the "
         "gate refuses a fine-tune for what it cost an earlier line (default 0: off)",
+    )
+    run.add_argument(
+        "--finetune-blend",
+        type=float,
+        default=FINETUNE_BLEND,
+        metavar="SHARE",
+        help="with --init-from: the share of the fine-tune's change to the weights that ships, "
+        f"parent + SHARE x (tuned - parent) (default {FINETUNE_BLEND:g}: half way, which kept more of "
+        "both lines than the plain fine-tune; 1: the plain fine-tune)",
     )
     run.add_argument("--by", help="who registers (default: the login name)")
     run.add_argument("--no-int8", action="store_true", help="ship fp32 only (no static int8 model)")
@@ -250,6 +262,7 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
             "to its parent, so it needs --init-from",
             hint="add --init-from GROUP:VERSION, or drop --finetune-anchor",
         )
+    check_finetune_blend(args.finetune_blend)
     return PipelineOptions(
         run_dir=args.out,
         tasks=tasks,  # type: ignore[arg-type]
@@ -277,6 +290,7 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         rehearse=check_rehearse(args.rehearse),
         init_from=init_from,
         finetune_anchor=args.finetune_anchor,
+        finetune_blend=args.finetune_blend,
         gate=default_gate().with_overrides(
             min_image_ap=args.gate_min_ap,
             min_recall=args.gate_min_recall,
@@ -290,6 +304,15 @@ def _listed(values: list[str]) -> list[str]:
     """A repeatable option's values, each possibly comma-separated; empty entries dropped (an
     engine passes ``""`` for "none")."""
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def check_finetune_blend(share: float) -> None:
+    """``--finetune-blend`` in (0, 1], refused before anything slow runs (a from-scratch run ignores it:
+    the engines pass their parameter's value to every run)."""
+    try:
+        check_share(share)
+    except TrainingError as exc:
+        raise PipelineError(f"--finetune-blend {share:g}: {exc.message}", hint=exc.hint) from exc
 
 
 def check_rehearse(values: list[str]) -> list[str]:

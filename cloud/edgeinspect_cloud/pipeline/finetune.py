@@ -108,6 +108,7 @@ def prepare_init(options: PipelineOptions, layout: RunLayout, task: Task) -> Tra
         progress=options.progress,
         threshold_policy=options.threshold_policy,
         anchor=options.finetune_anchor,
+        blend=options.finetune_blend,
     )
 
 

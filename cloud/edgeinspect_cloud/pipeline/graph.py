@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from edgeinspect_cloud.pipeline.layout import STEPS, TASKS, Task
+from edgeinspect_cloud.training.config import FINETUNE_BLEND
 from edgeinspect_cloud.training.multitask_arch import DEFAULT_PRESET
 
 Kind = Literal["processing", "training"]
@@ -65,6 +66,7 @@ PARAMETERS: dict[str, tuple[str, Any]] = {
     "gate_max_ap_drop": ("float", 0.005),
     "init_from": ("str", ""),
     "finetune_anchor": ("float", 0.0),
+    "finetune_blend": ("float", FINETUNE_BLEND),
     "rehearse": ("str", ""),
     "train_classification_gpus": ("int", 0),
     "train_segmentation_gpus": ("int", 0),
@@ -145,7 +147,8 @@ def cli_args(node: StepDef, *, quick: bool = False, epochs: int | None = None) -
         args += ["--epochs", str(epochs)]
     if node.step == "train":  # fine-tune from a registered version ("" = from scratch)
         args += ["--init-from", Param("init_from"), "--registry", Param("registry_url")]
-        args += ["--finetune-anchor", Param("finetune_anchor"), "--rehearse", Param("rehearse")]
+        args += ["--finetune-anchor", Param("finetune_anchor"), "--finetune-blend", Param("finetune_blend")]
+        args += ["--rehearse", Param("rehearse")]
     if node.step == "train":  # the policy picks the shipped threshold on validation, in training
         args += ["--threshold-policy", Param("threshold_policy"), "--augment", Param("augment")]
     if node.step == "train" and task == "multitask":

@@ -36,7 +36,7 @@ from edgeinspect.core.package import load_private_key
 
 from edgeinspect_cloud.compile import CompileOptions
 from edgeinspect_cloud.registry.gate import QualityGate, default_gate
-from edgeinspect_cloud.training.config import Profile
+from edgeinspect_cloud.training.config import FINETUNE_BLEND, Profile
 
 Task = Literal["classification", "segmentation", "multitask", "anomaly"]
 TASKS: tuple[Task, ...] = ("classification", "segmentation")
@@ -99,6 +99,8 @@ class PipelineOptions:
     """``GROUP:VERSION`` per fine-tuned task (``--init-from``): train starts from that version's weights."""
     finetune_anchor: float = 0.0
     """``--finetune-anchor``: a fine-tune's L2-SP weight (``TrainConfig.anchor``; 0: off)."""
+    finetune_blend: float = FINETUNE_BLEND
+    """``--finetune-blend``: the share of a fine-tune's weight change that ships (``TrainConfig.blend``)."""
 
     def init_for(self, task: Task) -> str | None:
         """The ``--init-from`` reference for ``task``'s group, or None (train from scratch).

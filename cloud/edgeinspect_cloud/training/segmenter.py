@@ -6,7 +6,8 @@ The loss is binary cross-entropy plus soft Dice over the batch: cross-entropy al
 predicts "no defect" everywhere look good, since defect pixels are well under 1% of all pixels.
 Validation micro-Dice picks the best epoch (``checkpoints/segmenter-best.weights.h5``) and stops early.
 With ``config.init_weights`` (a fine-tune) the U-Net starts from that checkpoint, validated first as
-"epoch 0" (recorded, not a candidate for the best epoch; see ``torchfit``).
+"epoch 0" (recorded, not a candidate for the best epoch; see ``torchfit``), and the best epoch's weights
+are blended with the parent's (``config.blend``) into ``checkpoints/segmenter-blended.weights.h5``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from edgeinspect_cloud.data.arrays import ArraySet
 from edgeinspect_cloud.data.augment import balanced_order
 from edgeinspect_cloud.errors import TrainingError
 from edgeinspect_cloud.evaluation.metrics import average_precision, dice_iou
+from edgeinspect_cloud.training.blend import blended
 from edgeinspect_cloud.training.config import TrainConfig, TrainResult, default_config
 from edgeinspect_cloud.training.epochs import run_epoch
 from edgeinspect_cloud.training.finish import FitOutcome, run_training
@@ -127,6 +129,7 @@ def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
         _load_weights(model, cfg.init_weights)
         if trainee is not model:
             trainee.set_weights(model.get_weights())
+    parent = [w.copy() for w in model.get_weights()] if cfg.blend < 1 else None
     initial = _initial_loss(model, data, cfg)
     if cfg.init_weights:  # where the parent stands on the new data, before any update: epoch 0
         history.append({"epoch": 0, "loss": initial, **_validate(model, data.val)})
@@ -151,6 +154,12 @@ def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
                 break
     seconds = time.perf_counter() - started
     model.load_weights(best_path)
+    if parent is not None:  # ship part of the way from the parent to the fine-tune (training/blend.py)
+        tuned = model.get_weights()
+        model.set_weights([blended(p, t, cfg.blend) for p, t in zip(parent, tuned, strict=True)])
+        best_path = folder / "checkpoints/segmenter-blended.weights.h5"
+        model.save_weights(best_path)
+        log.info("fine_tune_blended", task=cfg.task, share=cfg.blend, **_validate(model, data.val))
     framework = Framework(name="keras", version=f"{keras.__version__} (tensorflow {tf.__version__})")
     epochs_run = sum(1 for row in history if row["epoch"] > 0)
     return FitOutcome(model, framework, best_path, history, best_epoch, epochs_run, seconds, initial)

@@ -9,8 +9,11 @@ and its ranking.
 With ``config.init_weights`` (a fine-tune) the network starts from that checkpoint, and those
 weights are validated as "epoch 0" first (recorded, not a candidate: a few new-line validation frames
 saturate AP, and a noisy tie must not silently turn the fine-tune into a copy of its parent; the
-gate compares the two on held-out frames instead). Every run records ``initial_loss``, the loss on
-its first training batch before any update, which shows whether a start was a trained one.
+gate compares the two on held-out frames instead). The best epoch's weights are then blended with
+the parent's (``config.blend``, :mod:`~edgeinspect_cloud.training.blend`) and kept as
+``{name}-blended.pt``, the checkpoint that ships and that a later fine-tune starts from. Every run
+records ``initial_loss``, the loss on its first training batch before any update, which shows
+whether a start was a trained one.
 
 Import this module only where torch is wanted: it imports torch at the top.
 """
@@ -31,6 +34,7 @@ from tqdm import tqdm
 from edgeinspect_cloud.data.arrays import ArraySet
 from edgeinspect_cloud.data.augment import balanced_order
 from edgeinspect_cloud.errors import TrainingError
+from edgeinspect_cloud.training.blend import blended
 from edgeinspect_cloud.training.config import TrainConfig
 from edgeinspect_cloud.training.epochs import run_epoch
 from edgeinspect_cloud.training.finish import FitOutcome
@@ -83,6 +87,7 @@ def fit_torch(
     best_epoch, stale, started = 0, 0, time.perf_counter()
     if cfg.init_weights:
         load_checkpoint(model, cfg.init_weights)
+    parent = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.blend < 1 else None
     if cfg.anchor > 0:
         loss = anchored(loss, model, cfg.anchor)
     initial = initial_loss(model, data, cfg, loss)
@@ -109,6 +114,13 @@ def fit_torch(
                 break
     seconds = time.perf_counter() - started
     model.load_state_dict(torch.load(best_path, weights_only=False, map_location=cfg.device)["state_dict"])
+    if parent is not None:  # ship part of the way from the parent to the fine-tune (training/blend.py)
+        tuned = model.state_dict()
+        model.load_state_dict({k: blended(parent[k], v, cfg.blend) for k, v in tuned.items()})
+        best_path = best_path.with_name(f"{name}-blended.pt")
+        state = {"epoch": best_epoch, "state_dict": model.state_dict(), "config": cfg.to_dict()}
+        torch.save(state, best_path)
+        log.info("fine_tune_blended", task=cfg.task, share=cfg.blend, **validate(model, data.val))
     model.cpu()
     model.eval()
     framework = Framework(name="pytorch", version=torch.__version__)

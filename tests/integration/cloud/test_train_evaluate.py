@@ -108,6 +108,33 @@ def test_segmenter_trains_exports_and_matches_onnx_runtime(segmenter: TrainResul
     assert {"pixel_ap", "dice", "iou"} <= set(segmenter.metrics)
 
 
+def test_a_segmenter_fine_tune_ships_half_way_from_its_parent(
+    segmenter: TrainResult, dataset: Path, tmp_path: Path
+) -> None:
+    """The Keras U-Net blends like the PyTorch networks: parent + 0.5 x (best epoch - parent)."""
+    from edgeinspect_cloud.training.config import finetune_config
+    from edgeinspect_cloud.training.prepare import prepare_data
+    from edgeinspect_cloud.training.segmenter import build_segmenter, train_segmenter
+
+    config = finetune_config(
+        segmenter.summary()["config"], segmenter.checkpoint_path, epochs=2, progress=False
+    )
+    tuned = train_segmenter(dataset, tmp_path / "tuned", config)
+    assert tuned.checkpoint_path == tmp_path / "tuned/checkpoints/segmenter-blended.weights.h5"
+    model = build_segmenter(config, prepare_data(dataset, config), 1)
+    weights = {}
+    for name, path in (
+        ("parent", segmenter.checkpoint_path),
+        ("best", tmp_path / "tuned/checkpoints/segmenter-best.weights.h5"),
+        ("shipped", tuned.checkpoint_path),
+    ):
+        model.load_weights(path)
+        weights[name] = model.get_weights()
+    for parent, best, shipped in zip(weights["parent"], weights["best"], weights["shipped"], strict=True):
+        np.testing.assert_allclose(shipped, parent + 0.5 * (best - parent), atol=1e-6)
+    assert any(not np.allclose(p, b) for p, b in zip(weights["parent"], weights["best"], strict=True))
+
+
 def test_evaluation_through_onnx_runtime_equals_framework_scores(
     classifier: TrainResult, dataset: Path
 ) -> None:

@@ -25,6 +25,7 @@ from edgeinspect_cloud.registry import ModelRegistry, RegistryError
 from edgeinspect_cloud.registry.gate import GATE_KEY, QualityGate, failing_flags, judge, rejudge
 from edgeinspect_cloud.registry.lineage import parse_model_ref
 from edgeinspect_cloud.training.config import (
+    FINETUNE_BLEND,
     FINETUNE_LR_FACTOR,
     TrainConfig,
     default_config,
@@ -115,6 +116,54 @@ def test_the_anchor_keeps_a_fine_tune_near_its_parent(dataset: Path, tmp_path: P
         initial[name] = result.initial_loss
     assert initial["anchored"] == pytest.approx(initial["free"])  # at the parent the anchor costs nothing
     assert distance["anchored"] < 0.5 * distance["free"]  # pulled back towards the parent (Adam: ~lr a step)
+
+
+def test_the_shipped_fine_tune_lies_part_way_from_its_parent(dataset: Path, tmp_path: Path) -> None:
+    """WiSE-FT: the kept checkpoint (what registers, ships and is fine-tuned next) is parent + share x
+    (best epoch - parent), batch-norm statistics included; share 1 is the plain fine-tune."""
+    import torch
+    from edgeinspect_cloud.training import train_classifier
+
+    config = default_config("classification", quick=True).with_overrides(
+        height=HEIGHT, img_width=WIDTH, batch_size=8, progress=False, augment=AugmentConfig.off()
+    )
+    checkpoint = _trained_parent(dataset, tmp_path / "parent", config)
+    tuned = finetune_config(config.to_dict(), checkpoint, epochs=2, progress=False)
+    assert tuned.blend == FINETUNE_BLEND
+    result = train_classifier(dataset, tmp_path / "half", tuned)
+    assert (
+        result.checkpoint_path.name == "classifier-blended.pt" and result.summary()["config"]["blend"] == 0.5
+    )
+    parent = torch.load(checkpoint, weights_only=False)["state_dict"]
+    best = torch.load(tmp_path / "half/checkpoints/classifier-best.pt", weights_only=False)["state_dict"]
+    shipped = torch.load(result.checkpoint_path, weights_only=False)["state_dict"]
+    for key, value in shipped.items():
+        expected = parent[key] + 0.5 * (best[key] - parent[key]) if value.is_floating_point() else best[key]
+        assert torch.allclose(value, expected, atol=1e-6), key
+    plain = train_classifier(dataset, tmp_path / "plain", tuned.with_overrides(blend=1.0))
+    assert plain.checkpoint_path.name == "classifier-best.pt"
+    # a registered fine-tune's config (init_weights dropped) is itself a parent a later fine-tune starts from
+    recorded = {k: v for k, v in result.summary()["config"].items() if k != "init_weights"}
+    again = finetune_config(recorded, result.checkpoint_path, anchor=10.0)
+    assert (again.blend, again.anchor, again.init_weights) == (0.5, 10.0, str(result.checkpoint_path))
+
+
+@pytest.mark.parametrize("share", [0.0, -0.5, 1.5])
+def test_a_blend_outside_zero_to_one_is_refused_before_training(
+    share: float, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgeinspect_cloud.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="blend must be in") as caught:
+        default_config("multitask", quick=True).with_overrides(init_weights="p.pt", blend=share)
+    assert "0.5" in caught.value.hint
+    with pytest.raises(TrainingError, match="needs init_weights"):
+        default_config("multitask", quick=True).with_overrides(blend=0.5)
+    out = str(tmp_path / "run")
+    run = ["pipeline", "run", "--dataset", str(dataset), "--out", out, "--steps", "data", "train"]
+    assert main([*run, "--task", "classification", "--finetune-blend", str(share)]) == 1
+    assert f"--finetune-blend {share:g}: the fine-tune blend must be in (0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before the data step
 
 
 def test_an_anchor_without_weights_to_anchor_to_is_refused() -> None:
