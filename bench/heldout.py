@@ -12,7 +12,8 @@ training run ever saw (``data synth --families heldout``: knurled, spangle, twil
   comparison; ``--no-two-model`` skips it);
 - ``fine-tuned``: ``after`` fine-tuned on ``--finetune-frames`` (30) labelled frames of the held-out
   line (what ``pipeline run --init-from`` does: the parent's network and checkpoint, the fine-tune
-  schedule, validation and threshold on the new line's frames), timed; evaluated on the held-out
+  schedule and its default blend with the parent, validation and threshold on the new line's
+  frames), timed; evaluated on the held-out
   line's other frames AND on both earlier lines' test splits (the regression the gate checks);
 - ``anomaly``: the good-parts-only model fitted on the held-out line's good training frames only, on
   ``after``'s frozen encoder (``--init-from defect-mt:VERSION``); ``anomaly-random`` the same on

@@ -6,9 +6,10 @@ and measures, on its 270 held-out frames:
 
 - the robust parent (``after``) as shipped, fp32 and int8;
 - the parent fine-tuned the way ``pipeline run --init-from ... --rehearse DIR`` does (its network
-  and checkpoint, the fine-tune schedule; validation and threshold on the 30 new frames' split; a
-  folder of earlier-line frames, ``--rehearse-train`` of the training line and ``--rehearse-classic``
-  of the classic line, in every training batch but never in validation), timed; and the same
+  and checkpoint, the fine-tune schedule and blend; validation and threshold on the 30 new frames'
+  split; a folder of earlier-line frames, ``--rehearse-train`` of the training line and
+  ``--rehearse-classic`` of the classic line, in every training batch but never in validation),
+  timed; and the same
   fine-tuned model on the earlier lines' test splits (the gate's check);
 - the good-parts-only model fitted on 100 good frames of the surface (no labels at all).
 """
