@@ -134,8 +134,8 @@ def register(subparsers: Any) -> None:
         default=FINETUNE_BLEND,
         metavar="SHARE",
         help="with --init-from: the share of the fine-tune's change to the weights that ships, "
-        f"parent + SHARE x (tuned - parent) (default {FINETUNE_BLEND:g}: half way, which kept more of "
-        "both lines than the plain fine-tune; 1: the plain fine-tune)",
+        f"parent + SHARE x (tuned - parent) (default {FINETUNE_BLEND:g}: half way, which lost the "
+        "earlier lines far less than the plain fine-tune; 1: the plain fine-tune)",
     )
     run.add_argument("--by", help="who registers (default: the login name)")
     run.add_argument("--no-int8", action="store_true", help="ship fp32 only (no static int8 model)")
