@@ -38,6 +38,6 @@ def _floating(value: Any) -> bool:
 
 def blended(parent: Any, tuned: Any, share: float) -> Any:
     """``parent + share x (tuned - parent)`` for one real-valued entry; ``tuned`` for any other."""
-    if share == 1.0 or not _floating(tuned):
+    if not _floating(tuned):
         return tuned
     return parent + share * (tuned - parent)

@@ -159,7 +159,7 @@ def _fit(cfg: TrainConfig, data: PreparedData, folder: Path) -> FitOutcome:
         model.set_weights([blended(p, t, cfg.blend) for p, t in zip(parent, tuned, strict=True)])
         best_path = folder / "checkpoints/segmenter-blended.weights.h5"
         model.save_weights(best_path)
-        log.info("fine_tune_blended", task=cfg.task, share=cfg.blend, **_validate(model, data.val))
+        log.info("fine_tune_blended", task=cfg.task, share=cfg.blend, best_epoch=best_epoch)
     framework = Framework(name="keras", version=f"{keras.__version__} (tensorflow {tf.__version__})")
     epochs_run = sum(1 for row in history if row["epoch"] > 0)
     return FitOutcome(model, framework, best_path, history, best_epoch, epochs_run, seconds, initial)

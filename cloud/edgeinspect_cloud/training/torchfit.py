@@ -120,7 +120,7 @@ def fit_torch(
         best_path = best_path.with_name(f"{name}-blended.pt")
         state = {"epoch": best_epoch, "state_dict": model.state_dict(), "config": cfg.to_dict()}
         torch.save(state, best_path)
-        log.info("fine_tune_blended", task=cfg.task, share=cfg.blend, **validate(model, data.val))
+        log.info("fine_tune_blended", task=cfg.task, share=cfg.blend, best_epoch=best_epoch)
     model.cpu()
     model.eval()
     framework = Framework(name="pytorch", version=torch.__version__)
