@@ -5,9 +5,10 @@ training run ever saw (``data synth --families heldout``: knurled, spangle, twil
 
 - ``before``: the multi-task model as shipped before robustness work: the classic line's data
   (``--families classic``), the standard augmentation, the ``seg-first`` recipe;
-- ``after``: the same budget on the randomised training families (``--families train``: named and
-  procedural surfaces, lights, colours, camera faults, irregular flaws), ``--augment robust`` and the
-  default recipe (per-image input normalisation);
+- ``after``: the same epochs on the randomised training families (``--families train``: named and
+  procedural surfaces, lights, colours, camera faults, irregular flaws; ``--train-count`` frames,
+  4,800, four times the classic line's, because every procedural part is a surface never seen
+  before), ``--augment robust`` and the default recipe (per-image input normalisation);
 - ``two-model``: the two-model layout (classifier + U-Net) trained like ``after`` (issue 19's
   comparison; ``--no-two-model`` skips it);
 - ``fine-tuned``: ``after`` fine-tuned on ``--finetune-frames`` (30) labelled frames of the held-out
@@ -23,8 +24,9 @@ Each model is compiled the pipeline's way (fp32 + static int8) and evaluated the
 shipped threshold: image AP and AUROC, recall and false-reject rate, pixel AP and Dice, and image AP
 per held-out surface family. The held-out set is never a training set for ``before``/``after``
 (``train`` refuses it); the fine-tune and the anomaly model are the new-line case, where a few of
-the new surface's frames are the point. Not part of ``make bench`` (it trains five models, ~30 min on
-two idle cores); ``--quick`` is a smoke run of the plumbing.
+the new surface's frames are the point. Not part of ``make bench`` (it trains up to five models and
+four fine-tunes: an hour or more on two cores; ``--no-two-model`` skips the two-model arm's pair);
+``--quick`` is a smoke run of the plumbing.
 
 Output: a table, then as the last line one JSON object of the same figures; ``--out`` keeps the
 datasets and runs (a rerun reuses trained models) and ``heldout/`` there gets table.md and PNGs.
@@ -52,6 +54,10 @@ from edgeinspect_cloud.evaluation.spec import ModelSpec
 
 from bench.heldout_lines import SURFACES, format_lines, measure_surface
 from bench.report import machine, write_report
+
+TRAIN_COUNT = 4800
+"""Frames of the randomised training line: each part is a new surface, so more frames are more
+surfaces seen; held-out AP rose with every doubling measured (cloud/README.md, "How many frames")."""
 
 FIGURES = ("image_ap", "image_auroc", "operating_recall", "operating_false_reject_rate", "pixel_ap", "dice")
 HEADERS = ("image AP", "AUROC", "recall", "FRR", "pixel AP", "Dice")
@@ -94,7 +100,7 @@ def _datasets(args: argparse.Namespace) -> dict[str, Path]:
         "heldout": ["--families", "heldout", "--count", str(args.heldout_count), "--defect-ratio", "0.3",
                     "--test-fraction", "0.6", "--seed", "1000"],
         "classic": ["--families", "classic", "--count", str(args.count), "--seed", "0"],
-        "train": ["--families", "train", "--count", str(args.count), "--seed", "0"],
+        "train": ["--families", "train", "--count", str(args.train_count), "--seed", "0"],
     }  # fmt: skip
     folders = {}
     for label, plan in plans.items():
@@ -245,7 +251,10 @@ def format_table(results: dict[str, Any]) -> str:
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("bench/out/heldout-runs"))
-    parser.add_argument("--count", type=int, default=1200, help="frames of each training line (640x232)")
+    parser.add_argument("--count", type=int, default=1200, help="frames of the classic line (640x232)")
+    parser.add_argument(
+        "--train-count", type=int, default=TRAIN_COUNT, help="frames of the randomised training line"
+    )
     parser.add_argument("--heldout-count", type=int, default=500, help="held-out frames (60%% in test/)")
     parser.add_argument("--epochs", type=int, help="override the default profile's epochs (all arms)")
     parser.add_argument(
@@ -264,6 +273,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     args.frame = (640, 232)
     if args.quick:
         args.count, args.heldout_count, args.epochs, args.finetune_epochs = 60, 80, 1, 1
+        args.train_count = args.count
         args.surfaces, args.finetune_frames, args.rehearse_train, args.rehearse_classic = (
             args.surfaces[:1],
             12,
