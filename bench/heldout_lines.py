@@ -21,7 +21,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from edgeinspect_cloud.data.dataset import SampleFiles, list_split
@@ -92,7 +92,7 @@ def _anomaly(args: argparse.Namespace, good: Path, run: Path, backbone: Path | N
     wanted = None if backbone is None else str(backbone)
     done = run / "result.json"  # a run of another kind (an older cache's random features) is redone
     if not done.is_file() or json.loads(done.read_text())["config"].get("init_weights") != wanted:
-        profile = "quick" if args.quick else "default"
+        profile: Literal["quick", "default"] = "quick" if args.quick else "default"
         config = default_config("anomaly", profile=profile).with_overrides(progress=False)
         shutil.rmtree(run, ignore_errors=True)
         train_anomaly(good, run, config.with_overrides(init_weights=wanted))
