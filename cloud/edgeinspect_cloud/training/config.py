@@ -223,10 +223,8 @@ them (0.2 barely moved them on a new surface; rehearsal of earlier lines keeps t
 FINETUNE_BATCH = 8
 """At most this batch size: 24 training frames would otherwise make one or two steps per epoch."""
 FINETUNE_BLEND = 0.5
-"""The share of a fine-tune's change to the weights that ships (:mod:`~edgeinspect_cloud.training.blend`):
-half way between parent and fine-tune learnt about as much of an unseen surface as the plain
-fine-tune and lost the earlier lines far less: 6 of 8 fine-tunes passed the gate's earlier-line
-check, against 3 of 8 (docs/fine-tuning.md)."""
+"""The share of a fine-tune's change to the weights that ships: half way, for the measurement in
+:mod:`~edgeinspect_cloud.training.blend`'s docstring (docs/fine-tuning.md has the sweep)."""
 
 
 def finetune_config(parent: dict[str, Any], init_weights: str | Path, **overrides: Any) -> TrainConfig:
