@@ -120,7 +120,7 @@ def operating_threshold(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
         return best
     s = np.asarray(scores, dtype=np.float64)
     below = s[s < best]
-    return float((best + below.max()) / 2) if below.size else best
+    return _between(float(best), float(below.max())) if below.size else best
 
 
 @dataclass(frozen=True)
@@ -267,10 +267,20 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _between(flagged: float, lower: float) -> float:
+    """Halfway from ``flagged`` down to ``lower``, strictly above ``lower`` (which must stay unflagged).
+
+    Two neighbouring floats have no number between them (the smallest subnormal halves to 0.0): then
+    the flagged score itself is the threshold, which flags the same parts.
+    """
+    middle = (flagged + lower) / 2
+    return middle if middle > lower else flagged
+
+
 def _mid_gap(thresholds: FloatArray, index: int) -> float:
     """Halfway from the lowest flagged score to the next lower one (itself when it is the lowest)."""
     if index + 1 < thresholds.size:
-        return float((thresholds[index] + thresholds[index + 1]) / 2)
+        return _between(float(thresholds[index]), float(thresholds[index + 1]))
     return float(thresholds[index])
 
 

@@ -160,3 +160,13 @@ def test_a_confusion_reports_the_false_reject_rate() -> None:
     assert table.false_reject_rate == pytest.approx(1 / 5)
     assert table.as_dict()["false_reject_rate"] == pytest.approx(0.2)
     assert np.isnan(m.confusion([1, 1], [0.5, 0.6], 0.4).false_reject_rate)
+
+
+def test_neighbouring_scores_keep_the_lower_one_unflagged() -> None:
+    """Halfway between 0.0 and the smallest subnormal rounds to 0.0, which would flag both parts."""
+    tiny = 5e-324
+    limit = m.choose_operating_point(
+        np.array([False, False]), np.array([0.0, tiny]), m.ThresholdPolicy("max-false-reject", 0.5)
+    )
+    assert limit.threshold == tiny and limit.false_reject_rate == 0.5 and limit.met
+    assert m.operating_threshold([False, True], [0.0, tiny]) == tiny
