@@ -48,15 +48,19 @@ def build_multitask(config: TrainConfig, data: PreparedData) -> ContractMultiTas
 
 
 def predict_both(
-    model: ContractMultiTask, images: np.ndarray, batch_size: int = 16
+    model: ContractMultiTask, images: np.ndarray, batch_size: int = 16, *, views: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(defect probabilities ``[N]``, mask probabilities ``[N, H, W]``) of uint8 NCHW images."""
+    """(defect probabilities ``[N]``, mask probabilities ``[N, H, W]``) of uint8 NCHW images.
+
+    ``views=False`` answers from the frames alone, whatever mirrored views the recipe ships.
+    """
     model.eval()
+    answer = model if views else model.single_view
     device = next(model.parameters()).device
     scores, masks = [], []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            score, mask = model(torch.from_numpy(images[start : start + batch_size]).to(device))
+            score, mask = answer(torch.from_numpy(images[start : start + batch_size]).to(device))
             scores.append(score.cpu().numpy()[:, 0])
             masks.append(mask.cpu().numpy()[:, 0])
     if not scores:
@@ -110,8 +114,13 @@ def _finetune_rank(figures: dict[str, float]) -> tuple[float, ...]:
 
 
 def _validate(model: ContractMultiTask, val: ArraySet) -> dict[str, float]:
-    """Image AP of the classification output and micro Dice at 0.5 of the mask (defective images)."""
-    scores, masks = predict_both(model, val.images)
+    """Image AP of the classification output and micro Dice at 0.5 of the mask (defective images).
+
+    The single view, not the recipe's mirrored views: an epoch costs a quarter of the validation
+    passes, and a recipe with views trains (and picks the epoch of) exactly the weights it would
+    without them; the shipped threshold is chosen on the exported graph, views and all.
+    """
+    scores, masks = predict_both(model, val.images, views=False)
     defective = val.labels.astype(bool)
     dice = (
         dice_iou(val.masks[defective] > 0.5, masks[defective] >= 0.5)[0] if defective.any() else float("nan")

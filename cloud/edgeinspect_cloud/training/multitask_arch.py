@@ -17,7 +17,10 @@ the same text rebuilds it (``--arch`` of ``edgeinspect pipeline run``, ``TrainCo
   start in which the image loss is off, so the shared features learn the masks first;
 - ``input_norm``: ``fixed`` feeds the network the manifest's normalisation alone; ``image`` also
   standardises each frame's channels by their own mean and spread inside the graph, so a part's
-  colour, exposure and camera gain (which vary from line to line) reach the network as one scale.
+  colour, exposure and camera gain (which vary from line to line) reach the network as one scale;
+- ``views``: ``none`` answers from the frame alone; ``h`` averages the frame and its left-right
+  mirror, ``hv`` also the upside-down mirror and both (2 or 4 passes inside the graph, at inference
+  only: :mod:`edgeinspect_cloud.training.mirrored_views`).
 
 Text form: a preset name, optionally followed by overrides, e.g. ``sep16`` or
 ``baseline,width=12,block=separable,input=320x112``; :func:`parse_arch` checks every field and says
@@ -35,6 +38,8 @@ Block = Literal["plain", "separable"]
 BLOCKS: tuple[Block, ...] = ("plain", "separable")
 InputNorm = Literal["fixed", "image"]
 INPUT_NORMS: tuple[InputNorm, ...] = ("fixed", "image")
+Views = Literal["none", "h", "hv"]
+VIEWS: tuple[Views, ...] = ("none", "h", "hv")
 STEMS = (2, 4)
 MAX_STAGES = 5
 
@@ -58,6 +63,8 @@ def _check(arch: MultiTaskArch) -> None:
             f"architecture input_norm must be fixed or image, got {arch.input_norm!r}",
             hint="input_norm=image",
         )
+    if arch.views not in VIEWS:
+        raise TrainingError(f"architecture views must be none, h or hv, got {arch.views!r}", hint="views=hv")
     if arch.mask_weight <= 0 or arch.seg_warmup < 0:
         raise TrainingError(
             f"mask_weight must be > 0 and seg_warmup >= 0, got {arch.mask_weight} and {arch.seg_warmup}",
@@ -83,6 +90,7 @@ class MultiTaskArch:
     mask_weight: float = 1.0
     seg_warmup: int = 0
     input_norm: InputNorm = "fixed"
+    views: Views = "none"
 
     def __post_init__(self) -> None:
         _check(self)
@@ -124,8 +132,9 @@ PRESETS: dict[str, MultiTaskArch] = {
     "in320": MultiTaskArch(input=(320, 112)),
     # the seg-first recipe on the separable width-16 network
     "sep16-seg": MultiTaskArch(width=16, block="separable", mask_weight=3.0, seg_warmup=2),
-    # seg-first with each frame standardised in the graph: colour, exposure and gain cancel out
-    "robust": MultiTaskArch(mask_weight=3.0, seg_warmup=2, input_norm="image"),
+    # seg-first with each frame standardised in the graph (colour, exposure and gain cancel out),
+    # answering for the frame and its three mirror images
+    "robust": MultiTaskArch(mask_weight=3.0, seg_warmup=2, input_norm="image", views="hv"),
 }
 """The named presets; ``bench.multitask_sweep`` trains each of them."""
 
@@ -133,7 +142,8 @@ DEFAULT_PRESET = "robust"
 """The preset ``--task multitask`` trains when no ``--arch`` is given: the ``seg-first`` weighting
 (mask loss x3 and two mask-only epochs first, which beat the baseline's equal weights on image AP
 and Dice in ``bench.multitask_sweep``) with per-image input normalisation, which lifted image AP on
-the held-out surface families (``bench.heldout``) without costing the classic line: bench/README.md."""
+the held-out surface families (``bench.heldout``) without costing the classic line (bench/README.md),
+and four mirrored views, which lifted it again at four passes' inference cost (``mirrored_views``)."""
 
 
 def parse_arch(text: str | None) -> MultiTaskArch:
@@ -162,7 +172,18 @@ def parse_arch(text: str | None) -> MultiTaskArch:
     return replace(base, **changes)
 
 
-_KEYS = ("width", "stages", "stem", "block", "skips", "input", "mask_weight", "seg_warmup", "input_norm")
+_KEYS = (
+    "width",
+    "stages",
+    "stem",
+    "block",
+    "skips",
+    "input",
+    "mask_weight",
+    "seg_warmup",
+    "input_norm",
+    "views",
+)
 
 
 def _value(key: str, value: str, sep: str) -> Any:

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeinspect_cloud.training.mirrored_views import merge_views, stack_views
 from edgeinspect_cloud.training.multitask_arch import MultiTaskArch
 from edgeinspect_cloud.training.resnet import UInt8Contract
 
@@ -183,7 +184,21 @@ class ContractMultiTask(UInt8Contract):
         result: tuple[torch.Tensor, torch.Tensor] = self.network(self.normalise(pixels))
         return result
 
-    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Probabilities the edge thresholds: (defect probability, per-pixel defect probability)."""
+    @property
+    def views(self) -> str:
+        """The recipe's mirrored views (``none``, ``h`` or ``hv``)."""
+        network = self.network
+        assert isinstance(network, MultiTaskNet)
+        return network.arch.views
+
+    def single_view(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(defect probability, per-pixel defect probability) of the frames as they are."""
         logit, mask = self.logits(pixels)
         return torch.sigmoid(logit), torch.sigmoid(mask)
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities the edge thresholds: the mean over the recipe's mirrored views."""
+        if self.views == "none":
+            return self.single_view(pixels)
+        scores, masks = self.single_view(stack_views(pixels, self.views))
+        return merge_views(scores, masks, self.views)

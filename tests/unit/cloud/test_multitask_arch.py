@@ -76,6 +76,7 @@ def test_a_recipe_text_round_trips_and_overrides_a_preset() -> None:
         ("baseline,width", "has no value"),
         ("baseline,mask_weight=0", "mask_weight must be > 0"),
         ("baseline,input_norm=local", "input_norm must be fixed or image"),
+        ("baseline,views=vh", "views must be none, h or hv"),
     ],
 )
 def test_a_bad_recipe_says_what_was_wrong_and_what_to_do(text: str, says: str) -> None:
@@ -100,7 +101,7 @@ def test_per_image_input_norm_makes_the_network_blind_to_gain_and_offset() -> No
     for a, b in zip(same, moved, strict=True):
         assert torch.allclose(a, b, atol=2e-3)
     assert not torch.allclose(before[1], after[1], atol=1e-3)
-    assert parse_arch("seg-first,input_norm=image").text().endswith("input_norm=image")
+    assert "input_norm=image" in parse_arch("seg-first,input_norm=image").text().split(",")
 
 
 def test_with_arch_applies_the_recipe_width_and_input() -> None:
@@ -172,3 +173,66 @@ def test_the_image_weight_switches_the_image_loss_off() -> None:
         on = [multitask_loss(model, pixels, y, masks).item() for y in (wrong, right)]
     assert off[0] == pytest.approx(off[1])
     assert on[0] != pytest.approx(on[1])
+
+
+def _views_model(views: str) -> ContractMultiTask:
+    import torch
+
+    torch.manual_seed(0)
+    network = MultiTaskNet(parse_arch(f"baseline,width=4,views={views}"))
+    return ContractMultiTask(network, [0.5] * 3, [0.25] * 3)
+
+
+def test_mirrored_views_answer_the_mean_of_the_mirrored_frames() -> None:
+    """Each view's mask is flipped back before the mean, so the mask stays where the flaw is."""
+    import torch
+
+    model = _views_model("hv").eval()
+    pixels = torch.randint(0, 256, (3, 3, HEIGHT, WIDTH), dtype=torch.uint8)
+    views = [pixels, pixels.flip(-1), pixels.flip(-2), pixels.flip((-2, -1))]
+    unflip = [lambda m: m, lambda m: m.flip(-1), lambda m: m.flip(-2), lambda m: m.flip((-2, -1))]
+    with torch.no_grad():
+        score, mask = model(pixels)
+        answers = [model.single_view(v) for v in views]
+    assert torch.allclose(score, torch.stack([a[0] for a in answers]).mean(0), atol=1e-6)
+    mean_mask = torch.stack([u(a[1]) for u, a in zip(unflip, answers, strict=True)]).mean(0)
+    assert torch.allclose(mask, mean_mask, atol=1e-6)
+    assert not torch.allclose(score, answers[0][0], atol=1e-4)  # the views do change the answer
+
+
+@pytest.mark.parametrize("views", ["h", "hv"])
+def test_mirrored_views_export_with_a_dynamic_batch(views: str, tmp_path: Path) -> None:
+    import torch
+
+    model = _views_model(views).eval()
+    spec = InputSpec(
+        name="image", shape=[-1, 3, HEIGHT, WIDTH], dtype="uint8", colour="RGB",
+        resize=Resize(height=HEIGHT, width=WIDTH, mode="stretch"),
+        normalisation=Normalisation(mean=[0.5] * 3, std=[0.25] * 3), normalisation_in_graph=True,
+    )  # fmt: skip
+    path = export_onnx(model, tmp_path / "m.onnx", spec, ["defect_probability", "mask_probability"])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch in (1, 3):  # the exporter traced a batch of 1: a frozen batch would fail at 3
+        pixels = np.random.default_rng(batch).integers(0, 256, (batch, 3, HEIGHT, WIDTH), dtype=np.uint8)
+        score, mask = session.run(None, {"image": pixels})
+        with torch.no_grad():
+            expected = model(torch.from_numpy(pixels))
+        assert score.shape == (batch, 1) and mask.shape == (batch, 1, HEIGHT, WIDTH)
+        assert np.abs(score - expected[0].numpy()).max() < 1e-5
+        assert np.abs(mask - expected[1].numpy()).max() < 1e-5
+
+
+def test_views_are_inference_only_and_recorded_in_the_recipe() -> None:
+    """The loss sees one view, so a recipe with views trains the weights it would without them;
+    a recipe recorded before views existed reads back without them (as it was trained)."""
+    import torch
+    from edgeinspect_cloud.training.multitask import multitask_loss
+
+    pixels = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    masks = torch.zeros(2, 32, 32)
+    labels = torch.tensor([[1.0], [0.0]])
+    with torch.no_grad():
+        losses = [multitask_loss(_views_model(v), pixels, labels, masks).item() for v in ("none", "hv")]
+    assert losses[0] == losses[1]
+    assert parse_arch(DEFAULT_PRESET).views == "hv" and "views=hv" in parse_arch(DEFAULT_PRESET).text()
+    assert parse_arch("width=12,mask_weight=3.0,seg_warmup=2,input_norm=image").views == "none"
