@@ -1,6 +1,7 @@
 """The multi-task model through the pipeline and into the real agent: one package, two outputs, one call.
 
-Quick profile, one epoch, tiny synthetic data (the figures are not the point): data -> train ->
+Quick profile, one epoch, tiny synthetic data (the figures are not the point), with the mirrored
+views the default recipe ships (``views=hv``: four views in one graph): data -> train ->
 evaluate -> gate -> compile (fp32 + int8, parity gates on both outputs) -> package, signed with the
 key the agent trusts; then the agent loads the package, and one Predict returns both outputs, equal
 to the package's golden outputs.
@@ -30,6 +31,7 @@ def test_a_multitask_package_declares_both_outputs_and_the_agent_answers_both_in
     run = tmp_path / "run"
     key = agent_server.workdir / "keys" / "private" / "test.key"
     args = ["pipeline", "run", "--dataset", str(dataset), "--task", "multitask", "--quick", "--epochs", "1"]
+    args += ["--arch", "baseline,views=hv"]
     args += ["--no-progress", "--gate-min-ap", "0", "--gate-min-recall", "0", "--gate-min-dice", "0"]
     # one epoch leaves scores on the threshold, where int8 flips shifted verdicts: keep int8 in the package
     args += ["--int8-min-shift-agreement", "0"]
