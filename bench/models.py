@@ -218,14 +218,25 @@ def build_packages(
 
 
 def build_multitask_package(
-    out_dir: Path, key: Ed25519PrivateKey, *, width: int = 8, int8: bool = True, frames: int = 8
+    out_dir: Path,
+    key: Ed25519PrivateKey,
+    *,
+    width: int = 8,
+    int8: bool = True,
+    frames: int = 8,
+    views: str = "none",
+    size: tuple[int, int] = (KSDD2_HEIGHT, KSDD2_WIDTH),
 ) -> tuple[BenchModel, str]:
-    """A signed package of the one-pass multi-task network (``defect-mt``) at 232 x 640.
+    """A signed package of the one-pass multi-task network (``defect-mt``), model input ``size``.
+
+    The default input is the whole 232 x 640 frame; the ``default`` training profile ships 320 x 112
+    at width 12 (the worker resizes each frame to it).
 
     The architecture the pipeline trains (``edgeinspect_cloud.training.multitask_net``, network width
-    ``width``; the ``demo`` profile's is 8) with seeded random weights (its cost does not depend on
-    them), plus a static int8 variant calibrated on seeded textured frames when ``int8``. Returns the
-    model and the variant to load (``int8`` when built, else ``""``).
+    ``width``; the ``demo`` profile's is 8; ``views`` its mirrored views, as a recipe's ``views=``)
+    with seeded random weights (its cost does not depend on them), plus a static int8 variant
+    calibrated on seeded textured frames when ``int8``. Returns the model and the variant to load
+    (``int8`` when built, else ``""``).
     """
     import onnxruntime as ort
 
@@ -233,9 +244,10 @@ def build_multitask_package(
 
     work = out_dir / "bench-mt-work"
     work.mkdir(parents=True, exist_ok=True)
-    fp32 = _multitask_onnx(work / "model.onnx", width)
+    height, width_px = size
+    fp32 = _multitask_onnx(work / "model.onnx", width, views, size)
     rng = np.random.default_rng(3)
-    calibration = rng.integers(40, 200, (frames, 3, KSDD2_HEIGHT, KSDD2_WIDTH), dtype=np.uint8)
+    calibration = rng.integers(40, 200, (frames, 3, height, width_px), dtype=np.uint8)
     int8_path = None
     if int8:
         from edgeinspect_cloud.compile.optimize import quantize_int8
@@ -245,7 +257,7 @@ def build_multitask_package(
     session = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     golden = dict(zip(names, session.run(names, {"image": golden_input}), strict=True))
-    manifest = _manifest("bench-mt", "classification", KSDD2_HEIGHT, KSDD2_WIDTH, "stretch")
+    manifest = _manifest("bench-mt", "classification", height, width_px, "stretch")
     manifest = Manifest.model_validate(
         manifest.model_dump()
         | {
@@ -255,7 +267,7 @@ def build_multitask_package(
                 OutputSpec(
                     name="mask_probability",
                     meaning="mask_probability",
-                    shape=[-1, 1, KSDD2_HEIGHT, KSDD2_WIDTH],
+                    shape=[-1, 1, height, width_px],
                 ),
             ],
             "thresholds": Thresholds(image=0.5, pixel=0.5),
@@ -263,5 +275,5 @@ def build_multitask_package(
     )
     package = build_package(out_dir, manifest, fp32, golden_input, golden, key, int8_path)
     runs = (int8_path or fp32).read_bytes()  # what the agent runs, so bare measures the same
-    model = BenchModel("bench-mt", "multitask", package, runs, KSDD2_HEIGHT, KSDD2_WIDTH)
+    model = BenchModel("bench-mt", "multitask", package, runs, height, width_px)
     return model, "int8" if int8_path is not None else ""

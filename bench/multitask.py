@@ -263,25 +263,33 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def _export(model: Any, path: Path, outputs: list[str]) -> Path:
+def _export(
+    model: Any, path: Path, outputs: list[str], size: tuple[int, int] = (KSDD2_HEIGHT, KSDD2_WIDTH)
+) -> Path:
     from edgeinspect.core.package import InputSpec, Normalisation, Resize
     from edgeinspect_cloud.training.export import export_onnx
 
+    height, width = size
     spec = InputSpec(
-        name="image", shape=[-1, 3, KSDD2_HEIGHT, KSDD2_WIDTH], dtype="uint8", colour="RGB",
-        resize=Resize(height=KSDD2_HEIGHT, width=KSDD2_WIDTH, mode="stretch"),
+        name="image", shape=[-1, 3, height, width], dtype="uint8", colour="RGB",
+        resize=Resize(height=height, width=width, mode="stretch"),
         normalisation=Normalisation(mean=[0.5] * 3, std=[0.25] * 3), normalisation_in_graph=True,
     )  # fmt: skip
     return export_onnx(model.eval(), path, spec, outputs)
 
 
-def _multitask_onnx(path: Path, width: int) -> Path:
+def _multitask_onnx(
+    path: Path, width: int, views: str = "none", size: tuple[int, int] = (KSDD2_HEIGHT, KSDD2_WIDTH)
+) -> Path:
+    """The baseline network at ``width`` for a ``size`` input; ``views`` as a recipe's ``views=``."""
     import torch
+    from edgeinspect_cloud.training.multitask_arch import parse_arch
     from edgeinspect_cloud.training.multitask_net import ContractMultiTask, MultiTaskNet
 
     torch.manual_seed(0)
-    model = ContractMultiTask(MultiTaskNet(width), [0.5] * 3, [0.25] * 3)
-    return _export(model, path, ["defect_probability", "mask_probability"])
+    arch = parse_arch(f"baseline,width={width},views={views}")
+    model = ContractMultiTask(MultiTaskNet(arch), [0.5] * 3, [0.25] * 3)
+    return _export(model, path, ["defect_probability", "mask_probability"], size)
 
 
 def _classifier_onnx(path: Path, width: int) -> Path:

@@ -1,7 +1,8 @@
 """Throughput and end-to-end latency of one line with verdict and mask, at the KolektorSDD2 size (232 x 640).
 
 Two layouts (``--layout``): ``multitask`` (default; one model, ``defect-mt``, one call per frame for
-both answers, int8 unless ``--no-int8``) and ``two-model`` (``defect-cls`` + ``defect-seg``, the
+both answers, int8 unless ``--no-int8``; ``--views`` its mirrored views, default ``hv`` as the default
+recipe ships) and ``two-model`` (``defect-cls`` + ``defect-seg``, the
 bench widths issue 19 measured, both called concurrently per frame). ``--transport`` picks how the
 worker reaches the agent (``fast``: the fast path, ``grpc``: gRPC only). Every figure is printed with
 the machine's load average (a shared 2-core box: read figures beside it).
@@ -83,6 +84,15 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--int8", action=argparse.BooleanOptionalAction, default=True, help="multitask: int8 variant"
     )
     parser.add_argument(
+        "--views", choices=("none", "h", "hv"), default="hv",
+        help="multitask: mirrored views in the graph (hv: 4 passes, as the default recipe ships)",
+    )  # fmt: skip
+    parser.add_argument("--width", type=int, default=8, help="multitask: network width (demo profile: 8)")
+    parser.add_argument(
+        "--model-input", type=_size, default=(KSDD2_HEIGHT, KSDD2_WIDTH),
+        help="multitask: model input HEIGHTxWIDTH (default the whole frame; the default profile: 320x112)",
+    )  # fmt: skip
+    parser.add_argument(
         "--transport", choices=("fast", "grpc"), default="fast", help="worker -> agent: fast path or gRPC"
     )
     parser.add_argument(
@@ -96,6 +106,18 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.seconds, args.latency_frames = 12.0, 8
     return args
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``320x112`` -> ``(320, 112)``."""
+    height, _, width = text.strip().lower().partition("x")
+    try:
+        size = (int(height), int(width))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: use HEIGHTxWIDTH, e.g. 320x112") from None
+    if min(size) < 16:
+        raise argparse.ArgumentTypeError(f"{text!r}: both sides must be at least 16 pixels")
+    return size
 
 
 def _duration(text: str) -> float:
@@ -351,7 +373,9 @@ _SHORT = {"classification": "cls", "segmentation": "seg", "multitask": "mt"}
 def _models(args: argparse.Namespace, out: Path, key: Any) -> list[tuple[BenchModel, str, str]]:
     """``(model, alias, variant)`` to load for the layout."""
     if args.layout == "multitask":
-        model, variant = build_multitask_package(out, key, int8=args.int8)
+        model, variant = build_multitask_package(
+            out, key, int8=args.int8, views=args.views, width=args.width, size=args.model_input
+        )
         return [(model, "defect-mt", variant)]
     cls, seg = build_packages(out, key)
     return [(cls, "defect-cls", ""), (seg, "defect-seg", "")]
@@ -370,6 +394,10 @@ def _figures(args: argparse.Namespace, provider: str, bare: dict[str, list[float
     return {
         "bench": "throughput",
         "layout": args.layout,
+        "views": args.views if args.layout == "multitask" else None,
+        "model": f"width {args.width}, input {args.model_input[0]}x{args.model_input[1]}"
+        if args.layout == "multitask"
+        else "bench widths",
         "lines": args.lines,
         "transport": args.transport,
         "batch_window_ms": args.batch_window_ms,
@@ -402,7 +430,8 @@ def _figures(args: argparse.Namespace, provider: str, bare: dict[str, list[float
 def format_table(f: dict[str, Any]) -> str:
     """The readable table (blank lines around it), as printed and as written to ``table.md``."""
     rows = [
-        ("layout / transport", f"{f.get('layout', 'two-model')} ({f.get('variant', 'fp32')}), "
+        ("layout / transport", f"{f.get('layout', 'two-model')} ({f.get('variant', 'fp32')}, "
+                               f"{f.get('model', 'bench widths')}, views {f.get('views') or 'none'}), "
                                f"{f.get('transport', 'grpc')}, batch window {f.get('batch_window_ms', 0)}"),
         ("frame / encoding", f"{f['frame']} {f['encoding']}, provider {f['execution_provider']}, "
                              f"threads {f['intra_op_threads'] or 'auto'}, depth {f['pipeline_depth']}"),
