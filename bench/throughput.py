@@ -1,7 +1,7 @@
 """Throughput and end-to-end latency of one line with verdict and mask, at the KolektorSDD2 size (232 x 640).
 
 Two layouts (``--layout``): ``multitask`` (default; one model, ``defect-mt``, one call per frame for
-both answers, int8 unless ``--no-int8``; ``--views`` its mirrored views, default ``hv`` as the default
+both answers, int8 unless ``--no-int8``; ``--views`` its mirrored views, default ``h`` as the default
 recipe ships) and ``two-model`` (``defect-cls`` + ``defect-seg``, the
 bench widths issue 19 measured, both called concurrently per frame). ``--transport`` picks how the
 worker reaches the agent (``fast``: the fast path, ``grpc``: gRPC only). Every figure is printed with
@@ -84,8 +84,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--int8", action=argparse.BooleanOptionalAction, default=True, help="multitask: int8 variant"
     )
     parser.add_argument(
-        "--views", choices=("none", "h", "hv"), default="hv",
-        help="multitask: mirrored views in the graph (hv: 4 passes, as the default recipe ships)",
+        "--views", choices=("none", "h", "hv"), default="h",
+        help="multitask: mirrored views in the graph (h: 2 passes, as the default recipe ships)",
     )  # fmt: skip
     parser.add_argument("--width", type=int, default=8, help="multitask: network width (demo profile: 8)")
     parser.add_argument(
@@ -315,8 +315,10 @@ def run(args: argparse.Namespace, stack: BenchStack) -> int:
         for model, alias, variant in loads:
             info = agent.load_version(str(model.package), variant=variant)
             agent.set_alias(alias, info.name, info.version)
-        provider = agent.list_versions()[0].execution_provider
-        variant = "/".join(v.variant or "fp32" for v in agent.list_versions())
+        versions = agent.list_versions()
+        provider = versions[0].execution_provider
+        variant = "/".join(v.variant or "fp32" for v in versions)
+        chosen = "/".join(str(v.tuning.intra_op_threads) if v.tuning else "?" for v in versions)
     bare_models = {model.task: BareModel(model, args.threads) for model, _, _ in loads}
     lines = [LINE] if args.lines == 1 else [f"{LINE}-{i}" for i in range(args.lines)]
     workers = [
@@ -347,6 +349,7 @@ def run(args: argparse.Namespace, stack: BenchStack) -> int:
     at_end = memory_snapshot(client, everyone)
     figures = _figures(args, provider, bare, seen, reported, flow)
     figures["variant"] = variant
+    figures["agent_intra_op_threads"] = chosen
     figures["loadavg_latency"] = [round(v, 2) for v in load_latency]
     figures["loadavg_throughput_start"] = [round(v, 2) for v in load_flow]
     figures["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
@@ -434,7 +437,9 @@ def format_table(f: dict[str, Any]) -> str:
                                f"{f.get('model', 'bench widths')}, views {f.get('views') or 'none'}), "
                                f"{f.get('transport', 'grpc')}, batch window {f.get('batch_window_ms', 0)}"),
         ("frame / encoding", f"{f['frame']} {f['encoding']}, provider {f['execution_provider']}, "
-                             f"threads {f['intra_op_threads'] or 'auto'}, depth {f['pipeline_depth']}"),
+                             f"threads {f['intra_op_threads'] or 'auto'} "
+                             f"(agent chose {f.get('agent_intra_op_threads', '?')}), "
+                             f"depth {f['pipeline_depth']}"),
     ]  # fmt: skip
     for short in ("cls", "seg", "mt"):
         if f"bare_{short}_p50_ms" in f:

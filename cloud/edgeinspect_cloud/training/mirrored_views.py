@@ -6,15 +6,17 @@ frame, so the mean of the views ranks parts better than any one view (test-time 
 Measured on the held-out surfaces with the two 4,800-frame *after* models of ``bench.heldout`` (seeds
 0 and 1; fp32; image AP on the mixed held-out set, 300 frames):
 
-- one view: 0.913 / 0.933;
-- ``h`` (the frame and its left-right mirror, 2 passes): 0.932 / 0.939;
-- ``hv`` (also the upside-down mirror and both, 4 passes): 0.939 / 0.941, spangle 0.773 / 0.790 ->
-  0.846 / 0.834; shifting the frame by half the stem's stride added nothing beside that;
+- one view: 0.913 / 0.933 (spangle, the worst surface, 0.773 / 0.790);
+- ``h`` (the frame and its left-right mirror, 2 passes): 0.932 / 0.939 (spangle 0.821 / 0.805);
+- ``hv`` (also the upside-down mirror and both, 4 passes): 0.939 / 0.941 (spangle 0.846 / 0.834);
+  shifting the frame by half the encoder's stride (8 pixels) as further views added nothing;
 - averaging the two seeds' networks instead (2 passes): 0.931; both seeds with ``hv``: 0.944.
 
 The views run as one batch through the network inside the ONNX graph, so the edge sees one model with
-the contract's two outputs and pays the passes in inference time only (the 320x112 width-12
-network: 3.8 ms fp32 on two cores for one view, 14 ms for four; cloud/README.md, "Mirrored views").
+the contract's two outputs and pays the passes in inference time only. On the 2-core box the default
+profile's network (320x112, width 12, int8) sustained 24 / 18 / 9 frames/s with ``none`` / ``h`` /
+``hv`` through the worker and the agent (``bench.throughput``), so the default recipe ships ``h``, and
+``hv`` is for a box with cores to spare (cloud/README.md, "Mirrored views").
 Training never sees the views: the loss and the per-epoch validation run the single view, so a
 recipe with views trains exactly the weights of the same recipe without them.
 """
