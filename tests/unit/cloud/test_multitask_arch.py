@@ -25,6 +25,17 @@ from edgeinspect_cloud.training.multitask_net import ContractMultiTask, MultiTas
 HEIGHT, WIDTH = 48, 40  # neither a multiple of 32: the in-graph padding and crop are exercised
 
 
+def _exported(model: ContractMultiTask, folder: Path) -> ort.InferenceSession:
+    """``model`` exported at ``HEIGHT x WIDTH`` with both outputs, opened in ONNX Runtime."""
+    spec = InputSpec(
+        name="image", shape=[-1, 3, HEIGHT, WIDTH], dtype="uint8", colour="RGB",
+        resize=Resize(height=HEIGHT, width=WIDTH, mode="stretch"),
+        normalisation=Normalisation(mean=[0.5] * 3, std=[0.25] * 3), normalisation_in_graph=True,
+    )  # fmt: skip
+    path = export_onnx(model, folder / "m.onnx", spec, ["defect_probability", "mask_probability"])
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_exports_both_outputs_at_the_input_size(name: str, tmp_path: Path) -> None:
     import torch
@@ -32,14 +43,7 @@ def test_every_preset_exports_both_outputs_at_the_input_size(name: str, tmp_path
     torch.manual_seed(0)
     arch = replace(parse_arch(name), width=4, input=None)
     model = ContractMultiTask(MultiTaskNet(arch), [0.5] * 3, [0.25] * 3).eval()
-    spec = InputSpec(
-        name="image", shape=[-1, 3, HEIGHT, WIDTH], dtype="uint8", colour="RGB",
-        resize=Resize(height=HEIGHT, width=WIDTH, mode="stretch"),
-        normalisation=Normalisation(mean=[0.5] * 3, std=[0.25] * 3), normalisation_in_graph=True,
-    )  # fmt: skip
-    path = export_onnx(model, tmp_path / "m.onnx", spec, ["defect_probability", "mask_probability"])
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = _exported(model, tmp_path)
     assert [o.name for o in session.get_outputs()] == ["defect_probability", "mask_probability"]
     pixels = np.random.default_rng(0).integers(0, 256, (2, 3, HEIGHT, WIDTH), dtype=np.uint8)
     score, mask = session.run(None, {"image": pixels})
@@ -205,13 +209,7 @@ def test_mirrored_views_export_with_a_dynamic_batch(views: str, tmp_path: Path) 
     import torch
 
     model = _views_model(views).eval()
-    spec = InputSpec(
-        name="image", shape=[-1, 3, HEIGHT, WIDTH], dtype="uint8", colour="RGB",
-        resize=Resize(height=HEIGHT, width=WIDTH, mode="stretch"),
-        normalisation=Normalisation(mean=[0.5] * 3, std=[0.25] * 3), normalisation_in_graph=True,
-    )  # fmt: skip
-    path = export_onnx(model, tmp_path / "m.onnx", spec, ["defect_probability", "mask_probability"])
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = _exported(model, tmp_path)
     for batch in (1, 3):  # the exporter traced a batch of 1: a frozen batch would fail at 3
         pixels = np.random.default_rng(batch).integers(0, 256, (batch, 3, HEIGHT, WIDTH), dtype=np.uint8)
         score, mask = session.run(None, {"image": pixels})
