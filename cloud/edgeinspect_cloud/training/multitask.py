@@ -116,8 +116,8 @@ def _finetune_rank(figures: dict[str, float]) -> tuple[float, ...]:
 def _validate(model: ContractMultiTask, val: ArraySet) -> dict[str, float]:
     """Image AP of the classification output and micro Dice at 0.5 of the mask (defective images).
 
-    The single view, not the recipe's mirrored views: an epoch costs a quarter of the validation
-    passes, and a recipe with views trains (and picks the epoch of) exactly the weights it would
+    The single view, not the recipe's mirrored views: validation costs one pass per frame, not one
+    per view, and a recipe with views trains (and picks the epoch of) exactly the weights it would
     without them; the shipped threshold is chosen on the exported graph, views and all.
     """
     scores, masks = predict_both(model, val.images, views=False)
