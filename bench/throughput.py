@@ -56,6 +56,7 @@ from edgeinspect.core.messages import Encoding, Frame, Result, now_ns
 from edgeinspect.core.observability import percentile
 from edgeinspect.core.settings import ServiceSettings
 from edgeinspect.core.streams import Streams
+from edgeinspect_cloud.training.multitask_arch import DEFAULT_PRESET, VIEWS, parse_arch, parse_size
 
 from bench.models import KSDD2_HEIGHT, KSDD2_WIDTH, BenchModel, build_multitask_package, build_packages
 from bench.report import DEFAULT_OUT, write_report
@@ -84,8 +85,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--int8", action=argparse.BooleanOptionalAction, default=True, help="multitask: int8 variant"
     )
     parser.add_argument(
-        "--views", choices=("none", "h", "hv"), default="h",
-        help="multitask: mirrored views in the graph (h: 2 passes, as the default recipe ships)",
+        "--views", choices=VIEWS, default=parse_arch(DEFAULT_PRESET).views,
+        help="multitask: mirrored views in the graph (default: what the default recipe ships)",
     )  # fmt: skip
     parser.add_argument("--width", type=int, default=8, help="multitask: network width (demo profile: 8)")
     parser.add_argument(
@@ -110,9 +111,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 def _size(text: str) -> tuple[int, int]:
     """``320x112`` -> ``(320, 112)``."""
-    height, _, width = text.strip().lower().partition("x")
     try:
-        size = (int(height), int(width))
+        size = parse_size(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size: use HEIGHTxWIDTH, e.g. 320x112") from None
     if min(size) < 16:

@@ -173,6 +173,12 @@ def parse_arch(text: str | None) -> MultiTaskArch:
     return replace(base, **changes)
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``HEIGHTxWIDTH`` (e.g. ``320x112``) -> ``(height, width)``; ``ValueError`` when it is not one."""
+    height, _, width = text.strip().lower().partition("x")
+    return (int(height), int(width))
+
+
 _KEYS = (
     "width",
     "stages",
@@ -205,8 +211,7 @@ def _value(key: str, value: str, sep: str) -> Any:
                 raise ValueError(value)
             return value.lower() in ("yes", "true", "1")
         if key == "input":
-            height, _, width = value.lower().partition("x")
-            return (int(height), int(width))
+            return parse_size(value)
     except ValueError:
         raise TrainingError(
             f"architecture field {key}={value!r} is not valid",
