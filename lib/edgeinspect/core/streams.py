@@ -192,6 +192,10 @@ class GroupReader:
 
     ``next_batch()`` never returns an entry twice to the same live consumer, and after a crash the
     successor (same name, or any peer after ``stale_ms``) gets every unacknowledged entry again.
+    ``block_ms``: how long a read waits for new entries; ``None`` looks without waiting. A consumer
+    that only wants to know whether more is there must say ``None``, not a few milliseconds: Redis
+    ends a blocked read with nothing to return on its next timer tick (``hz``, 10 a second by
+    default), so ``BLOCK 1`` on an idle stream returns after up to 100 ms.
     """
 
     def __init__(
@@ -203,7 +207,7 @@ class GroupReader:
         *,
         stale_ms: int = 30_000,
         batch: int = 10,
-        block_ms: int = 1000,
+        block_ms: int | None = 1000,
     ) -> None:
         self.streams = streams
         self.stream = stream

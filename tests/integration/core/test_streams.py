@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 from edgeinspect.core import names
@@ -111,4 +113,20 @@ def test_a_server_that_stops_answering_is_a_timeout_not_a_hang(own_redis: RedisS
     streams.add(f"s:{line_id}", make_frame(frame_id="before"))  # the connection is open and in use
     with own_redis.frozen(), pytest.raises(redis.TimeoutError, match="Timeout reading"):
         streams.add(f"s:{line_id}", make_frame(frame_id="unanswered"))
+    streams.close()
+
+
+def test_a_reader_that_only_looks_returns_without_waiting_for_redis_s_timer_tick(
+    own_redis: RedisServer, line_id: str
+) -> None:
+    """The worker looks for the next frame while one is in flight; a blocked read (even ``BLOCK 1``)
+    on an idle stream returns only on Redis's next timer tick, which would delay the frame's result."""
+    streams = Streams.from_url(own_redis.url)
+    streams.client.config_set("hz", 1)  # one tick a second: each blocked read would wait up to 1 s
+    reader = GroupReader(streams, names.frames_stream(line_id), names.INFERENCE_GROUP, "w", block_ms=None)
+    reader.start()
+    started = time.monotonic()
+    for _ in range(5):
+        assert reader.next_batch() == []
+    assert time.monotonic() - started < 0.5  # five blocked reads: about 2.5 s
     streams.close()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-from edgeinspect.core import images
+from edgeinspect.core import images, names
 from edgeinspect.core.lifecycle import wait_until
 from edgeinspect.core.messages import Result
 
@@ -163,3 +164,26 @@ def test_defects_and_near_threshold_scores_are_captured_good_parts_sampled_by_se
     assert images.decode(capture.data, capture.encoding).shape == (FRAME_SIZE, FRAME_SIZE, 3)
     assert capture.verdict == "defect"
     assert capture.mask is not None
+
+
+def test_a_lone_frame_is_answered_without_waiting_for_redis_s_timer_tick(line: LineKit) -> None:
+    """One frame at a time (a slow line): while the frame is judged the worker only looks for more.
+
+    A blocked read there, even ``BLOCK 1``, returns on Redis's next timer tick; at one tick a second
+    that held each result back by about half a second here. The test waits for each result with a
+    blocking read too: polling would wake Redis and hide the tick.
+    """
+    line.deploy()
+    stream, last = names.results_stream(line.line), "$"
+    line.client.config_set("hz", 1)
+    try:
+        with line.worker():
+            for i in range(4):
+                line.send(f"lone-{i}")
+                reply: Any = line.client.xread({stream: last}, count=1, block=10_000)
+                assert reply, f"no result for lone-{i} within 10 s"
+                last = reply[0][1][0][0]
+    finally:
+        line.client.config_set("hz", 10)
+    e2e = [r.e2e_ms for r in line.results()]
+    assert len(e2e) == 4 and max(e2e) < 250, e2e  # each waited about 500 ms before the fix

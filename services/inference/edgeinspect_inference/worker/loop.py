@@ -102,7 +102,9 @@ class Worker:
             return False
         # Only what fits: a frame read is a frame held (peers of the line cannot take it meanwhile).
         self._reader.batch = self._depth - len(self._window)
-        self._reader.block_ms = 1 if self._window else self._block_ms
+        # With frames in flight, only look: a blocking read (even BLOCK 1) on an idle stream returns
+        # on Redis's next timer tick, up to 100 ms after the frame in flight was judged.
+        self._reader.block_ms = None if self._window else self._block_ms
         try:
             entries = self._reader.next_batch()
         except redis.RedisError as exc:
