@@ -36,8 +36,14 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = 17
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-KSDD2_HEIGHT, KSDD2_WIDTH = 232, 640
-"""The KolektorSDD2 frame size the issue measures at (its images are about 230 x 630)."""
+LATENCY_HEIGHT, LATENCY_WIDTH = 232, 640
+"""The input the model-cost benches time networks at: a KolektorSDD2 frame's pixels (its images are
+about 230 wide x 630 high) turned on its side. A network's cost does not depend on the orientation;
+what a line sends does (:data:`FRAME_HEIGHT`)."""
+FRAME_HEIGHT, FRAME_WIDTH = 640, 232
+"""A KolektorSDD2 frame as a line's camera sends it and as ``data synth`` makes it: 640 high, 232 wide.
+The frame's orientation decides what the worker does with it (resize to a model trained on such frames,
+or tile one whose input it does not fit), so the end-to-end benches send frames this way up."""
 
 
 class _Graph:
@@ -93,7 +99,7 @@ def _basic_block(g: _Graph, x: str, cin: int, cout: int, stride: int) -> str:
     return g.node("Relu", [g.node("Add", [out, shortcut])])
 
 
-def resnet18_onnx(height: int = KSDD2_HEIGHT, width: int = KSDD2_WIDTH, seed: int = 0) -> bytes:
+def resnet18_onnx(height: int = LATENCY_HEIGHT, width: int = LATENCY_WIDTH, seed: int = 0) -> bytes:
     """ResNet18 (stem 7x7/2 + max pool, stages 2-2-2-2 of 64-128-256-512, one logit, sigmoid)."""
     g = _Graph(seed)
     x = g.normalised_input("image")
@@ -114,7 +120,7 @@ def resnet18_onnx(height: int = KSDD2_HEIGHT, width: int = KSDD2_WIDTH, seed: in
     return g.model([image], [out])
 
 
-def unet_onnx(height: int = 240, width: int = KSDD2_WIDTH, base: int = 16, seed: int = 0) -> bytes:
+def unet_onnx(height: int = 240, width: int = LATENCY_WIDTH, base: int = 16, seed: int = 0) -> bytes:
     """U-Net with 4 pools (sides divisible by 16), two 3x3 convs per level, nearest upsampling."""
     if height % 16 or width % 16:
         raise ValueError(f"a 4-pool U-Net needs sides divisible by 16, got {height}x{width}")
@@ -158,6 +164,8 @@ class BenchModel:
     onnx_bytes: bytes
     height: int
     width: int
+    input: InputSpec
+    """The manifest's input section: what the worker resizes (or tiles) a frame by."""
 
 
 def _manifest(name: str, task: Literal["classification", "segmentation"], height: int, width: int,
@@ -192,7 +200,7 @@ def _manifest(name: str, task: Literal["classification", "segmentation"], height
 
 
 def build_packages(
-    out_dir: Path, key: Ed25519PrivateKey, height: int = KSDD2_HEIGHT, width: int = KSDD2_WIDTH
+    out_dir: Path, key: Ed25519PrivateKey, height: int = FRAME_HEIGHT, width: int = FRAME_WIDTH
 ) -> tuple[BenchModel, BenchModel]:
     """Signed packages of the classifier (``height x width``, stretch) and the segmenter (padded to /16)."""
     import onnxruntime as ort
@@ -213,7 +221,7 @@ def build_packages(
         golden = dict(zip(names, session.run(names, {"image": golden_input}), strict=True))
         manifest = _manifest(name, task, h, w, mode)  # type: ignore[arg-type]
         package = build_package(out_dir, manifest, work / "model.onnx", golden_input, golden, key)
-        models.append(BenchModel(name, task, package, model_bytes, h, w))  # type: ignore[arg-type]
+        models.append(BenchModel(name, task, package, model_bytes, h, w, manifest.input))  # type: ignore[arg-type]
     return models[0], models[1]
 
 
@@ -225,12 +233,12 @@ def build_multitask_package(
     int8: bool = True,
     frames: int = 8,
     views: str = "none",
-    size: tuple[int, int] = (KSDD2_HEIGHT, KSDD2_WIDTH),
+    size: tuple[int, int] = (FRAME_HEIGHT, FRAME_WIDTH),
 ) -> tuple[BenchModel, str]:
     """A signed package of the one-pass multi-task network (``defect-mt``), model input ``size``.
 
-    The default input is the whole 232 x 640 frame; the ``default`` training profile ships 320 x 112
-    at width 12 (the worker resizes each frame to it).
+    The default input is the whole frame (640 high, 232 wide); the ``default`` training profile ships
+    320 x 112 at width 12 (the worker resizes each frame to it).
 
     The architecture the pipeline trains (``edgeinspect_cloud.training.multitask_net``, network width
     ``width``; the ``demo`` profile's is 8; ``views`` its mirrored views, as a recipe's ``views=``)
@@ -275,5 +283,5 @@ def build_multitask_package(
     )
     package = build_package(out_dir, manifest, fp32, golden_input, golden, key, int8_path)
     runs = (int8_path or fp32).read_bytes()  # what the agent runs, so bare measures the same
-    model = BenchModel("bench-mt", "multitask", package, runs, height, width_px)
+    model = BenchModel("bench-mt", "multitask", package, runs, height, width_px, manifest.input)
     return model, "int8" if int8_path is not None else ""

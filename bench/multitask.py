@@ -44,7 +44,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 from edgeinspect.core.preprocess import preprocess
 
-from bench.models import KSDD2_HEIGHT, KSDD2_WIDTH, resnet18_onnx, unet_onnx
+from bench.models import LATENCY_HEIGHT, LATENCY_WIDTH, resnet18_onnx, unet_onnx
 from bench.report import machine
 
 SHIPPED = Path("cloud/edgeinspect_cloud/stack/demo_models")
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = {
         "accuracy": accuracy,
         "latency_ms": latency,
-        "size": f"{KSDD2_HEIGHT}x{KSDD2_WIDTH}",
+        "size": f"{LATENCY_HEIGHT}x{LATENCY_WIDTH}",
         "runs": runs,
         **machine(load_before),
     }
@@ -176,11 +176,12 @@ def measure_latency(
         models = {
             "multitask": _multitask_onnx(folder / "multitask.onnx", width),
             "classifier": _classifier_onnx(folder / "classifier.onnx", width),
-            "segmenter": _write(folder / "segmenter.onnx", unet_onnx(240, KSDD2_WIDTH, base=width)),
+            "segmenter": _write(folder / "segmenter.onnx", unet_onnx(240, LATENCY_WIDTH, base=width)),
         }
         if bench_widths:
             models["classifier64"] = _write(folder / "classifier64.onnx", resnet18_onnx())
-            models["segmenter16"] = _write(folder / "segmenter16.onnx", unet_onnx(240, KSDD2_WIDTH, base=16))
+            segmenter16 = unet_onnx(240, LATENCY_WIDTH, base=16)
+            models["segmenter16"] = _write(folder / "segmenter16.onnx", segmenter16)
         for precision in ("fp32", "int8"):
             paths = models if precision == "fp32" else {k: _int8(p, frames) for k, p in models.items()}
             results[precision] = _latencies(paths, frames, runs)
@@ -191,7 +192,7 @@ def measure_latency(
 def _latencies(paths: dict[str, Path], frames: npt.NDArray[np.uint8], runs: int) -> dict[str, float]:
     two = {name: _session(paths[name], 2) for name in paths}
     one = {name: _session(paths[name], 1) for name in ("classifier", "segmenter")}
-    seg_frames = np.pad(frames, ((0, 0), (0, 0), (0, 0), (0, 240 - KSDD2_HEIGHT), (0, 0)))
+    seg_frames = np.pad(frames, ((0, 0), (0, 0), (0, 0), (0, 240 - LATENCY_HEIGHT), (0, 0)))
     feeds = {name: seg_frames if name.startswith("segmenter") else frames for name in paths}
     figures = {
         "one_pass": _p50(lambda i: two["multitask"].run(None, {"image": feeds["multitask"][i]}), runs),
@@ -241,8 +242,8 @@ def _frames(dataset: Path, count: int) -> npt.NDArray[np.uint8]:
     from edgeinspect_cloud.data.dataset import list_split, read_sample
 
     spec = InputSpec(
-        name="image", shape=[1, 3, KSDD2_HEIGHT, KSDD2_WIDTH], dtype="uint8", colour="RGB",
-        resize=Resize(height=KSDD2_HEIGHT, width=KSDD2_WIDTH, mode="stretch"),
+        name="image", shape=[1, 3, LATENCY_HEIGHT, LATENCY_WIDTH], dtype="uint8", colour="RGB",
+        resize=Resize(height=LATENCY_HEIGHT, width=LATENCY_WIDTH, mode="stretch"),
         normalisation=Normalisation(mean=[0.5] * 3, std=[0.25] * 3), normalisation_in_graph=True,
     )  # fmt: skip
     samples = list_split(dataset, "test")[:count]
@@ -254,7 +255,7 @@ def _int8(path: Path, frames: npt.NDArray[np.uint8]) -> Path:
 
     calibration = frames[:, 0]
     if "segmenter" in path.name:
-        calibration = np.pad(calibration, ((0, 0), (0, 0), (0, 240 - KSDD2_HEIGHT), (0, 0)))
+        calibration = np.pad(calibration, ((0, 0), (0, 0), (0, 240 - LATENCY_HEIGHT), (0, 0)))
     return quantize_int8(path, path.with_suffix(".int8.onnx"), np.ascontiguousarray(calibration))
 
 
@@ -264,7 +265,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 def _export(
-    model: Any, path: Path, outputs: list[str], size: tuple[int, int] = (KSDD2_HEIGHT, KSDD2_WIDTH)
+    model: Any, path: Path, outputs: list[str], size: tuple[int, int] = (LATENCY_HEIGHT, LATENCY_WIDTH)
 ) -> Path:
     from edgeinspect.core.package import InputSpec, Normalisation, Resize
     from edgeinspect_cloud.training.export import export_onnx
@@ -279,7 +280,7 @@ def _export(
 
 
 def _multitask_onnx(
-    path: Path, width: int, views: str = "none", size: tuple[int, int] = (KSDD2_HEIGHT, KSDD2_WIDTH)
+    path: Path, width: int, views: str = "none", size: tuple[int, int] = (LATENCY_HEIGHT, LATENCY_WIDTH)
 ) -> Path:
     """The baseline network at ``width`` for a ``size`` input; ``views`` as a recipe's ``views=``."""
     import torch

@@ -1,4 +1,4 @@
-"""Throughput and end-to-end latency of one line with verdict and mask, at the KolektorSDD2 size (232 x 640).
+"""Throughput and end-to-end latency of one line with verdict and mask, at the KolektorSDD2 size (640 x 232).
 
 Two layouts (``--layout``): ``multitask`` (default; one model, ``defect-mt``, one call per frame for
 both answers, int8 unless ``--no-int8``; ``--views`` its mirrored views, default ``h`` as the default
@@ -56,9 +56,10 @@ from edgeinspect.core.messages import Encoding, Frame, Result, now_ns
 from edgeinspect.core.observability import percentile
 from edgeinspect.core.settings import ServiceSettings
 from edgeinspect.core.streams import Streams
+from edgeinspect.core.tiling import TilingConfig, decide
 from edgeinspect_cloud.training.multitask_arch import DEFAULT_PRESET, VIEWS, parse_arch, parse_size
 
-from bench.models import KSDD2_HEIGHT, KSDD2_WIDTH, BenchModel, build_multitask_package, build_packages
+from bench.models import FRAME_HEIGHT, FRAME_WIDTH, BenchModel, build_multitask_package, build_packages
 from bench.report import DEFAULT_OUT, write_report
 from bench.stack import BenchStack, rss_mb
 
@@ -90,7 +91,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--width", type=int, default=8, help="multitask: network width (demo profile: 8)")
     parser.add_argument(
-        "--model-input", type=_size, default=(KSDD2_HEIGHT, KSDD2_WIDTH),
+        "--model-input", type=_size, default=(FRAME_HEIGHT, FRAME_WIDTH),
         help="multitask: model input HEIGHTxWIDTH (default the whole frame; the default profile: 320x112)",
     )  # fmt: skip
     parser.add_argument(
@@ -142,12 +143,12 @@ def memory_snapshot(client: redis.Redis, pids: dict[str, int]) -> dict[str, floa
 
 
 def synthetic_frames(count: int, encoding: str, seed: int = 0) -> list[bytes]:
-    """Textured grey 232 x 640 frames (a brushed-metal look with noise), like KolektorSDD2's parts."""
+    """Textured grey frames, 640 high and 232 wide (brushed metal with noise), like KolektorSDD2's parts."""
     rng = np.random.default_rng(seed)
     frames = []
     for _ in range(count):
-        rows = np.linspace(60, 140, KSDD2_HEIGHT)[:, None] + rng.normal(0, 6, (KSDD2_HEIGHT, KSDD2_WIDTH))
-        grey = np.clip(rows + 10 * np.sin(np.arange(KSDD2_WIDTH) / 7.0)[None, :], 0, 255).astype(np.uint8)
+        rows = np.linspace(60, 140, FRAME_HEIGHT)[:, None] + rng.normal(0, 6, (FRAME_HEIGHT, FRAME_WIDTH))
+        grey = np.clip(rows + 10 * np.sin(np.arange(FRAME_WIDTH) / 7.0)[None, :], 0, 255).astype(np.uint8)
         frames.append(images.encode(np.repeat(grey[:, :, None], 3, axis=2), encoding))
     return frames
 
@@ -195,7 +196,7 @@ class Camera:
         frame_id = f"b{self.sent}"
         data = self.frames[self.sent % len(self.frames)]
         frame = Frame(
-            frame_id, self.line, "cam", now_ns(), self.encoding, KSDD2_HEIGHT, KSDD2_WIDTH, 3, data, "bench"
+            frame_id, self.line, "cam", now_ns(), self.encoding, FRAME_HEIGHT, FRAME_WIDTH, 3, data, "bench"
         )
         self.streams.add(names.frames_stream(self.line), frame)
         self.sent += 1
@@ -349,6 +350,7 @@ def run(args: argparse.Namespace, stack: BenchStack) -> int:
     at_end = memory_snapshot(client, everyone)
     figures = _figures(args, provider, bare, seen, reported, flow)
     figures["variant"] = variant
+    figures["frame_path"] = "; ".join(f"{alias}: {frame_path(model)}" for model, alias, _ in loads)
     figures["agent_intra_op_threads"] = chosen
     figures["loadavg_latency"] = [round(v, 2) for v in load_latency]
     figures["loadavg_throughput_start"] = [round(v, 2) for v in load_flow]
@@ -384,6 +386,18 @@ def _models(args: argparse.Namespace, out: Path, key: Any) -> list[tuple[BenchMo
     return [(cls, "defect-cls", ""), (seg, "defect-seg", "")]
 
 
+def frame_path(model: BenchModel) -> str:
+    """What the worker does with a bench frame for ``model`` (its own rule, default settings).
+
+    Printed so a run says what it measured: a model input the frame does not fit, in shape, makes the
+    worker cut it into tiles, one model run each, and the figures are then those of a tiled line.
+    """
+    plan = decide(FRAME_HEIGHT, FRAME_WIDTH, model.input, TilingConfig())
+    if plan is None:
+        return f"whole frame to {model.input.resize.height}x{model.input.resize.width}"
+    return f"{len(plan.tiles)} tiles of {plan.tile_height}x{plan.tile_width}"
+
+
 def _figures(args: argparse.Namespace, provider: str, bare: dict[str, list[float]], seen: list[float],
              reported: list[float], flow: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     bare_p50 = {task: percentile(timings, 50) for task, timings in bare.items()}
@@ -404,7 +418,7 @@ def _figures(args: argparse.Namespace, provider: str, bare: dict[str, list[float
         "lines": args.lines,
         "transport": args.transport,
         "batch_window_ms": args.batch_window_ms,
-        "frame": f"{KSDD2_HEIGHT}x{KSDD2_WIDTH}",
+        "frame": f"{FRAME_HEIGHT}x{FRAME_WIDTH}",  # height x width
         "encoding": args.encoding,
         "execution_provider": provider,
         "intra_op_threads": args.threads,
@@ -436,11 +450,13 @@ def format_table(f: dict[str, Any]) -> str:
         ("layout / transport", f"{f.get('layout', 'two-model')} ({f.get('variant', 'fp32')}, "
                                f"{f.get('model', 'bench widths')}, views {f.get('views') or 'none'}), "
                                f"{f.get('transport', 'grpc')}, batch window {f.get('batch_window_ms', 0)}"),
-        ("frame / encoding", f"{f['frame']} {f['encoding']}, provider {f['execution_provider']}, "
-                             f"threads {f['intra_op_threads'] or 'auto'} "
+        ("frame (height x width) / encoding", f"{f['frame']} {f['encoding']}, "
+                             f"provider {f['execution_provider']}, threads {f['intra_op_threads'] or 'auto'} "
                              f"(agent chose {f.get('agent_intra_op_threads', '?')}), "
                              f"depth {f['pipeline_depth']}"),
     ]  # fmt: skip
+    if "frame_path" in f:
+        rows.append(("what the worker does with a frame", f["frame_path"]))
     for short in ("cls", "seg", "mt"):
         if f"bare_{short}_p50_ms" in f:
             p50, p99 = f[f"bare_{short}_p50_ms"], f[f"bare_{short}_p99_ms"]
