@@ -232,5 +232,5 @@ def test_views_are_inference_only_and_recorded_in_the_recipe() -> None:
         losses = [multitask_loss(_views_model(v), pixels, labels, masks).item() for v in ("none", "hv")]
     assert losses[0] == losses[1]
     default = parse_arch(DEFAULT_PRESET)
-    assert default.views == "h" and "views=h" in default.text().split(",")
+    assert default.views == "hv" and "views=hv" in default.text().split(",")
     assert parse_arch("width=12,mask_weight=3.0,seg_warmup=2,input_norm=image").views == "none"
