@@ -28,6 +28,7 @@ from edgeinspect.core.telemetry import ImageFeatures, image_features
 from edgeinspect.core.tiling import TilePlan
 
 from edgeinspect_inference.worker.catalog import ModelCatalog, Target
+from edgeinspect_inference.worker.frame_shape import ShapeCheck
 from edgeinspect_inference.worker.metrics import WorkerMetrics
 from edgeinspect_inference.worker.postprocess import ModelVerdict
 from edgeinspect_inference.worker.verdict import VerdictRule, decide
@@ -135,6 +136,7 @@ class FrameJudge:
         self._clock_ns = clock_ns
         self._features = features
         self.wait = wait or ModelWait(line, 0.0, metrics.registry)
+        self._shapes = ShapeCheck(line, metrics)
 
     def judge(self, entry: Entry) -> Judged:
         """The outcome for one entry; raises only :class:`AgentUnavailable` and :class:`ModelPending`."""
@@ -260,6 +262,7 @@ class FrameJudge:
         """The alias's answer: as tiles when the tiler plans some (a large frame), else on the whole
         frame preprocessed per its manifest."""
         plan = None if self._tiler is None else self._tiler.plan(target, image)
+        self._shapes.check(target, image.shape[0], image.shape[1], plan, frame_id)
         if self._tiler is not None and plan is not None:
             return self._tiler(target, image, plan, frame_id)
         try:

@@ -45,6 +45,11 @@ class WorkerMetrics:
             "ei_worker_agent_calls_total", "model calls by transport (fast: the fast path; grpc)",
             ["path"], registry=r,
         )  # fmt: skip
+        self.shape_mismatch = Counter(
+            "ei_worker_frame_shape_mismatch_total",
+            "frames shown to a model stretched more than 1.5x out of the shape it learnt from, by alias",
+            ["line", "alias"], registry=r,
+        )  # fmt: skip
         self.in_flight = Gauge("ei_worker_in_flight", "frames being judged now", ["line"], registry=r)
         self.backlog = Gauge(
             "ei_worker_backlog", "frames waiting for the group (lag) plus delivered but unacked",
