@@ -1,9 +1,10 @@
 """Throughput and end-to-end latency of one line with verdict and mask, at the KolektorSDD2 size (640 x 232).
 
 Two layouts (``--layout``): ``multitask`` (default; one model, ``defect-mt``, one call per frame for
-both answers, int8 unless ``--no-int8``; ``--views`` its mirrored views, default ``h`` as the default
-recipe ships) and ``two-model`` (``defect-cls`` + ``defect-seg``, the
-bench widths issue 19 measured, both called concurrently per frame). ``--transport`` picks how the
+both answers, int8 unless ``--no-int8``; ``--views`` its mirrored views, by default what the default
+recipe ships) and ``two-model`` (``defect-cls`` + ``defect-seg``, the bench widths issue 19
+measured, both called concurrently per frame). Frames are 640 high and 232 wide, as KolektorSDD2's;
+the table says whether the worker resized them whole or cut them into tiles. ``--transport`` picks how the
 worker reaches the agent (``fast``: the fast path, ``grpc``: gRPC only). Every figure is printed with
 the machine's load average (a shared 2-core box: read figures beside it).
 
