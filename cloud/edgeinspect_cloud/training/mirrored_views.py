@@ -14,9 +14,9 @@ Measured on the held-out surfaces with the two 4,800-frame *after* models of ``b
 
 The views run as one batch through the network inside the ONNX graph, so the edge sees one model with
 the contract's two outputs and pays the passes in inference time only. On the 2-core box the default
-profile's network (320x112, width 12, int8) sustained 24 / 18 / 9 frames/s with ``none`` / ``h`` /
-``hv`` through the worker and the agent (``bench.throughput``), so the default recipe ships ``h``, and
-``hv`` is for a box with cores to spare (cloud/README.md, "Mirrored views").
+profile's network (320x112, width 12, int8) sustained 77 / 65 / 53 frames/s with ``none`` / ``h`` /
+``hv`` through the worker and the agent (``bench.throughput``), five times a line's 10 frames/s even
+with four views, so the default recipe ships ``hv`` (cloud/README.md, "Mirrored views").
 Training never sees the views: the loss and the per-epoch validation run the single view, so a
 recipe with views trains exactly the weights of the same recipe without them.
 """

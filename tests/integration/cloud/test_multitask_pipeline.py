@@ -1,7 +1,7 @@
 """The multi-task model through the pipeline and into the real agent: one package, two outputs, one call.
 
 Quick profile, one epoch, tiny synthetic data (the figures are not the point), with four mirrored
-views in one graph (``views=hv``; the default recipe ships two): data -> train ->
+views in one graph (``views=hv``, as the default recipe ships): data -> train ->
 evaluate -> gate -> compile (fp32 + int8, parity gates on both outputs) -> package, signed with the
 key the agent trusts; then the agent loads the package, and one Predict returns both outputs, equal
 to the package's golden outputs.
