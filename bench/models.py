@@ -162,10 +162,18 @@ class BenchModel:
     task: Literal["classification", "segmentation", "multitask"]
     package: Path
     onnx_bytes: bytes
-    height: int
-    width: int
     input: InputSpec
     """The manifest's input section: what the worker resizes (or tiles) a frame by."""
+
+    @property
+    def height(self) -> int:
+        """The model input's height (what a bare run feeds it)."""
+        return self.input.resize.height
+
+    @property
+    def width(self) -> int:
+        """The model input's width."""
+        return self.input.resize.width
 
 
 def _manifest(name: str, task: Literal["classification", "segmentation"], height: int, width: int,
@@ -221,7 +229,7 @@ def build_packages(
         golden = dict(zip(names, session.run(names, {"image": golden_input}), strict=True))
         manifest = _manifest(name, task, h, w, mode)  # type: ignore[arg-type]
         package = build_package(out_dir, manifest, work / "model.onnx", golden_input, golden, key)
-        models.append(BenchModel(name, task, package, model_bytes, h, w, manifest.input))  # type: ignore[arg-type]
+        models.append(BenchModel(name, task, package, model_bytes, manifest.input))  # type: ignore[arg-type]
     return models[0], models[1]
 
 
@@ -283,5 +291,5 @@ def build_multitask_package(
     )
     package = build_package(out_dir, manifest, fp32, golden_input, golden, key, int8_path)
     runs = (int8_path or fp32).read_bytes()  # what the agent runs, so bare measures the same
-    model = BenchModel("bench-mt", "multitask", package, runs, height, width_px, manifest.input)
+    model = BenchModel("bench-mt", "multitask", package, runs, manifest.input)
     return model, "int8" if int8_path is not None else ""

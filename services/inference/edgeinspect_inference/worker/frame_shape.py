@@ -14,13 +14,15 @@ is: its tiles have the right shape and only their content is turned, which no sh
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from edgeinspect.core.observability import get_logger
 from edgeinspect.core.package import Manifest
 from edgeinspect.core.tiling import TilePlan
 
-from edgeinspect_inference.worker.catalog import Target
-from edgeinspect_inference.worker.metrics import WorkerMetrics
+if TYPE_CHECKING:  # the metrics module reads STRETCH_LIMIT from here for its help text
+    from edgeinspect_inference.worker.catalog import Target
+    from edgeinspect_inference.worker.metrics import WorkerMetrics
 
 log = get_logger(__name__)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from edgeinspect_inference.worker.frame_shape import STRETCH_LIMIT
+
 _LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10)
 
 
@@ -47,7 +49,8 @@ class WorkerMetrics:
         )  # fmt: skip
         self.shape_mismatch = Counter(
             "ei_worker_frame_shape_mismatch_total",
-            "frames shown to a model stretched more than 1.5x out of the shape it learnt from, by alias",
+            f"frames shown to a model stretched more than {STRETCH_LIMIT}x out of the shape it learnt "
+            "from, by alias",
             ["line", "alias"], registry=r,
         )  # fmt: skip
         self.in_flight = Gauge("ei_worker_in_flight", "frames being judged now", ["line"], registry=r)
