@@ -29,7 +29,10 @@ four fine-tunes: an hour or more on two cores; ``--no-two-model`` skips the two-
 ``--quick`` is a smoke run of the plumbing.
 
 Output: a table, then as the last line one JSON object of the same figures; ``--out`` keeps the
-datasets and runs (a rerun reuses trained models) and ``heldout/`` there gets table.md and PNGs.
+datasets and runs (a rerun reuses the models it trained with the same settings and refuses a folder
+trained with others) and ``heldout/`` there gets table.md and PNGs. ``--arch``, ``--seed`` and
+``--device cuda`` try another recipe for ``after`` (the search the accuracy goals need is an hour a
+run on two cores: a GPU makes it minutes).
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ from bench.report import machine, write_report
 TRAIN_COUNT = 4800
 """Frames of the randomised training line: each part is a new surface, so more frames are more
 surfaces seen; held-out AP rose with every doubling measured (cloud/README.md, "How many frames")."""
+
+COMMAND_FILE = "train_command.json"
+"""Beside a trained arm: the ``edgeinspect train`` arguments that made it (a rerun reuses only its own)."""
 
 FIGURES = ("image_ap", "image_auroc", "operating_recall", "operating_false_reject_rate", "pixel_ap", "dice")
 HEADERS = ("image AP", "AUROC", "recall", "FRR", "pixel AP", "Dice")
@@ -113,21 +119,45 @@ def _datasets(args: argparse.Namespace) -> dict[str, Path]:
     return folders
 
 
-def _train(args: argparse.Namespace, arm: Arm, data: Path, run: Path) -> None:
-    """Train ``arm`` into ``run`` unless a finished run is already there."""
-    last = "segmentation" if arm.task == "both" else arm.task
-    if (run / last / "model.onnx").is_file():
-        return
-    shutil.rmtree(run, ignore_errors=True)
+def _train_command(args: argparse.Namespace, arm: Arm, data: Path, run: Path) -> list[str]:
+    """The ``edgeinspect train`` arguments that make ``arm`` with this run's settings."""
     settings = ["--epochs", str(args.epochs), "--patience", str(args.epochs)] if args.epochs else []
     if args.quick:
         settings += ["--quick"]
-    if arm.arch:
-        settings += ["--arch", arm.arch]
+    arch = args.arch if arm is ARMS["after"] and args.arch else arm.arch
+    if arch:
+        settings += ["--arch", arch]
+    if args.seed is not None:
+        settings += ["--seed", str(args.seed)]
+    if args.device and arm.task == "multitask":
+        settings += ["--device", args.device]
+    return ["train", "--dataset", str(data), "--task", arm.task, "--augment", arm.augment, *settings,
+            "--no-test", "--no-progress", "--out", str(run)]  # fmt: skip
+
+
+def _train(args: argparse.Namespace, arm: Arm, data: Path, run: Path) -> None:
+    """Train ``arm`` into ``run`` unless a run made by the same command is already there.
+
+    A finished run made by another command (other epochs, recipe, seed) stops the bench: reusing it
+    would report one model's figures under another's settings, and every fine-tune and good-parts-only
+    model in ``--out`` was made from it, so the fix is another ``--out`` (or deleting this one).
+    """
+    command = _train_command(args, arm, data, run)
+    last = "segmentation" if arm.task == "both" else arm.task
+    record = run / COMMAND_FILE
+    if (run / last / "model.onnx").is_file():
+        made_by = json.loads(record.read_text()) if record.is_file() else None
+        if made_by is None or made_by == command:
+            return
+        raise SystemExit(
+            f"{run} holds a model trained by 'edgeinspect {' '.join(made_by)}', not by "
+            f"'edgeinspect {' '.join(command)}': give another --out for these settings, or delete {run}"
+        )
+    shutil.rmtree(run, ignore_errors=True)
     started = time.perf_counter()
-    _cli(["train", "--dataset", str(data), "--task", arm.task, "--augment", arm.augment, *settings,
-          "--no-test", "--no-progress", "--out", str(run)])  # fmt: skip
+    _cli(command)
     (run / "train_seconds.txt").write_text(f"{time.perf_counter() - started:.1f}\n")
+    record.write_text(json.dumps(command) + "\n")
 
 
 def _compile(task_run: Path, task: str, data: Path, pipe: Path) -> Path:
@@ -257,6 +287,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--heldout-count", type=int, default=500, help="held-out frames (60%% in test/)")
     parser.add_argument("--epochs", type=int, help="override the default profile's epochs (all arms)")
+    parser.add_argument("--seed", type=int, help="training seed of every arm (default: the profile's)")
+    parser.add_argument(
+        "--arch", help="after's multi-task recipe (default: the default one), e.g. robust,width=16"
+    )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), help="where the multi-task arms train (default: the CPU)"
+    )
     parser.add_argument(
         "--surfaces", nargs="+", default=list(SURFACES), help="held-out surfaces as new lines"
     )
