@@ -30,9 +30,9 @@ four fine-tunes: an hour or more on two cores; ``--no-two-model`` skips the two-
 
 Output: a table, then as the last line one JSON object of the same figures; ``--out`` keeps the
 datasets and runs (a rerun reuses the models it trained with the same settings and refuses a folder
-trained with others) and ``heldout/`` there gets table.md and PNGs. ``--arch``, ``--seed`` and
-``--device cuda`` try another recipe for ``after`` (the search the accuracy goals need is an hour a
-run on two cores: a GPU makes it minutes).
+trained with others) and ``heldout/`` there gets table.md and PNGs. ``--arch``, ``--crop-height``,
+``--seed`` and ``--device cuda`` try another recipe for ``after`` (the search the accuracy goals
+need is an hour a run on two cores: a GPU makes it minutes).
 """
 
 from __future__ import annotations
@@ -127,6 +127,8 @@ def _train_command(args: argparse.Namespace, arm: Arm, data: Path, run: Path) ->
     arch = args.arch if arm is ARMS["after"] and args.arch else arm.arch
     if arch:
         settings += ["--arch", arch]
+    if args.crop_height is not None and arm is ARMS["after"]:
+        settings += ["--crop-height", str(args.crop_height)]
     if args.seed is not None:
         settings += ["--seed", str(args.seed)]
     if args.device and arm.task == "multitask":
@@ -290,6 +292,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, help="training seed of every arm (default: the profile's)")
     parser.add_argument(
         "--arch", help="after's multi-task recipe (default: the default one), e.g. robust,width=16"
+    )
+    parser.add_argument(
+        "--crop-height", type=int, help="after's training crop rows (default 96; 0: whole frames)"
     )
     parser.add_argument(
         "--device", choices=("cpu", "cuda"), help="where the multi-task arms train (default: the CPU)"

@@ -42,6 +42,13 @@ def register(subparsers: Any) -> None:
         help="multitask: preset[,key=value...] (cloud/README.md); its width/input replace the defaults",
     )
     parser.add_argument("--device", help="multitask: train on cpu (default), cuda or cuda:N")
+    parser.add_argument(
+        "--crop-height",
+        type=int,
+        metavar="ROWS",
+        help="segmentation/multitask: train on full-width crops of ROWS rows (a multiple of 16; "
+        "default 96 at 320x112), 0 = whole frames; inference always sees the whole frame",
+    )
     parser.add_argument("--batch-size", type=int, help="training batch size")
     parser.add_argument("--learning-rate", type=float, help="peak learning rate")
     parser.add_argument("--patience", type=int, help="epochs without validation progress before stopping")
@@ -82,13 +89,15 @@ def register(subparsers: Any) -> None:
 
 def config_from_args(args: argparse.Namespace, task: str) -> Any:
     """The task's default (or quick) config with the command line's overrides."""
-    from edgeinspect_cloud.data.augment import AugmentConfig
-    from edgeinspect_cloud.training.config import default_config, with_arch
+    from dataclasses import replace
 
-    config = default_config(task, quick=args.quick)  # type: ignore[arg-type]
+    from edgeinspect_cloud.data.augment import AugmentConfig
+    from edgeinspect_cloud.training.config import TrainConfig, default_config, with_arch
+
+    config: TrainConfig = default_config(task, quick=args.quick)  # type: ignore[arg-type]
     if task == "multitask":
         config = with_arch(config, args.arch).with_overrides(device=args.device)
-    return config.with_overrides(
+    config = config.with_overrides(
         epochs=args.epochs,
         height=args.height,
         img_width=args.width,
@@ -109,6 +118,9 @@ def config_from_args(args: argparse.Namespace, task: str) -> Any:
         rehearse=tuple(args.rehearse) or None,
         init_weights=backbone_checkpoint(args.backbone, task),
     )
+    if args.crop_height is not None and task in ("segmentation", "multitask"):
+        config = replace(config, crop_height=args.crop_height or None)
+    return config
 
 
 def backbone_checkpoint(path: Path | None, task: str) -> str | None:

@@ -234,3 +234,26 @@ def test_views_are_inference_only_and_recorded_in_the_recipe() -> None:
     default = parse_arch(DEFAULT_PRESET)
     assert default.views == "hv" and "views=hv" in default.text().split(",")
     assert parse_arch("width=12,mask_weight=3.0,seg_warmup=2,input_norm=image").views == "none"
+
+
+def _train_args(argv: list[str]) -> object:
+    import argparse
+
+    from edgeinspect_cloud.commands.train import register as register_train
+
+    parser = argparse.ArgumentParser()
+    register_train(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["train", "--dataset", "DATA", *argv])
+
+
+def test_train_crop_height_sets_the_crop_and_zero_trains_whole_frames() -> None:
+    from edgeinspect_cloud.commands.train import config_from_args
+
+    default = config_from_args(_train_args([]), "multitask")
+    assert default.crop_height == 96  # the default profile's
+    assert config_from_args(_train_args(["--crop-height", "160"]), "multitask").crop_height == 160
+    assert config_from_args(_train_args(["--crop-height", "0"]), "multitask").crop_height is None
+    assert config_from_args(_train_args(["--crop-height", "160"]), "segmentation").crop_height == 160
+    assert config_from_args(_train_args(["--crop-height", "160"]), "classification").crop_height is None
+    with pytest.raises(TrainingError, match="multiple of 16"):
+        config_from_args(_train_args(["--crop-height", "100"]), "multitask")
