@@ -142,7 +142,8 @@ def _train(args: argparse.Namespace, arm: Arm, data: Path, run: Path) -> None:
 
     A finished run made by another command (other epochs, recipe, seed) stops the bench: reusing it
     would report one model's figures under another's settings, and every fine-tune and good-parts-only
-    model in ``--out`` was made from it, so the fix is another ``--out`` (or deleting this one).
+    model in ``--out`` was made from it, so the fix is another ``--out`` (or deleting this one). A
+    run trained before the bench kept the record is reused as it always was.
     """
     command = _train_command(args, arm, data, run)
     last = "segmentation" if arm.task == "both" else arm.task
