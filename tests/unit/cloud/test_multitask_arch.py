@@ -6,8 +6,10 @@ Tiny widths and a 48x32 input keep each export well under a second; the figures 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -127,12 +129,17 @@ def test_an_arch_on_another_task_or_an_unknown_device_is_refused() -> None:
         default_config("segmentation").with_overrides(device="cuda")
 
 
-def _cli(argv: list[str]) -> object:
+def _parse(add_command: Callable[[Any], None], argv: list[str]) -> object:
+    """``argv`` parsed by a parser holding only the command ``add_command`` registers."""
     import argparse
 
     parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["pipeline", "run", *argv])
+    add_command(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def _cli(argv: list[str]) -> object:
+    return _parse(register, ["pipeline", "run", *argv])
 
 
 def test_pipeline_run_passes_arch_and_device_to_the_multitask_trainer(tmp_path: Path) -> None:
@@ -237,13 +244,9 @@ def test_views_are_inference_only_and_recorded_in_the_recipe() -> None:
 
 
 def _train_args(argv: list[str]) -> object:
-    import argparse
-
     from edgeinspect_cloud.commands.train import register as register_train
 
-    parser = argparse.ArgumentParser()
-    register_train(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["train", "--dataset", "DATA", *argv])
+    return _parse(register_train, ["train", "--dataset", "DATA", *argv])
 
 
 def test_train_crop_height_sets_the_crop_and_zero_trains_whole_frames() -> None:
