@@ -124,10 +124,11 @@ def _train_command(args: argparse.Namespace, arm: Arm, data: Path, run: Path) ->
     settings = ["--epochs", str(args.epochs), "--patience", str(args.epochs)] if args.epochs else []
     if args.quick:
         settings += ["--quick"]
-    arch = args.arch if arm is ARMS["after"] and args.arch else arm.arch
+    after = arm is ARMS["after"]  # the recipe options try a candidate for after alone
+    arch = args.arch if after and args.arch else arm.arch
     if arch:
         settings += ["--arch", arch]
-    if args.crop_height is not None and arm is ARMS["after"]:
+    if args.crop_height is not None and after:
         settings += ["--crop-height", str(args.crop_height)]
     if args.seed is not None:
         settings += ["--seed", str(args.seed)]
