@@ -69,6 +69,16 @@ def test_frame_is_found_by_frame_id_with_and_without_the_window_hint(
     assert "immutable" in plain.headers["cache-control"]
 
 
+def test_a_frame_is_found_when_a_burst_fills_its_window(ui: LiveUi, streams: Streams, line_id: str) -> None:
+    """Many cameras on one line put hundreds of frames into one result's window; each is still shown."""
+    for i in range(150):  # a 5 s end-to-end time puts every earlier frame of the burst in the window
+        push(streams, line_id, f"burst-{i}", "ok", e2e_ms=5_000)
+    newest = _get(ui, "/api/results/recent", line=line_id, limit=1).json()[0]
+    assert newest["frame_id"] == "burst-149"
+    response = httpx.get(ui.url + newest["frame_url"], timeout=10)
+    assert response.status_code == 200, response.text
+
+
 def test_raw_frames_are_served_as_png(ui: LiveUi, streams: Streams, line_id: str) -> None:
     push(streams, line_id, "raw-1", "ok", encoding="raw")
     response = _get(ui, f"/api/frames/{line_id}/raw-1.png")

@@ -18,8 +18,12 @@ from edgeinspect.core.streams import Entry, Streams
 
 log = get_logger(__name__)
 
-BATCH = 4
-MAX_SCAN = 64
+FIRST_BATCH = 4  # the frame is usually among the first few entries of its window
+MAX_BATCH = 16  # entries per read at most: frames are big, a read holds them all in memory at once
+MAX_SCAN = 64  # entries read newest-first when no window is known: a bare id says nothing of where
+# With a window, the window bounds the read: a burst (many cameras on one line) can put hundreds of
+# frames into it, and each is a frame the page links to. This cap only stops a pathological window.
+MAX_WINDOW_SCAN = 4096
 
 
 def _frame_id(entry: Entry) -> str:
@@ -57,20 +61,25 @@ class FrameLocator:
         forward = after_ms is not None
         cursor = f"{after_ms}-0" if forward else "+"
         limit = f"{before_ms}-18446744073709551615" if before_ms is not None else "+"
-        seen = 0
-        while seen < MAX_SCAN:
+        most = MAX_WINDOW_SCAN if forward else MAX_SCAN
+        seen, batch = 0, FIRST_BATCH
+        while seen < most:
             if forward:
-                raw = self._streams.client.xrange(stream, min=cursor, max=limit, count=BATCH)
+                raw = self._streams.client.xrange(stream, min=cursor, max=limit, count=batch)
             else:
-                raw = self._streams.client.xrevrange(stream, max=cursor, min="-", count=BATCH)
+                raw = self._streams.client.xrevrange(stream, max=cursor, min="-", count=batch)
             if not raw:
                 return None
             entry = self._match(stream, line, frame_id, raw)
             if entry is not None:
                 return entry
             seen += len(raw)
+            batch = min(batch * 2, MAX_BATCH)
             last = raw[-1][0].decode() if isinstance(raw[-1][0], bytes) else str(raw[-1][0])
             cursor = f"({last}"
+        log.warning(
+            "frame_scan_gave_up", stream=stream, frame_id=frame_id, entries_read=seen, windowed=forward
+        )
         return None
 
     def _match(self, stream: str, line: str, frame_id: str, raw: object) -> Entry | None:
