@@ -34,7 +34,7 @@ from edgeinspect_cloud.pipeline.steps_gate import GateFailedError
 from edgeinspect_cloud.registry.gate import default_gate
 from edgeinspect_cloud.registry.lineage import parse_model_ref
 from edgeinspect_cloud.training.blend import check_share
-from edgeinspect_cloud.training.config import FINETUNE_BLEND
+from edgeinspect_cloud.training.config import CROPPING_TASKS, FINETUNE_BLEND, check_crop_height
 from edgeinspect_cloud.training.multitask_arch import parse_arch
 
 
@@ -84,6 +84,13 @@ def register(subparsers: Any) -> None:
         "skips, input, mask_weight, seg_warmup); default: the default preset (cloud/README.md)",
     )
     run.add_argument("--device", default="cpu", help="multitask only: train on cpu (default), cuda or cuda:N")
+    run.add_argument(
+        "--crop-height",
+        type=int,
+        metavar="ROWS",
+        help="segmentation/multitask: train on full-width crops of ROWS rows (a multiple of 16), 0 = "
+        "whole frames; default: the profile's (96 rows of 320); inference always sees the whole frame",
+    )
     run.add_argument(
         "--threshold-policy",
         default="best-f1",
@@ -255,6 +262,7 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         )
     if args.arch is not None:
         parse_arch(args.arch)  # a typo must not cost a data step either
+    check_crop(args.crop_height, tasks)
     init_from = check_init_from(args.init_from, tasks, steps, args.registry)
     if args.finetune_anchor < 0 or (args.finetune_anchor > 0 and not init_from):
         raise PipelineError(
@@ -285,6 +293,7 @@ def options_from_args(args: argparse.Namespace, steps: list[str]) -> PipelineOpt
         threshold_policy=str(policy),
         arch=args.arch,
         device=args.device,
+        crop_height=args.crop_height,
         augment=args.augment,
         tiling_hint=not args.no_tiling_hint,
         rehearse=check_rehearse(args.rehearse),
@@ -313,6 +322,23 @@ def check_finetune_blend(share: float) -> None:
         check_share(share)
     except TrainingError as exc:
         raise PipelineError(f"--finetune-blend {share:g}: {exc.message}", hint=exc.hint) from exc
+
+
+def check_crop(rows: int | None, tasks: list[str]) -> None:
+    """``--crop-height`` is refused before anything slow runs: with no task that crops it would be
+    silently ignored, and a height the networks cannot take would fail only at the train step."""
+    if rows is None:
+        return
+    if not set(tasks) & set(CROPPING_TASKS):
+        raise PipelineError(
+            f"--crop-height is for the {' and '.join(CROPPING_TASKS)} models, not {', '.join(tasks)}",
+            hint="add --task segmentation, multitask or both, or drop --crop-height",
+        )
+    if rows:
+        try:
+            check_crop_height(rows)
+        except TrainingError as exc:
+            raise PipelineError(f"--crop-height {rows}: {exc.message}", hint=exc.hint) from exc
 
 
 def check_rehearse(values: list[str]) -> list[str]:

@@ -89,10 +89,8 @@ def register(subparsers: Any) -> None:
 
 def config_from_args(args: argparse.Namespace, task: str) -> Any:
     """The task's default (or quick) config with the command line's overrides."""
-    from dataclasses import replace
-
     from edgeinspect_cloud.data.augment import AugmentConfig
-    from edgeinspect_cloud.training.config import TrainConfig, default_config, with_arch
+    from edgeinspect_cloud.training.config import TrainConfig, default_config, with_arch, with_crop
 
     config: TrainConfig = default_config(task, quick=args.quick)  # type: ignore[arg-type]
     if task == "multitask":
@@ -118,9 +116,7 @@ def config_from_args(args: argparse.Namespace, task: str) -> Any:
         rehearse=tuple(args.rehearse) or None,
         init_weights=backbone_checkpoint(args.backbone, task),
     )
-    if args.crop_height is not None and task in ("segmentation", "multitask"):
-        config = replace(config, crop_height=args.crop_height or None)
-    return config
+    return with_crop(config, args.crop_height)
 
 
 def backbone_checkpoint(path: Path | None, task: str) -> str | None:

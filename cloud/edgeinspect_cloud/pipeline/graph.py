@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from edgeinspect_cloud.pipeline.layout import STEPS, TASKS, Task
-from edgeinspect_cloud.training.config import FINETUNE_BLEND
+from edgeinspect_cloud.training.config import CROPPING_TASKS, FINETUNE_BLEND, default_config
 from edgeinspect_cloud.training.multitask_arch import DEFAULT_PRESET
 
 Kind = Literal["processing", "training"]
@@ -76,11 +76,18 @@ Secrets are never among them; a graph of other tasks has a ``train_{task}_gpus``
 (:func:`parameters`)."""
 
 
-def parameters(tasks: Sequence[Task] = TASKS) -> dict[str, tuple[str, Any]]:
-    """The run-time parameters of the graph of ``tasks``: the common ones and one GPU count per task."""
+def parameters(tasks: Sequence[Task] = TASKS, *, quick: bool = False) -> dict[str, tuple[str, Any]]:
+    """The run-time parameters of the graph of ``tasks``: the common ones and one GPU count per task.
+
+    A graph that trains a model able to crop has ``crop_height``, defaulting to its profile's crop
+    (0: whole frames), so a GPU run can train on whole frames without a new export.
+    """
     common = {name: value for name, value in PARAMETERS.items() if not name.endswith("_gpus")}
     if "multitask" in tasks:  # the multi-task network's recipe (--arch)
         common["arch"] = ("str", DEFAULT_PRESET)
+    cropping = [task for task in tasks if task in CROPPING_TASKS]
+    if cropping:
+        common["crop_height"] = ("int", default_config(cropping[0], quick=quick).crop_height or 0)
     return {**common, **{f"train_{task}_gpus": ("int", 0) for task in tasks}}
 
 
@@ -151,6 +158,8 @@ def cli_args(node: StepDef, *, quick: bool = False, epochs: int | None = None) -
         args += ["--rehearse", Param("rehearse")]
     if node.step == "train":  # the policy picks the shipped threshold on validation, in training
         args += ["--threshold-policy", Param("threshold_policy"), "--augment", Param("augment")]
+    if node.step == "train" and task in CROPPING_TASKS:
+        args += ["--crop-height", Param("crop_height")]
     if node.step == "train" and task == "multitask":
         args += ["--arch", Param("arch")]
     if node.step == "gate":
@@ -174,7 +183,9 @@ def graph_spec(
         "run_dir": RUN_DIR,
         "key_dir": KEY_DIR,
         "key_file": KEY_FILE,
-        "parameters": {name: {"type": t, "default": d} for name, (t, d) in parameters(tasks).items()},
+        "parameters": {
+            name: {"type": t, "default": d} for name, (t, d) in parameters(tasks, quick=quick).items()
+        },
         "steps": [
             {
                 "name": node.name,

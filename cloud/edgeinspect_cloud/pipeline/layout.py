@@ -89,6 +89,9 @@ class PipelineOptions:
     """The multi-task network's recipe (``--arch``: preset[,key=value...]); ``None``: the default preset."""
     device: str = "cpu"
     """Where the multi-task model trains (``--device``: cpu, cuda, cuda:N)."""
+    crop_height: int | None = None
+    """Training crop rows of the segmenter and the multi-task model (``--crop-height``; 0: whole
+    frames; ``None``: the profile's)."""
     rehearse: list[str] = field(default_factory=list)
     """Earlier lines' datasets (``--rehearse``: folders or URLs) whose training frames join every
     training batch, never validation: a fine-tune keeps seeing them while early stopping and

@@ -27,7 +27,13 @@ from edgeinspect_cloud.pipeline.finetune import (
     rehearsal_folders,
 )
 from edgeinspect_cloud.pipeline.layout import PipelineError, PipelineOptions, RunLayout, Task
-from edgeinspect_cloud.training.config import TrainConfig, TrainResult, default_config, with_arch
+from edgeinspect_cloud.training.config import (
+    TrainConfig,
+    TrainResult,
+    default_config,
+    with_arch,
+    with_crop,
+)
 
 SPEC_FILE = "model_spec.json"
 MODEL_FILE = "model.onnx"
@@ -123,7 +129,8 @@ def _link(source: Path, link: Path) -> None:
 def train_config(options: PipelineOptions, task: Task) -> TrainConfig:
     """The trainer's defaults for ``task`` (its profile), with this run's seed, epochs and progress.
 
-    A multi-task run also takes ``--arch`` (the recipe, its width and input size) and ``--device``.
+    A multi-task run also takes ``--arch`` (the recipe, its width and input size) and ``--device``;
+    the segmenter and the multi-task model take ``--crop-height``.
     """
     config = default_config(task, quick=options.quick, profile=options.profile).with_overrides(
         augment=None if options.augment is None else AugmentConfig.named(options.augment),
@@ -132,9 +139,9 @@ def train_config(options: PipelineOptions, task: Task) -> TrainConfig:
         progress=options.progress,
         threshold_policy=options.threshold_policy,
     )
-    if task != "multitask":
-        return config
-    return with_arch(config, options.arch).with_overrides(device=options.device)
+    if task == "multitask":
+        config = with_arch(config, options.arch).with_overrides(device=options.device)
+    return with_crop(config, options.crop_height)
 
 
 def step_train(options: PipelineOptions, layout: RunLayout, task: Task) -> tuple[dict[str, Any], TrainResult]:

@@ -98,11 +98,8 @@ class TrainConfig:
         for name in ("height", "img_width", "width", "epochs", "batch_size", "threads"):
             if getattr(self, name) <= 0:
                 raise TrainingError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.crop_height is not None and (self.crop_height < 16 or self.crop_height % 16):
-            raise TrainingError(
-                f"crop height must be a multiple of 16 (at least 16), got {self.crop_height}",
-                hint="e.g. 96 for a 320-high input",
-            )
+        if self.crop_height is not None:
+            check_crop_height(self.crop_height)
         try:
             policy = ThresholdPolicy.parse(self.threshold_policy)
         except EvaluationError as exc:
@@ -158,6 +155,28 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings, for the run folder (so a run says how it was made)."""
         return asdict(self)
+
+
+CROPPING_TASKS = ("segmentation", "multitask")
+"""The tasks that may train on crops: a crop's label is whether it holds defect pixels. The classifier
+and the good-parts-only model always see whole frames."""
+
+
+def check_crop_height(rows: int) -> None:
+    """Refuse a crop the networks cannot take: their strides need whole multiples of 16 rows."""
+    if rows < 16 or rows % 16:
+        raise TrainingError(
+            f"crop height must be a multiple of 16 (at least 16), got {rows}",
+            hint="e.g. 96 or 160 for a 320-high input, or 0 for whole frames",
+        )
+
+
+def with_crop(config: TrainConfig, rows: int | None) -> TrainConfig:
+    """``config`` training on full-width crops of ``rows`` rows (``0``: whole frames; ``None``: the
+    profile's crop); a task that never crops keeps its whole frames."""
+    if rows is None or config.task not in CROPPING_TASKS:
+        return config
+    return replace(config, crop_height=rows or None)
 
 
 def with_arch(config: TrainConfig, text: str | None) -> TrainConfig:

@@ -260,3 +260,22 @@ def test_train_crop_height_sets_the_crop_and_zero_trains_whole_frames() -> None:
     assert config_from_args(_train_args(["--crop-height", "160"]), "classification").crop_height is None
     with pytest.raises(TrainingError, match="multiple of 16"):
         config_from_args(_train_args(["--crop-height", "100"]), "multitask")
+
+
+def test_pipeline_run_passes_the_crop_to_the_models_that_crop(tmp_path: Path) -> None:
+    base = ["--out", str(tmp_path), "--steps", "train"]
+    options = options_from_args(_cli(["--task", "both", *base, "--crop-height", "160"]), ["train"])  # type: ignore[arg-type]
+    assert train_config(options, "segmentation").crop_height == 160
+    assert train_config(options, "classification").crop_height is None  # whole frames, always
+    whole = options_from_args(_cli(["--task", "multitask", *base, "--crop-height", "0"]), ["train"])  # type: ignore[arg-type]
+    assert train_config(whole, "multitask").crop_height is None
+    profile = options_from_args(_cli(["--task", "multitask", *base]), ["train"])  # type: ignore[arg-type]
+    assert train_config(profile, "multitask").crop_height == 96
+
+
+def test_pipeline_run_refuses_a_crop_it_would_ignore_or_fail_on_before_anything_runs(tmp_path: Path) -> None:
+    base = ["--out", str(tmp_path), "--steps", "train"]
+    with pytest.raises(EdgeInspectError, match="for the segmentation and multitask models"):
+        options_from_args(_cli(["--task", "classification", *base, "--crop-height", "160"]), ["train"])  # type: ignore[arg-type]
+    with pytest.raises(EdgeInspectError, match="multiple of 16"):
+        options_from_args(_cli(["--task", "multitask", *base, "--crop-height", "100"]), ["train"])  # type: ignore[arg-type]

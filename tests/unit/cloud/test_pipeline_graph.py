@@ -90,6 +90,18 @@ def test_a_nodes_arguments_are_the_local_cli_with_the_run_in_storage_and_no_secr
     assert all(step["args"][0] == "pipeline" and "--quick" in step["args"] for step in spec["steps"])
 
 
+def test_the_training_crop_is_a_parameter_of_graphs_whose_models_crop() -> None:
+    """A GPU run trains on whole frames (``crop_height`` 0) without exporting the pipeline again."""
+    assert parameters()["crop_height"] == ("int", 96)  # the default profile's, for the U-Net
+    assert parameters(["multitask"], quick=True)["crop_height"] == ("int", 0)  # quick: whole frames
+    assert "crop_height" not in parameters(["classification"]) and "crop_height" not in parameters(
+        ["anomaly"]
+    )
+    steps = {step["name"]: step["args"] for step in graph_spec("img")["steps"]}
+    assert {"param": "crop_height"} in steps["train-segmentation"]
+    assert "--crop-height" not in steps["train-classification"]
+
+
 def test_a_step_in_a_fresh_container_pulls_the_run_and_writes_the_gate_verdict_for_the_engine(
     tmp_path: Path,
 ) -> None:
