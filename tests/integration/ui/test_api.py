@@ -77,6 +77,12 @@ def test_a_frame_is_found_when_a_burst_fills_its_window(ui: LiveUi, streams: Str
     assert newest["frame_id"] == "burst-149"
     response = httpx.get(ui.url + newest["frame_url"], timeout=10)
     assert response.status_code == 200, response.text
+    assert _get(ui, f"/api/frames/{line_id}/burst-10.png").status_code == 200  # its id was seen on the way
+    for i in range(100):
+        push(streams, line_id, f"later-{i}", "ok")
+    unwindowed = _get(ui, f"/api/frames/{line_id}/later-0.png")  # 99 entries back: past the newest 64
+    assert unwindowed.status_code == 404 and "newest 64 frames" in unwindowed.json()["error"]
+    assert "frame_url" in unwindowed.json()["hint"]
 
 
 def test_raw_frames_are_served_as_png(ui: LiveUi, streams: Streams, line_id: str) -> None:

@@ -20,6 +20,7 @@ from PIL import Image
 from edgeinspect_ui.api.errors import NOT_FOUND, REDIS_DOWN, NotFound, Responses
 from edgeinspect_ui.api.routes import pick_line
 from edgeinspect_ui.api.schemas import ENTRY_ID_PATTERN, FRAME_ID_PATTERN, LINE_PATTERN
+from edgeinspect_ui.feed.frames import MAX_SCAN
 from edgeinspect_ui.state import UiState, ui_state
 
 router = APIRouter(prefix="/api", tags=["images"])
@@ -57,6 +58,20 @@ def mask_overlay(mask_png: bytes) -> bytes:
     return _png(Image.fromarray(rgba, "RGBA"))
 
 
+def _frame_not_found(line: str, frame_id: str, *, windowed: bool) -> NotFound:
+    """Without a time window only the newest entries are read, so the frame may be there after all."""
+    if windowed:
+        return NotFound(
+            f"frame {frame_id!r} of line {line!r} is not in the frames stream",
+            hint="frames are trimmed by the stream's MAXLEN; old frames are gone",
+        )
+    return NotFound(
+        f"frame {frame_id!r} of line {line!r} is not among the newest {MAX_SCAN} frames stored",
+        hint="ask with the result's frame_url: its after/before window lets the server look further back; "
+        "frames trimmed by the stream's MAXLEN are gone",
+    )
+
+
 @router.get(
     "/frames/{line}/{frame_id}.png",
     response_class=Response,
@@ -73,10 +88,7 @@ def frame(
     chosen = pick_line(state, line)
     found = state.frames.find(chosen, frame_id, after, before)
     if found is None:
-        raise NotFound(
-            f"frame {frame_id!r} of line {chosen!r} is not in the frames stream",
-            hint="frames are trimmed by the stream's MAXLEN; old frames are gone",
-        )
+        raise _frame_not_found(chosen, frame_id, windowed=after is not None)
     try:
         body, media = frame_image(found)
     except ImageError as exc:
