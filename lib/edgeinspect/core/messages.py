@@ -229,6 +229,9 @@ class Result(StreamRecord):
     error: str = ""
     source: str = ""
     part_id: str = ""  # copied from the frame
+    frame_entry: str = ""
+    """The frame's entry id in ``ei:frames:{line}``, stamped at commit: the UI fetches the frame by it
+    in one read, however many frames a burst or a backlog stored around it (empty: not known)."""
 
     def _validate(self) -> None:
         if self.verdict not in VERDICTS:

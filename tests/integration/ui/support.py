@@ -123,9 +123,16 @@ def push(
     with_frame: bool = True,
     encoding: str = "png",
     part_id: str = "",
+    stamp_entry: bool = True,
+    skew_ms: int = 0,
 ) -> str:
-    """Write a frame (grey) and its result (with the box mask when a defect); returns the result id."""
-    ts = time.time_ns()
+    """Write a frame (grey) and its result (with the box mask when a defect); returns the result id.
+
+    The result names its frame's entry as the worker does (``stamp_entry=False``: as a worker from
+    before ``frame_entry`` did); ``skew_ms`` sets the capture clock that far from Redis's.
+    """
+    ts = time.time_ns() + skew_ms * 1_000_000
+    frame_entry = ""
     if with_frame:
         pixels = grey_frame()
         data = pixels.tobytes() if encoding == "raw" else png(pixels)
@@ -142,7 +149,8 @@ def push(
             source=f"{frame_id}.png",
             part_id=part_id,
         )
-        streams.add(names.frames_stream(line), frame)
+        added = streams.add(names.frames_stream(line), frame)
+        frame_entry = added if stamp_entry else ""
     value = score if score is not None else (0.93 if verdict == "defect" else 0.04)
     result = Result(
         frame_id=frame_id,
@@ -156,6 +164,7 @@ def push(
         error="cannot decode frame" if verdict == "error" else "",
         source=f"{frame_id}.png",
         part_id=part_id,
+        frame_entry=frame_entry,
     )
     return streams.add(names.results_stream(line), result)
 

@@ -72,17 +72,31 @@ def test_frame_is_found_by_frame_id_with_and_without_the_window_hint(
 def test_a_frame_is_found_when_a_burst_fills_its_window(ui: LiveUi, streams: Streams, line_id: str) -> None:
     """Many cameras on one line put hundreds of frames into one result's window; each is still shown."""
     for i in range(150):  # a 5 s end-to-end time puts every earlier frame of the burst in the window
-        push(streams, line_id, f"burst-{i}", "ok", e2e_ms=5_000)
+        push(streams, line_id, f"burst-{i}", "ok", e2e_ms=5_000, stamp_entry=False)  # an older worker
     newest = _get(ui, "/api/results/recent", line=line_id, limit=1).json()[0]
     assert newest["frame_id"] == "burst-149"
     response = httpx.get(ui.url + newest["frame_url"], timeout=10)
     assert response.status_code == 200, response.text
     assert _get(ui, f"/api/frames/{line_id}/burst-10.png").status_code == 200  # its id was seen on the way
     for i in range(100):
-        push(streams, line_id, f"later-{i}", "ok")
+        push(streams, line_id, f"later-{i}", "ok", stamp_entry=False)
     unwindowed = _get(ui, f"/api/frames/{line_id}/later-0.png")  # 99 entries back: past the newest 64
     assert unwindowed.status_code == 404 and "newest 64 frames" in unwindowed.json()["error"]
     assert "frame_url" in unwindowed.json()["hint"]
+
+
+def test_a_frame_is_read_by_its_entry_id_whatever_the_capture_clock_says(
+    ui: LiveUi, streams: Streams, line_id: str
+) -> None:
+    """A camera clock 10 s ahead of Redis's puts the window after the frame; the entry id does not care."""
+    push(streams, line_id, "skewed", "ok", skew_ms=10_000)
+    push(streams, line_id, "skewed-old", "ok", skew_ms=10_000, stamp_entry=False)
+    links = {r["frame_id"]: r["frame_url"] for r in _get(ui, "/api/results/recent", line=line_id).json()}
+    assert "&entry=" in links["skewed"] and "&entry=" not in links["skewed-old"]
+    assert httpx.get(ui.url + links["skewed"], timeout=10).status_code == 200
+    assert httpx.get(ui.url + links["skewed-old"], timeout=10).status_code == 404  # what the window alone did
+    wrong = httpx.get(ui.url + links["skewed"].replace("skewed.png", "skewed-old.png"), timeout=10)
+    assert wrong.status_code == 404, "an entry id holding another frame is not that frame"
 
 
 def test_raw_frames_are_served_as_png(ui: LiveUi, streams: Streams, line_id: str) -> None:

@@ -21,8 +21,7 @@ def test_good_and_defective_frames_get_correct_verdicts_from_both_models(
     line.deploy()
     kinds = {"good-0": "dark", "bad-0": "bright", "good-1": "dark", "bad-1": "bright", "patch-0": "patch"}
     with line.worker():
-        for frame_id, kind in kinds.items():
-            line.send(frame_id, frame_pixels(kind))  # type: ignore[arg-type]
+        entries = {frame_id: line.send(frame_id, frame_pixels(kind)) for frame_id, kind in kinds.items()}  # type: ignore[arg-type]
         results = by_frame(line.wait_results(len(kinds)))
     assert line.pending() == 0
     for frame_id, kind in kinds.items():
@@ -34,6 +33,7 @@ def test_good_and_defective_frames_get_correct_verdicts_from_both_models(
             ("seg", "1", "segmentation", "primary"),
         ]
         assert result.e2e_ms > 0
+        assert result.frame_entry == entries[frame_id]  # the UI fetches the frame by it in one read
         if kind == "dark":
             assert result.mask is None  # nothing to draw: no PNG for a good part
         else:

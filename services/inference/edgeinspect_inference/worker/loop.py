@@ -163,7 +163,9 @@ class Worker:
             self._window[0] = (entry, self._jobs.submit(self._judge.judge, entry))
 
     def _commit(self, judged: Judged) -> None:
-        result = dataclasses.replace(judged.result, e2e_ms=_e2e_ms(judged.result))
+        result = dataclasses.replace(
+            judged.result, e2e_ms=_e2e_ms(judged.result), frame_entry=judged.entry_id
+        )
         reasons = self._policy.reasons(result)
         capture = (
             Capture.from_frame_and_result(judged.frame, result, reasons)

@@ -84,9 +84,12 @@ def frame(
     frame_id: Annotated[str, Path(pattern=FRAME_ID_PATTERN)],
     after: Annotated[int | None, Query(ge=0, le=MAX_MS, description="stored no earlier (ms)")] = None,
     before: Annotated[int | None, Query(ge=0, le=MAX_MS, description="stored no later (ms)")] = None,
+    entry: Annotated[
+        str | None, Query(pattern=ENTRY_ID_PATTERN, description="its entry id in ei:frames, if known")
+    ] = None,
 ) -> Response:
     chosen = pick_line(state, line)
-    found = state.frames.find(chosen, frame_id, after, before)
+    found = state.frames.find(chosen, frame_id, after, before, entry)
     if found is None:
         raise _frame_not_found(chosen, frame_id, windowed=after is not None)
     try:

@@ -1,8 +1,9 @@
 """Find a frame's bytes in ``ei:frames:{line}`` by its frame id, reading as few entries as possible.
 
-Frames are big, so the UI never reads the whole frames stream: it remembers which entry id held which
-frame id (ids only, a few bytes each) and otherwise scans the short time window in which the frame
-must have been stored (given by the result's link), a handful of entries at a time.
+Frames are big, so the UI never reads the whole frames stream. A result names its frame's entry id
+(``frame_entry``, stamped by the worker); for results without it, the UI remembers which entry id held
+which frame id (ids only, a few bytes each) and otherwise scans the time window in which the frame
+must have been stored (given by the result's link).
 """
 
 from __future__ import annotations
@@ -41,12 +42,22 @@ class FrameLocator:
         self._lock = threading.Lock()
 
     def find(
-        self, line: str, frame_id: str, after_ms: int | None = None, before_ms: int | None = None
+        self,
+        line: str,
+        frame_id: str,
+        after_ms: int | None = None,
+        before_ms: int | None = None,
+        entry_id: str | None = None,
     ) -> Frame | None:
-        """The frame, or ``None`` when it is not (or no longer) in the stream; Redis errors propagate."""
+        """The frame, or ``None`` when it is not (or no longer) in the stream; Redis errors propagate.
+
+        The result's ``frame_entry`` (``entry_id``) names the entry: one read. Results written
+        without it (by an older worker) fall back to a remembered id, then to the window scan.
+        """
         stream = names.frames_stream(line)
-        known = self._recall(line, frame_id)
-        if known is not None:
+        for known in dict.fromkeys((entry_id, self._recall(line, frame_id))):
+            if known is None:
+                continue
             entries = self._streams.client.xrange(stream, min=known, max=known, count=1)
             entry = self._match(stream, line, frame_id, entries)
             if entry is not None:

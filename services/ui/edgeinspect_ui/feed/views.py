@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
 from edgeinspect.core.messages import Event, Result
 
-from edgeinspect_ui.api.schemas import EventOut, JobOut, PredictionOut, ResultOut
+from edgeinspect_ui.api.schemas import ENTRY_ID_PATTERN, EventOut, JobOut, PredictionOut, ResultOut
 
 SHA_PREFIX = 12
 
@@ -18,7 +19,8 @@ def entry_ms(entry_id: str) -> int:
 
 
 def frame_url(line: str, frame_id: str, result: Result, result_id: str) -> str:
-    """Link to the frame, with a time window telling the server where in ei:frames to look.
+    """Link to the frame: its entry id in ei:frames when the worker stamped it (one read), and a time
+    window telling the server where to look otherwise.
 
     The frame was stored between its capture (``ts_ns`` minus ``e2e_ms`` covers both conventions for
     a result's ``ts_ns``) and the moment its result was stored; the window keeps the lookup to a few
@@ -27,7 +29,8 @@ def frame_url(line: str, frame_id: str, result: Result, result_id: str) -> str:
     ts_ms = result.ts_ns // 1_000_000
     after = max(0, min(ts_ms, int(ts_ms - result.e2e_ms)) - 50)
     before = entry_ms(result_id) + 50
-    return f"/api/frames/{quote(line)}/{quote(frame_id, safe='')}.png?after={after}&before={before}"
+    exact = f"&entry={result.frame_entry}" if re.match(ENTRY_ID_PATTERN, result.frame_entry) else ""
+    return f"/api/frames/{quote(line)}/{quote(frame_id, safe='')}.png?after={after}&before={before}{exact}"
 
 
 def result_out(line: str, result_id: str, result: Result) -> ResultOut:
