@@ -67,8 +67,8 @@ def _frame_not_found(line: str, frame_id: str, *, windowed: bool) -> NotFound:
         )
     return NotFound(
         f"frame {frame_id!r} of line {line!r} is not among the newest {MAX_SCAN} frames stored",
-        hint="ask with the result's frame_url: its after/before window lets the server look further back; "
-        "frames trimmed by the stream's MAXLEN are gone",
+        hint="ask with the result's frame_url: it names the frame's entry (or its time window), so the "
+        "server reads further back; frames trimmed by the stream's MAXLEN are gone",
     )
 
 

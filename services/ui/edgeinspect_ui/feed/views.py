@@ -23,8 +23,8 @@ def frame_url(line: str, frame_id: str, result: Result, result_id: str) -> str:
     window telling the server where to look otherwise.
 
     The frame was stored between its capture (``ts_ns`` minus ``e2e_ms`` covers both conventions for
-    a result's ``ts_ns``) and the moment its result was stored; the window keeps the lookup to a few
-    entries even at a high frame rate.
+    a result's ``ts_ns``) and the moment its result was stored; the window bounds the scan for
+    results without ``frame_entry`` (from workers older than it).
     """
     ts_ms = result.ts_ns // 1_000_000
     after = max(0, min(ts_ms, int(ts_ms - result.e2e_ms)) - 50)
