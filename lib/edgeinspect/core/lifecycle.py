@@ -9,7 +9,8 @@ drops first, then work stops in a fixed order, then the process exits 0.
 A stop that hangs is the hardest fault to diagnose after the fact: the orchestrator kills the
 process and whatever held it is gone. So a service that has not exited ``exit_deadline_s`` after the
 signal writes every thread's stack to stderr, logs ``shutdown_overran`` and exits with
-:data:`EXIT_STOP_OVERRAN`; and ``kill -USR1 PID`` writes the same stacks at any time, without stopping.
+:data:`EXIT_STOP_OVERRAN` (one wedged so hard that no Python thread runs writes the stacks and exits 1,
+:data:`BACKSTOP_S` later); and ``kill -USR1 PID`` writes the same stacks at any time, without stopping.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ EXIT_STOP_OVERRAN = 70
 """Exit status of a service that did not finish stopping within its deadline (stacks are in its log)."""
 DEFAULT_EXIT_DEADLINE_S = 25.0
 """Below the 30 s an orchestrator waits by default before SIGKILL, so the stacks reach the log first."""
+BACKSTOP_S = 3.0
+"""How long after the deadline a C-level timer (faulthandler's: it needs neither the GIL nor a Python
+thread) writes the stacks and exits 1, for a process so wedged that the watchdog thread cannot run."""
 
 
 def install_signal_handlers(
@@ -75,7 +79,10 @@ def exit_watchdog(deadline_s: float) -> threading.Thread:
 
     A daemon thread: a process that exits in time never hears of it, while one stuck in a stop
     step or in joining a worker thread at interpreter exit leaves the stacks that show what held it.
+    A thread that never gives the GIL back (a C extension stuck while holding it) would keep that
+    thread from running at all, so faulthandler's timer backs it up :data:`BACKSTOP_S` later.
     """
+    faulthandler.dump_traceback_later(deadline_s + BACKSTOP_S, exit=True, file=_stack_file())
 
     def _expire() -> None:
         time.sleep(deadline_s)

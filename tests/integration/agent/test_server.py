@@ -131,8 +131,9 @@ def test_a_stop_held_by_a_call_stuck_in_its_model_ends_with_exit_70_and_every_st
     thread = threading.Thread(target=_predict_ignoring_errors, args=(client,), daemon=True)
     thread.start()
     assert wait_until(lambda: client.stats("stuck")[0].in_flight == 1, timeout=30)
-    assert agent.stop(timeout=90) == EXIT_STOP_OVERRAN
+    code = agent.stop(timeout=90)
     logs = agent.logs()
+    assert code == EXIT_STOP_OVERRAN, f"exit {code}; the agent's log ends:\n{logs[-4000:]}"
     overran = next(json.loads(line) for line in logs.splitlines() if '"shutdown_overran"' in line)
     assert overran["deadline_s"] == pytest.approx(0.2 + STOP_MARGIN_S)
     assert any(name.startswith("grpc") for name in overran["threads"])  # the handler still running

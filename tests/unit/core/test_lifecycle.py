@@ -33,9 +33,26 @@ STUCK_SERVICE = textwrap.dedent(
 )
 
 
-def _start_stuck_service(deadline_s: float) -> subprocess.Popen[str]:
+# A service wedged harder: after the signal its main thread holds the GIL for ever (the regex engine
+# never releases it), so no Python thread, the exit watchdog included, runs again.
+WEDGED_SERVICE = textwrap.dedent(
+    """
+    import re, sys
+    from edgeinspect.core.lifecycle import install_signal_handlers
+    from edgeinspect.core.observability import configure_logging
+
+    configure_logging(service="wedged")
+    stop = install_signal_handlers(exit_deadline_s=float(sys.argv[1]))
+    print("ready", flush=True)
+    stop.wait()
+    re.match(r"(a+)+$", "a" * 64 + "b")
+    """
+)
+
+
+def _start_stuck_service(deadline_s: float, script: str = STUCK_SERVICE) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", STUCK_SERVICE, str(deadline_s)],
+        [sys.executable, "-c", script, str(deadline_s)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -81,6 +98,15 @@ def test_a_stop_that_hangs_exits_with_every_threads_stack_in_the_log() -> None:
     assert event["deadline_s"] == 0.5
     assert "stuck-worker" in event["threads"]  # the log names the threads still alive
     assert "in stuck_in_a_call" in err  # and the stacks show where the stuck one waits
+
+
+def test_a_stop_wedged_with_the_gil_held_still_ends_with_the_stacks_in_the_log() -> None:
+    proc = _start_stuck_service(deadline_s=0.5, script=WEDGED_SERVICE)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err[-2000:]  # faulthandler's exit: the watchdog thread never ran
+    assert "shutdown_overran" not in err
+    assert "Timeout (" in err and " in match" in err  # the stacks, from the C-level timer, show the wedge
 
 
 def test_sigusr1_dumps_the_stacks_and_the_service_keeps_running() -> None:
